@@ -1,0 +1,99 @@
+/*
+ * deadlock.c - "all goroutines are asleep", and the runtime's fatal paths.
+ *
+ * Go reports a deadlock when no M is running and nothing can make progress.
+ * In C other threads the runtime does not know may still act (and wake a
+ * goroutine through a channel), so the rule here is stricter and never fires
+ * falsely: it is checked (under sched.lock) by whatever goes to sleep last,
+ * and reports only when
+ *   - every P is idle, no M spins, every M sleeps, both run queues are empty;
+ *   - no timer is pending, no plain thread waits with a deadline, no I/O or
+ *     syscall wait is outstanding;
+ *   - every thread of the process (/proc/self/task) is one the runtime knows
+ *     to be asleep: an idle M, a plain thread blocked in the runtime, or a
+ *     registered helper thread (debug server, monitor).
+ */
+#include "sched.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void goro__write_all(int fd, const char *s, size_t n) {
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static int count_tasks(void) {
+    DIR *d = opendir("/proc/self/task");
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+void goro__helper_thread_register(void) {
+    goro__init();
+    atomic_fetch_add(&goro__sched.nhelpers, 1);
+}
+
+void goro__helper_thread_unregister(void) { atomic_fetch_sub(&goro__sched.nhelpers, 1); }
+
+void goro__external_waiters_add(int delta) { atomic_fetch_add(&goro__sched.nexternal, delta); }
+
+void goro__checkdead_impl(void) {
+    int known = goro__sched.mcount + atomic_load(&goro__sched.nthreads_blocked) +
+                atomic_load(&goro__sched.nhelpers);
+    int tasks = count_tasks();
+    if (tasks < 0 || tasks != known)
+        return;
+    if (atomic_load(&goro__sched.nthreads_blocked) == 0 && goro_count() <= 1) {
+        /* Nothing is blocked: e.g. every goroutine ended and no thread waits. */
+        return;
+    }
+    goro__lock_release(&goro__sched.lock);
+    goro__fatal("all goroutines are asleep - deadlock!");
+}
+
+void goro__fatal(const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= sizeof buf)
+        n = sizeof buf - 1;
+    goro__write_all(2, "fatal error: ", 13);
+    goro__write_all(2, buf, (size_t)n);
+    goro__write_all(2, "\n\n", 2);
+    goro__traceback_print(2, NULL, true);
+    if (goro__debug.traceback >= 3)
+        abort();
+    _exit(2);
+}
+
+void goro__throw(const char *msg) {
+    goro__write_all(2, "fatal error: ", 13);
+    goro__write_all(2, msg, strlen(msg));
+    goro__write_all(2, "\n\n", 2);
+    goro__traceback_print(2, NULL, true);
+    abort();
+}

@@ -1,0 +1,433 @@
+/*
+ * g.c - goroutine records: creation, ids, the registry of all records,
+ * counts, defers, exit, and the records of plain threads.
+ *
+ * Ids come from one global counter: unique, increasing in global creation
+ * order, never reused (a reused record gets a new id). Goroutine 1 is the
+ * first thread that used the runtime.
+ *
+ * allgs: every record ever created (goroutine records live on top of their
+ * stacks and are never unmapped; thread records are never freed), in a
+ * chunked array that only grows, so readers index it without a lock:
+ * goro__allg_count() is published with release after the slot is written.
+ *
+ * goro_count(): `live` counts goroutines from newproc (before goro_go returns)
+ * until their exit, plus goroutine 1 while its thread lives.
+ */
+#include "sched.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define ALLG_CHUNK 65536
+#define ALLG_CHUNKS 4096
+
+static goro__lock allg_lock = GORO__LOCK_INIT;
+static goro__g **allg_chunks[ALLG_CHUNKS];
+static _Atomic size_t allg_len;
+static _Atomic uint64_t goidgen;
+static _Atomic int32_t live;
+
+void goro__g_register(goro__g *g) {
+    goro__lock_acquire(&allg_lock);
+    size_t n = atomic_load_explicit(&allg_len, memory_order_relaxed);
+    size_t c = n / ALLG_CHUNK;
+    if (c >= ALLG_CHUNKS)
+        goro__throw("too many goroutine records");
+    if (!allg_chunks[c]) {
+        allg_chunks[c] = calloc(ALLG_CHUNK, sizeof(goro__g *));
+        if (!allg_chunks[c])
+            goro__throw("out of memory growing allgs");
+    }
+    allg_chunks[c][n % ALLG_CHUNK] = g;
+    atomic_store_explicit(&allg_len, n + 1, memory_order_release);
+    goro__lock_release(&allg_lock);
+}
+
+size_t goro__allg_count(void) { return atomic_load_explicit(&allg_len, memory_order_acquire); }
+
+goro__g *goro__allg_at(size_t i) {
+    if (i >= goro__allg_count())
+        return NULL;
+    return allg_chunks[i / ALLG_CHUNK][i % ALLG_CHUNK];
+}
+
+void goro__live_add(int delta) { atomic_fetch_add_explicit(&live, delta, memory_order_relaxed); }
+
+bool goro__g_scan_begin(goro__g *g, uint32_t *status_out) {
+    for (;;) {
+        uint32_t s = atomic_load_explicit(&g->status, memory_order_acquire);
+        if (status_out)
+            *status_out = s & ~(uint32_t)GORO__G_SCAN;
+        if (s & GORO__G_SCAN) {
+#if defined(__x86_64__)
+            __builtin_ia32_pause();
+#endif
+            continue; /* another observer */
+        }
+        if (s != GORO__G_WAITING && s != GORO__G_RUNNABLE)
+            return false;
+        if (g->is_thread)
+            return false; /* threads sleep on a futex: no saved context */
+        if (atomic_compare_exchange_weak_explicit(&g->status, &s, s | GORO__G_SCAN,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+            return true;
+    }
+}
+
+void goro__g_scan_end(goro__g *g) {
+    atomic_fetch_and_explicit(&g->status, ~(uint32_t)GORO__G_SCAN, memory_order_release);
+}
+
+bool goro__g_visible(goro__g *g, uint32_t status) {
+    status &= ~(uint32_t)GORO__G_SCAN;
+    if (g->is_g0 || g->system || status == GORO__G_DEAD)
+        return false;
+    if (g->is_thread)
+        return g->id == 1 ? true : status == GORO__G_WAITING;
+    return status != GORO__G_IDLE;
+}
+
+/* ----------------------------------------------------------- threads */
+
+static pthread_key_t thread_key;
+static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
+static goro__lock thread_free_lock = GORO__LOCK_INIT;
+static goro__g *thread_free;
+
+void goro__set_thread_g(goro__g *g);
+void goro__fiber_init_g(goro__g *g);
+
+static void thread_exit(void *arg) {
+    goro__g *g = arg;
+    if (g->id == 1)
+        goro__live_add(-1);
+    atomic_store(&g->status, GORO__G_DEAD);
+    goro__set_thread_g(NULL);
+    goro__lock_acquire(&thread_free_lock);
+    g->freelink = thread_free;
+    thread_free = g;
+    goro__lock_release(&thread_free_lock);
+}
+
+static void thread_key_init(void) { pthread_key_create(&thread_key, thread_exit); }
+
+/* The record of the calling plain thread, created on first use. */
+static goro__g *make_thread_record(uint64_t id) {
+    pthread_once(&thread_key_once, thread_key_init);
+    goro__lock_acquire(&thread_free_lock);
+    goro__g *g = thread_free;
+    if (g)
+        thread_free = g->freelink;
+    goro__lock_release(&thread_free_lock);
+    bool fresh = g == NULL;
+    if (fresh) {
+        g = aligned_alloc(64, (sizeof(goro__g) + 63) & ~(size_t)63);
+        if (!g)
+            goro__throw("out of memory allocating a thread record");
+    }
+    memset(g, 0, sizeof *g);
+    g->is_thread = true;
+    g->id = id ? id : atomic_fetch_add(&goidgen, 1) + 1;
+    g->tid = (pid_t)syscall(SYS_gettid);
+    /* Goroutine 1 shows as running while its thread is outside the runtime;
+       other threads appear only while they wait inside it. */
+    atomic_store(&g->status, g->id == 1 ? GORO__G_RUNNING : GORO__G_IDLE);
+#ifdef __SANITIZE_THREAD__
+    g->tsan_fiber = NULL;
+#endif
+    goro__set_thread_g(g);
+    pthread_setspecific(thread_key, g);
+    if (fresh)
+        goro__g_register(g);
+    return g;
+}
+
+static goro__g *main_g;
+
+/* Called from goro__init on the first thread that uses the runtime. */
+void goro__g_init_main(void) {
+    main_g = make_thread_record(atomic_fetch_add(&goidgen, 1) + 1);
+    goro__live_add(1);
+}
+
+goro__g *goro__thread_record(void) {
+    goro__init();
+    goro__g *g = goro__getg_maybe();
+    if (g)
+        return g;
+    return make_thread_record(0);
+}
+
+/* -------------------------------------------------------- goroutines */
+
+void goro__g_ctx_init(goro__g *g);
+void goro__g_start(goro__g *g);
+void goro__finish_exit(goro__g *g) __attribute__((noreturn));
+
+static goro_chan **copy_holds(goro_chan *const *holds, goro__g *g) {
+    size_t n = 0;
+    while (holds[n])
+        n++;
+    if (n == 0)
+        return NULL;
+    goro_chan **h = malloc((n + 1) * sizeof *h);
+    if (!h)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        h[i] = holds[i];
+        goro__chan_hold(holds[i], g);
+    }
+    h[n] = NULL;
+    return h;
+}
+
+uint64_t goro__newproc(const goro_opts *opts, goro_fn fn, void *arg, uintptr_t creator_pc,
+                       bool system) {
+    goro__init();
+    if (!fn) {
+        errno = EINVAL;
+        return 0;
+    }
+    goro__g *parent = goro__getg();
+    goro__g *g = goro__stack_alloc(opts ? opts->stack_size : 0, goro__getp());
+    if (!g) {
+        errno = ENOMEM;
+        return 0;
+    }
+    goro__fiber_init_g(g);
+    g->fn = fn;
+    g->arg = arg;
+    g->gopc = creator_pc;
+    g->parent_id = parent->is_g0 ? 0 : parent->id;
+    g->system = system;
+    g->name = NULL;
+    g->on_panic = NULL;
+    g->holds = NULL;
+    g->defers = NULL;
+    g->panicking = false;
+    g->panic_msg = NULL;
+    g->waitobj = NULL;
+    g->waiting = NULL;
+    g->param = NULL;
+    g->observe = NULL;
+    atomic_store_explicit(&g->waitsince, 0, memory_order_relaxed);
+    atomic_store_explicit(&g->waitreason, 0, memory_order_relaxed);
+    g->timer.idx = -1;
+    atomic_store_explicit(&g->timer.p, NULL, memory_order_relaxed);
+    g->labels = parent->labels;
+    if (g->labels)
+        atomic_fetch_add(&g->labels->refs, 1);
+    if (opts) {
+        if (opts->name && !(g->name = strdup(opts->name))) {
+            goro__stack_free(g, goro__getp());
+            errno = ENOMEM;
+            return 0;
+        }
+        g->on_panic = opts->on_panic;
+        if (opts->holds)
+            g->holds = copy_holds(opts->holds, g);
+    }
+    goro__g_ctx_init(g);
+    g->id = atomic_fetch_add_explicit(&goidgen, 1, memory_order_relaxed) + 1;
+    uint64_t id = g->id;
+    if (!system)
+        goro__live_add(1);
+    goro__g_start(g);
+    return id;
+}
+
+/* Releases what a dying goroutine owns (defers already ran). */
+static void g_release(goro__g *g) {
+    if (g->holds) {
+        for (goro_chan **h = g->holds; *h; h++)
+            goro__chan_unhold(*h, g);
+        free(g->holds);
+        g->holds = NULL;
+    }
+    free(g->name);
+    g->name = NULL;
+    if (g->labels) {
+        goro__labels_release(g->labels);
+        g->labels = NULL;
+    }
+    free(g->panic_msg);
+    g->panic_msg = NULL;
+    if (!g->system)
+        goro__live_add(-1);
+}
+
+void goro__goexit(void) {
+    goro__g *g = goro__getg();
+    goro__run_defers(g);
+    if (g->is_thread) {
+        /* A plain thread has no goroutine to end: end the thread. */
+        pthread_exit(NULL);
+    }
+    g_release(g);
+    goro__finish_exit(g);
+}
+
+void goro__g_run(goro__g *g) {
+    *goro__errno_location() = 0;
+    g->fn(g->arg);
+    goro__goexit();
+}
+
+/* ------------------------------------------------------------ defers */
+
+void goro__run_defers(goro__g *g) {
+    goro__defer *d;
+    while ((d = g->defers) != NULL) {
+        g->defers = d->next;
+        d->fn(d->arg);
+        free(d);
+    }
+}
+
+/* ------------------------------------------------------------ panics */
+
+static void print_panic_value(int fd, const char *msg) {
+    /* Go prints a string panic with every newline followed by a TAB. */
+    const char *s = msg;
+    for (;;) {
+        const char *nl = strchr(s, '\n');
+        if (!nl) {
+            goro__write_all(fd, s, strlen(s));
+            break;
+        }
+        goro__write_all(fd, s, (size_t)(nl - s) + 1);
+        goro__write_all(fd, "\t", 1);
+        s = nl + 1;
+    }
+}
+
+void goro__panic_msg(char *msg) __attribute__((noreturn));
+void goro__panic_msg(char *msg) {
+    goro__g *g = goro__getg();
+    if (g->panicking) {
+        /* A panic while running the defers of a panic: Go prints the chain. */
+        goro__write_all(2, "panic: ", 7);
+        print_panic_value(2, g->panic_msg ? g->panic_msg : "");
+        goro__write_all(2, " [recovered]\n\tpanic: ", 21);
+        print_panic_value(2, msg);
+        goro__write_all(2, "\n\n", 2);
+        goro__traceback_print(2, g, goro__debug.traceback >= 2);
+        if (goro__debug.traceback >= 3)
+            abort();
+        _exit(2);
+    }
+    g->panicking = true;
+    g->panic_msg = msg;
+    goro__run_defers(g);
+    if (g->on_panic && !g->is_thread) {
+        g->on_panic(msg, g->arg);
+        g->panicking = false;
+        g_release(g);
+        goro__finish_exit(g);
+    }
+    goro__write_all(2, "panic: ", 7);
+    print_panic_value(2, msg);
+    goro__write_all(2, "\n\n", 2);
+    goro__traceback_print(2, g, goro__debug.traceback >= 2);
+    if (goro__debug.traceback >= 3)
+        abort();
+    _exit(2);
+}
+
+/* ------------------------------------------------------------ public */
+
+GORO__NOINLINE uint64_t goro_go(goro_fn fn, void *arg) {
+    return goro__newproc(NULL, fn, arg, (uintptr_t)__builtin_return_address(0), false);
+}
+
+GORO__NOINLINE uint64_t goro_go_opts(const goro_opts *opts, goro_fn fn, void *arg) {
+    return goro__newproc(opts, fn, arg, (uintptr_t)__builtin_return_address(0), false);
+}
+
+uint64_t goro__current_id_fast(void);
+
+uint64_t goro_id(void) {
+    uint64_t id = goro__current_id_fast();
+    if (GORO__LIKELY(id != 0))
+        return id;
+    goro__g *g = goro__getg();
+    if (g->is_g0)
+        return 0;
+    return g->id;
+}
+
+int goro_count(void) {
+    goro__init();
+    int n = atomic_load_explicit(&live, memory_order_relaxed);
+    return n < 1 ? 1 : n;
+}
+
+void goro__yield(void);
+void goro_yield(void) {
+    goro__init();
+    goro__yield();
+}
+
+int64_t goro_nanotime(void) { return goro__nanotime(); }
+
+void goro_sleep(int64_t ns) {
+    goro__g *g = goro__getg();
+    if (ns <= 0) {
+        goro_yield();
+        return;
+    }
+    goro__g_prepare_wait(g);
+    goro__park(GORO__WAIT_SLEEP, NULL, NULL, NULL, goro__nanotime() + ns);
+}
+
+void goro_exit(void) {
+    goro__getg();
+    goro__goexit();
+}
+
+int goro__procresize(int32_t n);
+int goro_maxprocs(int n) {
+    goro__init();
+    if (n <= 0)
+        return atomic_load(&goro__sched.gomaxprocs);
+    return goro__procresize(n);
+}
+
+void goro_defer(void (*fn)(void *), void *arg) {
+    goro__g *g = goro__getg();
+    goro__defer *d = malloc(sizeof *d);
+    if (!d)
+        goro__throw("out of memory in goro_defer");
+    d->fn = fn;
+    d->arg = arg;
+    d->next = g->defers;
+    g->defers = d;
+}
+
+void goro_panic(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    char *msg = NULL;
+    if (vasprintf(&msg, fmt, ap) < 0)
+        msg = strdup("(panic message lost: out of memory)");
+    va_end(ap);
+    goro__panic_msg(msg);
+}
+
+const char *goro_strerror(int err) {
+    switch (err) {
+    case 0: return "ok";
+    case GORO_ETIMEDOUT: return "timed out";
+    case GORO_ECANCELED: return "context canceled";
+    case GORO_ECLOSED: return "closed";
+    case GORO_EAGAIN: return "would block";
+    case GORO_ENOMEM: return "out of memory";
+    case GORO_EINVAL: return "invalid argument";
+    default: return strerror(err);
+    }
+}

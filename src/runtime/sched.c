@@ -1,0 +1,1010 @@
+/*
+ * sched.c - the M:N scheduler: Ps, Ms, run queues, stealing, park and ready.
+ *
+ * Go's model (proc.go). A goroutine (G) runs on an OS thread (M) that holds a
+ * processor (P); there are gomaxprocs Ps. Each P has a local run queue and a
+ * runnext slot; a global queue (under sched.lock) takes overflow and work
+ * readied by plain threads, and is checked every 61 scheduler ticks so it
+ * cannot starve. An M that finds no local work steals half of another P's
+ * queue. At most a few Ms "spin" looking for work; the rest sleep on a futex.
+ *
+ * Switching. A goroutine that parks, yields or exits picks the next goroutine
+ * from its own P and switches to it directly; only when the P has nothing
+ * does it switch to the M's g0 (the thread's native stack), which runs the
+ * full search and idles. Whatever must happen after the old goroutine is off
+ * its stack (unlock the object it waits on, requeue it, free it) is recorded
+ * in m->after and done by the context that resumes next (after_switch).
+ *
+ * G status transitions (status word, CAS unless noted):
+ *   DEAD     -> RUNNABLE  newproc (store; no one else can see a dead record run)
+ *   RUNNABLE -> RUNNING   execute; spins while an observer holds SCAN
+ *   RUNNING  -> WAITING   after_switch(PARK), store-release, before unlock
+ *   RUNNING  -> RUNNABLE  after_switch(YIELD), store
+ *   RUNNING  -> DEAD      after_switch(EXIT), store
+ *   WAITING  -> RUNNABLE  goro__ready; spins while SCAN
+ *   WAITING|RUNNABLE -> +SCAN -> back   observers (goro__g_scan_begin/end)
+ * The only way to go from WAITING to RUNNING is through a winner of the wake
+ * claim (runtime.h), so a goroutine is never on two run queues.
+ *
+ * Spinning/parking protocol (no lost wake-ups). Whoever makes work available
+ * (runqput, global put, new timer) then calls wakep(): if some P is idle and
+ * no M is spinning, it claims nmspinning 0->1 and hands an idle P to an idle
+ * (or new) M. A spinning M that finds work decrements nmspinning and, if it
+ * was the last spinner, calls wakep() itself. A spinning M that finds nothing
+ * releases its P, decrements nmspinning and only then re-checks every run
+ * queue once more; together with the seq_cst counter updates this guarantees
+ * that either the submitter sees nmspinning == 0 and wakes someone, or the
+ * spinner sees the work.
+ *
+ * Lock order: sched.lock -> (nothing). A timer heap lock may be held while
+ * taking sched.lock (callbacks ready goroutines), never the other way round.
+ */
+#include "sched.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef GORO__ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef GORO__TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+struct goro__sched goro__sched = {.lock = GORO__LOCK_INIT, .gfree_lock = GORO__LOCK_INIT};
+goro__debug_knobs goro__debug;
+
+static __thread goro__g *tls_g __attribute__((tls_model("initial-exec")));
+static __thread goro__m *tls_m __attribute__((tls_model("initial-exec")));
+
+/* ------------------------------------------------------ TLS accessors */
+
+/* These never inline and are opaque to interprocedural analysis, so every
+   call re-reads the thread pointer: a goroutine that parked on one thread
+   may resume on another. */
+GORO__NOIPA goro__g *goro__getg_maybe(void) { return tls_g; }
+GORO__NOIPA goro__m *goro__getm(void) { return tls_m; }
+GORO__NOIPA int *goro__errno_location(void) { return &errno; }
+GORO__NOIPA static void set_tls_g(goro__g *g) { tls_g = g; }
+
+goro__g *goro__thread_record(void);
+
+goro__g *goro__getg(void) {
+    goro__g *g = goro__getg_maybe();
+    if (GORO__LIKELY(g != NULL))
+        return g;
+    return goro__thread_record();
+}
+
+/* Fast path for goro_id: one TLS load; the function itself never switches. */
+uint64_t goro__current_id_fast(void) {
+    goro__g *g = tls_g;
+    return g ? g->id : 0;
+}
+
+void goro__set_thread_g(goro__g *g) { set_tls_g(g); }
+
+goro__p *goro__getp(void) {
+    goro__m *m = goro__getm();
+    return m ? m->p : NULL;
+}
+
+int goro__m_id(goro__m *m) { return m->id; }
+pthread_t goro__m_thread(goro__m *m) { return m->thread; }
+pid_t goro__m_tid(goro__m *m) { return m->tid; }
+
+uint32_t goro__fastrand(void) {
+    static __thread uint32_t thread_state;
+    goro__m *m = goro__getm();
+    /* Per-M state lives in the record the M owns; plain threads use TLS. */
+    uint32_t *s = m ? (uint32_t *)&m->g0.leak_mark : &thread_state;
+    uint32_t x = *s;
+    if (x == 0)
+        x = (uint32_t)(uintptr_t)s ^ 0x9e3779b9u ^ (uint32_t)goro__nanotime();
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    *s = x;
+    return x;
+}
+
+int64_t goro__nanotime(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Coarse clock for wait timestamps: dumps print whole minutes. */
+static int64_t coarse_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* -------------------------------------------------- sanitizer fibers */
+
+static inline void fiber_start(goro__g *from, goro__g *to, bool from_dies) {
+#ifdef GORO__ASAN
+    __sanitizer_start_switch_fiber(from_dies ? NULL : &from->asan_fake_stack, to->asan_bottom,
+                                   to->asan_size);
+#endif
+#ifdef GORO__TSAN
+    __tsan_switch_to_fiber(to->tsan_fiber, 0);
+#endif
+    (void)from;
+    (void)to;
+    (void)from_dies;
+}
+
+static inline void fiber_finish(goro__g *self) {
+#ifdef GORO__ASAN
+    __sanitizer_finish_switch_fiber(self->asan_fake_stack, NULL, NULL);
+#endif
+    (void)self;
+}
+
+void goro__fiber_init_g(goro__g *g) {
+#ifdef GORO__ASAN
+    g->asan_bottom = g->stack_lo;
+    g->asan_size = g->stack_size;
+#endif
+#ifdef GORO__TSAN
+    if (!g->tsan_fiber)
+        g->tsan_fiber = __tsan_create_fiber(0);
+#endif
+    (void)g;
+}
+
+/* --------------------------------------------------------- run queues */
+
+static void globrunq_put_locked(goro__g *g) {
+    g->schedlink = NULL;
+    if (goro__sched.runq_tail)
+        goro__sched.runq_tail->schedlink = g;
+    else
+        goro__sched.runq_head = g;
+    goro__sched.runq_tail = g;
+    atomic_fetch_add(&goro__sched.runq_size, 1);
+}
+
+void goro__runq_put_global(goro__g *g) {
+    goro__lock_acquire(&goro__sched.lock);
+    globrunq_put_locked(g);
+    goro__lock_release(&goro__sched.lock);
+}
+
+/* Puts batch[0..n) (linked) on the global queue. */
+static void globrunq_put_batch(goro__g *head, goro__g *tail, int32_t n) {
+    tail->schedlink = NULL;
+    goro__lock_acquire(&goro__sched.lock);
+    if (goro__sched.runq_tail)
+        goro__sched.runq_tail->schedlink = head;
+    else
+        goro__sched.runq_head = head;
+    goro__sched.runq_tail = tail;
+    atomic_fetch_add(&goro__sched.runq_size, n);
+    goro__lock_release(&goro__sched.lock);
+}
+
+static void runqput(goro__p *p, goro__g *g, bool next);
+
+/* Takes a batch from the global queue (sched.lock held): returns one, puts
+   the rest on p's local queue. */
+static goro__g *globrunq_get_locked(goro__p *p, int32_t max) {
+    int32_t sz = atomic_load(&goro__sched.runq_size);
+    if (sz == 0)
+        return NULL;
+    int32_t procs = atomic_load(&goro__sched.gomaxprocs);
+    int32_t n = sz / procs + 1;
+    if (n > sz)
+        n = sz;
+    if (max > 0 && n > max)
+        n = max;
+    if (n > GORO__RUNQ_SIZE / 2)
+        n = GORO__RUNQ_SIZE / 2;
+    atomic_fetch_sub(&goro__sched.runq_size, n);
+    goro__g *g = goro__sched.runq_head;
+    goro__sched.runq_head = g->schedlink;
+    for (int32_t i = 1; i < n; i++) {
+        goro__g *x = goro__sched.runq_head;
+        goro__sched.runq_head = x->schedlink;
+        runqput(p, x, false);
+    }
+    if (!goro__sched.runq_head)
+        goro__sched.runq_tail = NULL;
+    return g;
+}
+
+static goro__g *globrunq_get(goro__p *p, int32_t max) {
+    if (atomic_load_explicit(&goro__sched.runq_size, memory_order_relaxed) == 0)
+        return NULL;
+    goro__lock_acquire(&goro__sched.lock);
+    goro__g *g = globrunq_get_locked(p, max);
+    goro__lock_release(&goro__sched.lock);
+    return g;
+}
+
+/* Slow path of runqput: the local ring is full; move half of it plus g to
+   the global queue. Returns false if the ring changed under us (retry). */
+static bool runqput_slow(goro__p *p, goro__g *g, uint32_t h, uint32_t t) {
+    goro__g *batch[GORO__RUNQ_SIZE / 2 + 1];
+    uint32_t n = (t - h) / 2;
+    for (uint32_t i = 0; i < n; i++)
+        batch[i] = atomic_load_explicit(&p->runq[(h + i) % GORO__RUNQ_SIZE], memory_order_relaxed);
+    if (!atomic_compare_exchange_strong_explicit(&p->runq_head, &h, h + n, memory_order_release,
+                                                 memory_order_relaxed))
+        return false;
+    batch[n] = g;
+    for (uint32_t i = 0; i < n; i++)
+        batch[i]->schedlink = batch[i + 1];
+    globrunq_put_batch(batch[0], batch[n], (int32_t)n + 1);
+    return true;
+}
+
+/* Owner only. next: put g in runnext (it runs next), kicking the old one. */
+static void runqput(goro__p *p, goro__g *g, bool next) {
+    if (next) {
+        g = atomic_exchange_explicit(&p->runnext, g, memory_order_acq_rel);
+        if (!g)
+            return;
+    }
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&p->runq_head, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&p->runq_tail, memory_order_relaxed);
+        if (t - h < GORO__RUNQ_SIZE) {
+            atomic_store_explicit(&p->runq[t % GORO__RUNQ_SIZE], g, memory_order_relaxed);
+            atomic_store_explicit(&p->runq_tail, t + 1, memory_order_release);
+            return;
+        }
+        if (runqput_slow(p, g, h, t))
+            return;
+    }
+}
+
+/* Owner only. */
+static goro__g *runqget(goro__p *p) {
+    goro__g *next = atomic_load_explicit(&p->runnext, memory_order_relaxed);
+    if (next && atomic_compare_exchange_strong_explicit(&p->runnext, &next, NULL,
+                                                        memory_order_acquire, memory_order_relaxed))
+        return next;
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&p->runq_head, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&p->runq_tail, memory_order_relaxed);
+        if (t == h)
+            return NULL;
+        goro__g *g = atomic_load_explicit(&p->runq[h % GORO__RUNQ_SIZE], memory_order_relaxed);
+        if (atomic_compare_exchange_weak_explicit(&p->runq_head, &h, h + 1, memory_order_release,
+                                                  memory_order_relaxed))
+            return g;
+    }
+}
+
+static bool runq_empty(goro__p *p) {
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&p->runq_head, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&p->runq_tail, memory_order_acquire);
+        goro__g *next = atomic_load_explicit(&p->runnext, memory_order_acquire);
+        if (t == atomic_load_explicit(&p->runq_tail, memory_order_acquire))
+            return h == t && next == NULL;
+    }
+}
+
+/* Grabs half of victim's queue into p's ring starting at slot `at`. */
+static uint32_t runqgrab(goro__p *victim, goro__p *p, uint32_t at, bool steal_next) {
+    for (;;) {
+        uint32_t h = atomic_load_explicit(&victim->runq_head, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&victim->runq_tail, memory_order_acquire);
+        uint32_t n = t - h;
+        n = n - n / 2;
+        if (n == 0) {
+            if (steal_next) {
+                goro__g *next = atomic_load_explicit(&victim->runnext, memory_order_acquire);
+                if (next && atomic_compare_exchange_strong_explicit(
+                                &victim->runnext, &next, NULL, memory_order_acq_rel,
+                                memory_order_relaxed)) {
+                    atomic_store_explicit(&p->runq[at % GORO__RUNQ_SIZE], next,
+                                          memory_order_relaxed);
+                    return 1;
+                }
+            }
+            return 0;
+        }
+        if (n > GORO__RUNQ_SIZE / 2)
+            continue; /* read an inconsistent h/t pair */
+        for (uint32_t i = 0; i < n; i++) {
+            goro__g *g = atomic_load_explicit(&victim->runq[(h + i) % GORO__RUNQ_SIZE],
+                                              memory_order_relaxed);
+            atomic_store_explicit(&p->runq[(at + i) % GORO__RUNQ_SIZE], g, memory_order_relaxed);
+        }
+        if (atomic_compare_exchange_strong_explicit(&victim->runq_head, &h, h + n,
+                                                    memory_order_acq_rel, memory_order_relaxed))
+            return n;
+    }
+}
+
+static goro__g *runqsteal(goro__p *p, goro__p *victim, bool steal_next) {
+    uint32_t t = atomic_load_explicit(&p->runq_tail, memory_order_relaxed);
+    uint32_t n = runqgrab(victim, p, t, steal_next);
+    if (n == 0)
+        return NULL;
+    n--;
+    goro__g *g = atomic_load_explicit(&p->runq[(t + n) % GORO__RUNQ_SIZE], memory_order_relaxed);
+    if (n > 0)
+        atomic_store_explicit(&p->runq_tail, t + n, memory_order_release);
+    return g;
+}
+
+/* ------------------------------------------------------ Ps and Ms */
+
+static void pidleput_locked(goro__p *p) {
+    p->status = GORO__P_IDLE;
+    p->m = NULL;
+    p->link = goro__sched.pidle;
+    goro__sched.pidle = p;
+    atomic_fetch_add(&goro__sched.npidle, 1);
+}
+
+static goro__p *pidleget_locked(void) {
+    goro__p *p = goro__sched.pidle;
+    if (p) {
+        goro__sched.pidle = p->link;
+        atomic_fetch_sub(&goro__sched.npidle, 1);
+        p->status = GORO__P_RUNNING;
+    }
+    return p;
+}
+
+static void acquirep(goro__m *m, goro__p *p) {
+    m->p = p;
+    p->m = m;
+    p->status = GORO__P_RUNNING;
+}
+
+static goro__p *newp(int id) {
+    goro__p *p = aligned_alloc(64, sizeof(goro__p));
+    if (!p)
+        goro__throw("out of memory allocating a P");
+    memset(p, 0, sizeof *p);
+    p->id = id;
+    goro__timers_init(&p->timers);
+    p->timers.lock = (goro__lock)GORO__LOCK_INIT;
+    return p;
+}
+
+/* Sets the number of Ps (sched.lock not held). Returns the previous value. */
+static int32_t procresize(int32_t n) {
+    goro__lock_acquire(&goro__sched.lock);
+    int32_t old = atomic_load(&goro__sched.gomaxprocs);
+    for (int32_t i = goro__sched.nps; i < n; i++) {
+        goro__sched.allp[i] = newp(i);
+        goro__sched.allp[i]->status = GORO__P_DEAD;
+        __atomic_store_n(&goro__sched.nps, i + 1, __ATOMIC_RELEASE);
+    }
+    atomic_store(&goro__sched.gomaxprocs, n);
+    /* Revive Ps below n that were retired; drop idle ones at or above n. */
+    for (int32_t i = 0; i < n; i++)
+        if (goro__sched.allp[i]->status == GORO__P_DEAD)
+            pidleput_locked(goro__sched.allp[i]);
+    goro__p **pp = &goro__sched.pidle;
+    goro__p *dropped = NULL;
+    while (*pp) {
+        goro__p *p = *pp;
+        if (p->id >= n) {
+            *pp = p->link;
+            atomic_fetch_sub(&goro__sched.npidle, 1);
+            p->status = GORO__P_DEAD;
+            p->link = dropped;
+            dropped = p;
+        } else {
+            pp = &p->link;
+        }
+    }
+    goro__lock_release(&goro__sched.lock);
+    /* Idle Ps have empty run queues but may hold timers and free records. */
+    for (goro__p *p = dropped; p; p = p->link)
+        goro__timers_move(&p->timers, &goro__sched.allp[0]->timers);
+    if (n > old)
+        goro__wakep();
+    return old;
+}
+
+static void *mstart(void *arg);
+
+static goro__m *newm(goro__p *p, bool spinning) {
+    goro__m *m = calloc(1, sizeof *m);
+    if (!m)
+        goro__throw("out of memory allocating an M");
+    m->nextp = p;
+    m->spinning = spinning;
+    m->g0.is_g0 = true;
+    m->g0.status = GORO__G_RUNNING;
+    goro__lock_acquire(&goro__sched.lock);
+    m->id = goro__sched.mcount++;
+    m->alllink = goro__sched.allm;
+    goro__sched.allm = m;
+    goro__lock_release(&goro__sched.lock);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    /* Scheduler threads must not take signals meant for the program. */
+    sigset_t all, old;
+    sigfillset(&all);
+    sigdelset(&all, SIGSEGV);
+    sigdelset(&all, SIGBUS);
+    sigdelset(&all, SIGFPE);
+    sigdelset(&all, SIGILL);
+    sigdelset(&all, SIGQUIT);
+    sigdelset(&all, SIGURG);
+    sigdelset(&all, SIGPROF);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int e = pthread_create(&m->thread, &attr, mstart, m);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (e != 0)
+        goro__throw("cannot create a scheduler thread (pthread_create failed)");
+    return m;
+}
+
+/* sched.lock held. */
+static goro__m *mget_locked(void) {
+    goro__m *m = goro__sched.midle;
+    if (m) {
+        goro__sched.midle = m->link;
+        goro__sched.nmidle--;
+    }
+    return m;
+}
+
+static void notewakeup(goro__m *m) {
+    atomic_store(&m->park, 1);
+    goro__futex_wake(&m->park, 1);
+}
+
+void goro__wakep(void) {
+    if (atomic_load_explicit(&goro__sched.npidle, memory_order_seq_cst) == 0)
+        return;
+    int32_t z = 0;
+    if (atomic_load(&goro__sched.nmspinning) != 0 ||
+        !atomic_compare_exchange_strong(&goro__sched.nmspinning, &z, 1))
+        return;
+    goro__lock_acquire(&goro__sched.lock);
+    goro__p *p = pidleget_locked();
+    if (!p) {
+        goro__lock_release(&goro__sched.lock);
+        atomic_fetch_sub(&goro__sched.nmspinning, 1);
+        return;
+    }
+    goro__m *m = mget_locked();
+    goro__lock_release(&goro__sched.lock);
+    if (!m) {
+        newm(p, true);
+        return;
+    }
+    m->nextp = p;
+    m->spinning = true;
+    notewakeup(m);
+}
+
+/* A new earliest timer: wake idle Ms that sleep past it (they re-check). */
+void goro__timer_after_add(int64_t when) {
+    (void)when;
+    goro__lock_acquire(&goro__sched.lock);
+    goro__m *m = mget_locked();
+    bool any = m != NULL;
+    if (any)
+        notewakeup(m);
+    goro__lock_release(&goro__sched.lock);
+    if (!any)
+        goro__wakep();
+}
+
+static void reset_spinning(goro__m *m) {
+    m->spinning = false;
+    if (atomic_fetch_sub(&goro__sched.nmspinning, 1) == 1)
+        goro__wakep();
+}
+
+/* ------------------------------------------------------- switching */
+
+static void after_switch(goro__m *m);
+
+/* Switches from the running context `from` to `to` on this M. Returns when
+   something switches back to `from` (possibly on another M). */
+static void switch_to(goro__m *m, goro__g *from, goro__g *to, bool from_dies) {
+    m->curg = to;
+    if (!to->is_g0)
+        atomic_store_explicit(&to->m, m, memory_order_relaxed);
+    set_tls_g(to);
+    fiber_start(from, to, from_dies);
+    goro__ctx_switch(&from->ctx, &to->ctx);
+    fiber_finish(from);
+    after_switch(goro__getm());
+}
+
+/* RUNNABLE -> RUNNING, waiting out an observer. */
+static void cas_to_running(goro__g *g) {
+    for (;;) {
+        uint32_t s = GORO__G_RUNNABLE;
+        if (atomic_compare_exchange_weak_explicit(&g->status, &s, GORO__G_RUNNING,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+            return;
+        if (s != GORO__G_RUNNABLE && s != (GORO__G_RUNNABLE | GORO__G_SCAN))
+            goro__throw("execute: goroutine not runnable");
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+    }
+}
+
+static void execute(goro__m *m, goro__g *from, goro__g *g, bool from_dies) {
+    cas_to_running(g);
+    switch_to(m, from, g, from_dies);
+}
+
+static goro__g *findrunnable(goro__m *m);
+
+/* Next goroutine from this M's own P, without blocking; NULL if none. */
+static goro__g *next_local(goro__m *m) {
+    goro__p *p = m->p;
+    if (!p || p->id >= atomic_load_explicit(&goro__sched.gomaxprocs, memory_order_relaxed))
+        return NULL;
+    p->schedtick++;
+    if (atomic_load_explicit(&p->timers.next, memory_order_relaxed) != INT64_MAX)
+        goro__timers_run(&p->timers, goro__nanotime());
+    if (p->schedtick % 61 == 0) {
+        goro__g *g = globrunq_get(p, 1);
+        if (g)
+            return g;
+    }
+    return runqget(p);
+}
+
+/* The current goroutine gives up its M (m->after says why). */
+static void schedule_away(goro__m *m, goro__g *self, bool dies) {
+    goro__g *next = next_local(m);
+    if (next)
+        execute(m, self, next, dies);
+    else
+        switch_to(m, self, &m->g0, dies);
+}
+
+static void after_switch(goro__m *m) {
+    int a = m->after;
+    if (a == GORO__AFTER_NONE)
+        return;
+    m->after = GORO__AFTER_NONE;
+    goro__g *prev = m->after_g;
+    switch (a) {
+    case GORO__AFTER_PARK: {
+        void (*unlock)(void *) = m->after_unlock;
+        void *lock = m->after_lock;
+        int64_t deadline = prev->park_deadline;
+        uint64_t gen = atomic_load_explicit(&prev->wake, memory_order_relaxed) >> 2;
+        atomic_store_explicit(&prev->status, GORO__G_WAITING, memory_order_release);
+        if (deadline >= 0) {
+            extern void goro__park_timeout(void *arg, uint64_t seq);
+            goro__timer_start(&prev->timer, deadline, goro__park_timeout, prev, gen);
+        }
+        if (unlock)
+            unlock(lock);
+        break;
+    }
+    case GORO__AFTER_YIELD:
+        atomic_store_explicit(&prev->status, GORO__G_RUNNABLE, memory_order_release);
+        if (m->p && !goro__debug.force_migrate)
+            runqput(m->p, prev, false);
+        else {
+            goro__runq_put_global(prev);
+            goro__wakep();
+        }
+        break;
+    case GORO__AFTER_EXIT:
+        atomic_store_explicit(&prev->status, GORO__G_DEAD, memory_order_release);
+        goro__stack_free(prev, m->p);
+        break;
+    }
+}
+
+/* --------------------------------------------------- park and ready */
+
+void goro__g_prepare_wait(goro__g *g) {
+    uint64_t gen = (atomic_load_explicit(&g->wake, memory_order_relaxed) >> 2) + 1;
+    atomic_store_explicit(&g->wake, gen << 2, memory_order_release);
+}
+
+bool goro__claim(goro__g *g) {
+    uint64_t v = atomic_load_explicit(&g->wake, memory_order_acquire);
+    if (v & 3)
+        return false;
+    return atomic_compare_exchange_strong_explicit(&g->wake, &v, v | 1, memory_order_acq_rel,
+                                                   memory_order_relaxed);
+}
+
+void goro__park_timeout(void *arg, uint64_t seq) {
+    goro__g *g = arg;
+    uint64_t v = seq << 2;
+    if (atomic_compare_exchange_strong_explicit(&g->wake, &v, v | 2, memory_order_acq_rel,
+                                                memory_order_relaxed))
+        goro__ready(g);
+}
+
+static bool thread_park(goro__g *g, int reason, void *waitobj, void (*unlock)(void *), void *lock,
+                        int64_t deadline);
+
+bool goro__park(int reason, void *waitobj, void (*unlock)(void *), void *lock, int64_t deadline) {
+    goro__g *g = goro__getg();
+    if (g->is_thread)
+        return thread_park(g, reason, waitobj, unlock, lock, deadline);
+    int saved_errno = *goro__errno_location();
+    atomic_store_explicit(&g->waitreason, (uint8_t)reason, memory_order_relaxed);
+    g->waitobj = waitobj;
+    atomic_store_explicit(&g->waitsince, coarse_now(), memory_order_relaxed);
+    g->park_deadline = deadline;
+    goro__stack_check(g);
+    goro__m *m = goro__getm();
+    m->after = GORO__AFTER_PARK;
+    m->after_g = g;
+    m->after_unlock = unlock;
+    m->after_lock = lock;
+    schedule_away(m, g, false);
+    /* Resumed, maybe on another thread. */
+    bool woke = (atomic_load_explicit(&g->wake, memory_order_acquire) & 3) == 1;
+    if (deadline >= 0 && woke)
+        goro__timer_stop(&g->timer);
+    atomic_store_explicit(&g->waitsince, 0, memory_order_relaxed);
+    g->waitobj = NULL;
+    *goro__errno_location() = saved_errno;
+    return woke;
+}
+
+void goro__ready(goro__g *g) {
+    if (g->is_thread) {
+        atomic_store_explicit(&g->futex, 0, memory_order_release);
+        goro__futex_wake(&g->futex, 1);
+        return;
+    }
+    for (;;) {
+        uint32_t s = GORO__G_WAITING;
+        if (atomic_compare_exchange_weak_explicit(&g->status, &s, GORO__G_RUNNABLE,
+                                                  memory_order_acq_rel, memory_order_relaxed))
+            break;
+        if (s != GORO__G_WAITING && s != (GORO__G_WAITING | GORO__G_SCAN))
+            goro__throw("goro__ready: goroutine is not waiting");
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+    }
+    goro__m *m = goro__getm();
+    if (m && m->p && !goro__debug.force_migrate)
+        runqput(m->p, g, true);
+    else
+        goro__runq_put_global(g);
+    goro__wakep();
+}
+
+/* Plain threads block on a futex in their own record. */
+static bool thread_park(goro__g *g, int reason, void *waitobj, void (*unlock)(void *), void *lock,
+                        int64_t deadline) {
+    int saved_errno = *goro__errno_location();
+    uint32_t old_status = atomic_load(&g->status);
+    atomic_store_explicit(&g->waitreason, (uint8_t)reason, memory_order_relaxed);
+    g->waitobj = waitobj;
+    atomic_store_explicit(&g->waitsince, coarse_now(), memory_order_relaxed);
+    atomic_store_explicit(&g->futex, 1, memory_order_relaxed);
+    atomic_store_explicit(&g->status, GORO__G_WAITING, memory_order_release);
+    if (unlock)
+        unlock(lock);
+    bool timed = deadline >= 0;
+    if (timed) {
+        atomic_fetch_add(&goro__sched.nthreads_timed, 1);
+    } else {
+        goro__lock_acquire(&goro__sched.lock);
+        atomic_fetch_add(&goro__sched.nthreads_blocked, 1);
+        goro__checkdead();
+        goro__lock_release(&goro__sched.lock);
+    }
+    while (atomic_load_explicit(&g->futex, memory_order_acquire) == 1) {
+        if (timed) {
+            int64_t rem = deadline - goro__nanotime();
+            if (rem <= 0) {
+                uint64_t v = atomic_load(&g->wake);
+                if ((v & 3) == 0 && atomic_compare_exchange_strong(&g->wake, &v, v | 2))
+                    break; /* the deadline won the claim */
+                /* A waker won: it will ready us; wait for it without a deadline. */
+                rem = -1;
+                if ((atomic_load(&g->wake) & 3) != 1)
+                    break;
+            }
+            goro__futex_wait(&g->futex, 1, rem);
+        } else {
+            goro__futex_wait(&g->futex, 1, -1);
+        }
+    }
+    atomic_store_explicit(&g->futex, 0, memory_order_relaxed);
+    if (timed)
+        atomic_fetch_sub(&goro__sched.nthreads_timed, 1);
+    else
+        atomic_fetch_sub(&goro__sched.nthreads_blocked, 1);
+    atomic_store_explicit(&g->status, old_status, memory_order_release);
+    atomic_store_explicit(&g->waitsince, 0, memory_order_relaxed);
+    g->waitobj = NULL;
+    *goro__errno_location() = saved_errno;
+    return (atomic_load_explicit(&g->wake, memory_order_acquire) & 3) == 1;
+}
+
+/* ------------------------------------------------ yield, exit */
+
+void goro__yield(void) {
+    goro__g *g = goro__getg();
+    if (g->is_thread) {
+        sched_yield();
+        return;
+    }
+    goro__m *m = goro__getm();
+    goro__p *p = m->p;
+    int saved_errno = *goro__errno_location();
+    /* Nothing else to run here: stay (but keep the global queue fair). */
+    if (p && runq_empty(p) && atomic_load_explicit(&goro__sched.runq_size, memory_order_relaxed) == 0 &&
+        !goro__debug.force_migrate && atomic_load_explicit(&p->timers.next, memory_order_relaxed) == INT64_MAX)
+        return;
+    m->after = GORO__AFTER_YIELD;
+    m->after_g = g;
+    schedule_away(m, g, false);
+    *goro__errno_location() = saved_errno;
+}
+
+void goro__finish_exit(goro__g *g) {
+    goro__stack_check(g);
+    goro__m *m = goro__getm();
+    m->after = GORO__AFTER_EXIT;
+    m->after_g = g;
+    schedule_away(m, g, true);
+    goro__throw("a dead goroutine was resumed");
+}
+
+/* First code of every goroutine, on its own stack. */
+void goro__g_run(goro__g *g);
+static void g_entry(void *arg) {
+    goro__g *g = arg;
+#ifdef GORO__ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    after_switch(goro__getm());
+    goro__g_run(g);
+}
+
+void goro__g_ctx_init(goro__g *g) { goro__ctx_make(&g->ctx, g->stack_hi, g_entry, g); }
+
+/* Makes a new goroutine runnable on the current P (runnext), or globally. */
+void goro__g_start(goro__g *g) {
+    atomic_store_explicit(&g->status, GORO__G_RUNNABLE, memory_order_release);
+    goro__m *m = goro__getm();
+    if (m && m->p && !goro__debug.force_migrate)
+        runqput(m->p, g, true);
+    else
+        goro__runq_put_global(g);
+    goro__wakep();
+}
+
+/* ------------------------------------------------------ the M loop */
+
+static void retire_p(goro__m *m) {
+    goro__p *p = m->p;
+    goro__g *g;
+    while ((g = runqget(p)) != NULL)
+        goro__runq_put_global(g);
+    goro__timers_move(&p->timers, &goro__sched.allp[0]->timers);
+    while (p->gfree) {
+        goro__g *x = p->gfree;
+        p->gfree = x->freelink;
+        p->ngfree--;
+        goro__stack_free(x, NULL);
+    }
+    goro__lock_acquire(&goro__sched.lock);
+    /* procresize may have grown back past this P meanwhile. */
+    if (p->id < atomic_load(&goro__sched.gomaxprocs))
+        pidleput_locked(p);
+    else
+        p->status = GORO__P_DEAD;
+    goro__lock_release(&goro__sched.lock);
+    m->p = NULL;
+}
+
+static goro__g *steal_work(goro__m *m) {
+    int32_t n = atomic_load(&goro__sched.gomaxprocs);
+    int64_t now = goro__nanotime();
+    for (int tries = 0; tries < 4; tries++) {
+        uint32_t start = goro__fastrand() % (uint32_t)n;
+        for (int32_t i = 0; i < n; i++) {
+            goro__p *v = goro__sched.allp[(start + (uint32_t)i) % (uint32_t)n];
+            if (v == m->p)
+                continue;
+            if (atomic_load_explicit(&v->timers.next, memory_order_relaxed) <= now) {
+                goro__timers_run(&v->timers, now);
+                goro__g *g = runqget(m->p);
+                if (g)
+                    return g;
+            }
+            goro__g *g = runqsteal(m->p, v, tries == 3);
+            if (g)
+                return g;
+        }
+    }
+    return NULL;
+}
+
+static goro__g *findrunnable(goro__m *m) {
+top:
+    if (m->p && m->p->id >= atomic_load(&goro__sched.gomaxprocs))
+        retire_p(m);
+    if (m->p) {
+        goro__p *p = m->p;
+        if (atomic_load_explicit(&p->timers.next, memory_order_relaxed) != INT64_MAX)
+            goro__timers_run(&p->timers, goro__nanotime());
+        goro__g *g = runqget(p);
+        if (!g)
+            g = globrunq_get(p, 0);
+        if (!g) {
+            int32_t procs = atomic_load(&goro__sched.gomaxprocs);
+            if (!m->spinning &&
+                2 * atomic_load(&goro__sched.nmspinning) < procs - atomic_load(&goro__sched.npidle)) {
+                m->spinning = true;
+                atomic_fetch_add(&goro__sched.nmspinning, 1);
+            }
+            if (m->spinning)
+                g = steal_work(m);
+        }
+        if (g) {
+            if (m->spinning)
+                reset_spinning(m);
+            return g;
+        }
+        /* Nothing: give the P back. */
+        goro__lock_acquire(&goro__sched.lock);
+        g = globrunq_get_locked(p, 0);
+        if (g) {
+            goro__lock_release(&goro__sched.lock);
+            if (m->spinning)
+                reset_spinning(m);
+            return g;
+        }
+        pidleput_locked(p);
+        m->p = NULL;
+        goro__lock_release(&goro__sched.lock);
+        if (m->spinning) {
+            m->spinning = false;
+            atomic_fetch_sub(&goro__sched.nmspinning, 1);
+            /* Re-check after dropping the spinning count (see the protocol). */
+            int32_t procs = atomic_load(&goro__sched.gomaxprocs);
+            for (int32_t i = 0; i < procs; i++) {
+                if (!runq_empty(goro__sched.allp[i]) ||
+                    atomic_load(&goro__sched.runq_size) > 0) {
+                    goro__lock_acquire(&goro__sched.lock);
+                    goro__p *np = pidleget_locked();
+                    goro__lock_release(&goro__sched.lock);
+                    if (np) {
+                        acquirep(m, np);
+                        m->spinning = true;
+                        atomic_fetch_add(&goro__sched.nmspinning, 1);
+                        goto top;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+    /* Sleep until woken with a P, or until the earliest timer. */
+    for (;;) {
+        goro__lock_acquire(&goro__sched.lock);
+        int64_t next = goro__timers_earliest();
+        atomic_store(&m->park, 0);
+        m->link = goro__sched.midle;
+        goro__sched.midle = m;
+        goro__sched.nmidle++;
+        if (next == INT64_MAX)
+            goro__checkdead();
+        goro__lock_release(&goro__sched.lock);
+        int64_t timeout = -1;
+        if (next != INT64_MAX) {
+            timeout = next - goro__nanotime();
+            if (timeout < 0)
+                timeout = 0;
+        }
+        while (atomic_load(&m->park) == 0) {
+            if (goro__futex_wait(&m->park, 0, timeout) == ETIMEDOUT)
+                break;
+        }
+        goro__lock_acquire(&goro__sched.lock);
+        if (atomic_load(&m->park) == 0) {
+            /* Timed out: still on the idle list; take ourselves off. */
+            for (goro__m **pp = &goro__sched.midle; *pp; pp = &(*pp)->link)
+                if (*pp == m) {
+                    *pp = m->link;
+                    goro__sched.nmidle--;
+                    break;
+                }
+        }
+        goro__p *np = m->nextp;
+        m->nextp = NULL;
+        if (!np && next != INT64_MAX && goro__timers_earliest() <= goro__nanotime()) {
+            np = pidleget_locked();
+            if (np) {
+                m->spinning = true;
+                atomic_fetch_add(&goro__sched.nmspinning, 1);
+            }
+        }
+        goro__lock_release(&goro__sched.lock);
+        if (np) {
+            acquirep(m, np);
+            goto top;
+        }
+    }
+}
+
+static void *mstart(void *arg) {
+    goro__m *m = arg;
+    tls_m = m;
+    m->tid = (pid_t)syscall(SYS_gettid);
+    m->g0.tid = m->tid;
+    m->curg = &m->g0;
+    set_tls_g(&m->g0);
+#ifdef GORO__ASAN
+    pthread_attr_t a;
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        void *addr;
+        size_t size;
+        pthread_attr_getstack(&a, &addr, &size);
+        m->g0.asan_bottom = addr;
+        m->g0.asan_size = size;
+        pthread_attr_destroy(&a);
+    }
+#endif
+#ifdef GORO__TSAN
+    m->g0.tsan_fiber = __tsan_get_current_fiber();
+#endif
+    goro__signals_init_thread(m);
+    goro__p *p = m->nextp;
+    m->nextp = NULL;
+    if (p)
+        acquirep(m, p);
+    for (;;) {
+        goro__g *g = findrunnable(m);
+        execute(m, &m->g0, g, false);
+    }
+    return NULL;
+}
+
+/* ----------------------------------------------------- maxprocs, init */
+
+int goro__procresize(int32_t n) {
+    if (n > GORO__MAXPROCS)
+        n = GORO__MAXPROCS;
+    return procresize(n);
+}
+
+void goro__sched_init(int32_t procs) {
+    goro__sched.runq_head = goro__sched.runq_tail = NULL;
+    procresize(procs);
+}
+
+/* sched.lock held. Called by whatever goes to sleep last. */
+void goro__checkdead_impl(void);
+void goro__checkdead(void) {
+    if (atomic_load(&goro__sched.npidle) != atomic_load(&goro__sched.gomaxprocs))
+        return;
+    if (goro__sched.nmidle != goro__sched.mcount || atomic_load(&goro__sched.nmspinning) != 0)
+        return;
+    if (atomic_load(&goro__sched.runq_size) != 0 || atomic_load(&goro__sched.nthreads_timed) != 0 ||
+        atomic_load(&goro__sched.nexternal) != 0)
+        return;
+    if (goro__timers_earliest() != INT64_MAX)
+        return;
+    goro__checkdead_impl();
+}

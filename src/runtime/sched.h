@@ -1,0 +1,126 @@
+/*
+ * sched.h - scheduler data shared by the runtime's own files (sched.c, g.c,
+ * stack.c, timer.c, deadlock.c). Not visible to the layers above.
+ *
+ * G: a goroutine (goro__g, runtime.h). M: an OS thread that runs goroutines.
+ * P: a processor, the right to run goroutines; an M needs a P to run one.
+ * There are exactly gomaxprocs Ps in use; each has a bounded local run queue
+ * plus a runnext slot, a timer heap and caches of free goroutine records.
+ */
+#ifndef GORO_SCHED_H
+#define GORO_SCHED_H
+
+#include "runtime.h"
+
+#define GORO__RUNQ_SIZE 256
+#define GORO__MAXPROCS 256
+#define GORO__GFREE_MAX 64
+
+typedef struct goro__timers {
+    goro__lock lock;
+    goro__timer **heap;        /* binary min-heap on when */
+    int32_t len, cap;
+    _Atomic int64_t next;      /* heap[0]->when, or INT64_MAX when empty */
+} goro__timers;
+
+enum goro__pstatus { GORO__P_IDLE, GORO__P_RUNNING, GORO__P_DEAD };
+
+struct goro__p {
+    int id;
+    int status;                     /* protected by sched.lock when idle/dead */
+    goro__p *link;                  /* idle list */
+    goro__m *m;                     /* owner while RUNNING */
+    uint32_t schedtick;
+
+    /* Local run queue: a single-producer (the owner), multi-consumer ring.
+       Invariant: tail - head <= GORO__RUNQ_SIZE; only the owner writes tail
+       and the slots in [tail, head + SIZE); anyone may CAS head forward. */
+    _Atomic uint32_t runq_head;
+    _Atomic uint32_t runq_tail;
+    goro__g *_Atomic runq[GORO__RUNQ_SIZE];
+    goro__g *_Atomic runnext;       /* readied by the running G: runs next, inherits the time slice */
+
+    goro__timers timers;
+
+    /* Dead goroutine records of the default stack size, owner-only. */
+    goro__g *gfree;
+    int32_t ngfree;
+} __attribute__((aligned(64)));
+
+/* What the next context must finish for the one that switched away (Go runs
+   these on g0 via mcall; we run them on whatever context resumes next). */
+enum goro__after {
+    GORO__AFTER_NONE,
+    GORO__AFTER_PARK,   /* prev: mark WAITING, arm its deadline, call unlock(lock) */
+    GORO__AFTER_YIELD,  /* prev: put back on a run queue */
+    GORO__AFTER_EXIT,   /* prev: dead, return its record and stack */
+};
+
+struct goro__m {
+    goro__g g0;                     /* this thread's scheduler context (native stack) */
+    int id;
+    goro__p *p;                     /* attached P, or NULL */
+    goro__p *nextp;                 /* P handed over by wakep */
+    goro__g *curg;                  /* goroutine running on this M (or &g0) */
+    pthread_t thread;
+    pid_t tid;
+    bool spinning;                  /* looking for work; counted in sched.nmspinning */
+    _Atomic uint32_t park;          /* futex: 0 asleep/to sleep, 1 woken */
+    goro__m *link;                  /* idle list */
+    goro__m *alllink;
+
+    int after;                      /* enum goro__after */
+    goro__g *after_g;
+    void (*after_unlock)(void *);
+    void *after_lock;
+
+    void *altstack;                 /* signal stack for the fault handler */
+};
+
+struct goro__sched {
+    goro__lock lock;                /* protects: idle lists, global runq, mcount, ps */
+    goro__p *pidle;
+    _Atomic int32_t npidle;
+    goro__m *midle;
+    int32_t nmidle;
+    int32_t mcount;
+    goro__m *allm;
+    _Atomic int32_t nmspinning;
+
+    goro__g *runq_head, *runq_tail; /* global run queue (schedlink) */
+    _Atomic int32_t runq_size;
+
+    _Atomic int32_t gomaxprocs;
+    int32_t nps;                    /* Ps ever created (ids 0..nps-1) */
+    goro__p *allp[GORO__MAXPROCS];
+
+    /* Dead records with stacks, shared between Ps. */
+    goro__lock gfree_lock;
+    goro__g *gfree;
+    int32_t ngfree;
+
+    /* deadlock detection */
+    _Atomic int32_t nthreads_blocked;   /* plain threads parked without deadline */
+    _Atomic int32_t nthreads_timed;     /* plain threads parked with a deadline */
+    _Atomic int32_t nhelpers;           /* runtime helper threads */
+    _Atomic int32_t nexternal;          /* I/O and syscall waits */
+};
+extern GORO__HIDDEN struct goro__sched goro__sched;
+
+GORO__HIDDEN goro__p *goro__getp(void);
+GORO__HIDDEN void goro__runq_put_global(goro__g *g);
+GORO__HIDDEN void goro__wakep(void);
+GORO__HIDDEN void goro__timers_init(goro__timers *ts);
+/* Runs due timers of ts; returns the next deadline (INT64_MAX if none). */
+GORO__HIDDEN int64_t goro__timers_run(goro__timers *ts, int64_t now);
+/* Moves every timer of `from` onto `to` (P retirement). */
+GORO__HIDDEN void goro__timers_move(goro__timers *from, goro__timers *to);
+GORO__HIDDEN int64_t goro__timers_earliest(void);
+GORO__HIDDEN int32_t goro__timers_pending(void);
+/* Called with sched.lock held by the last thing going to sleep. */
+GORO__HIDDEN void goro__checkdead(void);
+GORO__HIDDEN void goro__g_register(goro__g *g);
+GORO__HIDDEN void goro__signals_init_thread(goro__m *m);
+GORO__HIDDEN void goro__live_add(int delta);
+
+#endif

@@ -1,0 +1,186 @@
+/*
+ * timer.c - per-P timer heaps.
+ *
+ * Each P owns a binary min-heap of timers ordered by `when`, under its own
+ * lock. Timers are run by whichever scheduler thread looks at that P (its
+ * owner on every trip through the scheduler, an idle thread when it wakes at
+ * the earliest deadline, a spinning thread while it steals).
+ *
+ * Invariants (under ts->lock):
+ *   - t->idx >= 0 exactly when t is in ts->heap, and then t->p is that P;
+ *   - while fn runs, t->idx == -1 and t->p still names the P whose lock is
+ *     held; t->p becomes NULL only after fn returned. So goro__timer_stop,
+ *     which takes that same lock, returns only when fn is not running.
+ *   - ts->next mirrors heap[0]->when (INT64_MAX when empty) so the scheduler
+ *     can test for due timers with one load and no lock.
+ * A callback runs with the heap lock held: it must not block and must not
+ * take a lock that is held elsewhere while calling goro__timer_stop.
+ */
+#include "sched.h"
+
+#include <stdlib.h>
+
+void goro__timers_init(goro__timers *ts) {
+    ts->heap = NULL;
+    ts->len = ts->cap = 0;
+    atomic_store(&ts->next, INT64_MAX);
+}
+
+static void heap_set(goro__timers *ts, int32_t i, goro__timer *t) {
+    ts->heap[i] = t;
+    t->idx = i;
+}
+
+static void sift_up(goro__timers *ts, int32_t i) {
+    goro__timer *t = ts->heap[i];
+    while (i > 0) {
+        int32_t parent = (i - 1) / 2;
+        if (ts->heap[parent]->when <= t->when)
+            break;
+        heap_set(ts, i, ts->heap[parent]);
+        i = parent;
+    }
+    heap_set(ts, i, t);
+}
+
+static void sift_down(goro__timers *ts, int32_t i) {
+    goro__timer *t = ts->heap[i];
+    for (;;) {
+        int32_t c = 2 * i + 1;
+        if (c >= ts->len)
+            break;
+        if (c + 1 < ts->len && ts->heap[c + 1]->when < ts->heap[c]->when)
+            c++;
+        if (ts->heap[c]->when >= t->when)
+            break;
+        heap_set(ts, i, ts->heap[c]);
+        i = c;
+    }
+    heap_set(ts, i, t);
+}
+
+static void update_next(goro__timers *ts) {
+    atomic_store_explicit(&ts->next, ts->len ? ts->heap[0]->when : INT64_MAX, memory_order_release);
+}
+
+static void heap_remove(goro__timers *ts, goro__timer *t) {
+    int32_t i = t->idx;
+    int32_t last = --ts->len;
+    if (i != last) {
+        goro__timer *moved = ts->heap[last];
+        heap_set(ts, i, moved);
+        sift_down(ts, i);
+        if (moved->idx == i)
+            sift_up(ts, i);
+    }
+    t->idx = -1;
+    update_next(ts);
+}
+
+static void heap_add(goro__timers *ts, goro__timer *t) {
+    if (ts->len == ts->cap) {
+        int32_t nc = ts->cap ? ts->cap * 2 : 64;
+        goro__timer **nh = realloc(ts->heap, (size_t)nc * sizeof *nh);
+        if (!nh)
+            goro__throw("out of memory growing a timer heap");
+        ts->heap = nh;
+        ts->cap = nc;
+    }
+    heap_set(ts, ts->len++, t);
+    sift_up(ts, t->idx);
+    update_next(ts);
+}
+
+void goro__timer_after_add(int64_t when);
+
+void goro__timer_start(goro__timer *t, int64_t when, goro__timer_fn fn, void *arg, uint64_t seq) {
+    goro__p *p = goro__getp();
+    if (!p)
+        p = goro__sched.allp[goro__fastrand() % (uint32_t)atomic_load(&goro__sched.gomaxprocs)];
+    t->when = when;
+    t->fn = fn;
+    t->arg = arg;
+    t->seq = seq;
+    goro__lock_acquire(&p->timers.lock);
+    atomic_store_explicit(&t->p, p, memory_order_relaxed);
+    heap_add(&p->timers, t);
+    bool first = p->timers.heap[0] == t;
+    goro__lock_release(&p->timers.lock);
+    if (first)
+        goro__timer_after_add(when);
+}
+
+bool goro__timer_stop(goro__timer *t) {
+    for (;;) {
+        goro__p *p = atomic_load_explicit(&t->p, memory_order_acquire);
+        if (!p)
+            return false;
+        goro__lock_acquire(&p->timers.lock);
+        if (atomic_load_explicit(&t->p, memory_order_relaxed) != p) {
+            goro__lock_release(&p->timers.lock);
+            continue; /* moved by P retirement, or just finished firing */
+        }
+        bool removed = false;
+        if (t->idx >= 0) {
+            heap_remove(&p->timers, t);
+            removed = true;
+        }
+        atomic_store_explicit(&t->p, NULL, memory_order_relaxed);
+        goro__lock_release(&p->timers.lock);
+        return removed;
+    }
+}
+
+int64_t goro__timers_run(goro__timers *ts, int64_t now) {
+    if (atomic_load_explicit(&ts->next, memory_order_acquire) > now)
+        return atomic_load_explicit(&ts->next, memory_order_relaxed);
+    goro__lock_acquire(&ts->lock);
+    while (ts->len && ts->heap[0]->when <= now) {
+        goro__timer *t = ts->heap[0];
+        heap_remove(ts, t);
+        t->fn(t->arg, t->seq);
+        atomic_store_explicit(&t->p, NULL, memory_order_release);
+    }
+    int64_t next = ts->len ? ts->heap[0]->when : INT64_MAX;
+    goro__lock_release(&ts->lock);
+    return next;
+}
+
+void goro__timers_move(goro__timers *from, goro__timers *to) {
+    /* Lock order between two heaps: lower address first. */
+    goro__timers *a = from < to ? from : to, *b = from < to ? to : from;
+    goro__lock_acquire(&a->lock);
+    goro__lock_acquire(&b->lock);
+    goro__p *top = (goro__p *)((char *)to - offsetof(goro__p, timers));
+    while (from->len) {
+        goro__timer *t = from->heap[from->len - 1];
+        heap_remove(from, t);
+        atomic_store_explicit(&t->p, top, memory_order_relaxed);
+        heap_add(to, t);
+    }
+    goro__lock_release(&b->lock);
+    goro__lock_release(&a->lock);
+}
+
+int64_t goro__timers_earliest(void) {
+    int64_t m = INT64_MAX;
+    int n = __atomic_load_n(&goro__sched.nps, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < n; i++) {
+        int64_t w = atomic_load_explicit(&goro__sched.allp[i]->timers.next, memory_order_acquire);
+        if (w < m)
+            m = w;
+    }
+    return m;
+}
+
+int32_t goro__timers_pending(void) {
+    int32_t total = 0;
+    int n = __atomic_load_n(&goro__sched.nps, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < n; i++) {
+        goro__timers *ts = &goro__sched.allp[i]->timers;
+        goro__lock_acquire(&ts->lock);
+        total += ts->len;
+        goro__lock_release(&ts->lock);
+    }
+    return total;
+}
