@@ -90,6 +90,11 @@ static void read_knobs(void) {
     const char *d = getenv("GORODEBUG");
     if (d && strstr(d, "migrate=1"))
         goro__debug.force_migrate = true;
+    if (d && strstr(d, "starve=1"))
+        goro__debug.starve = true;
+    const char *st = d ? strstr(d, "schedtrace=") : NULL;
+    if (st)
+        goro__debug.schedtrace_ms = atoi(st + strlen("schedtrace="));
 }
 
 static void do_init(void) {
@@ -99,6 +104,10 @@ static void do_init(void) {
     goro__signals_init();
     goro__observe_init();
     atomic_store_explicit(&inited, true, memory_order_release);
+    if (goro__debug.starve || goro__debug.schedtrace_ms > 0) {
+        void goro__sysmon_start(void);
+        goro__sysmon_start();
+    }
 }
 
 void goro__init(void) {

@@ -292,6 +292,21 @@ GORO__HIDDEN void goro__stack_check(goro__g *g);
 GORO__HIDDEN goro__g *goro__stack_guard_owner(goro__g *cur, uintptr_t addr);
 GORO__HIDDEN size_t goro__page_size(void);
 
+/* ----------------------------------------------------------------- netpoll */
+
+/* Implemented by src/io/netpoll.c; called by the scheduler.
+   goro__netpoll_waiters(): goroutines currently parked on a descriptor (cheap,
+   lock-free read); while it is non-zero an idle scheduler thread blocks in
+   goro__netpoll_poll instead of its futex.
+   goro__netpoll_poll(timeout_ns): epoll_wait for at most timeout_ns (-1: no
+   limit, 0: just look) and goro__ready every goroutine whose wait completed
+   (after winning its claim). May be called by several threads at once.
+   goro__netpoll_break(): makes a blocked goro__netpoll_poll return soon (an
+   eventfd in the epoll set); safe from any thread. */
+GORO__HIDDEN int goro__netpoll_waiters(void);
+GORO__HIDDEN void goro__netpoll_poll(int64_t timeout_ns);
+GORO__HIDDEN void goro__netpoll_break(void);
+
 /* ------------------------------------------------------------------- misc */
 
 GORO__HIDDEN void goro__init(void);            /* idempotent; called by every entry point */
@@ -315,6 +330,8 @@ GORO__HIDDEN void goro__observe_init(void);
 typedef struct goro__debug_knobs {
     bool force_migrate;        /* GORODEBUG=migrate=1: every wake goes through the global queue */
     int traceback;             /* GOROTRACEBACK: 0 none, 1 single, 2 all, 3 crash */
+    bool starve;               /* GORODEBUG=starve=1: report goroutines that hog a P > 10 ms */
+    int schedtrace_ms;         /* GORODEBUG=schedtrace=N: scheduler summary every N ms */
 } goro__debug_knobs;
 extern GORO__HIDDEN goro__debug_knobs goro__debug;
 

@@ -161,6 +161,14 @@ void goro__fiber_init_g(goro__g *g) {
     (void)g;
 }
 
+/* ------------------------------------------------------ netpoll hooks */
+
+/* Defaults for programs that never touch a descriptor: src/io/netpoll.c
+   supplies the real ones whenever it is linked in (strong symbols win). */
+__attribute__((weak)) int goro__netpoll_waiters(void) { return 0; }
+__attribute__((weak)) void goro__netpoll_poll(int64_t timeout_ns) { (void)timeout_ns; }
+__attribute__((weak)) void goro__netpoll_break(void) {}
+
 /* --------------------------------------------------------- run queues */
 
 static void globrunq_put_locked(goro__g *g) {
@@ -501,6 +509,8 @@ void goro__timer_after_add(int64_t when) {
     if (any)
         notewakeup(m);
     goro__lock_release(&goro__sched.lock);
+    if (atomic_load(&goro__sched.polling))
+        goro__netpoll_break();
     if (!any)
         goro__wakep();
 }
@@ -519,6 +529,13 @@ static void after_switch(goro__m *m);
    something switches back to `from` (possibly on another M). */
 static void switch_to(goro__m *m, goro__g *from, goro__g *to, bool from_dies) {
     m->curg = to;
+    goro__p *p = m->p;
+    if (p) {
+        atomic_store_explicit(&p->curg, to, memory_order_relaxed);
+        atomic_store_explicit(&p->switchtick,
+                              atomic_load_explicit(&p->switchtick, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+    }
     if (!to->is_g0)
         atomic_store_explicit(&to->m, m, memory_order_relaxed);
     set_tls_g(to);
@@ -851,6 +868,10 @@ top:
         goro__g *g = runqget(p);
         if (!g)
             g = globrunq_get(p, 0);
+        if (!g && goro__netpoll_waiters() > 0) {
+            goro__netpoll_poll(0); /* readied goroutines land on p's queue */
+            g = runqget(p);
+        }
         if (!g) {
             int32_t procs = atomic_load(&goro__sched.gomaxprocs);
             if (!m->spinning &&
@@ -917,6 +938,40 @@ top:
             if (timeout < 0)
                 timeout = 0;
         }
+        int32_t zero = 0;
+        if (goro__netpoll_waiters() > 0 &&
+            atomic_compare_exchange_strong(&goro__sched.polling, &zero, 1)) {
+            /* This M waits for I/O and timers instead of its futex. Take it
+               off the idle list first so nobody hands it a P meanwhile. */
+            goro__lock_acquire(&goro__sched.lock);
+            bool listed = false;
+            for (goro__m **pp = &goro__sched.midle; *pp; pp = &(*pp)->link)
+                if (*pp == m) {
+                    *pp = m->link;
+                    goro__sched.nmidle--;
+                    listed = true;
+                    break;
+                }
+            goro__lock_release(&goro__sched.lock);
+            if (listed) {
+                goro__netpoll_poll(timeout);
+                atomic_store(&goro__sched.polling, 0);
+                goro__lock_acquire(&goro__sched.lock);
+                goro__p *np = pidleget_locked();
+                if (np && atomic_load(&goro__sched.runq_size) == 0 &&
+                    goro__timers_earliest() > goro__nanotime()) {
+                    pidleput_locked(np);
+                    np = NULL;
+                }
+                goro__lock_release(&goro__sched.lock);
+                if (np) {
+                    acquirep(m, np);
+                    goto top;
+                }
+                continue;
+            }
+            atomic_store(&goro__sched.polling, 0);
+        }
         while (atomic_load(&m->park) == 0) {
             if (goro__futex_wait(&m->park, 0, timeout) == ETIMEDOUT)
                 break;
@@ -979,6 +1034,101 @@ static void *mstart(void *arg) {
         execute(m, &m->g0, g, false);
     }
     return NULL;
+}
+
+/* ---------------------------------------------------- blocking calls */
+
+/*
+ * goro_syscall_enter/exit bracket a call that may block in the kernel. The
+ * goroutine keeps its P but marks it P_SYSCALL; if the call lasts longer than
+ * a sysmon tick (~20us), sysmon CASes the P to IDLE and hands it to another
+ * M, so other goroutines keep running. On exit the goroutine takes its P back
+ * if it is still P_SYSCALL, else any idle P, else it queues itself globally
+ * and its M goes idle.
+ */
+void goro__sysmon_start(void);
+
+void goro_syscall_enter(void) {
+    goro__init();
+    goro__g *g = goro__getg();
+    goro__m *m = goro__getm();
+    if (g->is_thread || !m || !m->p)
+        return;
+    goro__p *p = m->p;
+    atomic_store_explicit(&g->waitsince, coarse_now(), memory_order_relaxed);
+    atomic_store_explicit(&g->status, GORO__G_SYSCALL, memory_order_release);
+    atomic_fetch_add(&goro__sched.nexternal, 1);
+    m->oldp = p;
+    m->p = NULL;
+    atomic_fetch_add_explicit(&p->syscalltick, 1, memory_order_relaxed);
+    atomic_store_explicit(&p->status, GORO__P_SYSCALL, memory_order_release);
+    if (atomic_fetch_add(&goro__sched.nsyscall, 1) == 0) {
+        goro__sysmon_start();
+        atomic_store(&goro__sched.sysmon_wake, 1);
+        goro__futex_wake(&goro__sched.sysmon_wake, 1);
+    }
+}
+
+void goro_syscall_exit(void) {
+    goro__g *g = goro__getg();
+    goro__m *m = goro__getm();
+    if (g->is_thread || !m || !m->oldp || atomic_load(&g->status) != GORO__G_SYSCALL)
+        return;
+    int saved_errno = *goro__errno_location();
+    goro__p *p = m->oldp;
+    m->oldp = NULL;
+    atomic_fetch_sub(&goro__sched.nsyscall, 1);
+    atomic_fetch_sub(&goro__sched.nexternal, 1);
+    atomic_store_explicit(&g->waitsince, 0, memory_order_relaxed);
+    int st = GORO__P_SYSCALL;
+    if (atomic_compare_exchange_strong(&p->status, &st, GORO__P_RUNNING)) {
+        acquirep(m, p);
+        atomic_store_explicit(&g->status, GORO__G_RUNNING, memory_order_release);
+        return;
+    }
+    /* Retaken: any idle P? */
+    goro__lock_acquire(&goro__sched.lock);
+    goro__p *np = pidleget_locked();
+    goro__lock_release(&goro__sched.lock);
+    atomic_store_explicit(&g->status, GORO__G_RUNNING, memory_order_release);
+    if (np) {
+        acquirep(m, np);
+        return;
+    }
+    /* None: queue ourselves globally and let this M go idle. */
+    m->after = GORO__AFTER_YIELD;
+    m->after_g = g;
+    switch_to(m, g, &m->g0, false);
+    *goro__errno_location() = saved_errno;
+}
+
+/* sysmon: retake a P that has sat in a syscall since the last look. Returns
+   true if it handed one off. */
+bool goro__retake(uint32_t *seen_ticks) {
+    bool any = false;
+    int32_t n = atomic_load(&goro__sched.gomaxprocs);
+    for (int32_t i = 0; i < n && i < GORO__MAXPROCS; i++) {
+        goro__p *p = goro__sched.allp[i];
+        if (atomic_load_explicit(&p->status, memory_order_acquire) != GORO__P_SYSCALL) {
+            seen_ticks[i] = 0;
+            continue;
+        }
+        uint32_t t = atomic_load_explicit(&p->syscalltick, memory_order_relaxed) | 1u << 31;
+        if (seen_ticks[i] != t) {
+            seen_ticks[i] = t; /* first sighting of this syscall: give it a tick */
+            continue;
+        }
+        int st = GORO__P_SYSCALL;
+        if (!atomic_compare_exchange_strong(&p->status, &st, GORO__P_IDLE))
+            continue;
+        goro__lock_acquire(&goro__sched.lock);
+        p->status = GORO__P_RUNNING; /* pidleput sets IDLE and links it */
+        pidleput_locked(p);
+        goro__lock_release(&goro__sched.lock);
+        goro__wakep();
+        any = true;
+    }
+    return any;
 }
 
 /* ----------------------------------------------------- maxprocs, init */

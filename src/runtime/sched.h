@@ -23,11 +23,15 @@ typedef struct goro__timers {
     _Atomic int64_t next;      /* heap[0]->when, or INT64_MAX when empty */
 } goro__timers;
 
-enum goro__pstatus { GORO__P_IDLE, GORO__P_RUNNING, GORO__P_DEAD };
+enum goro__pstatus { GORO__P_IDLE, GORO__P_RUNNING, GORO__P_SYSCALL, GORO__P_DEAD };
 
 struct goro__p {
     int id;
-    int status;                     /* protected by sched.lock when idle/dead */
+    _Atomic int status;             /* enum goro__pstatus; RUNNING<->SYSCALL<->IDLE by CAS
+                                       (owner enters/leaves a syscall, sysmon retakes) */
+    _Atomic uint32_t syscalltick;   /* bumped at every syscall enter (sysmon's "seen twice") */
+    goro__g *_Atomic curg;          /* goroutine on it, for the starvation report */
+    _Atomic uint32_t switchtick;    /* bumped at every switch on this P (sysmon reads it) */
     goro__p *link;                  /* idle list */
     goro__m *m;                     /* owner while RUNNING */
     uint32_t schedtick;
@@ -61,6 +65,7 @@ struct goro__m {
     int id;
     goro__p *p;                     /* attached P, or NULL */
     goro__p *nextp;                 /* P handed over by wakep */
+    goro__p *oldp;                  /* P held when entering a syscall */
     goro__g *curg;                  /* goroutine running on this M (or &g0) */
     pthread_t thread;
     pid_t tid;
@@ -104,6 +109,10 @@ struct goro__sched {
     _Atomic int32_t nthreads_timed;     /* plain threads parked with a deadline */
     _Atomic int32_t nhelpers;           /* runtime helper threads */
     _Atomic int32_t nexternal;          /* I/O and syscall waits */
+    _Atomic int32_t polling;            /* an idle M is blocked in netpoll */
+    _Atomic int32_t nsyscall;           /* goroutines between syscall_enter and exit */
+    _Atomic uint32_t sysmon_wake;       /* futex: sysmon sleeps while nothing to watch */
+    _Atomic int32_t sysmon_started;
 };
 extern GORO__HIDDEN struct goro__sched goro__sched;
 

@@ -1,0 +1,118 @@
+/*
+ * sysmon.c - the monitor thread (Go's sysmon).
+ *
+ * Started on the first goro_syscall_enter (or at init with GORODEBUG=starve=1
+ * or schedtrace=N). While some goroutine is inside a syscall bracket it wakes
+ * every 20us (backing off to 10ms when nothing happens) and retakes Ps that
+ * sat in a syscall for a whole tick (goro__retake in sched.c). With nothing
+ * to watch it sleeps on a futex that goro_syscall_enter pokes.
+ *
+ * C cannot preempt a goroutine safely, so instead of preempting, with
+ * GORODEBUG=starve=1 it reports (once per episode) a goroutine that has held
+ * its P for more than 10ms without switching. schedtrace=N prints Go-style
+ * "SCHED" lines every N ms.
+ */
+#include "sched.h"
+
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+bool goro__retake(uint32_t *seen_ticks);
+
+#define STARVE_NS (10 * 1000000LL)
+
+static void *sysmon(void *arg) {
+    (void)arg;
+    goro__helper_thread_register();
+    static uint32_t seen[GORO__MAXPROCS];
+    static uint32_t last_tick[GORO__MAXPROCS];
+    static int64_t tick_since[GORO__MAXPROCS];
+    static bool reported[GORO__MAXPROCS];
+    int64_t delay_us = 20;
+    int idle = 0;
+    int64_t start = goro__nanotime(), last_trace = start;
+    bool always = goro__debug.starve || goro__debug.schedtrace_ms > 0;
+    for (;;) {
+        if (!always && atomic_load(&goro__sched.nsyscall) == 0) {
+            atomic_store(&goro__sched.sysmon_wake, 0);
+            if (atomic_load(&goro__sched.nsyscall) == 0)
+                goro__futex_wait(&goro__sched.sysmon_wake, 0, -1);
+            delay_us = 20;
+            idle = 0;
+            continue;
+        }
+        struct timespec ts = {0, delay_us * 1000};
+        nanosleep(&ts, NULL);
+        if (goro__retake(seen)) {
+            delay_us = 20;
+            idle = 0;
+        } else if (++idle > 50 && delay_us < 10000) {
+            delay_us *= 2;
+        }
+        if (always && delay_us > 1000)
+            delay_us = 1000;
+        int64_t now = goro__nanotime();
+        int32_t n = atomic_load(&goro__sched.gomaxprocs);
+        if (goro__debug.starve) {
+            for (int32_t i = 0; i < n; i++) {
+                goro__p *p = goro__sched.allp[i];
+                uint32_t t = atomic_load_explicit(&p->switchtick, memory_order_relaxed);
+                if (t != last_tick[i] || atomic_load(&p->status) != GORO__P_RUNNING) {
+                    last_tick[i] = t;
+                    tick_since[i] = now;
+                    reported[i] = false;
+                    continue;
+                }
+                goro__g *g = atomic_load_explicit(&p->curg, memory_order_relaxed);
+                if (!reported[i] && g && !g->is_g0 && now - tick_since[i] > STARVE_NS) {
+                    reported[i] = true;
+                    char buf[256];
+                    int len = snprintf(buf, sizeof buf,
+                                       "goro: goroutine %llu%s%s%s has run for %lld ms without "
+                                       "yielding (C cannot preempt it: call goro_yield in long "
+                                       "loops)\n",
+                                       (unsigned long long)g->id, g->name ? " (" : "",
+                                       g->name ? g->name : "", g->name ? ")" : "",
+                                       (long long)((now - tick_since[i]) / 1000000));
+                    goro__write_all(2, buf, (size_t)len);
+                    goro__traceback_print(2, g, false);
+                }
+            }
+        }
+        if (goro__debug.schedtrace_ms > 0 &&
+            now - last_trace >= (int64_t)goro__debug.schedtrace_ms * 1000000) {
+            last_trace = now;
+            char buf[2048];
+            int len = snprintf(buf, sizeof buf,
+                               "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%d "
+                               "spinningthreads=%d needspinning=0 idlethreads=%d runqueue=%d [",
+                               (long long)((now - start) / 1000000), n,
+                               atomic_load(&goro__sched.npidle), goro__sched.mcount,
+                               atomic_load(&goro__sched.nmspinning), goro__sched.nmidle,
+                               atomic_load(&goro__sched.runq_size));
+            for (int32_t i = 0; i < n && len < (int)sizeof buf - 16; i++) {
+                goro__p *p = goro__sched.allp[i];
+                uint32_t h = atomic_load(&p->runq_head), t = atomic_load(&p->runq_tail);
+                len += snprintf(buf + len, sizeof buf - (size_t)len, i ? " %u" : "%u", t - h);
+            }
+            len += snprintf(buf + len, sizeof buf - (size_t)len, "]\n");
+            goro__write_all(2, buf, (size_t)len);
+        }
+    }
+    return NULL;
+}
+
+void goro__sysmon_start(void) {
+    int32_t z = 0;
+    if (!atomic_compare_exchange_strong(&goro__sched.sysmon_started, &z, 1))
+        return;
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&a, 128 * 1024);
+    if (pthread_create(&t, &a, sysmon, NULL) != 0)
+        atomic_store(&goro__sched.sysmon_started, 0);
+    pthread_attr_destroy(&a);
+}
