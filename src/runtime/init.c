@@ -104,6 +104,8 @@ static void do_init(void) {
     goro__signals_init();
     goro__observe_init();
     atomic_store_explicit(&inited, true, memory_order_release);
+    void goro__leak_init(void);
+    goro__leak_init();
     if (goro__debug.starve || goro__debug.schedtrace_ms > 0) {
         void goro__sysmon_start(void);
         goro__sysmon_start();

@@ -490,13 +490,15 @@ void goro__wakep(void) {
         return;
     }
     goro__m *m = mget_locked();
+    if (m) {
+        m->nextp = p;
+        m->spinning = true;
+    }
     goro__lock_release(&goro__sched.lock);
     if (!m) {
         newm(p, true);
         return;
     }
-    m->nextp = p;
-    m->spinning = true;
     notewakeup(m);
 }
 
@@ -654,6 +656,7 @@ void goro__park_timeout(void *arg, uint64_t seq) {
 
 static bool thread_park(goro__g *g, int reason, void *waitobj, void (*unlock)(void *), void *lock,
                         int64_t deadline);
+enum { THREAD_BLOCKED = 1, THREAD_TIMED = 2 };
 
 bool goro__park(int reason, void *waitobj, void (*unlock)(void *), void *lock, int64_t deadline) {
     goro__g *g = goro__getg();
@@ -683,7 +686,14 @@ bool goro__park(int reason, void *waitobj, void (*unlock)(void *), void *lock, i
 
 void goro__ready(goro__g *g) {
     if (g->is_thread) {
-        atomic_store_explicit(&g->futex, 0, memory_order_release);
+        /* Whoever takes the futex word from non-zero to 0 also takes the
+           thread off the blocked counts, so the deadlock check never counts
+           a thread that is already awake. */
+        uint32_t was = atomic_exchange_explicit(&g->futex, 0, memory_order_acq_rel);
+        if (was == THREAD_BLOCKED)
+            atomic_fetch_sub(&goro__sched.nthreads_blocked, 1);
+        else if (was == THREAD_TIMED)
+            atomic_fetch_sub(&goro__sched.nthreads_timed, 1);
         goro__futex_wake(&g->futex, 1);
         return;
     }
@@ -706,49 +716,56 @@ void goro__ready(goro__g *g) {
     goro__wakep();
 }
 
-/* Plain threads block on a futex in their own record. */
+/* Plain threads block on a futex in their own record. g->futex is
+   THREAD_BLOCKED or THREAD_TIMED while the thread sleeps (and is counted in
+   nthreads_blocked or nthreads_timed), 0 once someone woke it. */
 static bool thread_park(goro__g *g, int reason, void *waitobj, void (*unlock)(void *), void *lock,
                         int64_t deadline) {
     int saved_errno = *goro__errno_location();
     uint32_t old_status = atomic_load(&g->status);
+    bool timed = deadline >= 0;
+    uint32_t mode = timed ? THREAD_TIMED : THREAD_BLOCKED;
     atomic_store_explicit(&g->waitreason, (uint8_t)reason, memory_order_relaxed);
     g->waitobj = waitobj;
     atomic_store_explicit(&g->waitsince, coarse_now(), memory_order_relaxed);
-    atomic_store_explicit(&g->futex, 1, memory_order_relaxed);
+    /* Counted before the word is published: a waker may decrement at once. */
+    atomic_fetch_add(timed ? &goro__sched.nthreads_timed : &goro__sched.nthreads_blocked, 1);
+    atomic_store_explicit(&g->futex, mode, memory_order_release);
     atomic_store_explicit(&g->status, GORO__G_WAITING, memory_order_release);
     if (unlock)
         unlock(lock);
-    bool timed = deadline >= 0;
-    if (timed) {
-        atomic_fetch_add(&goro__sched.nthreads_timed, 1);
-    } else {
+    if (!timed) {
         goro__lock_acquire(&goro__sched.lock);
-        atomic_fetch_add(&goro__sched.nthreads_blocked, 1);
         goro__checkdead();
         goro__lock_release(&goro__sched.lock);
     }
-    while (atomic_load_explicit(&g->futex, memory_order_acquire) == 1) {
-        if (timed) {
+    for (;;) {
+        uint32_t f = atomic_load_explicit(&g->futex, memory_order_acquire);
+        if (f == 0)
+            break;
+        if (f == THREAD_TIMED) {
             int64_t rem = deadline - goro__nanotime();
             if (rem <= 0) {
                 uint64_t v = atomic_load(&g->wake);
-                if ((v & 3) == 0 && atomic_compare_exchange_strong(&g->wake, &v, v | 2))
-                    break; /* the deadline won the claim */
-                /* A waker won: it will ready us; wait for it without a deadline. */
-                rem = -1;
-                if ((atomic_load(&g->wake) & 3) != 1)
+                if ((v & 3) == 0 && atomic_compare_exchange_strong(&g->wake, &v, v | 2)) {
+                    /* The deadline won the claim; nobody will ready us. */
+                    if (atomic_exchange(&g->futex, 0) == THREAD_TIMED)
+                        atomic_fetch_sub(&goro__sched.nthreads_timed, 1);
                     break;
+                }
+                if ((atomic_load(&g->wake) & 3) != 1) {
+                    /* Not a claimed wait (no prepare_wait): just time out. */
+                    if (atomic_exchange(&g->futex, 0) == THREAD_TIMED)
+                        atomic_fetch_sub(&goro__sched.nthreads_timed, 1);
+                    break;
+                }
+                rem = -1; /* a waker won: its ready is on the way */
             }
-            goro__futex_wait(&g->futex, 1, rem);
+            goro__futex_wait(&g->futex, f, rem);
         } else {
-            goro__futex_wait(&g->futex, 1, -1);
+            goro__futex_wait(&g->futex, f, -1);
         }
     }
-    atomic_store_explicit(&g->futex, 0, memory_order_relaxed);
-    if (timed)
-        atomic_fetch_sub(&goro__sched.nthreads_timed, 1);
-    else
-        atomic_fetch_sub(&goro__sched.nthreads_blocked, 1);
     atomic_store_explicit(&g->status, old_status, memory_order_release);
     atomic_store_explicit(&g->waitsince, 0, memory_order_relaxed);
     g->waitobj = NULL;

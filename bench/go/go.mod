@@ -1,0 +1,3 @@
+module gorobenchgo
+
+go 1.19

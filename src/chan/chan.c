@@ -1,0 +1,632 @@
+/*
+ * chan.c - channels: send, receive, close, reference counting.
+ *
+ * The behaviour is Go's (src/runtime/chan.go); the blocking goes through the
+ * runtime's park/claim/ready protocol (runtime.h) instead of Go's gopark.
+ *
+ * Invariants (all under c->lock, for records whose owner can still be
+ * claimed; see "stale records" below):
+ *   At least one of c->sendq and c->recvq is empty, except for an unbuffered
+ *   channel with a single goroutine blocked on it for both sending and
+ *   receiving using a select, in which case the length of c->sendq and
+ *   c->recvq is limited only by the size of the select statement.
+ *   For buffered channels, also:
+ *     c->qcount > 0 implies that c->recvq is empty.
+ *     c->qcount < c->dataqsiz implies that c->sendq is empty.
+ *
+ * Waiter records (goro__waiter, Go's sudog) live on the waiting goroutine's
+ * stack. A record is linked into exactly one queue of exactly one channel
+ * and is read or written by others only under that channel's lock, while
+ * linked, or by the party that dequeued it between a successful claim and
+ * its goro__ready. The waiter owns the record again once it runs.
+ *
+ * Claiming: a partner (sender, receiver, closer) that dequeues a record must
+ * win goro__claim(w->g) before touching the waiter's memory. Exactly one
+ * party wins a wait generation: one partner, or the deadline. A select puts
+ * one record per case on several queues; the first partner to claim wins and
+ * the remaining records become stale: any partner that meets one fails the
+ * claim, unlinks it and moves on, and the owner unlinks whatever is left
+ * when it runs again (under the channel locks). A goroutine never dequeues
+ * its own record: it scans queues only while it has none linked (the select
+ * enqueues only after its poll found nothing ready, holding every lock).
+ *
+ * Hand-off: the partner copies the value straight between the two parties'
+ * element buffers (unbuffered channel, or buffered with a waiting receiver,
+ * which implies an empty buffer) or through the ring slot at recvx (full
+ * buffer with a waiting sender: the receiver takes the head, the sender's
+ * value goes to the tail, the same slot). It sets w->success (false: the
+ * channel was closed) and g->param = w, unlocks, and only then readies g.
+ *
+ * Pins (the high half of c->refs) keep a channel allocated while a waiter
+ * may still touch it. A waiter pins when it enqueues. Who drops the pin:
+ *   - a plain (one-record) wait claimed by a partner: the partner, under the
+ *     lock (the waiter never touches the channel again; the partner holds a
+ *     reference of its own, so this never frees);
+ *   - a plain wait whose deadline won: the waiter, after removing its record;
+ *   - every record of a select: the selecting goroutine itself, after its
+ *     final pass over all its channels.
+ *
+ * Fast paths: try_send/try_recv decide "would block" without the lock from
+ * single-word atomic reads in Go's order (see chan_try_fail_*). Nothing
+ * here allocates after goro_chan_make (records live on the stack).
+ */
+#include "chan_internal.h"
+
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ------------------------------------------------------------ channel lock */
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+/* Contended acquire: spin on a plain load (no cache-line ping-pong), then
+   give the CPU away so that a preempted holder can finish. */
+void goro__chan_lock_slow(goro__chan_lock *l) {
+    for (unsigned i = 0;; i++) {
+        if (atomic_load_explicit(&l->state, memory_order_relaxed) == 0) {
+            uint32_t z = 0;
+            if (atomic_compare_exchange_weak_explicit(&l->state, &z, 1, memory_order_acquire,
+                                                      memory_order_relaxed))
+                return;
+        }
+        if (i < 128) {
+            cpu_relax();
+        } else if (i < 192) {
+            sched_yield();
+        } else {
+            struct timespec ts = {0, 20000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+static void chan_unlock_v(void *l) { goro__chan_lock_release(l); }
+
+/* ------------------------------------------------------------ wait queues */
+
+/* q->first and c->qcount are written under the lock with release stores and
+   read lock-free with acquire loads by the try fast paths, which need their
+   two observations (readiness, then closed) to stay in program order. */
+static inline void q_set_first(goro__waitq *q, goro__waiter *w) {
+    __atomic_store_n(&q->first, w, __ATOMIC_RELEASE);
+}
+
+static inline goro__waiter *q_first_unlocked(goro__waitq *q) {
+    return __atomic_load_n(&q->first, __ATOMIC_ACQUIRE);
+}
+
+void goro__waitq_enqueue(goro__waitq *q, goro__waiter *w) {
+    w->next = NULL;
+    w->prev = q->last;
+    w->linked = true;
+    if (q->last)
+        q->last->next = w;
+    else
+        q_set_first(q, w);
+    q->last = w;
+}
+
+void goro__waitq_remove(goro__waitq *q, goro__waiter *w) {
+    if (!w->linked)
+        return;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        q_set_first(q, w->next);
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        q->last = w->prev;
+    w->next = w->prev = NULL;
+    w->linked = false;
+}
+
+goro__waiter *goro__waitq_dequeue(goro__waitq *q) {
+    for (;;) {
+        goro__waiter *w = q->first;
+        if (w == NULL)
+            return NULL;
+        goro__waiter *n = w->next;
+        q_set_first(q, n);
+        if (n)
+            n->prev = NULL;
+        else
+            q->last = NULL;
+        w->next = w->prev = NULL;
+        w->linked = false;
+        if (GORO__LIKELY(goro__claim(w->g)))
+            return w;
+        /* Stale: its deadline passed or another case of its select won.
+           The owner finds it unlinked and leaves it alone. */
+    }
+}
+
+/* ------------------------------------------------------------- references */
+
+static inline void chan_pin(goro_chan *c) {
+    atomic_fetch_add_explicit(&c->refs, GORO__CHAN_PIN, memory_order_relaxed);
+}
+
+void goro__chan_unpin(goro_chan *c) {
+    if (atomic_fetch_sub_explicit(&c->refs, GORO__CHAN_PIN, memory_order_acq_rel) == GORO__CHAN_PIN)
+        goro__chan_free(c);
+}
+
+void goro__chan_free(goro_chan *c) {
+    free(c->holders);
+    free(c);
+}
+
+goro_chan *goro_chan_make(size_t elem_size, size_t cap) {
+    size_t bufsz, total;
+    size_t hdr = (sizeof(struct goro_chan) + 63) & ~(size_t)63;
+    if (elem_size == 0 || cap == 0)
+        bufsz = 0;
+    else if (__builtin_mul_overflow(elem_size, cap, &bufsz) || bufsz > (SIZE_MAX >> 2)) {
+        *goro__errno_location() = GORO_EINVAL; /* Go: "makechan: size out of range" */
+        return NULL;
+    }
+    total = hdr + bufsz;
+    void *mem = NULL;
+    if (posix_memalign(&mem, 64, total) != 0) {
+        *goro__errno_location() = GORO_ENOMEM;
+        return NULL;
+    }
+    goro_chan *c = mem;
+    memset(c, 0, sizeof *c);
+    c->elem_size = elem_size;
+    c->dataqsiz = cap;
+    c->buf = (char *)mem + hdr;
+    atomic_store_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+
+goro_chan *goro_chan_retain(goro_chan *c) {
+    if (c)
+        atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+
+void goro_chan_release(goro_chan *c) {
+    if (!c)
+        return;
+    uint64_t old = atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel);
+    if (old == 1)
+        goro__chan_free(c);
+    else if (GORO__UNLIKELY((old & GORO__CHAN_REFMASK) == 0))
+        goro__throw("goro_chan_release: channel released more times than it was referenced");
+}
+
+/* goro_opts.holds: a reference recorded as held by goroutine g. */
+void goro__chan_hold(goro_chan *c, goro__g *g) {
+    if (!c)
+        return;
+    goro_chan_retain(c);
+    goro__chan_lock_acquire(&c->lock);
+    if (c->nheld == c->holders_cap) {
+        uint32_t ncap = c->holders_cap ? c->holders_cap * 2 : 4;
+        goro__g **nh = realloc(c->holders, ncap * sizeof *nh);
+        if (!nh) {
+            /* Keep the reference but leave its holder unknown: the leak
+               analysis then treats it as reachable, the safe direction. */
+            goro__chan_lock_release(&c->lock);
+            return;
+        }
+        c->holders = nh;
+        c->holders_cap = ncap;
+    }
+    c->holders[c->nheld++] = g;
+    goro__chan_lock_release(&c->lock);
+}
+
+void goro__chan_unhold(goro_chan *c, goro__g *g) {
+    if (!c)
+        return;
+    goro__chan_lock_acquire(&c->lock);
+    for (uint32_t i = c->nheld; i-- > 0;) {
+        if (c->holders[i] == g) {
+            c->holders[i] = c->holders[--c->nheld];
+            break;
+        }
+    }
+    goro__chan_lock_release(&c->lock);
+    goro_chan_release(c);
+}
+
+size_t goro__chan_refinfo(goro_chan *c, goro__chan_info *info, goro__g **holders, size_t max) {
+    goro__chan_lock_acquire(&c->lock);
+    uint64_t r = atomic_load_explicit(&c->refs, memory_order_relaxed);
+    info->refs = (uint32_t)(r & GORO__CHAN_REFMASK);
+    info->waiters = (uint32_t)(r >> 32);
+    info->held = c->nheld;
+    info->closed = atomic_load_explicit(&c->closed, memory_order_relaxed) != 0;
+    info->len = atomic_load_explicit(&c->qcount, memory_order_relaxed);
+    info->cap = c->dataqsiz;
+    size_t n = c->nheld;
+    for (size_t i = 0; i < n && i < max; i++)
+        holders[i] = c->holders[i];
+    goro__chan_lock_release(&c->lock);
+    return n;
+}
+
+size_t goro__g_wait_chans(goro__g *g, goro_chan **out, size_t max) {
+    int r = atomic_load_explicit(&g->waitreason, memory_order_relaxed);
+    if (r != GORO__WAIT_CHAN_SEND && r != GORO__WAIT_CHAN_RECV && r != GORO__WAIT_SELECT)
+        return 0;
+    size_t n = 0;
+    goro_chan *prev = NULL;
+    /* A select's records are in lock order (sorted by address), so repeats
+       of one channel are adjacent. */
+    for (goro__waiter *w = g->waiting; w; w = w->waitlink) {
+        if (w->c == prev)
+            continue;
+        prev = w->c;
+        if (n < max)
+            out[n] = w->c;
+        n++;
+    }
+    return n;
+}
+
+/* ---------------------------------------------------------- hand-off parts */
+
+/* The partner's part of waking a claimed, dequeued record. */
+static inline goro__g *wake_record(goro_chan *c, goro__waiter *w, bool success) {
+    goro__g *g = w->g;
+    w->success = success;
+    g->param = w;
+    if (!w->is_select)
+        atomic_fetch_sub_explicit(&c->refs, GORO__CHAN_PIN, memory_order_relaxed);
+    return g;
+}
+
+/* Go's send(): c has a claimed receiver w (so its buffer is empty). */
+goro__g *goro__chan_send_to(goro_chan *c, goro__waiter *w, const void *elem) {
+    if (w->elem)
+        goro__elem_copy_src(w->elem, elem, c->elem_size);
+    return wake_record(c, w, true);
+}
+
+/* Go's recv(): c has a claimed sender w (so its buffer, if any, is full). */
+goro__g *goro__chan_recv_from(goro_chan *c, goro__waiter *w, void *elem) {
+    size_t sz = c->elem_size;
+    if (c->dataqsiz == 0) {
+        if (elem)
+            goro__elem_copy_src(elem, w->elem, sz);
+    } else {
+        char *qp = c->buf + c->recvx * sz;
+        if (elem)
+            goro__elem_copy(elem, qp, sz);
+        goro__elem_copy_src(qp, w->elem, sz);
+        if (++c->recvx == c->dataqsiz)
+            c->recvx = 0;
+        c->sendx = c->recvx;
+    }
+    return wake_record(c, w, true);
+}
+
+void goro__chan_buf_put(goro_chan *c, const void *elem) {
+    goro__elem_copy_src(c->buf + c->sendx * c->elem_size, elem, c->elem_size);
+    if (++c->sendx == c->dataqsiz)
+        c->sendx = 0;
+    atomic_store_explicit(&c->qcount, atomic_load_explicit(&c->qcount, memory_order_relaxed) + 1,
+                          memory_order_release);
+}
+
+void goro__chan_buf_take(goro_chan *c, void *elem) {
+    if (elem)
+        goro__elem_copy(elem, c->buf + c->recvx * c->elem_size, c->elem_size);
+    if (++c->recvx == c->dataqsiz)
+        c->recvx = 0;
+    atomic_store_explicit(&c->qcount, atomic_load_explicit(&c->qcount, memory_order_relaxed) - 1,
+                          memory_order_release);
+}
+
+/* ----------------------------------------------------------- blocking help */
+
+static void unlock_nothing(void *unused) { (void)unused; }
+
+void goro__chan_block_forever(int reason) {
+    goro__g *g = goro__getg();
+    for (;;) {
+        /* Nobody can claim this wait: it never ends (the runtime reports a
+           deadlock if everything else blocks too). */
+        goro__g_prepare_wait(g);
+        g->waiting = NULL;
+        goro__park(reason, NULL, unlock_nothing, NULL, -1);
+    }
+}
+
+void goro__chan_sleep(int reason, int64_t deadline) {
+    goro__g *g = goro__getg();
+    goro__g_prepare_wait(g);
+    g->waiting = NULL;
+    goro__park(reason, NULL, unlock_nothing, NULL, deadline);
+}
+
+int64_t goro__chan_deadline(int64_t ns) {
+    int64_t d;
+    if (__builtin_add_overflow(goro_nanotime(), ns, &d))
+        return INT64_MAX;
+    return d;
+}
+
+/* Blocks the caller on c (locked) with record w filled in; c->lock is
+   released. Returns false when the deadline won (the record is gone and the
+   pin dropped). */
+static bool chan_wait(goro_chan *c, goro__waitq *q, goro__waiter *w, int reason, int64_t deadline) {
+    goro__g *g = w->g;
+    goro__g_prepare_wait(g);
+    w->waitlink = NULL;
+    w->is_select = false;
+    w->success = false;
+    g->waiting = w;
+    goro__waitq_enqueue(q, w);
+    chan_pin(c);
+    bool woke = goro__park(reason, c, chan_unlock_v, &c->lock, deadline);
+    if (GORO__UNLIKELY(!woke)) {
+        /* The deadline won the claim: no partner touched w's memory. A
+           partner may already have unlinked the stale record. */
+        goro__chan_lock_acquire(&c->lock);
+        goro__waitq_remove(q, w);
+        goro__chan_lock_release(&c->lock);
+        g->waiting = NULL;
+        goro__chan_unpin(c);
+        return false;
+    }
+    g->waiting = NULL;
+    return true;
+}
+
+/* ------------------------------------------------------------------- send */
+
+/* Would a non-blocking send fail? One word per observation, Go's order:
+   not closed, then not ready (a closed channel never becomes unready). */
+static inline bool send_would_block(goro_chan *c) {
+    if (c->dataqsiz == 0)
+        return q_first_unlocked(&c->recvq) == NULL;
+    return atomic_load_explicit(&c->qcount, memory_order_acquire) == c->dataqsiz;
+}
+
+/* block: false = try; deadline -1 = forever. Returns 0, GORO_EAGAIN (try
+   would block) or GORO_ETIMEDOUT. */
+static int chan_send(goro_chan *c, const void *elem, bool block, int64_t deadline, int reason) {
+    if (!block && atomic_load_explicit(&c->closed, memory_order_relaxed) == 0 && send_would_block(c))
+        return GORO_EAGAIN;
+
+    goro__chan_lock_acquire(&c->lock);
+    if (GORO__UNLIKELY(atomic_load_explicit(&c->closed, memory_order_relaxed))) {
+        goro__chan_lock_release(&c->lock);
+        goro_panic("send on closed channel");
+    }
+    goro__waiter *r = goro__waitq_dequeue(&c->recvq);
+    if (r) {
+        goro__g *g = goro__chan_send_to(c, r, elem);
+        goro__chan_lock_release(&c->lock);
+        goro__ready(g);
+        return 0;
+    }
+    if (atomic_load_explicit(&c->qcount, memory_order_relaxed) < c->dataqsiz) {
+        goro__chan_buf_put(c, elem);
+        goro__chan_lock_release(&c->lock);
+        return 0;
+    }
+    if (!block) {
+        goro__chan_lock_release(&c->lock);
+        return GORO_EAGAIN;
+    }
+
+    goro__waiter me;
+    me.g = goro__getg();
+    me.c = c;
+    me.elem = (void *)elem;
+    me.case_index = 0;
+    if (!chan_wait(c, &c->sendq, &me, reason, deadline))
+        return GORO_ETIMEDOUT;
+    if (GORO__UNLIKELY(!me.success))
+        goro_panic("send on closed channel");
+    return 0;
+}
+
+void goro_chan_send(goro_chan *c, const void *elem) {
+    if (GORO__UNLIKELY(!c))
+        goro__chan_block_forever(GORO__WAIT_CHAN_SEND_NIL);
+    chan_send(c, elem, true, -1, GORO__WAIT_CHAN_SEND);
+}
+
+int goro_chan_try_send(goro_chan *c, const void *elem) {
+    if (!c)
+        return GORO_EAGAIN;
+    return chan_send(c, elem, false, -1, 0);
+}
+
+int goro_chan_send_timeout(goro_chan *c, const void *elem, int64_t ns) {
+    if (ns == GORO_FOREVER) {
+        goro_chan_send(c, elem);
+        return 0;
+    }
+    if (ns <= 0) /* an expired timer: default-like, but reported as a timeout */
+        return (c && chan_send(c, elem, false, -1, 0) == 0) ? 0 : GORO_ETIMEDOUT;
+    int64_t deadline = goro__chan_deadline(ns);
+    if (!c) {
+        goro__chan_sleep(GORO__WAIT_SELECT, deadline);
+        return GORO_ETIMEDOUT;
+    }
+    return chan_send(c, elem, true, deadline, GORO__WAIT_SELECT);
+}
+
+/* ---------------------------------------------------------------- receive */
+
+static inline bool recv_would_block(goro_chan *c) {
+    if (c->dataqsiz == 0)
+        return q_first_unlocked(&c->sendq) == NULL;
+    return atomic_load_explicit(&c->qcount, memory_order_acquire) == 0;
+}
+
+static inline void elem_zero(goro_chan *c, void *elem) {
+    if (elem && c->elem_size)
+        memset(elem, 0, c->elem_size);
+}
+
+static int chan_recv(goro_chan *c, void *elem, bool *okp, bool block, int64_t deadline, int reason) {
+    bool ok = false;
+    if (!block && recv_would_block(c)) {
+        /* Not ready, then not closed: both held at the first observation
+           (a channel never reopens). */
+        if (atomic_load_explicit(&c->closed, memory_order_acquire) == 0) {
+            if (okp)
+                *okp = false;
+            return GORO_EAGAIN;
+        }
+        /* Closed for good; if it is still empty it stays empty. */
+        if (recv_would_block(c)) {
+            elem_zero(c, elem);
+            if (okp)
+                *okp = false;
+            return 0;
+        }
+    }
+
+    goro__chan_lock_acquire(&c->lock);
+    if (atomic_load_explicit(&c->closed, memory_order_relaxed) &&
+        atomic_load_explicit(&c->qcount, memory_order_relaxed) == 0) {
+        goro__chan_lock_release(&c->lock);
+        elem_zero(c, elem);
+        goto out;
+    }
+    goro__waiter *s = goro__waitq_dequeue(&c->sendq);
+    if (s) {
+        goro__g *g = goro__chan_recv_from(c, s, elem);
+        goro__chan_lock_release(&c->lock);
+        goro__ready(g);
+        ok = true;
+        goto out;
+    }
+    if (atomic_load_explicit(&c->qcount, memory_order_relaxed) > 0) {
+        goro__chan_buf_take(c, elem);
+        goro__chan_lock_release(&c->lock);
+        ok = true;
+        goto out;
+    }
+    if (!block) {
+        goro__chan_lock_release(&c->lock);
+        if (okp)
+            *okp = false;
+        return GORO_EAGAIN;
+    }
+
+    goro__waiter me;
+    me.g = goro__getg();
+    me.c = c;
+    me.elem = c->elem_size ? elem : NULL;
+    me.case_index = 0;
+    if (!chan_wait(c, &c->recvq, &me, reason, deadline)) {
+        if (okp)
+            *okp = false;
+        return GORO_ETIMEDOUT;
+    }
+    ok = me.success; /* on close the closer zeroed elem */
+out:
+    if (okp)
+        *okp = ok;
+    return 0;
+}
+
+bool goro_chan_recv(goro_chan *c, void *elem) {
+    if (GORO__UNLIKELY(!c))
+        goro__chan_block_forever(GORO__WAIT_CHAN_RECV_NIL);
+    bool ok;
+    chan_recv(c, elem, &ok, true, -1, GORO__WAIT_CHAN_RECV);
+    return ok;
+}
+
+int goro_chan_try_recv(goro_chan *c, void *elem, bool *ok) {
+    if (!c) {
+        if (ok)
+            *ok = false;
+        return GORO_EAGAIN;
+    }
+    return chan_recv(c, elem, ok, false, -1, 0);
+}
+
+int goro_chan_recv_timeout(goro_chan *c, void *elem, bool *ok, int64_t ns) {
+    if (ns == GORO_FOREVER) {
+        bool r = goro_chan_recv(c, elem);
+        if (ok)
+            *ok = r;
+        return 0;
+    }
+    if (ns <= 0) {
+        if (c && chan_recv(c, elem, ok, false, -1, 0) == 0)
+            return 0;
+        if (ok)
+            *ok = false;
+        return GORO_ETIMEDOUT;
+    }
+    int64_t deadline = goro__chan_deadline(ns);
+    if (!c) {
+        goro__chan_sleep(GORO__WAIT_SELECT, deadline);
+        if (ok)
+            *ok = false;
+        return GORO_ETIMEDOUT;
+    }
+    return chan_recv(c, elem, ok, true, deadline, GORO__WAIT_SELECT);
+}
+
+/* ------------------------------------------------------------------ close */
+
+void goro_chan_close(goro_chan *c) {
+    if (!c)
+        goro_panic("close of nil channel");
+    goro__chan_lock_acquire(&c->lock);
+    if (atomic_load_explicit(&c->closed, memory_order_relaxed)) {
+        goro__chan_lock_release(&c->lock);
+        goro_panic("close of closed channel");
+    }
+    atomic_store_explicit(&c->closed, 1, memory_order_release);
+
+    /* Claim every waiter, then ready them after unlocking: receivers get a
+       zero value and ok == false, senders wake to panic. The wake list is
+       chained through the dequeued records' `next` (each record belongs to
+       a different goroutine: a select is claimed at most once). */
+    goro__waiter *head = NULL, **tail = &head, *w;
+    while ((w = goro__waitq_dequeue(&c->recvq)) != NULL) {
+        elem_zero(c, w->elem);
+        wake_record(c, w, false);
+        *tail = w;
+        tail = &w->next;
+    }
+    while ((w = goro__waitq_dequeue(&c->sendq)) != NULL) {
+        wake_record(c, w, false);
+        *tail = w;
+        tail = &w->next;
+    }
+    *tail = NULL;
+    goro__chan_lock_release(&c->lock);
+
+    while (head) {
+        /* Read the record before readying its owner: it lives on that stack. */
+        goro__waiter *next = head->next;
+        goro__g *g = head->g;
+        goro__ready(g);
+        head = next;
+    }
+}
+
+/* ------------------------------------------------------------ len and cap */
+
+size_t goro_chan_len(goro_chan *c) {
+    if (!c || c->dataqsiz == 0)
+        return 0;
+    return atomic_load_explicit(&c->qcount, memory_order_relaxed);
+}
+
+size_t goro_chan_cap(goro_chan *c) { return c ? c->dataqsiz : 0; }

@@ -1,0 +1,187 @@
+/*
+ * chan_internal.h - channel internals shared by chan.c and select.c, and the
+ * read-only hooks other layers (leak, observe) use to see who waits on what.
+ *
+ * A channel is one allocation: this header, then the ring buffer of
+ * cap * elem_size bytes. Everything but `refs` and the holders list is
+ * protected by `lock` (see the invariants at the top of chan.c; the lock is
+ * described below).
+ *
+ * Waiter records (Go's sudog): a goroutine or plain thread that blocks on a
+ * channel puts a goro__waiter on its own stack and links it into the
+ * channel's sendq or recvq. The record points at the waiter's element buffer,
+ * so a partner copies the value directly from one party's memory into the
+ * other's (no intermediate copy). While it waits, g->waiting points to the
+ * first record of the wait and the records are chained through `waitlink`
+ * (one record for a plain send/recv, one per non-NULL case for a select).
+ *
+ * References. `refs` is one 64-bit atomic word with two halves:
+ *   low 32 bits:  references: the one of goro_chan_make, each
+ *                 goro_chan_retain, and each hold (goro__chan_hold);
+ *   high 32 bits: pins: one per waiter record currently referring to the
+ *                 channel. A waiter pins the channel when it enqueues (under
+ *                 the lock) and the pin is dropped when nobody will touch the
+ *                 channel on the waiter's behalf again (see chan.c).
+ * The channel is freed by whoever turns the whole word into zero, so a
+ * channel with waiters outlives its last reference (Go's GC keeps a channel
+ * alive while a goroutine is blocked on it).
+ * `nheld`/`holders` (under `lock`) record which goroutines hold references
+ * through goro_opts.holds: references - nheld is the number of references
+ * whose holder is unknown (made or retained by plain code).
+ *
+ * Enumerating what a parked goroutine waits on (leak analysis, dumps):
+ *   1. pin the goroutine with goro__g_scan_begin() and check that its status
+ *      is GORO__G_WAITING;
+ *   2. goro__g_wait_chans(g, out, max) returns the distinct channels of its
+ *      current channel wait (0 when it waits on something else, on a NULL
+ *      channel, or in a select whose cases are all NULL / that has no cases);
+ *      the pins of g's waiter records keep those channels allocated while g
+ *      stays pinned;
+ *   3. for each channel, goro__chan_refinfo() reports its references, how
+ *      many are held by goroutines, and those goroutines.
+ * Whether the wait has a deadline is g->park_deadline's business (runtime);
+ * the wait reason tells plain ops (chan send / chan receive) from select and
+ * timed ops ("select", like Go's select with a timer case).
+ */
+#ifndef GORO_CHAN_INTERNAL_H
+#define GORO_CHAN_INTERNAL_H
+
+#include "../runtime/runtime.h"
+
+/* ------------------------------------------------------------ channel lock
+ *
+ * Each channel has its own small lock. It is a test-and-test-and-set spin
+ * lock: acquire is one CAS when free, release is a plain store-release (no
+ * read-modify-write, no futex). A channel's critical sections are a few
+ * dozen instructions that never block or park (a parked goroutine's locks
+ * are released by the park's unlock function after it left its stack), so
+ * the holder is always running unless the kernel preempted its thread; a
+ * contender spins briefly, then yields the CPU, then naps, so a preempted
+ * holder gets to run. Measured against the runtime's futex mutex (whose
+ * release must be an atomic exchange to find sleepers), this halves the
+ * cost of an uncontended buffered send/receive and cuts the contended
+ * two-core case by about 3x (docs/performance.md).
+ */
+typedef struct goro__chan_lock {
+    _Atomic uint32_t state; /* 0 free, 1 held */
+} goro__chan_lock;
+
+GORO__HIDDEN void goro__chan_lock_slow(goro__chan_lock *l);
+
+static inline void goro__chan_lock_acquire(goro__chan_lock *l) {
+    uint32_t z = 0;
+    if (GORO__LIKELY(atomic_compare_exchange_strong_explicit(&l->state, &z, 1, memory_order_acquire,
+                                                             memory_order_relaxed)))
+        return;
+    goro__chan_lock_slow(l);
+}
+
+static inline void goro__chan_lock_release(goro__chan_lock *l) {
+    atomic_store_explicit(&l->state, 0, memory_order_release);
+}
+
+typedef struct goro__waiter goro__waiter;
+struct goro__waiter {
+    goro__waiter *next;     /* queue links, under c->lock */
+    goro__waiter *prev;
+    goro__g *g;             /* the waiting goroutine or thread record */
+    goro_chan *c;           /* channel it waits on */
+    void *elem;             /* send: the value; recv: destination (may be NULL) */
+    goro__waiter *waitlink; /* next record of the same wait (g->waiting list) */
+    uint32_t case_index;    /* select: index of the case in the caller's array */
+    bool is_select;         /* one of several records (select): the owner removes
+                               the others itself, and drops every pin itself */
+    bool linked;            /* currently in c's sendq or recvq */
+    bool success;           /* set by the waker: true = value passed, false = closed */
+};
+
+typedef struct goro__waitq {
+    goro__waiter *first;    /* also read without the lock (atomically) by fast paths */
+    goro__waiter *last;
+} goro__waitq;
+
+struct goro_chan {
+    goro__chan_lock lock;
+    _Atomic uint32_t closed;   /* written under lock; read lock-free by try fast paths */
+    size_t elem_size;
+    size_t dataqsiz;           /* capacity of the ring */
+    _Atomic size_t qcount;     /* elements in the ring; written under lock */
+    size_t sendx;              /* next slot to send into */
+    size_t recvx;              /* next slot to receive from */
+    goro__waitq recvq;         /* blocked receivers */
+    goro__waitq sendq;         /* blocked senders */
+    _Atomic uint64_t refs;     /* low: references, high: waiter pins (see above) */
+    uint32_t nheld;            /* references held through goro_opts.holds (lock) */
+    uint32_t holders_cap;
+    goro__g **holders;         /* the holding goroutines, nheld of them (lock) */
+    char *buf;                 /* ring, inside the same allocation */
+};
+
+#define GORO__CHAN_PIN ((uint64_t)1 << 32)
+#define GORO__CHAN_REFMASK ((uint64_t)0xffffffffu)
+
+/* ------------------------------------------------ shared by chan.c/select.c */
+
+GORO__HIDDEN void goro__chan_free(goro_chan *c);
+GORO__HIDDEN void goro__waitq_enqueue(goro__waitq *q, goro__waiter *w);
+GORO__HIDDEN void goro__waitq_remove(goro__waitq *q, goro__waiter *w);
+/* Pops the first record whose owner it can claim; records it cannot claim
+   (owner timed out or another case of its select won) are dropped. */
+GORO__HIDDEN goro__waiter *goro__waitq_dequeue(goro__waitq *q);
+/* Drops a pin taken by a waiter; frees the channel if that was the last
+   thing keeping it. Call without the lock. */
+GORO__HIDDEN void goro__chan_unpin(goro_chan *c);
+/* Parks forever with no way to be woken (a NULL channel, an empty select). */
+GORO__HIDDEN void goro__chan_block_forever(int reason) __attribute__((noreturn));
+/* Parks until the absolute deadline, with no way to be woken earlier (a timed
+   operation on a NULL channel, a timed select with no usable case). */
+GORO__HIDDEN void goro__chan_sleep(int reason, int64_t deadline);
+/* Absolute deadline for a relative timeout > 0 (GORO_FOREVER handled by callers). */
+GORO__HIDDEN int64_t goro__chan_deadline(int64_t ns);
+
+/* Partner operations under c->lock (and the select's other locks). Each
+   returns the goroutine to ready once every lock is released. */
+GORO__HIDDEN goro__g *goro__chan_send_to(goro_chan *c, goro__waiter *w, const void *elem);
+GORO__HIDDEN goro__g *goro__chan_recv_from(goro_chan *c, goro__waiter *w, void *elem);
+GORO__HIDDEN void goro__chan_buf_put(goro_chan *c, const void *elem);
+GORO__HIDDEN void goro__chan_buf_take(goro_chan *c, void *elem);
+
+static inline void goro__elem_copy(void *dst, const void *src, size_t n) {
+    switch (n) {
+    case 0: return;
+    case 4: __builtin_memcpy(dst, src, 4); return;
+    case 8: __builtin_memcpy(dst, src, 8); return;
+    case 16: __builtin_memcpy(dst, src, 16); return;
+    default: __builtin_memcpy(dst, src, n); return;
+    }
+}
+
+/* A send with elem == NULL sends a zero value. */
+static inline void goro__elem_copy_src(void *dst, const void *src, size_t n) {
+    if (GORO__LIKELY(src != NULL))
+        goro__elem_copy(dst, src, n);
+    else
+        __builtin_memset(dst, 0, n);
+}
+
+/* ------------------------------------------------------ for leak / observe */
+
+/* The distinct channels of g's current channel wait, at most `max` stored in
+   out; returns how many there are. g must be the caller itself or pinned by
+   goro__g_scan_begin while WAITING. */
+GORO__HIDDEN size_t goro__g_wait_chans(goro__g *g, goro_chan **out, size_t max);
+
+typedef struct goro__chan_info {
+    uint32_t refs;       /* references (make + retains + holds) */
+    uint32_t held;       /* of which held by goroutines through goro_opts.holds */
+    uint32_t waiters;    /* waiter records (pins) */
+    bool closed;
+    size_t len, cap;
+} goro__chan_info;
+/* A consistent snapshot (taken under the channel's lock) and up to `max`
+   holding goroutines; returns the number of holders (info->held). The caller
+   must keep c alive (a reference, or a pinned waiter on it). */
+GORO__HIDDEN size_t goro__chan_refinfo(goro_chan *c, goro__chan_info *info, goro__g **holders,
+                                       size_t max);
+
+#endif

@@ -1,0 +1,109 @@
+/*
+ * io_internal.h - the netpoller's descriptor records, shared by netpoll.c
+ * (epoll, waiting, waking, closing) and net.c (the public I/O calls).
+ *
+ * Every descriptor number that goro's I/O calls touch has one record
+ * (goro__pd, Go's pollDesc) in a table indexed by the number. Records are
+ * never freed or moved, so a pointer to one stays valid for the life of the
+ * process; a record is reset when goro creates a descriptor with that number
+ * and when goro_close closes it.
+ *
+ * An I/O call looks like this (see net.c):
+ *
+ *   pd = goro__pd_get(fd); goro__pd_enter(pd)      // EBADF while closing
+ *   for (;;) {
+ *       s = goro__pd_snap(pd);                     // readiness counters
+ *       n = read(fd, ...);                         // the non-blocking attempt
+ *       if (n >= 0 || errno != EAGAIN) break;
+ *       err = goro__pd_wait(pd, POLLIN, s, deadline);   // 0: try again
+ *       if (err) break;                            // ETIMEDOUT, EBADF, ...
+ *   }
+ *   goro__pd_exit(pd)
+ *
+ * The snapshot is taken BEFORE the attempt, and goro__pd_wait parks only if
+ * no readiness event arrived since the snapshot (checked under the record's
+ * lock, where the poller also counts events and looks for waiters), so an
+ * edge that arrives between the EAGAIN and the park is never lost.
+ */
+#ifndef GORO_IO_INTERNAL_H
+#define GORO_IO_INTERNAL_H
+
+#include "runtime/runtime.h"
+
+#include <poll.h>
+#include <sys/types.h>
+
+/* Highest descriptor number the table covers (exclusive). */
+#define GORO__PD_MAX_FD (1 << 24)
+
+typedef struct goro__pd_waiter goro__pd_waiter;
+
+typedef struct goro__pd {
+    goro__lock lock;
+    int32_t fd;                    /* constant: the table index */
+    uint32_t fdseq;                /* lock: bumped at every reset and (re)registration;
+                                      tags epoll events so stale ones are dropped */
+    _Atomic uint32_t rseq;         /* read-side readiness events seen (bumped under lock) */
+    _Atomic uint32_t wseq;         /* write-side readiness events seen (bumped under lock) */
+    _Atomic uint32_t ref;          /* calls in flight | GORO__PD_CLOSING */
+    _Atomic uint8_t flags;         /* GORO__PD_OWNED, GORO__PD_NOTSOCK (racy hints) */
+    uint8_t reg;                   /* lock: enum goro__pd_reg */
+    ino_t ino;                     /* lock: inode of an owned socket (reuse check) */
+    goro__pd_waiter *waiters;      /* lock: goroutines and threads waiting */
+    goro__g *closer;               /* lock: goro_close waiting for ref to drain */
+} goro__pd;
+
+#define GORO__PD_CLOSING 0x80000000u
+
+enum {
+    GORO__PD_OWNED = 1,   /* created by goro (listen/dial/accept): a non-blocking socket */
+    GORO__PD_NOTSOCK = 2, /* send(2) said ENOTSOCK: use write(2) */
+};
+
+enum goro__pd_reg {
+    GORO__PD_REG_NONE = 0,     /* not in the epoll set (as far as we know) */
+    GORO__PD_REG_OK = 1,       /* registered with data (fdseq << 32 | fd) */
+    GORO__PD_REG_NOTPOLL = 2,  /* epoll refused it (regular file...): always ready */
+};
+
+/* The record of fd, creating its table chunk if needed. NULL and *err set
+   (EBADF for a negative fd, EMFILE past GORO__PD_MAX_FD, ENOMEM). */
+GORO__HIDDEN goro__pd *goro__pd_get(int fd, int *err);
+
+/* A descriptor goro just created (a non-blocking socket): resets the record
+   and registers it with epoll. 0 or an errno value. */
+GORO__HIDDEN int goro__pd_open(int fd);
+
+/* Counts a call in flight; EBADF (and no count) while goro_close runs. */
+GORO__HIDDEN int goro__pd_enter(goro__pd *pd);
+GORO__HIDDEN void goro__pd_exit(goro__pd *pd);
+
+/* Readiness counters, to be taken before the attempt that may say EAGAIN. */
+typedef struct goro__pd_snap {
+    uint32_t r, w;
+} goro__pd_snap;
+static inline goro__pd_snap goro__pd_snapshot(goro__pd *pd) {
+    goro__pd_snap s = {atomic_load_explicit(&pd->rseq, memory_order_acquire),
+                       atomic_load_explicit(&pd->wseq, memory_order_acquire)};
+    return s;
+}
+
+/* Waits until fd may be ready for `events` (POLLIN/POLLPRI/POLLRDHUP: read
+   side, POLLOUT: write side) since the snapshot, the deadline (absolute
+   goro_nanotime, < 0: none) passes, or goro_close. Returns 0 (try again),
+   ETIMEDOUT, EBADF (closed) or another errno value. A goroutine parks in
+   "IO wait"; a plain thread blocks in ppoll(2). */
+GORO__HIDDEN int goro__pd_wait(goro__pd *pd, int events, goro__pd_snap snap, int64_t deadline);
+
+/* goro_close: wakes every waiter with EBADF, waits for the calls in flight
+   to leave, unregisters and closes. 0 or an errno value. */
+GORO__HIDDEN int goro__pd_close(int fd);
+
+static inline bool goro__pd_owned(goro__pd *pd) {
+    return atomic_load_explicit(&pd->flags, memory_order_relaxed) & GORO__PD_OWNED;
+}
+
+/* errno of whatever thread runs the goroutine now (never cached across a park). */
+#define GORO__ERRNO (*goro__errno_location())
+
+#endif

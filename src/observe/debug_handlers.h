@@ -1,0 +1,42 @@
+/*
+ * debug_handlers.h - between the debug server's connection loop
+ * (debug_server.c) and its request handlers (debug_handlers.c). Private to
+ * those two files.
+ */
+#ifndef GORO_OBSERVE_DEBUG_HANDLERS_H
+#define GORO_OBSERVE_DEBUG_HANDLERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../runtime/runtime.h"
+#include "http_parse.h"
+
+/* One response, before it is serialized. Strings are static except
+   location and body, which the response owns (malloc'd). */
+typedef struct goro__debug_resp {
+    int status;
+    int minor;               /* HTTP/1.minor of the status line */
+    bool head_only;          /* HEAD: the headers GET would get, no body */
+    bool nosniff;            /* X-Content-Type-Options: nosniff */
+    bool go_pprof;           /* X-Go-Pprof: 1 (serveError) */
+    const char *ctype;       /* Content-Type, or NULL */
+    const char *attachment;  /* Content-Disposition filename, or NULL */
+    const char *allow;       /* Allow, or NULL */
+    char *location;          /* Location (malloc'd), or NULL */
+    char *body;              /* malloc'd, or NULL */
+    size_t body_len;
+} goro__debug_resp;
+
+/* Fills r (zeroed by the caller, status 200) with the answer to q, as
+   Go's ServeMux with the net/http/pprof handlers would give it. */
+GORO__HIDDEN void goro__debug_route(goro__debug_resp *r, const goro__http_req *q);
+
+/* "OK", "Not Found", ... */
+GORO__HIDDEN const char *goro__debug_status_text(int code);
+
+/* The section list's lock, for the fork handlers. */
+GORO__HIDDEN void goro__debug_sections_lock(void);
+GORO__HIDDEN void goro__debug_sections_unlock(void);
+
+#endif

@@ -1,0 +1,118 @@
+/*
+ * sem.c - goro_sem, a weighted semaphore with FIFO fairness, like
+ * golang.org/x/sync/semaphore.Weighted.
+ *
+ * size is the capacity (goro_sem_init; a zeroed goro_sem has capacity 0, so
+ * every acquire of n > 0 blocks forever and every release of n > 0 panics
+ * until goro_sem_init sets a capacity). cur is the weight held.
+ *
+ * Invariants (lock protects cur, the queue and the waiter records in it):
+ *  - 0 <= cur <= size.
+ *  - FIFO: a request is granted immediately only when it fits and nobody
+ *    queues; release grants queued requests strictly in order and stops at
+ *    the first that does not fit (a big request is never starved by a stream
+ *    of small ones). try_acquire therefore fails while anyone queues.
+ *  - a queued waiter has prepared its wait and parks with `lock` as the
+ *    unlock argument; the releaser that grants it adds its weight to cur,
+ *    unlinks, claims and readies it, all under the lock.
+ *  - a request larger than size never queues (it could never be granted and
+ *    would block everyone behind it): it blocks forever, as x/sync's Acquire
+ *    does with a context that is never done.
+ */
+#include "sync_internal.h"
+
+#include <string.h>
+
+typedef struct semwaiter {
+    goro__g *g;
+    int64_t n;
+    struct semwaiter *next;
+} semwaiter;
+
+typedef struct goro__sem {
+    int64_t size;
+    int64_t cur;
+    goro__lock lock;
+    semwaiter *head, *tail;
+} goro__sem;
+
+_Static_assert(sizeof(goro__sem) <= sizeof(goro_sem), "goro_sem too small");
+_Static_assert(_Alignof(goro__sem) <= _Alignof(goro_sem), "goro_sem misaligned");
+
+static inline goro__sem *impl(goro_sem *s) { return (goro__sem *)(void *)s; }
+
+static void noop_unlock(void *arg) { (void)arg; }
+
+void goro_sem_init(goro_sem *sp, int64_t n) {
+    goro__sem *s = impl(sp);
+    memset(s, 0, sizeof *s);
+    s->size = n;
+}
+
+/* Grants queued requests in order while they fit (lock held). */
+static void notify_waiters(goro__sem *s) {
+    while (s->head != NULL) {
+        semwaiter *w = s->head;
+        if (s->size - s->cur < w->n)
+            break; /* not enough for the first: everyone behind it waits too */
+        s->cur += w->n;
+        s->head = w->next;
+        if (s->head == NULL)
+            s->tail = NULL;
+        goro__g *g = w->g;
+        if (!goro__claim(g))
+            goro__throw("semaphore: waiter claimed twice");
+        goro__ready(g); /* w is gone from here on */
+    }
+}
+
+void goro_sem_acquire(goro_sem *sp, int64_t n) {
+    goro__sem *s = impl(sp);
+    goro__lock_acquire(&s->lock);
+    if (s->size - s->cur >= n && s->head == NULL) {
+        s->cur += n;
+        goro__lock_release(&s->lock);
+        return;
+    }
+    goro__g *g = goro__getg();
+    if (n > s->size) {
+        /* Doomed: do not make later requests wait behind it. */
+        goro__lock_release(&s->lock);
+        for (;;) {
+            goro__g_prepare_wait(g);
+            goro__park(GORO__WAIT_SEMACQUIRE, s, noop_unlock, NULL, GORO__SYNC_NO_DEADLINE);
+            g = goro__getg();
+        }
+    }
+    semwaiter w = {.g = g, .n = n, .next = NULL};
+    goro__g_prepare_wait(g);
+    if (s->tail == NULL)
+        s->head = &w;
+    else
+        s->tail->next = &w;
+    s->tail = &w;
+    /* Granted (cur already includes n) when this returns. */
+    goro__park(GORO__WAIT_SEMACQUIRE, s, goro__lock_release_v, &s->lock, GORO__SYNC_NO_DEADLINE);
+}
+
+bool goro_sem_try_acquire(goro_sem *sp, int64_t n) {
+    goro__sem *s = impl(sp);
+    goro__lock_acquire(&s->lock);
+    bool ok = s->size - s->cur >= n && s->head == NULL;
+    if (ok)
+        s->cur += n;
+    goro__lock_release(&s->lock);
+    return ok;
+}
+
+void goro_sem_release(goro_sem *sp, int64_t n) {
+    goro__sem *s = impl(sp);
+    goro__lock_acquire(&s->lock);
+    if (s->cur - n < 0) {
+        goro__lock_release(&s->lock);
+        goro_panic("semaphore: released more than held");
+    }
+    s->cur -= n;
+    notify_waiters(s);
+    goro__lock_release(&s->lock);
+}

@@ -1,0 +1,945 @@
+/*
+ * test_sync.c - goro_mutex, rwmutex, waitgroup, once, cond and sem, in the
+ * spirit of Go's src/sync/..._test.go and x/sync/semaphore's tests: stress
+ * with invariants across 2 Ps, goroutines mixed with plain threads, Go's
+ * fairness properties (mutex starvation mode, writers not starved, FIFO
+ * semaphore, no spurious cond wake-ups) and the misuse panics.
+ */
+#include <criterion/criterion.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "goro.h"
+
+/* Waits until the live goroutine count is back to `start`. */
+static void sync_settle(int start) {
+    int64_t end = goro_nanotime() + GORO_SEC(3);
+    while (goro_count() != start && goro_nanotime() < end)
+        goro_sleep(GORO_MS(1));
+    cr_assert_eq(goro_count(), start, "goroutines left behind: %d, started with %d", goro_count(),
+                 start);
+}
+
+/* Polls cond() (an atomic read) for up to `ns`. */
+static bool sync_eventually(bool (*cond)(void *), void *arg, int64_t ns) {
+    int64_t end = goro_nanotime() + ns;
+    while (!cond(arg)) {
+        if (goro_nanotime() > end)
+            return false;
+        goro_sleep(GORO_US(200));
+    }
+    return true;
+}
+
+/* ================================================================= mutex */
+
+typedef struct {
+    goro_mutex mu;
+    long counter;           /* protected by mu, deliberately not atomic */
+    _Atomic int holders;
+    _Atomic int violations;
+    int iters;
+    goro_waitgroup wg;
+} mstress;
+
+static void mstress_body(mstress *s) {
+    for (int i = 0; i < s->iters; i++) {
+        goro_mutex_lock(&s->mu);
+        if (atomic_fetch_add(&s->holders, 1) != 0)
+            atomic_fetch_add(&s->violations, 1);
+        s->counter++;
+        atomic_fetch_sub(&s->holders, 1);
+        goro_mutex_unlock(&s->mu);
+        if (i % 256 == 0)
+            goro_yield();
+    }
+    goro_waitgroup_done(&s->wg);
+}
+static void mstress_g(void *a) { mstress_body(a); }
+static void *mstress_t(void *a) {
+    mstress_body(a);
+    return NULL;
+}
+
+Test(sync, mutex_stress_goroutines_and_threads, .timeout = 60) {
+    goro_maxprocs(2);
+    int start = goro_count();
+    static mstress s;
+    memset(&s, 0, sizeof s);
+    s.iters = 20000;
+    enum { G = 6, T = 2 };
+    goro_waitgroup_add(&s.wg, G + T);
+    for (int i = 0; i < G; i++)
+        cr_assert_neq(goro_go(mstress_g, &s), 0);
+    pthread_t th[T];
+    for (int i = 0; i < T; i++)
+        cr_assert_eq(pthread_create(&th[i], NULL, mstress_t, &s), 0);
+    goro_waitgroup_wait(&s.wg);
+    for (int i = 0; i < T; i++)
+        pthread_join(th[i], NULL);
+    cr_assert_eq(atomic_load(&s.violations), 0, "two holders at once");
+    cr_assert_eq(s.counter, (long)(G + T) * s.iters, "lost increments: %ld", s.counter);
+    sync_settle(start);
+}
+
+Test(sync, mutex_trylock, .timeout = 10) {
+    goro_mutex m = {0};
+    cr_assert(goro_mutex_trylock(&m));
+    cr_assert_not(goro_mutex_trylock(&m));
+    goro_mutex_unlock(&m);
+    goro_mutex_lock(&m);
+    cr_assert_not(goro_mutex_trylock(&m));
+    goro_mutex_unlock(&m);
+    cr_assert(goro_mutex_trylock(&m));
+    goro_mutex_unlock(&m);
+}
+
+typedef struct {
+    goro_mutex *m;
+    _Atomic int state; /* 0 start, 1 trying, 2 got it */
+} mtry;
+static void mutex_try_holder(void *a) {
+    mtry *t = a;
+    atomic_store(&t->state, 1);
+    goro_mutex_lock(t->m);
+    atomic_store(&t->state, 2);
+    goro_mutex_unlock(t->m);
+}
+static bool mtry_got(void *a) { return atomic_load(&((mtry *)a)->state) == 2; }
+
+Test(sync, mutex_blocks_then_wakes, .timeout = 10) {
+    goro_maxprocs(2);
+    int start = goro_count();
+    goro_mutex m = {0};
+    mtry t = {.m = &m};
+    goro_mutex_lock(&m);
+    goro_go(mutex_try_holder, &t);
+    goro_sleep(GORO_MS(20));
+    cr_assert_eq(atomic_load(&t.state), 1, "acquired a held mutex");
+    char buf[1 << 16];
+    goro_stack(buf, sizeof buf, true);
+    cr_assert(strstr(buf, "[sync.Mutex.Lock") != NULL, "no sync.Mutex.Lock state in:\n%s", buf);
+    goro_mutex_unlock(&m);
+    cr_assert(sync_eventually(mtry_got, &t, GORO_SEC(2)));
+    sync_settle(start);
+}
+
+Test(sync, mutex_unlock_of_unlocked_panics, .timeout = 10, .exit_code = 2) {
+    goro_mutex m = {0};
+    goro_mutex_lock(&m);
+    goro_mutex_unlock(&m);
+    goro_mutex_unlock(&m);
+}
+
+static void unlock_unlocked_g(void *a) { goro_mutex_unlock(a); }
+
+/* The last recovered panic message, so tests can check it. */
+static char *_Atomic sync_last_panic_p;
+static void note_panic(const char *msg, void *arg) {
+    (void)arg;
+    free(atomic_exchange(&sync_last_panic_p, strdup(msg)));
+}
+#define sync_last_panic atomic_load(&sync_last_panic_p)
+
+Test(sync, mutex_unlock_of_unlocked_message, .timeout = 10) {
+    int start = goro_count();
+    goro_mutex m = {0};
+    goro_opts o = {.on_panic = note_panic};
+    goro_go_opts(&o, unlock_unlocked_g, &m);
+    sync_settle(start);
+    cr_assert_not_null(sync_last_panic);
+    cr_assert_str_eq(sync_last_panic, "sync: unlock of unlocked mutex");
+    /* The mutex is still usable. */
+    cr_assert(goro_mutex_trylock(&m));
+    goro_mutex_unlock(&m);
+}
+
+/* Go's TestMutexFairness: a goroutine that re-locks right after unlocking
+   must not starve a waiter: after 1 ms the mutex goes into starvation mode
+   and hands itself to the waiter. */
+typedef struct {
+    goro_mutex mu;
+    _Atomic bool stop;
+    _Atomic bool saw_starving;
+    _Atomic int waiter_done;
+    int64_t max_wait;
+} mfair;
+
+static void fair_hog(void *a) {
+    mfair *f = a;
+    while (!atomic_load(&f->stop)) {
+        goro_mutex_lock(&f->mu);
+        goro_sleep(GORO_US(100));
+        /* White box: bit 2 of the state word is Go's mutexStarving. */
+        if (atomic_load((_Atomic int32_t *)(void *)&f->mu) & 4)
+            atomic_store(&f->saw_starving, true);
+        goro_mutex_unlock(&f->mu);
+    }
+}
+
+static void fair_waiter(void *a) {
+    mfair *f = a;
+    for (int i = 0; i < 10; i++) {
+        goro_sleep(GORO_US(100));
+        int64_t t0 = goro_nanotime();
+        goro_mutex_lock(&f->mu);
+        int64_t w = goro_nanotime() - t0;
+        if (w > f->max_wait)
+            f->max_wait = w;
+        goro_mutex_unlock(&f->mu);
+    }
+    atomic_store(&f->waiter_done, 1);
+}
+static bool fair_done(void *a) { return atomic_load(&((mfair *)a)->waiter_done) == 1; }
+
+Test(sync, mutex_starvation_mode, .timeout = 30) {
+    goro_maxprocs(2);
+    int start = goro_count();
+    static mfair f;
+    memset(&f, 0, sizeof f);
+    goro_go(fair_hog, &f);
+    goro_go(fair_waiter, &f);
+    bool ok = sync_eventually(fair_done, &f, GORO_SEC(10));
+    atomic_store(&f.stop, true);
+    cr_assert(ok, "can't acquire the mutex in 10 seconds");
+    cr_assert(atomic_load(&f.saw_starving), "the mutex never entered starvation mode");
+    /* Starvation mode bounds the wait to ~1 ms plus the hog's 100 us holds. */
+    cr_assert_lt(f.max_wait, GORO_MS(500), "waited %lld ns", (long long)f.max_wait);
+    sync_settle(start);
+}
+
+/* =============================================================== rwmutex */
+
+typedef struct {
+    goro_rwmutex rw;
+    _Atomic int inside;
+    _Atomic int all_seen;
+    int n;
+    goro_waitgroup wg;
+} rwpar;
+
+static void rw_parallel_reader(void *a) {
+    rwpar *p = a;
+    goro_rwmutex_rlock(&p->rw);
+    atomic_fetch_add(&p->inside, 1);
+    int64_t end = goro_nanotime() + GORO_SEC(5);
+    while (atomic_load(&p->inside) < p->n && goro_nanotime() < end)
+        goro_sleep(GORO_US(100));
+    if (atomic_load(&p->inside) >= p->n)
+        atomic_fetch_add(&p->all_seen, 1);
+    goro_rwmutex_runlock(&p->rw);
+    goro_waitgroup_done(&p->wg);
+}
+
+Test(sync, rwmutex_parallel_readers, .timeout = 20) {
+    goro_maxprocs(2);
+    int start = goro_count();
+    rwpar p;
+    memset(&p, 0, sizeof p);
+    p.n = 8;
+    goro_waitgroup_add(&p.wg, p.n);
+    for (int i = 0; i < p.n; i++)
+        goro_go(rw_parallel_reader, &p);
+    goro_waitgroup_wait(&p.wg);
+    cr_assert_eq(atomic_load(&p.all_seen), p.n, "readers did not hold the lock together");
+    /* Now free: a writer gets it at once. */
+    goro_rwmutex_lock(&p.rw);
+    goro_rwmutex_unlock(&p.rw);
+    sync_settle(start);
+}
+
+/* Go's HammerRWMutex: activity counts readers + 10000 * writers. */
+typedef struct {
+    goro_rwmutex rw;
+    _Atomic int activity;
+    _Atomic int bad;
+    int iters;
+    goro_waitgroup wg;
+} rwhammer;
+
+static void hammer_reader_body(rwhammer *h) {
+    for (int i = 0; i < h->iters; i++) {
+        goro_rwmutex_rlock(&h->rw);
+        int n = atomic_fetch_add(&h->activity, 1) + 1;
+        if (n < 1 || n >= 10000)
+            atomic_fetch_add(&h->bad, 1);
+        for (volatile int k = 0; k < 100; k++)
+            ;
+        atomic_fetch_sub(&h->activity, 1);
+        goro_rwmutex_runlock(&h->rw);
+    }
+    goro_waitgroup_done(&h->wg);
+}
+static void hammer_writer_body(rwhammer *h) {
+    for (int i = 0; i < h->iters; i++) {
+        goro_rwmutex_lock(&h->rw);
+        int n = atomic_fetch_add(&h->activity, 10000) + 10000;
+        if (n != 10000)
+            atomic_fetch_add(&h->bad, 1);
+        for (volatile int k = 0; k < 100; k++)
+            ;
+        atomic_fetch_sub(&h->activity, 10000);
+        goro_rwmutex_unlock(&h->rw);
+    }
+    goro_waitgroup_done(&h->wg);
+}
+static void hammer_reader(void *a) { hammer_reader_body(a); }
+static void hammer_writer(void *a) { hammer_writer_body(a); }
+static void *hammer_reader_t(void *a) {
+    hammer_reader_body(a);
+    return NULL;
+}
+static void *hammer_writer_t(void *a) {
+    hammer_writer_body(a);
+    return NULL;
+}
+
+Test(sync, rwmutex_hammer, .timeout = 60) {
+    goro_maxprocs(2);
+    int start = goro_count();
+    static rwhammer h;
+    memset(&h, 0, sizeof h);
+    h.iters = 3000;
+    enum { READERS = 8 };
+    goro_waitgroup_add(&h.wg, 2 + READERS + 2);
+    goro_go(hammer_writer, &h);
+    for (int i = 0; i < READERS / 2; i++)
+        goro_go(hammer_reader, &h);
+    goro_go(hammer_writer, &h);
+    for (int i = READERS / 2; i < READERS; i++)
+        goro_go(hammer_reader, &h);
+    pthread_t tr, tw;
+    pthread_create(&tr, NULL, hammer_reader_t, &h);
+    pthread_create(&tw, NULL, hammer_writer_t, &h);
+    goro_waitgroup_wait(&h.wg);
+    pthread_join(tr, NULL);
+    pthread_join(tw, NULL);
+    cr_assert_eq(atomic_load(&h.bad), 0, "reader/writer exclusion violated");
+    cr_assert_eq(atomic_load(&h.activity), 0);
+    sync_settle(start);
+}
+
+/* A stream of overlapping readers must not starve a writer. */
+typedef struct {
+    goro_rwmutex rw;
+    _Atomic bool stop;
+    _Atomic int reads;
+    goro_waitgroup wg;
+} rwstream;
+
+static void stream_reader(void *a) {
+    rwstream *s = a;
+    while (!atomic_load(&s->stop)) {
+        goro_rwmutex_rlock(&s->rw);
+        atomic_fetch_add(&s->reads, 1);
+        goro_sleep(GORO_US(300));
+        goro_rwmutex_runlock(&s->rw);
+    }
+    goro_waitgroup_done(&s->wg);
+}
+
+Test(sync, rwmutex_writer_not_starved, .timeout = 20) {
+    goro_maxprocs(2);
+    int start = goro_count();
+    static rwstream s;
+    memset(&s, 0, sizeof s);
+    enum { R = 6 };
+    goro_waitgroup_add(&s.wg, R);
+    for (int i = 0; i < R; i++) {
+        goro_go(stream_reader, &s);
+        goro_sleep(GORO_US(50)); /* staggered: some reader always holds it */
+    }
+    goro_sleep(GORO_MS(20));
+    cr_assert_gt(atomic_load(&s.reads), R);
+    for (int round = 0; round < 5; round++) {
+        int64_t t0 = goro_nanotime();
+        goro_rwmutex_lock(&s.rw);
+        int64_t waited = goro_nanotime() - t0;
+        int r0 = atomic_load(&s.reads);
+        goro_sleep(GORO_MS(2));
+        cr_assert_eq(atomic_load(&s.reads), r0, "a reader got in while the writer held the lock");
+        goro_rwmutex_unlock(&s.rw);
+        cr_assert_lt(waited, GORO_MS(200), "writer waited %lld ns", (long long)waited);
+        goro_sleep(GORO_MS(5));
+    }
+    atomic_store(&s.stop, true);
+    goro_waitgroup_wait(&s.wg);
+    sync_settle(start);
+}
+
+/* A waiting writer blocks new readers; they get in after the writer. */
+typedef struct {
+    goro_rwmutex rw;
+    _Atomic int seq;
+    _Atomic int writer_at;
+    _Atomic int reader_at;
+    goro_waitgroup wg;
+} rworder;
+
+static void order_writer(void *a) {
+    rworder *o = a;
+    goro_rwmutex_lock(&o->rw);
+    atomic_store(&o->writer_at, atomic_fetch_add(&o->seq, 1) + 1);
+    goro_sleep(GORO_MS(5));
+    goro_rwmutex_unlock(&o->rw);
+    goro_waitgroup_done(&o->wg);
+}
+static void order_reader(void *a) {
+    rworder *o = a;
+    goro_rwmutex_rlock(&o->rw);
+    atomic_store(&o->reader_at, atomic_fetch_add(&o->seq, 1) + 1);
+    goro_rwmutex_runlock(&o->rw);
+    goro_waitgroup_done(&o->wg);
+}
+
+Test(sync, rwmutex_waiting_writer_blocks_new_readers, .timeout = 20) {
+    goro_maxprocs(2);
+    int start = goro_count();
+    static rworder o;
+    memset(&o, 0, sizeof o);
+    goro_waitgroup_add(&o.wg, 2);
+    goro_rwmutex_rlock(&o.rw); /* the main thread is a reader */
+    goro_go(order_writer, &o);
+    goro_sleep(GORO_MS(20));
+    goro_go(order_reader, &o);
+    goro_sleep(GORO_MS(20));
+    cr_assert_eq(atomic_load(&o.writer_at), 0, "writer got in while a reader held the lock");
+    cr_assert_eq(atomic_load(&o.reader_at), 0, "a new reader passed a waiting writer");
+    char buf[1 << 16];
+    goro_stack(buf, sizeof buf, true);
+    cr_assert(strstr(buf, "[sync.RWMutex.Lock") != NULL, "no sync.RWMutex.Lock in:\n%s", buf);
+    cr_assert(strstr(buf, "[sync.RWMutex.RLock") != NULL, "no sync.RWMutex.RLock in:\n%s", buf);
+    goro_rwmutex_runlock(&o.rw);
+    goro_waitgroup_wait(&o.wg);
+    cr_assert_eq(atomic_load(&o.writer_at), 1);
+    cr_assert_eq(atomic_load(&o.reader_at), 2);
+    sync_settle(start);
+}
+
+Test(sync, rwmutex_runlock_of_unlocked_panics, .timeout = 10, .exit_code = 2) {
+    goro_rwmutex rw = {0};
+    goro_rwmutex_runlock(&rw);
+}
+
+Test(sync, rwmutex_unlock_of_unlocked_panics, .timeout = 10, .exit_code = 2) {
+    goro_rwmutex rw = {0};
+    goro_rwmutex_rlock(&rw);
+    goro_rwmutex_runlock(&rw);
+    goro_rwmutex_unlock(&rw);
+}
+
+/* ============================================================ waitgroup */
+
+typedef struct {
+    goro_waitgroup wg1, wg2;
+    _Atomic int exited;
+    goro_waitgroup all;
+} wgtest;
+
+static void wg_body(wgtest *t) {
+    goro_waitgroup_done(&t->wg1);
+    goro_waitgroup_wait(&t->wg2);
+    atomic_fetch_add(&t->exited, 1);
+    goro_waitgroup_done(&t->all);
+}
+static void wg_g(void *a) { wg_body(a); }
+static void *wg_t(void *a) {
+    wg_body(a);
+    return NULL;
+}
+
+/* Go's TestWaitGroup, with two of the waiters plain threads. */
+Test(sync, waitgroup_basic, .timeout = 20) {
+    goro_maxprocs(2);
+    int start = goro_count();
+    for (int round = 0; round < 3; round++) {
+        static wgtest t;
+        memset(&t, 0, sizeof t);
+        enum { N = 16, T = 2 };
+        goro_waitgroup_add(&t.wg1, N + T);
+        goro_waitgroup_add(&t.wg2, N + T);
+        goro_waitgroup_add(&t.all, N + T);
+        for (int i = 0; i < N; i++)
+            goro_go(wg_g, &t);
+        pthread_t th[T];
+        for (int i = 0; i < T; i++)
+            pthread_create(&th[i], NULL, wg_t, &t);
+        goro_waitgroup_wait(&t.wg1);
+        goro_sleep(GORO_MS(5));
+        cr_assert_eq(atomic_load(&t.exited), 0, "WaitGroup released too early");
+        for (int i = 0; i < N + T; i++)
+            goro_waitgroup_done(&t.wg2);
+        goro_waitgroup_wait(&t.all);
+        cr_assert_eq(atomic_load(&t.exited), N + T);
+        for (int i = 0; i < T; i++)
+            pthread_join(th[i], NULL);
+    }
+    /* A zero WaitGroup does not block. */
+    goro_waitgroup z = {0};
+    goro_waitgroup_wait(&z);
+    sync_settle(start);
+}
+
+static void wg_stuck(void *a) { goro_waitgroup_wait(a); }
+
+Test(sync, waitgroup_wait_state, .timeout = 10) {
+    int start = goro_count();
+    goro_waitgroup wg = {0};
+    goro_waitgroup_add(&wg, 1);
+    goro_go(wg_stuck, &wg);
+    goro_sleep(GORO_MS(20));
+    char buf[1 << 16];
+    goro_stack(buf, sizeof buf, true);
+    cr_assert(strstr(buf, "[sync.WaitGroup.Wait") != NULL, "no sync.WaitGroup.Wait in:\n%s", buf);
+    goro_waitgroup_done(&wg);
+    sync_settle(start);
+}
+
+Test(sync, waitgroup_negative_counter_panics, .timeout = 10, .exit_code = 2) {
+    goro_waitgroup wg = {0};
+    goro_waitgroup_add(&wg, 1);
+    goro_waitgroup_done(&wg);
+    goro_waitgroup_done(&wg);
+}
+
+static void wg_negative_g(void *a) { goro_waitgroup_add(a, -1); }
+
+Test(sync, waitgroup_negative_counter_message, .timeout = 10) {
+    int start = goro_count();
+    goro_waitgroup wg = {0};
+    goro_opts o = {.on_panic = note_panic};
+    goro_go_opts(&o, wg_negative_g, &wg);
+    sync_settle(start);
+    cr_assert_not_null(sync_last_panic);
+    cr_assert_str_eq(sync_last_panic, "sync: negative WaitGroup counter");
+}
+
+/* ================================================================= once */
+
+typedef struct {
+    goro_once once;
+    _Atomic int calls;
+    _Atomic int value;
+    _Atomic int early;
+    goro_waitgroup wg;
+} oncetest;
+
+static void once_fn(void *a) {
+    oncetest *t = a;
+    atomic_fetch_add(&t->calls, 1);
+    goro_sleep(GORO_MS(10)); /* concurrent callers must wait for this */
+    atomic_store(&t->value, 42);
+}
+static void once_body(oncetest *t) {
+    goro_once_do(&t->once, once_fn, t);
+    if (atomic_load(&t->value) != 42)
+        atomic_fetch_add(&t->early, 1);
+    goro_waitgroup_done(&t->wg);
+}
+static void once_g(void *a) { once_body(a); }
+static void *once_t(void *a) {
+    once_body(a);
+    return NULL;
+}
+
+Test(sync, once_concurrent, .timeout = 20) {
+    goro_maxprocs(2);
+    int start = goro_count();
+    static oncetest t;
+    memset(&t, 0, sizeof t);
+    enum { N = 16, T = 2 };
+    goro_waitgroup_add(&t.wg, N + T);
+    for (int i = 0; i < N; i++)
+        goro_go(once_g, &t);
+    pthread_t th[T];
+    for (int i = 0; i < T; i++)
+        pthread_create(&th[i], NULL, once_t, &t);
+    goro_waitgroup_wait(&t.wg);
+    for (int i = 0; i < T; i++)
+        pthread_join(th[i], NULL);
+    cr_assert_eq(atomic_load(&t.calls), 1);
+    cr_assert_eq(atomic_load(&t.early), 0, "a caller returned before fn finished");
+    goro_once_do(&t.once, once_fn, &t);
+    cr_assert_eq(atomic_load(&t.calls), 1);
+    sync_settle(start);
+}
+
+static void once_panicking_fn(void *a) {
+    (void)a;
+    goro_panic("once fn failed");
+}
+static void once_panic_g(void *a) { goro_once_do(a, once_panicking_fn, NULL); }
+static _Atomic int once_second_calls;
+static void once_second_fn(void *a) {
+    (void)a;
+    atomic_fetch_add(&once_second_calls, 1);
+}
+
+/* Go's TestOncePanic: a panicking fn counts as done. */
+Test(sync, once_panic_counts_as_done, .timeout = 10) {
+    int start = goro_count();
+    goro_once o = {0};
+    goro_opts opts = {.on_panic = note_panic};
+    goro_go_opts(&opts, once_panic_g, &o);
+    sync_settle(start);
+    cr_assert_str_eq(sync_last_panic, "once fn failed");
+    goro_once_do(&o, once_second_fn, NULL); /* must neither hang nor call */
+    cr_assert_eq(atomic_load(&once_second_calls), 0);
+}
+
+/* ================================================================= cond */
+
+typedef struct {
+    goro_mutex mu;
+    goro_cond cond;
+    int running;          /* under mu */
+    _Atomic int awake;
+    int order[64];        /* under mu: wake order */
+    int norder;
+    bool exit;            /* under mu */
+    goro_waitgroup wg;
+} condtest;
+
+typedef struct {
+    condtest *c;
+    int id;
+} condarg;
+
+static void cond_waiter_body(condarg *a) {
+    condtest *c = a->c;
+    goro_mutex_lock(&c->mu);
+    c->running++;
+    goro_cond_wait(&c->cond, &c->mu);
+    c->order[c->norder++] = a->id;
+    atomic_fetch_add(&c->awake, 1);
+    goro_mutex_unlock(&c->mu);
+    goro_waitgroup_done(&c->wg);
+}
+static void cond_waiter(void *a) { cond_waiter_body(a); }
+static void *cond_waiter_t(void *a) {
+    cond_waiter_body(a);
+    return NULL;
+}
+
+static int cond_running(condtest *c) {
+    goro_mutex_lock(&c->mu);
+    int r = c->running;
+    goro_mutex_unlock(&c->mu);
+    return r;
+}
+
+static void cond_wait_running(condtest *c, int n) {
+    int64_t end = goro_nanotime() + GORO_SEC(5);
+    while (cond_running(c) < n) {
+        cr_assert_lt(goro_nanotime(), end, "waiters did not start");
+        goro_sleep(GORO_US(200));
+    }
+}
+
+static void cond_wait_awake(condtest *c, int n) {
+    int64_t end = goro_nanotime() + GORO_SEC(5);
+    while (atomic_load(&c->awake) < n) {
+        cr_assert_lt(goro_nanotime(), end, "signal woke nobody");
+        goro_sleep(GORO_US(200));
+    }
+}
+
+/* Go's TestCondSignal: each signal wakes exactly one waiter. */
+Test(sync, cond_signal_wakes_exactly_one, .timeout = 20) {
+    goro_maxprocs(2);
+    int start = goro_count();
+    static condtest c;
+    memset(&c, 0, sizeof c);
+    enum { N = 4 };
+    static condarg args[N];
+    goro_waitgroup_add(&c.wg, N);
+    for (int i = 0; i < N; i++) {
+        args[i] = (condarg){&c, i};
+        if (i == N - 1) {
+            pthread_t th;
+            pthread_create(&th, NULL, cond_waiter_t, &args[i]);
+            pthread_detach(th);
+        } else {
+            goro_go(cond_waiter, &args[i]);
+        }
+    }
+    /* running is counted under mu before Wait releases it: once all are
+       counted and we hold mu, every waiter has its ticket. */
+    cond_wait_running(&c, N);
+    for (int n = 1; n <= N; n++) {
+        cr_assert_eq(atomic_load(&c.awake), n - 1, "goroutine not asleep");
+        goro_mutex_lock(&c.mu);
+        goro_cond_signal(&c.cond);
+        goro_mutex_unlock(&c.mu);
+        cond_wait_awake(&c, n);
+        goro_sleep(GORO_MS(10));
+        cr_assert_eq(atomic_load(&c.awake), n, "too many woke up");
+    }
+    goro_cond_signal(&c.cond); /* nobody left: a no-op */
+    goro_waitgroup_wait(&c.wg);
+    sync_settle(start);
+}
+
+/* Signals wake waiters in the order they started waiting. */
+Test(sync, cond_signal_fifo, .timeout = 20) {
+    goro_maxprocs(2);
+    int start = goro_count();
+    static condtest c;
+    memset(&c, 0, sizeof c);
+    enum { N = 20 };
+    static condarg args[N];
+    goro_waitgroup_add(&c.wg, N);
+    for (int i = 0; i < N; i++) {
+        args[i] = (condarg){&c, i};
+        goro_go(cond_waiter, &args[i]);
+        cond_wait_running(&c, i + 1);
+    }
+    for (int n = 1; n <= N; n++) {
+        goro_cond_signal(&c.cond);
+        cond_wait_awake(&c, n);
+    }
+    goro_waitgroup_wait(&c.wg);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(c.order[i], i, "wake %d went to waiter %d", i, c.order[i]);
+    sync_settle(start);
+}
+
+/* Go's TestCondBroadcast: every waiter wakes exactly once per broadcast. */
+typedef struct {
+    condtest *c;
+    int id;
+    int wakes;
+} bcarg;
+
+static void bc_body(bcarg *a) {
+    condtest *c = a->c;
+    goro_mutex_lock(&c->mu);
+    while (!c->exit) {
+        c->running++;
+        goro_cond_wait(&c->cond, &c->mu);
+        a->wakes++;
+        atomic_fetch_add(&c->awake, 1);
+    }
+    goro_mutex_unlock(&c->mu);
+    goro_waitgroup_done(&c->wg);
+}
+static void bc_g(void *a) { bc_body(a); }
+static void *bc_t(void *a) {
+    bc_body(a);
+    return NULL;
+}
+
+Test(sync, cond_broadcast_wakes_all, .timeout = 30) {
+    goro_maxprocs(2);
+    int start = goro_count();
+    static condtest c;
+    memset(&c, 0, sizeof c);
+    enum { N = 50, T = 2, ROUNDS = 5 };
+    static bcarg args[N];
+    pthread_t th[T];
+    goro_waitgroup_add(&c.wg, N);
+    for (int i = 0; i < N; i++) {
+        args[i] = (bcarg){&c, i, 0};
+        if (i < T)
+            pthread_create(&th[i], NULL, bc_t, &args[i]);
+        else
+            goro_go(bc_g, &args[i]);
+    }
+    for (int r = 1; r <= ROUNDS; r++) {
+        cond_wait_running(&c, N * r);
+        cr_assert_eq(atomic_load(&c.awake), N * (r - 1), "goroutine not asleep");
+        goro_mutex_lock(&c.mu);
+        if (r == ROUNDS)
+            c.exit = true;
+        goro_cond_broadcast(&c.cond);
+        goro_mutex_unlock(&c.mu);
+        cond_wait_awake(&c, N * r);
+    }
+    goro_waitgroup_wait(&c.wg);
+    for (int i = 0; i < T; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(args[i].wakes, ROUNDS, "waiter %d woke %d times", i, args[i].wakes);
+    goro_cond_broadcast(&c.cond);
+    sync_settle(start);
+}
+
+/* No spurious wake-ups: a signal sent before a wait does not wake it. */
+Test(sync, cond_no_spurious_wakeup, .timeout = 20) {
+    goro_maxprocs(2);
+    int start = goro_count();
+    static condtest c;
+    memset(&c, 0, sizeof c);
+    static condarg a;
+    a = (condarg){&c, 0};
+    goro_cond_signal(&c.cond);
+    goro_cond_broadcast(&c.cond);
+    goro_waitgroup_add(&c.wg, 1);
+    goro_go(cond_waiter, &a);
+    cond_wait_running(&c, 1);
+    goro_sleep(GORO_MS(30));
+    cr_assert_eq(atomic_load(&c.awake), 0, "woken without a signal");
+    char buf[1 << 16];
+    goro_stack(buf, sizeof buf, true);
+    cr_assert(strstr(buf, "[sync.Cond.Wait") != NULL, "no sync.Cond.Wait in:\n%s", buf);
+    goro_cond_signal(&c.cond);
+    cond_wait_awake(&c, 1);
+    goro_waitgroup_wait(&c.wg);
+    sync_settle(start);
+}
+
+/* ================================================================== sem */
+
+Test(sync, sem_weighted_basics, .timeout = 10) {
+    goro_sem s;
+    goro_sem_init(&s, 10);
+    goro_sem_acquire(&s, 3);
+    goro_sem_acquire(&s, 3);
+    goro_sem_acquire(&s, 3);
+    cr_assert_not(goro_sem_try_acquire(&s, 2));
+    cr_assert(goro_sem_try_acquire(&s, 1));
+    cr_assert_not(goro_sem_try_acquire(&s, 1));
+    goro_sem_release(&s, 4);
+    cr_assert(goro_sem_try_acquire(&s, 4));
+    goro_sem_release(&s, 10);
+    cr_assert(goro_sem_try_acquire(&s, 10));
+    goro_sem_release(&s, 10);
+
+    /* A zeroed goro_sem has capacity 0. */
+    goro_sem z;
+    memset(&z, 0, sizeof z);
+    cr_assert(goro_sem_try_acquire(&z, 0));
+    cr_assert_not(goro_sem_try_acquire(&z, 1));
+}
+
+typedef struct {
+    goro_sem *s;
+    int64_t n;
+    _Atomic int *seq;
+    _Atomic int at;
+    goro_waitgroup *wg;
+} semwaiter_arg;
+
+static void sem_waiter_g(void *a) {
+    semwaiter_arg *w = a;
+    goro_sem_acquire(w->s, w->n);
+    atomic_store(&w->at, atomic_fetch_add(w->seq, 1) + 1);
+    goro_waitgroup_done(w->wg);
+}
+static bool sem_at_set(void *a) { return atomic_load(&((semwaiter_arg *)a)->at) != 0; }
+
+/* x/sync's FIFO rule: a big request at the head is not overtaken by small
+   ones, and try_acquire fails while anyone queues. */
+Test(sync, sem_fifo_fairness, .timeout = 20) {
+    goro_maxprocs(2);
+    int start = goro_count();
+    static goro_sem s;
+    goro_sem_init(&s, 4);
+    static _Atomic int seq;
+    static goro_waitgroup wg;
+    goro_sem_acquire(&s, 4);
+    static semwaiter_arg big, small;
+    big = (semwaiter_arg){&s, 4, &seq, 0, &wg};
+    small = (semwaiter_arg){&s, 1, &seq, 0, &wg};
+    goro_waitgroup_add(&wg, 2);
+    goro_go(sem_waiter_g, &big);
+    goro_sleep(GORO_MS(20));
+    goro_go(sem_waiter_g, &small);
+    goro_sleep(GORO_MS(20));
+    char buf[1 << 16];
+    goro_stack(buf, sizeof buf, true);
+    cr_assert(strstr(buf, "[semacquire") != NULL, "no semacquire in:\n%s", buf);
+
+    goro_sem_release(&s, 1); /* 1 free, but the head wants 4 */
+    goro_sleep(GORO_MS(20));
+    cr_assert_eq(atomic_load(&small.at), 0, "small request overtook the big one");
+    cr_assert_not(goro_sem_try_acquire(&s, 1), "try_acquire succeeded while waiters queue");
+    goro_sem_release(&s, 3); /* the big one fits now */
+    cr_assert(sync_eventually(sem_at_set, &big, GORO_SEC(2)));
+    goro_sleep(GORO_MS(10));
+    cr_assert_eq(atomic_load(&small.at), 0, "small request got in beside the big one");
+    goro_sem_release(&s, 4); /* as the big one's owner */
+    goro_waitgroup_wait(&wg);
+    cr_assert_eq(atomic_load(&big.at), 1);
+    cr_assert_eq(atomic_load(&small.at), 2);
+    goro_sem_release(&s, 1);
+    cr_assert(goro_sem_try_acquire(&s, 4));
+    sync_settle(start);
+}
+
+static void sem_doomed(void *a) { goro_sem_acquire(a, 100); }
+
+/* A request above the capacity blocks forever without blocking others. */
+Test(sync, sem_request_above_capacity, .timeout = 10) {
+    int start = goro_count();
+    static goro_sem s;
+    goro_sem_init(&s, 4);
+    goro_go(sem_doomed, &s);
+    goro_sleep(GORO_MS(20));
+    cr_assert(goro_sem_try_acquire(&s, 4), "a doomed request blocks the others");
+    goro_sem_release(&s, 4);
+    cr_assert_eq(goro_count(), start + 1, "the doomed request returned");
+}
+
+typedef struct {
+    goro_sem s;
+    _Atomic int64_t in_use;
+    _Atomic int bad;
+    int64_t cap;
+    int iters;
+    goro_waitgroup wg;
+} semstress;
+
+static void semstress_body(semstress *st, unsigned seed) {
+    for (int i = 0; i < st->iters; i++) {
+        seed = seed * 1103515245u + 12345u;
+        int64_t n = 1 + (int64_t)((seed >> 16) % 3);
+        goro_sem_acquire(&st->s, n);
+        int64_t now = atomic_fetch_add(&st->in_use, n) + n;
+        if (now > st->cap)
+            atomic_fetch_add(&st->bad, 1);
+        if (i % 16 == 0)
+            goro_yield();
+        atomic_fetch_sub(&st->in_use, n);
+        goro_sem_release(&st->s, n);
+    }
+    goro_waitgroup_done(&st->wg);
+}
+static void semstress_g(void *a) { semstress_body(a, (unsigned)goro_id()); }
+static void *semstress_t(void *a) {
+    semstress_body(a, 7u);
+    return NULL;
+}
+
+Test(sync, sem_stress_weighted, .timeout = 60) {
+    goro_maxprocs(2);
+    int start = goro_count();
+    static semstress st;
+    memset(&st, 0, sizeof st);
+    st.cap = 5;
+    st.iters = 5000;
+    goro_sem_init(&st.s, st.cap);
+    enum { G = 8, T = 2 };
+    goro_waitgroup_add(&st.wg, G + T);
+    for (int i = 0; i < G; i++)
+        goro_go(semstress_g, &st);
+    pthread_t th[T];
+    for (int i = 0; i < T; i++)
+        pthread_create(&th[i], NULL, semstress_t, &st);
+    goro_waitgroup_wait(&st.wg);
+    for (int i = 0; i < T; i++)
+        pthread_join(th[i], NULL);
+    cr_assert_eq(atomic_load(&st.bad), 0, "more weight held than the capacity");
+    cr_assert(goro_sem_try_acquire(&st.s, st.cap), "weight leaked");
+    sync_settle(start);
+}
+
+Test(sync, sem_release_more_than_held_panics, .timeout = 10, .exit_code = 2) {
+    goro_sem s;
+    goro_sem_init(&s, 3);
+    goro_sem_acquire(&s, 1);
+    goro_sem_release(&s, 2);
+}
