@@ -222,7 +222,7 @@ static void limiter_variant(const char *name, int64_t (*run)(long n), bool limit
 {
     long n = hb_nflag > 0 ? hb_nflag : 1000000;
     ensure_spin();
-    double ns[HB_MAXREPS], peak[HB_MAXREPS];
+    double ns[HB_MAXREPS] = {0}, peak[HB_MAXREPS] = {0};
     int64_t rss_before = hb_rss();
     bool reset_ok = true;
     for (int r = 0; r < hb_reps; r++) {

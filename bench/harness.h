@@ -483,7 +483,13 @@ HB_FN int hb_main(int argc, char **argv, const hb_bench *benches)
     r.done = goro_chan_make(sizeof(int), 1);
     if (!r.done)
         hb_die("goro_chan_make");
-    hb_go(hb_bench_goroutine, &r);
+    /* GORO_BENCH_STACK=bytes: stack size of the bench goroutine (0: the default) */
+    goro_opts opts = {.stack_size = 0, .name = "bench"};
+    const char *st = getenv("GORO_BENCH_STACK");
+    if (st)
+        opts.stack_size = (size_t)strtoull(st, NULL, 0);
+    if (goro_go_opts(&opts, hb_bench_goroutine, &r) == 0)
+        hb_die("goro_go_opts");
     int v;
     goro_chan_recv(r.done, &v);
     goro_chan_release(r.done);

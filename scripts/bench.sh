@@ -231,8 +231,12 @@ http_bench() { # file server-cmd...
 	echo "# machine: nproc=$(nproc) cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')\" kernel=$(uname -r)"
 	command -v go >/dev/null 2>&1 && echo "# $(go version)"
 	echo "# $(${CC:-cc} --version | head -1); build: $(awk -F= '/^CMAKE_BUILD_TYPE:/{print $2}' "$BUILD_DIR/CMakeCache.txt")"
-	echo "# benchtime=$BENCHTIME"
+	echo "# benchtime=$BENCHTIME loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT/machine.txt" >&2
+load1=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
+	log "WARNING: load average $load1: other work is running; numbers will be noisy"
+fi
 
 t_start=$(date +%s)
 while read -r name fam p n twin; do
@@ -268,7 +272,8 @@ while read -r name fam p n twin; do
 	gobenchx) [ -n "$GOBENCHX" ] && run_to "$GO_OUT" $(pin "$p") "$GOBENCHX" -benchtime "$BENCHTIME" $nflag "$name" ;;
 	esac
 done <<<"$PLAN"
-log "took $(($(date +%s) - t_start)) s; raw lines in $GORO_OUT and $GO_OUT"
+log "took $(($(date +%s) - t_start)) s; loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg); raw lines in $GORO_OUT and $GO_OUT"
+echo "# loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 
 python3 scripts/bench_compare.py "$GORO_OUT" "$GO_OUT" | tee "$OUT/table.txt"
 python3 scripts/bench_compare.py --md "$GORO_OUT" "$GO_OUT" >"$OUT/table.md"

@@ -247,7 +247,6 @@ static char *expected_index(int goroutines, int leaked)
 Test(debug_server, index_page_is_gos, .timeout = 20)
 {
     int port = start();
-    goro__debug_note_leak_count(0);
     hresp r;
     cr_assert(get(port, "/debug/pprof/", &r));
     cr_assert_eq(r.status, 200, "%s", r.raw);
@@ -260,12 +259,6 @@ Test(debug_server, index_page_is_gos, .timeout = 20)
     char *want = expected_index(goro_count(), 0);
     cr_assert_str_eq(r.body, want);
     free(want);
-    hresp_free(&r);
-
-    /* the leak count shown is the last detection's */
-    goro__debug_note_leak_count(7);
-    cr_assert(get(port, "/debug/pprof/", &r));
-    cr_assert_not_null(strstr(r.body, "<tr><td>7</td><td><a href='goroutineleak?debug=1'>goroutineleak</a>"));
     hresp_free(&r);
 
     /* HEAD: the same headers, no body */
@@ -372,6 +365,60 @@ Test(debug_server, goroutineleak_profile, .timeout = 30)
     cr_assert_eq((unsigned char)r.body[1], 0x8b);
     hresp_free(&r);
     goro_debug_stop();
+}
+
+static void leaky_sender(void *arg)
+{
+    int v = 1;
+    goro_chan_send((goro_chan *)arg, &v); /* no one else can reach the channel */
+}
+
+Test(debug_server, goroutineleak_count_on_index, .timeout = 30)
+{
+    int port = start();
+    hresp r;
+    cr_assert(get(port, "/debug/pprof/", &r));
+    cr_assert_not_null(strstr(r.body, "<tr><td>0</td><td><a href='goroutineleak?debug=1'>goroutineleak</a>"),
+                       "%s", r.body);
+    hresp_free(&r);
+
+    goro_chan *c = goro_chan_make(sizeof(int), 0);
+    goro_chan *holds[] = {c, NULL};
+    goro_opts o = {.holds = holds};
+    cr_assert_neq(goro_go_opts(&o, leaky_sender, c), 0);
+    goro_chan_release(c); /* only the sender holds it now */
+
+    /* each fetch of the profile runs the detection */
+    bool found = false;
+    for (int tries = 0; tries < 300 && !found; tries++) {
+        cr_assert(get(port, "/debug/pprof/goroutineleak?debug=1", &r));
+        cr_assert_eq(r.status, 200);
+        found = strncmp(r.body, "goroutineleak profile: total 1\n", 31) == 0;
+        hresp_free(&r);
+        if (!found)
+            usleep(10 * 1000);
+    }
+    cr_assert(found);
+    /* the index shows the last run's count, as Go's Profile.Count() */
+    cr_assert(get(port, "/debug/pprof/", &r));
+    cr_assert_not_null(strstr(r.body, "<tr><td>1</td><td><a href='goroutineleak?debug=1'>goroutineleak</a>"),
+                       "%s", r.body);
+    hresp_free(&r);
+    /* debug=2: every goroutine, the leaked one marked */
+    cr_assert(get(port, "/debug/pprof/goroutineleak?debug=2", &r));
+    cr_assert_eq(r.status, 200);
+    cr_assert_not_null(strstr(r.body, "[chan send (leaked)]"), "%s", r.body);
+    hresp_free(&r);
+    goro_debug_stop();
+
+    /* Let it go: c is still alive, held by the sender, so the test (which
+       cheated by keeping the pointer) can take the value. */
+    int v = 0;
+    cr_assert(goro_chan_recv(c, &v));
+    cr_assert_eq(v, 1);
+    for (int i = 0; i < 5000 && goro_count() > 1; i++)
+        usleep(1000);
+    cr_assert_eq(goro_count(), 1);
 }
 
 Test(debug_server, cmdline, .timeout = 20)
@@ -779,6 +826,31 @@ Test(debug_server, answers_while_all_goroutines_spin, .timeout = 60)
     goro_debug_stop();
 }
 
+/* In a debug=1 profile: the sum of the counts of the groups that have a
+   frame line containing `frame`. */
+static int count_in_groups(const char *body, const char *frame)
+{
+    int total = 0, n = 0;
+    bool counted = true;
+    for (const char *line = body; *line;) {
+        const char *eol = strchr(line, '\n');
+        size_t len = eol ? (size_t)(eol - line) : strlen(line);
+        int k;
+        if (sscanf(line, "%d @ ", &k) == 1 && strstr(line, " @ ") && strstr(line, " @ ") < line + len) {
+            n = k;
+            counted = false;
+        } else if (!counted && line[0] == '#') {
+            const char *hit = strstr(line, frame);
+            if (hit && hit < line + len) {
+                total += n;
+                counted = true;
+            }
+        }
+        line += len + (eol ? 1 : 0);
+    }
+    return total;
+}
+
 static atomic_int stuck_done;
 
 static void stuck(void *arg)
@@ -811,9 +883,11 @@ Test(debug_server, answers_while_goroutines_are_stuck, .timeout = 60)
     cr_assert_eq(seen, 4, "%s", r.body);
     hresp_free(&r);
 
+    /* debug=1: the groups with stuck's frame add up to 4 (how they split
+       depends on the runtime's own, hidden, frames, as in Go) */
     cr_assert(get(port, "/debug/pprof/goroutine?debug=1", &r));
     cr_assert_eq(r.status, 200);
-    cr_assert_not_null(strstr(r.body, "\n4 @ "), "%s", r.body);
+    cr_assert_eq(count_in_groups(r.body, "\tstuck+"), 4, "%s", r.body);
     hresp_free(&r);
     cr_assert(get(port, "/debug/pprof/", &r));
     cr_assert_eq(r.status, 200);

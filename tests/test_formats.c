@@ -122,6 +122,7 @@ enum { L_FMT_SPAWN = __LINE__ + 3 };
 static GORO__NOINLINE uint64_t fmt_spawn(goro_chan *c) {
     uint64_t id =
         goro_go(fmt_sender, c);
+    __asm__ volatile("" ::: "memory"); /* no tail call: goro_go's return address stays here */
     return id;
 }
 
@@ -231,10 +232,10 @@ Test(formats, debug2_elides_all_but_50_and_50, .timeout = 30) {
 static _Atomic uint64_t fmt_inner_id;
 static goro_chan *fmt_nested_send;
 
-enum { L_FMT_NESTED_GO = __LINE__ + 3 };
+enum { L_FMT_NESTED_GO = __LINE__ + 2 };
 static GORO__NOINLINE void fmt_nested_a(void *arg) {
-    atomic_store(&fmt_inner_id,
-                 goro_go(fmt_sender, fmt_nested_send));
+    uint64_t id = goro_go(fmt_sender, fmt_nested_send);
+    atomic_store(&fmt_inner_id, id);
     int v;
     goro_chan_recv(arg, &v); /* parks until the test sends */
 }

@@ -814,6 +814,8 @@ Test(pool, resize_under_load_loses_nobody, .timeout = 30) {
     cr_assert_eq(atomic_load(&ok), CALLERS * PER);
     cr_assert_eq(goro_pool_queue_length(p), 0);
     cr_assert_eq(atomic_load(&cc.made) - atomic_load(&cc.terminated), 4);
+    WAIT_FOR(goro_count() == start + 4, 2000); /* the callers are gone, the 4 workers remain */
+    cr_assert_eq(goro_count(), start + 4);
     goro_pool_close(p);
     cr_assert_eq(atomic_load(&cc.made), atomic_load(&cc.terminated));
     cr_assert_eq(goro_count(), start, "goroutines left after close: %d, expected %d", goro_count(), start);
@@ -1098,4 +1100,174 @@ Test(pool, workers_named_in_profile, .timeout = 10) {
     free(buf);
     goro_pool_free(p);
     gate_fini(&g);
+}
+
+/* The debug server's index page shows each pool (size, queue length) and
+   each limiter (running, waiting). */
+static char *http_get(int port, const char *path) {
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    int fd = goro_dial_tcp(addr, GORO_SEC(5));
+    if (fd < 0)
+        return NULL;
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, addr);
+    goro_write(fd, req, (size_t)n, GORO_SEC(5));
+    size_t cap = 1 << 20, have = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        ssize_t r = goro_read(fd, buf + have, cap - 1 - have, GORO_SEC(5));
+        if (r <= 0)
+            break;
+        have += (size_t)r;
+    }
+    buf[have] = 0;
+    goro_close(fd);
+    return buf;
+}
+
+Test(pool, debug_index_shows_pools_and_limiters, .timeout = 20) {
+    gate_ctx g;
+    gate_init(&g, 4);
+    goro_pool *p = goro_pool_new(2, gate_ctor, &g);
+    goro_chan *done = goro_chan_make(0, 4);
+    call busy = {.p = p, .payload = 1000, .kind = 0, .done = done};
+    goro_go(do_call, &busy);
+    void *st;
+    goro_chan_recv(g.started, &st);
+    goro_limiter *l = goro_limiter_new(3, NULL);
+
+    int port = goro_debug_serve("127.0.0.1:0");
+    cr_assert_gt(port, 0);
+    char *page = http_get(port, "/debug/pprof/");
+    cr_assert_not_null(page);
+    cr_assert(strstr(page, "pool 1") != NULL, "index:\n%s", page);
+    cr_assert(strstr(page, "size 2, queue length 1") != NULL, "index:\n%s", page);
+    cr_assert(strstr(page, "limiter 1") != NULL, "index:\n%s", page);
+    cr_assert(strstr(page, "running 0, waiting 0, max 3") != NULL, "index:\n%s", page);
+    free(page);
+
+    goro_chan_close(g.gate);
+    goro_chan_recv(done, NULL);
+    goro_limiter_close(l);
+    goro_pool_free(p);
+    page = http_get(port, "/debug/pprof/");
+    cr_assert_not_null(page);
+    cr_assert(strstr(page, "pool 1") == NULL, "a freed pool stays listed:\n%s", page);
+    cr_assert(strstr(page, "limiter 1") == NULL, "a closed limiter stays listed:\n%s", page);
+    free(page);
+    goro_debug_stop();
+    goro_chan_release(done);
+    gate_fini(&g);
+}
+
+/* Stress: callers of every kind with short deadlines racing jobs that start,
+   finish, get interrupted, while the pool is resized and finally closed.
+   Checks results and bookkeeping; under `make test-tsan` it also checks that
+   no worker touches a caller's job after the call returned. */
+typedef struct stress_worker {
+    goro_worker base;
+    goro_chan *intr;
+    _Atomic int *terminated;
+} stress_worker;
+
+static void *stress_process(goro_worker *w, void *payload) {
+    stress_worker *sw = (stress_worker *)w;
+    intptr_t v = P2I(payload);
+    if (v % 5 == 0) {
+        goro_case c[1] = {{.chan = sw->intr, .dir = GORO_RECV}};
+        goro_select(c, 1, GORO_US(300));
+    } else if (v % 3 == 0) {
+        goro_yield();
+    }
+    return I2P(v * 2);
+}
+
+static void stress_interrupt(goro_worker *w) { goro_chan_try_send(((stress_worker *)w)->intr, NULL); }
+
+static void stress_terminate(goro_worker *w) {
+    stress_worker *sw = (stress_worker *)w;
+    atomic_fetch_add(sw->terminated, 1);
+    goro_chan_release(sw->intr);
+    free(sw);
+}
+
+typedef struct stress_ctx {
+    _Atomic int made, terminated;
+    _Atomic long ok, timeouts, closed, bad;
+} stress_ctx;
+
+static goro_worker *stress_ctor(void *ctx) {
+    stress_ctx *sc = ctx;
+    stress_worker *sw = calloc(1, sizeof *sw);
+    sw->base.process = stress_process;
+    sw->base.interrupt = stress_interrupt;
+    sw->base.terminate = stress_terminate;
+    sw->intr = goro_chan_make(0, 1);
+    sw->terminated = &sc->terminated;
+    atomic_fetch_add(&sc->made, 1);
+    return &sw->base;
+}
+
+typedef struct stress_arg {
+    goro_pool *p;
+    stress_ctx *sc;
+    int id;
+    goro_waitgroup *wg;
+} stress_arg;
+
+static void stress_caller(void *arg) {
+    stress_arg *a = arg;
+    for (int i = 0; i < 1500; i++) {
+        intptr_t v = a->id * 100000 + i;
+        void *r = NULL;
+        int e;
+        if (i % 3 == 0) {
+            e = goro_pool_process(a->p, I2P(v), &r);
+        } else if (i % 3 == 1) {
+            e = goro_pool_process_timed(a->p, I2P(v), GORO_US(100 + (i % 7) * 50), &r);
+        } else {
+            goro_ctx *c = goro_ctx_with_timeout(goro_ctx_background(), GORO_US(150));
+            e = goro_pool_process_ctx(a->p, c, I2P(v), &r);
+            goro_ctx_release(c);
+        }
+        if (e == 0 && P2I(r) == v * 2)
+            atomic_fetch_add(&a->sc->ok, 1);
+        else if (e == GORO_ETIMEDOUT || e == GORO_ECANCELED)
+            atomic_fetch_add(&a->sc->timeouts, 1);
+        else if (e == GORO_ECLOSED) {
+            atomic_fetch_add(&a->sc->closed, 1);
+            break;
+        } else
+            atomic_fetch_add(&a->sc->bad, 1);
+    }
+    goro_waitgroup_done(a->wg);
+}
+
+Test(pool, stress_deadlines_resizes_close, .timeout = 60) {
+    enum { CALLERS = 12 };
+    int start = goro_count();
+    stress_ctx sc;
+    memset(&sc, 0, sizeof sc);
+    goro_pool *p = goro_pool_new(3, stress_ctor, &sc);
+    goro_waitgroup wg = {0};
+    stress_arg a[CALLERS];
+    goro_waitgroup_add(&wg, CALLERS);
+    for (int i = 0; i < CALLERS; i++) {
+        a[i] = (stress_arg){p, &sc, i, &wg};
+        goro_go(stress_caller, &a[i]);
+    }
+    for (int k = 0; k < 20; k++) {
+        goro_pool_set_size(p, 1 + k % 5);
+        goro_sleep(GORO_US(500));
+    }
+    goro_pool_close(p);
+    goro_waitgroup_wait(&wg);
+    cr_assert_eq(atomic_load(&sc.bad), 0);
+    cr_assert_gt(atomic_load(&sc.ok), 0);
+    cr_assert_eq(atomic_load(&sc.made), atomic_load(&sc.terminated));
+    cr_assert_eq(goro_pool_queue_length(p), 0);
+    goro_pool_free(p);
+    WAIT_FOR(goro_count() == start, 2000); /* the callers are on their way out */
+    cr_assert_eq(goro_count(), start);
 }

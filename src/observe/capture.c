@@ -4,8 +4,9 @@
  *
  * Three ways, by what the record is doing:
  *
- *  1. The caller itself: its registers are read here (inline assembly) and
- *     the walk starts in this file; goro's frames are hidden later.
+ *  1. The caller itself: goro__self_regs (frameless assembly) returns its
+ *     registers at the call, and the walk starts in goro__capture_self,
+ *     whose frame stays live meanwhile; goro's frames are hidden later.
  *
  *  2. Parked or runnable goroutines: goro__g_scan_begin pins the record (it
  *     cannot start running while pinned), the walk starts from its saved
@@ -98,42 +99,59 @@ static void take_labels(goro__g *g, goro__gcap *cap) {
 
 /* ------------------------------------------------------------ 1. self */
 
-/* Registers at a point inside this function; the PC is exact. */
-static GORO__NOIPA void self_regs(goro__regs *rg) {
-    memset(rg, 0, sizeof *rg);
+/* goro__self_regs(rg): the caller's registers as they will be when this
+   call returns: PC = the return address, SP = the caller's stack pointer
+   after the return, and the callee-saved registers (untouched by the call).
+   It is frameless assembly on purpose: a C helper would describe its own
+   frame, which is dead (and overwritten by the walk itself) by the time
+   the walk reads it. The walk starts in the caller, whose frame stays live
+   while it calls goro__unwind. */
+void goro__self_regs(goro__regs *rg) __attribute__((visibility("hidden")));
 #if defined(__x86_64__)
-    __asm__ volatile("movq %%rbx, 24(%0)\n\t"
-                     "movq %%rbp, 48(%0)\n\t"
-                     "movq %%rsp, 56(%0)\n\t"
-                     "movq %%r12, 96(%0)\n\t"
-                     "movq %%r13, 104(%0)\n\t"
-                     "movq %%r14, 112(%0)\n\t"
-                     "movq %%r15, 120(%0)\n\t"
-                     "leaq 0(%%rip), %%rax\n\t"
-                     "movq %%rax, 128(%0)\n\t"
-                     :
-                     : "r"(rg->r)
-                     : "rax", "memory");
-    rg->valid = (1u << 3) | (1u << 6) | (1u << 7) | (1u << 12) | (1u << 13) | (1u << 14) |
-                (1u << 15) | (1u << 16);
+__asm__(".text\n"
+        ".globl goro__self_regs\n"
+        ".hidden goro__self_regs\n"
+        ".type goro__self_regs, @function\n"
+        ".p2align 4\n"
+        "goro__self_regs:\n"
+        "\tendbr64\n"
+        "\tmovq %rbx, 24(%rdi)\n"
+        "\tmovq %rbp, 48(%rdi)\n"
+        "\tleaq 8(%rsp), %rax\n"
+        "\tmovq %rax, 56(%rdi)\n"
+        "\tmovq %r12, 96(%rdi)\n"
+        "\tmovq %r13, 104(%rdi)\n"
+        "\tmovq %r14, 112(%rdi)\n"
+        "\tmovq %r15, 120(%rdi)\n"
+        "\tmovq (%rsp), %rax\n"
+        "\tmovq %rax, 128(%rdi)\n"
+        "\tmovq $0x1f0c8, 136(%rdi)\n" /* rbx rbp rsp r12-r15 rip */
+        "\tret\n"
+        ".size goro__self_regs, .-goro__self_regs\n");
+_Static_assert(offsetof(goro__regs, valid) == 136, "goro__regs layout");
 #elif defined(__aarch64__)
-    __asm__ volatile("stp x19, x20, [%0, #152]\n\t"
-                     "stp x21, x22, [%0, #168]\n\t"
-                     "stp x23, x24, [%0, #184]\n\t"
-                     "stp x25, x26, [%0, #200]\n\t"
-                     "stp x27, x28, [%0, #216]\n\t"
-                     "stp x29, x30, [%0, #232]\n\t"
-                     "mov x9, sp\n\t"
-                     "str x9, [%0, #248]\n\t"
-                     "adr x9, .\n\t"
-                     "str x9, [%0, #256]\n\t"
-                     :
-                     : "r"(rg->r)
-                     : "x9", "memory");
-    for (int i = 19; i <= 32; i++)
-        rg->valid |= (uint64_t)1 << i;
+__asm__(".text\n"
+        ".globl goro__self_regs\n"
+        ".hidden goro__self_regs\n"
+        ".type goro__self_regs, %function\n"
+        ".p2align 4\n"
+        "goro__self_regs:\n"
+        "\tstp x19, x20, [x0, #152]\n"
+        "\tstp x21, x22, [x0, #168]\n"
+        "\tstp x23, x24, [x0, #184]\n"
+        "\tstp x25, x26, [x0, #200]\n"
+        "\tstp x27, x28, [x0, #216]\n"
+        "\tstp x29, x30, [x0, #232]\n"
+        "\tmov x9, sp\n"
+        "\tstr x9, [x0, #248]\n"
+        "\tstr x30, [x0, #256]\n"
+        "\tmov x9, #0xfff80000\n" /* bits 19..31 */
+        "\tmovk x9, #1, lsl #32\n"  /* bit 32 (pc) */
+        "\tstr x9, [x0, #264]\n"
+        "\tret\n"
+        ".size goro__self_regs, .-goro__self_regs\n");
+_Static_assert(offsetof(goro__regs, valid) == 264, "goro__regs layout");
 #endif
-}
 
 static __thread uintptr_t tstack_lo, tstack_hi;
 
@@ -174,9 +192,26 @@ static bool thread_stack_range(uintptr_t sp, uintptr_t *lo, uintptr_t *hi) {
     return true;
 }
 
+static int capture_parked(goro__g *g, goro__gcap *cap, goro__stk *stk, int max, int ntail,
+                          uint32_t *seen);
+static void capture_saved_ctx(goro__g *g, goro__stk *stk, int max, int ntail);
+static bool regs_from_saved_ctx(goro__g *g, goro__gcap *cap, goro__stk *stk, int max, int ntail);
+
 void goro__capture_self(goro__g *g, goro__gcap *cap, goro__stk *stk, int max, int ntail) {
+    if (g && goro__systemstack_active(g)) {
+        /* Called on the system stack on g's behalf: g's own frames start at
+           the context it saved when it switched there. */
+        capture_saved_ctx(g, stk, max, ntail);
+        memset(cap, 0, sizeof *cap);
+        fill_info(g, atomic_load_explicit(&g->status, memory_order_relaxed), cap);
+        if (g->name)
+            cap->name = strdup(g->name);
+        take_labels(g, cap);
+        return;
+    }
     goro__regs rg;
-    self_regs(&rg);
+    memset(&rg, 0, sizeof rg);
+    goro__self_regs(&rg);
     uintptr_t sp = rg.r[GORO__REG_SP];
     goro__mem mem = {.n = 0};
     stack_t ss;
@@ -204,8 +239,8 @@ void goro__capture_self(goro__g *g, goro__gcap *cap, goro__stk *stk, int max, in
             mem.r[mem.n++] = (goro__memrange){lo, hi, NULL};
         }
     }
-    stk->leaf_exact = true;
-    stk->n_head = goro__unwind(&rg, true, &mem, stk->pcs, max, stk->tail, stk->tail ? ntail : 0,
+    stk->leaf_exact = false;
+    stk->n_head = goro__unwind(&rg, false, &mem, stk->pcs, max, stk->tail, stk->tail ? ntail : 0,
                                &stk->n_tail, &stk->gap);
     memset(cap, 0, sizeof *cap);
     if (g) {
@@ -234,6 +269,20 @@ static int capture_parked(goro__g *g, goro__gcap *cap, goro__stk *stk, int max, 
     fill_info(g, st, cap);
     take_labels(g, cap);
     cap->name = g->name ? strdup(g->name) : NULL;
+    if (!regs_from_saved_ctx(g, cap, stk, max, ntail))
+        stk->n_head = 0;
+    goro__g_scan_end(g);
+    return CAP_DONE;
+}
+
+static void capture_saved_ctx(goro__g *g, goro__stk *stk, int max, int ntail) {
+    goro__gcap dummy;
+    memset(&dummy, 0, sizeof dummy);
+    regs_from_saved_ctx(g, &dummy, stk, max, ntail);
+}
+
+/* Unwinds g from the context saved at g->ctx.sp (g pinned or g itself). */
+static bool regs_from_saved_ctx(goro__g *g, goro__gcap *cap, goro__stk *stk, int max, int ntail) {
     uintptr_t lo = (uintptr_t)g->stack_lo, hi = (uintptr_t)g->stack_hi;
     uintptr_t sp = (uintptr_t)g->ctx.sp;
     goro__mem mem = {.n = 1, .r = {{lo, hi, NULL}}};
@@ -272,9 +321,9 @@ static int capture_parked(goro__g *g, goro__gcap *cap, goro__stk *stk, int max, 
             stk->n_head = goro__unwind(&rg, false, &mem, stk->pcs, max, stk->tail,
                                        stk->tail ? ntail : 0, &stk->n_tail, &stk->gap);
         }
+        return true;
     }
-    goro__g_scan_end(g);
-    return CAP_DONE;
+    return false;
 }
 
 /* ------------------------------------------------------------ 3. signal */
@@ -406,6 +455,37 @@ NO_SANITIZE static void copy_bytes(char *dst, uintptr_t src, size_t n) {
 #define MAX_COPY ((size_t)8 << 20)
 #define NAME_MAX_COPY 256
 
+/* Stack mappings of plain threads, by tid, so that a paused thread does not
+   wait for a read of procfs self/maps (long when thousands of goroutine
+   stacks have guard pages). Only observers holding cap_mu touch it. */
+#define TSTACKS 64
+static struct {
+    pid_t tid;
+    uintptr_t lo, hi;
+} tstacks[TSTACKS];
+static unsigned tstacks_next;
+
+static bool thread_bounds(pid_t tid, uintptr_t sp, uintptr_t *lo, uintptr_t *hi) {
+    for (int i = 0; i < TSTACKS; i++)
+        if (tstacks[i].tid == tid && sp >= tstacks[i].lo && sp < tstacks[i].hi) {
+            *lo = tstacks[i].lo;
+            *hi = tstacks[i].hi;
+            return true;
+        }
+    if (!goro__maps_range(sp, lo, hi))
+        return false;
+    int slot = -1;
+    for (int i = 0; i < TSTACKS && slot < 0; i++)
+        if (tstacks[i].tid == tid)
+            slot = i;
+    if (slot < 0)
+        slot = (int)(tstacks_next++ % TSTACKS);
+    tstacks[slot].tid = tid;
+    tstacks[slot].lo = *lo;
+    tstacks[slot].hi = *hi;
+    return true;
+}
+
 typedef struct scratch {
     char *buf;
     size_t cap;
@@ -493,7 +573,9 @@ static int capture_signal(goro__g *g, pid_t tid, goro__gcap *cap, goro__stk *stk
     bool mapped = false;
     uintptr_t copy_lo = 0;
     goro__regs rg = req.regs;
-    if (req.match) {
+    if (req.match && (g->system || !goro__g_visible(g, atomic_load(&g->status)))) {
+        result = CAP_SKIP_;
+    } else if (req.match) {
         uint32_t st = atomic_load_explicit(&g->status, memory_order_acquire);
         memset(cap, 0, sizeof *cap);
         fill_info(g, st, cap);
@@ -510,7 +592,7 @@ static int capture_signal(goro__g *g, pid_t tid, goro__gcap *cap, goro__stk *stk
             hi = (uintptr_t)g->stack_hi;
             have = true;
         } else {
-            have = goro__maps_range(sp, &lo, &hi);
+            have = thread_bounds(tid, sp, &lo, &hi);
         }
         if (have && sp >= lo && sp < hi) {
             copy_lo = sp >= lo + 256 ? sp - 256 : lo;
@@ -565,17 +647,22 @@ int goro__capture_other(goro__g *g, goro__gcap *cap, goro__stk *stk, int max, in
     stk->n_head = stk->n_tail = 0;
     stk->gap = 0;
     stk->leaf_exact = false;
-    if (g->is_g0 || g->system)
+    /* Before a goroutine is pinned (or paused) only its status word and the
+       flags that never change for a record (is_g0, is_thread) are read: a
+       record can be reused by a new goroutine at any moment, and the rest of
+       it is rewritten then. Visibility is decided on what the pin saw. */
+    if (g->is_g0)
         return GORO__CAP_SKIP;
     bool crashing = atomic_load_explicit(&goro__observe_crashing, memory_order_relaxed);
     int attempts = crashing ? 5 : 50;
     for (int attempt = 0; attempt < attempts; attempt++) {
-        uint32_t st = atomic_load_explicit(&g->status, memory_order_acquire);
-        if (!goro__g_visible(g, st))
+        uint32_t st = atomic_load_explicit(&g->status, memory_order_acquire) & ~(uint32_t)GORO__G_SCAN;
+        if (st == GORO__G_DEAD)
             return GORO__CAP_SKIP;
-        st &= ~(uint32_t)GORO__G_SCAN;
         int r;
         if (g->is_thread) {
+            if (st != GORO__G_WAITING && st != GORO__G_RUNNING)
+                return GORO__CAP_SKIP; /* outside the runtime, not goroutine 1 */
             r = capture_signal(g, g->tid, cap, stk, max, ntail);
             if (r == CAP_DONE && !goro__g_visible(g, cap->status)) {
                 goro__gcap_clear(cap);
@@ -587,8 +674,10 @@ int goro__capture_other(goro__g *g, goro__gcap *cap, goro__stk *stk, int max, in
         } else if (st == GORO__G_RUNNING || st == GORO__G_SYSCALL) {
             goro__m *m = atomic_load_explicit(&g->m, memory_order_acquire);
             r = m ? capture_signal(g, goro__m_tid(m), cap, stk, max, ntail) : CAP_RETRY;
+            if (r == CAP_SKIP_)
+                return GORO__CAP_SKIP;
         } else {
-            r = CAP_RETRY;
+            return GORO__CAP_SKIP; /* idle */
         }
         if (r == CAP_DONE)
             return GORO__CAP_OK;

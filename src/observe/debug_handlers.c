@@ -28,7 +28,7 @@
  *
  * Locks: sections_mu guards the section list; held while the index page
  * renders the sections and by register/unregister (and across fork, see
- * debug_server.c). leak_count is atomic. Everything else here runs on the
+ * debug_server.c). Everything else here runs on the
  * server thread only and keeps no state between requests.
  */
 #define _GNU_SOURCE
@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../leak/leak_internal.h" /* goro__leak_last_count */
 #include "debug_server.h"
 
 typedef goro__debug_resp resp;
@@ -54,7 +55,6 @@ typedef struct section {
 static pthread_mutex_t sections_mu = PTHREAD_MUTEX_INITIALIZER;
 static section *sections;
 
-static _Atomic int leak_count;
 
 void goro__debug_sections_lock(void)
 {
@@ -107,11 +107,6 @@ void goro__debug_unregister_section(goro__debug_render_fn render, void *ctx)
         free(dead->name);
         free(dead);
     }
-}
-
-void goro__debug_note_leak_count(int n)
-{
-    atomic_store_explicit(&leak_count, n, memory_order_relaxed);
 }
 
 
@@ -204,7 +199,9 @@ static void serve_index(resp *r)
         /* sorted by name, as Go sorts its entries */
         {"cmdline", 0, desc_cmdline},
         {"goroutine", goro_count(), desc_goroutine},
-        {"goroutineleak", atomic_load_explicit(&leak_count, memory_order_relaxed), desc_goroutineleak},
+        /* Go's Profile.Count(): the last detection's result, stale
+           until the next run (0 before the first) */
+        {"goroutineleak", goro__leak_last_count(), desc_goroutineleak},
     };
     char *page = NULL;
     size_t len = 0;
@@ -395,10 +392,8 @@ static void serve_profile(resp *r, const goro__http_req *q, const char *name)
     int rc;
     bool failed;
     if (leak) {
-        rc = goro_leak_profile_write(f, level);
+        rc = goro_leak_profile_write(f, level); /* the count found */
         failed = rc < 0;
-        if (!failed)
-            goro__debug_note_leak_count(rc);
     } else {
         rc = goro_profile_write(f, level);
         failed = rc != 0;

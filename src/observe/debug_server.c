@@ -17,6 +17,9 @@
  * Threading: the server runs on its own plain pthread (not a goroutine),
  * registered with goro__helper_thread_register, so it answers while every
  * goroutine spins or is blocked: nothing it does waits for the scheduler.
+ * While it runs it also counts as an outstanding external wait, so, as in Go
+ * (whose HTTP server sits in netpoll), a deadlocked program is not killed by
+ * the deadlock check but stays up to be inspected.
  * One poll() loop serves at most DS_MAX_CONNS connections at a time over
  * non-blocking sockets. When all slots are taken and another client is
  * waiting, the connection that has been reading its head the longest is
@@ -313,6 +316,7 @@ static void conn_read(conn *c, int64_t now)
         }
         resp r = {.status = 200};
         goro__debug_route(&r, q);
+        now = now_ns(); /* a profile may have taken a while */
         if (!conn_set_response(c, &r)) {
             conn_close(c);
             return;
@@ -383,6 +387,9 @@ static void *server_main(void *arg)
 {
     (void)arg;
     goro__helper_thread_register();
+    /* Like Go's HTTP server waiting in netpoll, a running debug server keeps
+       the deadlock check quiet: a stuck program stays up to be inspected. */
+    goro__external_waiters_add(1);
     const int lfd = srv.listen_fd, wfd = srv.wake_fd; /* fixed until we are joined */
     for (int i = 0; i < DS_MAX_CONNS; i++) {
         conns[i].fd = -1;
@@ -440,9 +447,21 @@ static void *server_main(void *arg)
             case C_FREE: break;
             }
         }
-        for (int i = 0; i < DS_MAX_CONNS; i++)
-            if (conns[i].state != C_FREE && now >= conns[i].deadline)
-                conn_timeout(&conns[i], now);
+        /* Deadlines. A long profile may have kept this thread busy past
+           someone's deadline while their bytes were already waiting: try
+           the socket once more before giving up on them. */
+        now = now_ns();
+        for (int i = 0; i < DS_MAX_CONNS; i++) {
+            conn *c = &conns[i];
+            if (c->state == C_FREE || now < c->deadline)
+                continue;
+            if (c->state == C_READ)
+                conn_read(c, now);
+            else if (c->state == C_WRITE)
+                conn_write(c, now);
+            if (c->state != C_FREE && now >= c->deadline)
+                conn_timeout(c, now);
+        }
         if (listen_idx >= 0 && pfd[listen_idx].revents) {
             int64_t rto = atomic_load_explicit(&read_timeout_ns, memory_order_relaxed);
             for (int tries = 0; tries < DS_MAX_CONNS; tries++) {
@@ -469,6 +488,7 @@ static void *server_main(void *arg)
     for (int i = 0; i < DS_MAX_CONNS; i++)
         if (conns[i].state != C_FREE)
             conn_close(&conns[i]);
+    goro__external_waiters_add(-1);
     goro__helper_thread_unregister();
     return NULL;
 }

@@ -26,12 +26,6 @@ GORO__HIDDEN int goro__debug_register_section(const char *name, goro__debug_rend
    running for it and will not run again, so ctx may be freed. */
 GORO__HIDDEN void goro__debug_unregister_section(goro__debug_render_fn render, void *ctx);
 
-/* The goroutineleak count the index page shows, like Go's
-   Profile("goroutineleak").Count(): the result of the last detection run.
-   goro_leak_profile_write should call this with its result; the server also
-   records the result of the runs it makes itself. */
-GORO__HIDDEN void goro__debug_note_leak_count(int n);
-
 /* Tests: the read timeout of connections accepted from now on (default
    10 s; ns <= 0 restores it). */
 GORO__HIDDEN void goro__debug_set_read_timeout(int64_t ns);

@@ -11,9 +11,9 @@
  *     library / unsymbolized frames is dropped, up to its last goro frame
  *     (a thread asleep in syscall() under goro__park loses both; a busy
  *     goroutine interrupted inside memcpy keeps memcpy).
- *  2. Bottom: trailing goro frames (the entry trampoline, goroutine start)
- *     and C start-up frames (_start, __libc_start_*, start_thread, clone)
- *     are dropped.
+ *  2. Bottom: trailing goro frames (the entry trampoline, goroutine start),
+ *     C start-up frames (_start, __libc_start_*, start_thread, clone) and
+ *     frames nothing can name are dropped.
  *  3. Anywhere else, goro frames are dropped.
  *  4. If nothing is left, everything is shown (as Go does).
  */
@@ -61,7 +61,8 @@ static void apply_hiding(goro__frames *fr) {
         fr->f[i].shown = false;
     /* 2. bottom */
     for (int i = n - 1; i > last_internal; i--) {
-        if (kind[i] == K_INTERNAL || kind[i] == K_OUTER || kind[i] == K_LIBC)
+        if (kind[i] == K_INTERNAL || kind[i] == K_OUTER || kind[i] == K_LIBC ||
+            kind[i] == K_UNKNOWN)
             fr->f[i].shown = false;
         else
             break;
@@ -127,6 +128,51 @@ void goro__frames_free(goro__frames *fr) {
     free(fr->f);
     fr->f = NULL;
     fr->n = fr->nshown = 0;
+}
+
+/* The same rules on physical PCs (a PC counts as goro's own when the
+   function it physically belongs to is), for profiles: cheap, no allocation. */
+static int pc_kind(uintptr_t pc) {
+    const goro__sym *s = goro__symbolize(pc);
+    if (s->lines[s->n - 1].internal)
+        return K_INTERNAL;
+    if (s->flags & GORO__SYM_OUTER)
+        return K_OUTER;
+    if (s->flags & GORO__SYM_LIBC)
+        return K_LIBC;
+    if (!(s->flags & GORO__SYM_FOUND))
+        return K_UNKNOWN;
+    return K_USER;
+}
+
+int goro__visible_pcs(const goro__stk *stk, uintptr_t *out) {
+    int n = stk->n_head;
+    unsigned char kind[GORO__DUMP_HEAD];
+    if (n > GORO__DUMP_HEAD)
+        n = GORO__DUMP_HEAD;
+    for (int i = 0; i < n; i++)
+        kind[i] = (unsigned char)pc_kind(stk->pcs[i]);
+    int last_internal = -1;
+    for (int i = 0; i < n; i++) {
+        if (kind[i] == K_INTERNAL)
+            last_internal = i;
+        else if (kind[i] != K_LIBC && kind[i] != K_UNKNOWN)
+            break;
+    }
+    int end = n;
+    while (end - 1 > last_internal && (kind[end - 1] == K_INTERNAL || kind[end - 1] == K_OUTER ||
+                                       kind[end - 1] == K_LIBC || kind[end - 1] == K_UNKNOWN))
+        end--;
+    int m = 0;
+    for (int i = last_internal + 1; i < end; i++)
+        if (kind[i] != K_INTERNAL)
+            out[m++] = stk->pcs[i];
+    if (m == 0) {
+        for (int i = 0; i < n; i++)
+            out[i] = stk->pcs[i];
+        m = n;
+    }
+    return m;
 }
 
 void goro__frames_pc_shown(const goro__stk *stk, bool *shown) {

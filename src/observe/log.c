@@ -41,9 +41,12 @@ void goro_log_write(enum goro_log_level level, const char *file, int line, const
     if ((size_t)h >= cap)
         h = (int)cap - 1;
     va_list ap;
-    va_start(ap, fmt);
-    int m = vsnprintf(buf + h, cap - (size_t)h, fmt ? fmt : "", ap);
-    va_end(ap);
+    int m = 0;
+    if (fmt) {
+        va_start(ap, fmt);
+        m = vsnprintf(buf + h, cap - (size_t)h, fmt, ap);
+        va_end(ap);
+    }
     if (m < 0)
         m = 0;
     if ((size_t)h + (size_t)m + 2 > cap) {
@@ -52,7 +55,7 @@ void goro_log_write(enum goro_log_level level, const char *file, int line, const
         if (big) {
             memcpy(big, buf, (size_t)h);
             va_start(ap, fmt);
-            vsnprintf(big + h, need - (size_t)h, fmt ? fmt : "", ap);
+            vsnprintf(big + h, need - (size_t)h, fmt, ap);
             va_end(ap);
             buf = big;
             cap = need;

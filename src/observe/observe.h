@@ -177,6 +177,10 @@ GORO__HIDDEN const goro__sym *goro__symbolize(uintptr_t retpc);
    had quickly or this thread already holds it (a fault inside libdw). */
 GORO__HIDDEN bool goro__dw_lock(void);
 GORO__HIDDEN void goro__dw_unlock(void);
+/* Runs fn(arg) (which calls into libdw; dw lock held) on a stack big enough
+   for libdw: directly on threads, on the dw thread when the caller runs on
+   a goroutine stack. False only if a crash-mode wait gave up. */
+GORO__HIDDEN bool goro__dw_run(void (*fn)(void *), void *arg);
 /* Interned, never freed (for the caches). Under goro__dw_lock. */
 GORO__HIDDEN const char *goro__intern(const char *s);
 
@@ -239,6 +243,9 @@ GORO__HIDDEN bool goro__frames_build(const goro__stk *stk, goro__frames *out);
 GORO__HIDDEN void goro__frames_free(goro__frames *fr);
 /* Per physical PC i of stk->pcs (profiles): whether any of its logical frames is shown. */
 GORO__HIDDEN void goro__frames_pc_shown(const goro__stk *stk, bool *shown);
+/* The PCs of stk->pcs (head) that profiles show: the hiding rules applied
+   to physical PCs. out has room for stk->n_head; returns the count. */
+GORO__HIDDEN int goro__visible_pcs(const goro__stk *stk, uintptr_t *out);
 /* The creator frame of a goroutine ("created by"): NULL if hidden/unknown. */
 GORO__HIDDEN const goro__symline *goro__creator_line(uintptr_t gopc, const goro__sym **sym_out);
 
@@ -295,9 +302,14 @@ GORO__HIDDEN void goro__format_dump(goro__ow *w, const goro__snapshot *s,
 GORO__HIDDEN int goro__profile_emit(goro__ow *w, const goro__snapshot *s, const bool *keep,
                                     const char *name, int debug);
 
-/* Grouping for debug=0/1 (text.c): groups sorted as Go sorts them. */
+/* Grouping for debug=0/1 (text.c): groups sorted as Go sorts them. The key
+   is the list of visible PCs (goro's own frames left out, unlike Go, whose
+   gopark path is always the same: goro's park path varies with what the
+   scheduler does next, and would split groups users see as identical). */
 typedef struct goro__pgroup {
     const goro__gsnap *first;   /* frames are printed from the first record */
+    uintptr_t *pcs;             /* its visible return PCs (goro__visible_pcs) */
+    int npcs;
     int64_t count;
     char *key;                  /* "@ 0x.. 0x..[\n# labels: {...}]" */
     size_t labels_at;           /* offset of "\n# labels" in key, or strlen(key) */

@@ -117,7 +117,7 @@ void goro__traceback_print(int fd, goro__g *g, bool all) {
         size_t n = goro__allg_count();
         for (size_t i = 0; i < n; i++) {
             goro__g *x = goro__allg_at(i);
-            if (!x || x == g || x->is_g0 || x->system)
+            if (!x || x == g || x->is_g0)
                 continue;
             if (x == self &&
                 !goro__g_visible(x, atomic_load_explicit(&x->status, memory_order_relaxed)))

@@ -7,9 +7,10 @@
  *   period_type {type: "<name>", unit: "count"}, period 1, sample_type same;
  *   per group, its new Locations (each followed by its new Functions), then
  *   the Sample {value: [count], location_id: leaf first, label: {key, str}};
- *   time_nanos; one Mapping per executable entry of procfs self/maps (build
- *   id from the module's GNU build-id note, has_functions when every
- *   location in it was symbolized); the string table, [0] = "".
+ *   time_nanos; one Mapping per executable segment of every loaded object
+ *   (what procfs self/maps lists as r-x; build id from the object's GNU
+ *   build-id note; has_functions when every location in it was
+ *   symbolized); the string table, [0] = "".
  * A Location is one return PC: address = pc - 1, one Line per logical frame
  * (innermost inlined function first, the physical function last). A
  * Function is one (name, file): name = system_name, filename, start_line.
@@ -30,7 +31,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "maps.h"
 
 #if GORO_HAVE_ZLIB
 #include <zlib.h>
@@ -220,115 +220,100 @@ static void value_type(builder *b, int field, const char *type, const char *unit
 
 /* ------------------------------------------------------------ mappings */
 
-typedef struct objinfo {
-    uintptr_t lo[16], hi[16];
-    int nload;
-    char build_id[80];
-    char name[512];
-} objinfo;
+/* The executable segments of every loaded object (dl_iterate_phdr): the
+   same ranges as the r-x entries of procfs self/maps (page-rounded start,
+   limit and file offset), without reading that file, which is long when
+   thousands of goroutine stacks each have a guard page. */
 
-typedef struct objlist {
-    objinfo *o;
-    size_t n, cap;
-} objlist;
+static int note_build_id(const struct dl_phdr_info *info, char *out, size_t cap) {
+    for (int i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_NOTE)
+            continue;
+        const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr);
+        const char *end = p + ph->p_memsz;
+        while (p + sizeof(ElfW(Nhdr)) <= end) {
+            const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
+            const char *name = p + sizeof *nh;
+            const char *desc = name + ((nh->n_namesz + 3) & ~3u);
+            const char *next = desc + ((nh->n_descsz + 3) & ~3u);
+            if (next > end)
+                break;
+            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
+                memcmp(name, "GNU", 4) == 0 && nh->n_descsz * 2 < cap) {
+                static const char hx[] = "0123456789abcdef";
+                for (size_t k = 0; k < nh->n_descsz; k++) {
+                    out[2 * k] = hx[((const unsigned char *)desc)[k] >> 4];
+                    out[2 * k + 1] = hx[((const unsigned char *)desc)[k] & 15];
+                }
+                out[2 * nh->n_descsz] = 0;
+                return 1;
+            }
+            p = next;
+        }
+    }
+    return 0;
+}
 
 static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg) {
     (void)size;
-    objlist *l = arg;
-    if (l->n == l->cap) {
-        size_t c = l->cap ? l->cap * 2 : 16;
-        objinfo *n = realloc(l->o, c * sizeof *n);
-        if (!n)
-            return 1;
-        l->o = n;
-        l->cap = c;
+    builder *b = arg;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    char build_id[80] = "";
+    note_build_id(info, build_id, sizeof build_id);
+    char exe[4096];
+    const char *file = info->dlpi_name;
+    if (!file || !*file) {
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        exe[n > 0 ? n : 0] = 0;
+        file = exe;
+        static const char deleted[] = " (deleted)";
+        size_t pl = strlen(exe);
+        if (pl > sizeof deleted - 1 && strcmp(exe + pl - (sizeof deleted - 1), deleted) == 0)
+            exe[pl - (sizeof deleted - 1)] = 0;
+    } else if (strncmp(file, "linux-vdso", 10) == 0 || strncmp(file, "linux-gate", 10) == 0) {
+        file = "[vdso]";
     }
-    objinfo *o = &l->o[l->n];
-    memset(o, 0, sizeof *o);
-    snprintf(o->name, sizeof o->name, "%s", info->dlpi_name ? info->dlpi_name : "");
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-        if (ph->p_type == PT_LOAD && o->nload < 16) {
-            o->lo[o->nload] = info->dlpi_addr + ph->p_vaddr;
-            o->hi[o->nload] = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
-            o->nload++;
-        } else if (ph->p_type == PT_NOTE && !o->build_id[0]) {
-            const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr);
-            const char *end = p + ph->p_memsz;
-            while (p + sizeof(ElfW(Nhdr)) <= end) {
-                const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
-                const char *name = p + sizeof *nh;
-                const char *desc = name + ((nh->n_namesz + 3) & ~3u);
-                const char *next = desc + ((nh->n_descsz + 3) & ~3u);
-                if (next > end)
-                    break;
-                if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
-                    memcmp(name, "GNU", 4) == 0 && nh->n_descsz * 2 < sizeof o->build_id) {
-                    static const char hx[] = "0123456789abcdef";
-                    for (size_t k = 0; k < nh->n_descsz; k++) {
-                        o->build_id[2 * k] = hx[((const unsigned char *)desc)[k] >> 4];
-                        o->build_id[2 * k + 1] = hx[((const unsigned char *)desc)[k] & 15];
-                    }
-                    o->build_id[2 * nh->n_descsz] = 0;
-                    break;
-                }
-                p = next;
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X) || ph->p_memsz == 0)
+            continue;
+        if (b->nmaps == b->maps_cap) {
+            size_t c = b->maps_cap ? b->maps_cap * 2 : 32;
+            mapent *n = realloc(b->maps, c * sizeof *n);
+            if (!n) {
+                b->oom = true;
+                return 1;
             }
+            b->maps = n;
+            b->maps_cap = c;
         }
-    }
-    l->n++;
-    return 0;
-}
-
-static int maps_cb(const goro__maps_ent *e, void *arg) {
-    builder *b = arg;
-    if (!e->x)
-        return 0;
-    if (e->inode == 0 && e->path[0] == 0)
-        return 0;
-    if (b->nmaps == b->maps_cap) {
-        size_t c = b->maps_cap ? b->maps_cap * 2 : 32;
-        mapent *n = realloc(b->maps, c * sizeof *n);
-        if (!n) {
+        mapent *m = &b->maps[b->nmaps];
+        memset(m, 0, sizeof *m);
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+        m->lo = lo & ~(page - 1);
+        m->hi = (lo + ph->p_memsz + page - 1) & ~(page - 1);
+        m->offset = ph->p_offset & ~(uint64_t)(page - 1);
+        m->file = strdup(file);
+        m->build_id = build_id[0] ? strdup(build_id) : NULL;
+        if (!m->file) {
             b->oom = true;
             return 1;
         }
-        b->maps = n;
-        b->maps_cap = c;
+        b->nmaps++;
     }
-    mapent *m = &b->maps[b->nmaps];
-    memset(m, 0, sizeof *m);
-    m->lo = e->lo;
-    m->hi = e->hi;
-    m->offset = e->offset;
-    size_t pl = strlen(e->path);
-    static const char deleted[] = " (deleted)";
-    if (pl > sizeof deleted - 1 && strcmp(e->path + pl - (sizeof deleted - 1), deleted) == 0)
-        pl -= sizeof deleted - 1;
-    m->file = strndup(e->path, pl);
-    if (!m->file) {
-        b->oom = true;
-        return 1;
-    }
-    b->nmaps++;
     return 0;
 }
 
+static int cmp_map(const void *x, const void *y) {
+    const mapent *a = x, *b = y;
+    return a->lo < b->lo ? -1 : a->lo > b->lo;
+}
+
 static void read_mappings(builder *b) {
-    goro__maps_foreach(maps_cb, b);
-    objlist ol = {0};
-    dl_iterate_phdr(phdr_cb, &ol);
-    for (size_t i = 0; i < b->nmaps; i++) {
-        mapent *m = &b->maps[i];
-        for (size_t k = 0; k < ol.n && !m->build_id; k++)
-            for (int j = 0; j < ol.o[k].nload; j++)
-                if (m->lo >= ol.o[k].lo[j] && m->lo < ol.o[k].hi[j]) {
-                    if (ol.o[k].build_id[0])
-                        m->build_id = strdup(ol.o[k].build_id);
-                    break;
-                }
-    }
-    free(ol.o);
+    dl_iterate_phdr(phdr_cb, b);
+    /* procfs order (by address): the main binary first when it is lowest. */
+    qsort(b->maps, b->nmaps, sizeof *b->maps, cmp_map);
 }
 
 static uint64_t mapping_for(builder *b, uintptr_t addr, bool symbolized) {
@@ -456,7 +441,9 @@ static int gzip_write(goro__ow *w, const uint8_t *d, size_t n) {
 #if GORO_HAVE_ZLIB
     z_stream z;
     memset(&z, 0, sizeof z);
-    if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    /* A small window and hash (about 40 KiB of state): profiles are small,
+       and zlib's defaults (256 KiB) would be fresh pages every time. */
+    if (deflateInit2(&z, 1, Z_DEFLATED, 12 + 16, 6, Z_DEFAULT_STRATEGY) != Z_OK)
         return ENOMEM;
     unsigned char out[16384];
     z.next_in = (Bytef *)d;
@@ -514,19 +501,12 @@ int goro__proto_write(goro__ow *w, const goro__snapshot *s, const bool *keep, co
     pb_u64(&b.out, 12, 1);
     value_type(&b, 1, name, "count");
 
-    uint64_t locs[GORO__PROF_DEPTH];
-    bool shown[GORO__DUMP_HEAD];
+    uint64_t locs[GORO__DUMP_HEAD];
     for (size_t i = 0; i < ng && !b.oom; i++) {
         const goro__gsnap *g = gr[i].first;
-        int np = g->stk.n_head < GORO__PROF_DEPTH ? g->stk.n_head : GORO__PROF_DEPTH;
-        goro__stk head = g->stk;
-        head.n_head = np;
-        goro__frames_pc_shown(&head, shown);
         size_t nl = 0;
-        for (int k = 0; k < np; k++) {
-            if (!shown[k])
-                continue;
-            uint64_t id = loc_emit(&b, g->stk.pcs[k], k == 0 && g->stk.leaf_exact);
+        for (int k = 0; k < gr[i].npcs; k++) {
+            uint64_t id = loc_emit(&b, gr[i].pcs[k], false);
             if (id)
                 locs[nl++] = id;
         }

@@ -23,12 +23,15 @@
  * line or of its definition) lies under goro's src/ directory (GORO__SRC_DIR
  * when the build defines it, else derived from this file's __FILE__).
  *
- * Without GORO_HAVE_LIBDW every PC is unknown ("?"), and formats print raw PCs.
+ * Without GORO_HAVE_LIBDW, dladdr names exported functions and everything
+ * else is unknown ("??"); file:line are unknown.
  */
 #include "observe.h"
 
 #include <errno.h>
+#include <dlfcn.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -65,6 +68,86 @@ bool goro__dw_lock(void) {
 void goro__dw_unlock(void) {
     dw_held = false;
     goro__lock_release(&dw_mu);
+}
+
+/* ------------------------------------------------------------ a big stack */
+
+/* libdw can use far more stack than a goroutine has (64 KiB by default):
+   reading an ELF file, decompressing sections, walking DIE trees. Work
+   that calls into it runs directly on threads (8 MiB, or the 256 KiB signal
+   stack in crash handlers) and is handed to the dw thread, which has a big
+   stack, when the caller is on a goroutine stack. One request at a time:
+   the caller holds dw_mu. */
+
+static struct {
+    _Atomic uint32_t seq;       /* bumped by the caller for each request */
+    _Atomic uint32_t done;      /* set to seq by the dw thread when finished */
+    void (*fn)(void *);
+    void *arg;
+    _Atomic int state;          /* 0 not started, 1 running, -1 failed to start */
+} dwt;
+
+static void *dw_thread(void *unused) {
+    (void)unused;
+    goro__helper_thread_register();
+    uint32_t seen = 0;
+    for (;;) {
+        uint32_t s;
+        while ((s = atomic_load_explicit(&dwt.seq, memory_order_acquire)) == seen)
+            goro__futex_wait(&dwt.seq, seen, -1);
+        seen = s;
+        dwt.fn(dwt.arg);
+        atomic_store_explicit(&dwt.done, s, memory_order_release);
+        goro__futex_wake(&dwt.done, 1);
+    }
+    return NULL;
+}
+
+static bool dw_thread_start(void) {
+    int st = atomic_load(&dwt.state);
+    if (st != 0)
+        return st > 0;
+    sigset_t all, prev;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &prev);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, (size_t)8 << 20);
+    pthread_t t;
+    int e = pthread_create(&t, &attr, dw_thread, NULL);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &prev, NULL);
+    atomic_store(&dwt.state, e == 0 ? 1 : -1);
+    return e == 0;
+}
+
+static bool on_goroutine_stack(void) {
+    goro__g *g = goro__getg_maybe();
+    if (!g || g->is_thread || g->is_g0 || !g->stack_lo)
+        return false;
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
+    return sp >= (uintptr_t)g->stack_lo && sp < (uintptr_t)g->stack_hi;
+}
+
+bool goro__dw_run(void (*fn)(void *), void *arg) {
+    if (!on_goroutine_stack() || !dw_thread_start()) {
+        fn(arg);
+        return true;
+    }
+    dwt.fn = fn;
+    dwt.arg = arg;
+    uint32_t s = atomic_fetch_add_explicit(&dwt.seq, 1, memory_order_acq_rel) + 1;
+    goro__futex_wake(&dwt.seq, 1);
+    bool crashing = atomic_load_explicit(&goro__observe_crashing, memory_order_relaxed);
+    int64_t deadline = goro__nanotime() + 2000 * 1000000LL;
+    uint32_t d;
+    while ((d = atomic_load_explicit(&dwt.done, memory_order_acquire)) != s) {
+        if (crashing && goro__nanotime() > deadline)
+            return false; /* the dw thread is stuck (it crashed?) */
+        goro__futex_wait(&dwt.done, d, crashing ? 10 * 1000000LL : -1);
+    }
+    return true;
 }
 
 /* ------------------------------------------------------------ interning */
@@ -182,10 +265,11 @@ static void symcache_init(void) {
     src_dir_init();
 }
 
-static struct {
-    goro__sym s;
-    goro__symline l[1];
-} unknown_sym = {.s = {.n = 1}};
+/* The entry of every PC nothing is known about (n = 1, all NULL). */
+static _Alignas(goro__sym) unsigned char unknown_storage[sizeof(goro__sym) + sizeof(goro__symline)];
+#define unknown_sym (*(goro__sym *)unknown_storage)
+
+__attribute__((constructor)) static void unknown_init(void) { unknown_sym.n = 1; }
 
 static goro__sym *sym_alloc(int n) {
     goro__sym *s = calloc(1, sizeof(goro__sym) + (size_t)n * sizeof(goro__symline));
@@ -398,32 +482,60 @@ static goro__sym *build(uintptr_t retpc) {
 
 #else /* !GORO_HAVE_LIBDW */
 
+/* Without DWARF: dladdr names exported functions (and gives the module);
+   file:line stay unknown. */
 static goro__sym *build(uintptr_t retpc) {
     goro__sym *s = sym_alloc(1);
-    if (s)
-        s->pc = retpc;
+    if (!s)
+        return NULL;
+    s->pc = retpc;
+    Dl_info di;
+    if (dladdr((void *)(retpc - 1), &di) && di.dli_sname && di.dli_saddr) {
+        s->entry = (uintptr_t)di.dli_saddr;
+        s->lines[0].func = goro__intern(di.dli_sname);
+        s->flags |= GORO__SYM_FOUND;
+        s->module = goro__intern(di.dli_fname);
+        if (is_libc_module(di.dli_fname))
+            s->flags |= GORO__SYM_LIBC;
+        if (is_outer_name(di.dli_sname))
+            s->flags |= GORO__SYM_OUTER;
+        s->lines[0].internal = is_internal_name(di.dli_sname);
+    }
+    (void)under_src;
     return s;
 }
 
 #endif
 
+struct build_req {
+    uintptr_t retpc;
+    goro__sym *out;
+};
+
+static void build_cb(void *arg) {
+    struct build_req *r = arg;
+    r->out = build(r->retpc);
+}
+
 const goro__sym *goro__symbolize(uintptr_t retpc) {
     if (retpc < 2)
-        return &unknown_sym.s;
+        return &unknown_sym;
     pthread_once(&symcache_once, symcache_init);
     if (!symcache)
-        return &unknown_sym.s;
+        return &unknown_sym;
     goro__sym *s = goro__pcmap_get(symcache, retpc);
     if (s)
         return s;
     if (!goro__dw_lock())
-        return &unknown_sym.s;
+        return &unknown_sym;
     s = goro__pcmap_get(symcache, retpc);
     if (!s) {
-        s = build(retpc);
+        struct build_req r = {retpc, NULL};
+        if (goro__dw_run(build_cb, &r))
+            s = r.out;
         if (s)
             goro__pcmap_put(symcache, retpc, s);
     }
     goro__dw_unlock();
-    return s ? s : &unknown_sym.s;
+    return s ? s : &unknown_sym;
 }

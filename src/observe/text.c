@@ -15,12 +15,13 @@
  * N minutes: floor((now - waitsince) / 60 s), printed when >= 1 for waiting
  * and syscall states (Go's rule; waitsince is when the goroutine blocked).
  * "created by" is left out for goroutine 1 and when the creator is goro's
- * own code, as Go leaves out runtime creators.
+ * own code, as Go leaves out runtime creators. What debug info cannot name
+ * prints as "??" (addr2line's word, and what panicparse accepts).
  *
  * debug=1, grouped (pprof.go printCountProfile):
  *
  *   <name> profile: total <N>
- *   <count> @ 0x<retpc> 0x<retpc> ...
+ *   <count> @ 0x<retpc> 0x<retpc> ...     the visible PCs (goro's own left out)
  *   # labels: {"k":"v", ...}              only when the goroutine has labels
  *   #\t0x<pc-1>\t<func>+0x<pc-1-entry>\t<file>:<line>    (tabwriter layout)
  *   <blank line>
@@ -39,9 +40,9 @@
 
 static void put_frame(goro__ow *w, const goro__frame *f) {
     const goro__symline *l = &f->sym->lines[f->line_idx];
-    goro__ow_puts(w, l->func ? l->func : "?");
+    goro__ow_puts(w, l->func ? l->func : "??");
     goro__ow_puts(w, f->inlined ? "(...)\n\t" : "()\n\t");
-    goro__ow_puts(w, l->file ? l->file : "?");
+    goro__ow_puts(w, l->file ? l->file : "??");
     goro__ow_write(w, ":", 1);
     goro__ow_dec(w, l->line);
     if (!f->inlined && f->sym->entry) {
@@ -81,13 +82,13 @@ static void put_created_by(goro__ow *w, const goro__gcap *cap) {
     if (!l)
         return;
     goro__ow_puts(w, "created by ");
-    goro__ow_puts(w, l->func ? l->func : "?");
+    goro__ow_puts(w, l->func ? l->func : "??");
     if (cap->parent_id) {
         goro__ow_puts(w, " in goroutine ");
         goro__ow_dec(w, (int64_t)cap->parent_id);
     }
     goro__ow_puts(w, "\n\t");
-    goro__ow_puts(w, l->file ? l->file : "?");
+    goro__ow_puts(w, l->file ? l->file : "??");
     goro__ow_write(w, ":", 1);
     goro__ow_dec(w, l->line);
     if (s->entry && cap->gopc > s->entry) {
@@ -175,11 +176,12 @@ static uint64_t str_hash(uint64_t h, const char *s) {
     return mix(h, 0xff);
 }
 
-static uint64_t rec_hash(const goro__gsnap *g, const goro__kv *kv, int nkv, bool has_labels) {
+static uint64_t rec_hash(const uintptr_t *pcs, int npcs, const goro__kv *kv, int nkv,
+                         bool has_labels) {
     uint64_t h = 1469598103934665603ULL;
-    for (int i = 0; i < g->stk.n_head; i++)
-        h = mix(h, g->stk.pcs[i]);
-    h = mix(h, (uint64_t)g->stk.n_head);
+    for (int i = 0; i < npcs; i++)
+        h = mix(h, pcs[i]);
+    h = mix(h, (uint64_t)npcs);
     h = mix(h, has_labels);
     for (int i = 0; i < nkv; i++) {
         h = str_hash(h, kv[i].key);
@@ -190,6 +192,8 @@ static uint64_t rec_hash(const goro__gsnap *g, const goro__kv *kv, int nkv, bool
 
 typedef struct grec {
     const goro__gsnap *g;
+    uintptr_t *pcs;         /* into the visible-PC buffer */
+    int npcs;
     uint64_t hash;
     int64_t count;
 } grec;
@@ -211,21 +215,21 @@ static bool same_labels(const goro__gsnap *a, const goro__gsnap *b) {
     return true;
 }
 
-static bool same_record(const goro__gsnap *a, const goro__gsnap *b) {
-    if (a->stk.n_head != b->stk.n_head)
+static bool same_record(const grec *a, const goro__gsnap *b, const uintptr_t *pcs, int npcs) {
+    if (a->npcs != npcs)
         return false;
-    if (memcmp(a->stk.pcs, b->stk.pcs, (size_t)a->stk.n_head * sizeof(uintptr_t)) != 0)
+    if (memcmp(a->pcs, pcs, (size_t)npcs * sizeof(uintptr_t)) != 0)
         return false;
-    return same_labels(a, b);
+    return same_labels(a->g, b);
 }
 
-static char *make_key(const goro__gsnap *g, size_t *labels_at) {
+static char *make_key(const goro__gsnap *g, const uintptr_t *pcs, int npcs, size_t *labels_at) {
     goro__ow w;
     goro__ow_init_mem(&w);
     goro__ow_write(&w, "@", 1);
-    for (int i = 0; i < g->stk.n_head; i++) {
+    for (int i = 0; i < npcs; i++) {
         goro__ow_write(&w, " ", 1);
-        goro__ow_hex(&w, g->stk.pcs[i]);
+        goro__ow_hex(&w, pcs[i]);
     }
     goro__ow_flush(&w);
     *labels_at = w.mem_len;
@@ -262,36 +266,45 @@ goro__pgroup *goro__profile_groups(const goro__snapshot *s, const bool *keep, si
     size_t cap = 16;
     while (cap < s->n * 2)
         cap *= 2;
+    size_t npc = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (!keep || keep[i])
+            npc += (size_t)s->gs[i].stk.n_head;
     int32_t *tab = malloc(cap * sizeof *tab);
     grec *recs = malloc((s->n ? s->n : 1) * sizeof *recs);
-    if (!tab || !recs) {
+    uintptr_t *vbuf = malloc((npc ? npc : 1) * sizeof *vbuf);
+    if (!tab || !recs || !vbuf) {
         free(tab);
         free(recs);
+        free(vbuf);
         return NULL;
     }
     memset(tab, 0xff, cap * sizeof *tab);
-    size_t nrec = 0;
+    size_t nrec = 0, used = 0;
     int64_t tot = 0;
     for (size_t i = 0; i < s->n; i++) {
         if (keep && !keep[i])
             continue;
         const goro__gsnap *g = &s->gs[i];
         tot++;
+        uintptr_t *pcs = vbuf + used;
+        int npcs = goro__visible_pcs(&g->stk, pcs);
         goro__kv kv[MAX_LABELS];
         int nkv = 0;
         bool has = g->cap.labels || g->cap.name;
         if (has)
             nkv = goro__effective_labels(&g->cap, kv, MAX_LABELS);
-        uint64_t h = rec_hash(g, kv, nkv, has);
+        uint64_t h = rec_hash(pcs, npcs, kv, nkv, has);
         size_t j = h & (cap - 1);
         for (;;) {
             int32_t r = tab[j];
             if (r < 0) {
                 tab[j] = (int32_t)nrec;
-                recs[nrec++] = (grec){g, h, 1};
+                recs[nrec++] = (grec){g, pcs, npcs, h, 1};
+                used += (size_t)npcs; /* keep this record's PCs */
                 break;
             }
-            if (recs[r].hash == h && same_record(recs[r].g, g)) {
+            if (recs[r].hash == h && same_record(&recs[r], g, pcs, npcs)) {
                 recs[r].count++;
                 break;
             }
@@ -302,19 +315,27 @@ goro__pgroup *goro__profile_groups(const goro__snapshot *s, const bool *keep, si
     goro__pgroup *out = calloc(nrec ? nrec : 1, sizeof *out);
     if (!out) {
         free(recs);
+        free(vbuf);
         return NULL;
     }
     for (size_t i = 0; i < nrec; i++) {
         out[i].first = recs[i].g;
         out[i].count = recs[i].count;
-        out[i].key = make_key(recs[i].g, &out[i].labels_at);
+        out[i].npcs = recs[i].npcs;
+        out[i].pcs = malloc((size_t)(recs[i].npcs ? recs[i].npcs : 1) * sizeof(uintptr_t));
+        if (out[i].pcs)
+            memcpy(out[i].pcs, recs[i].pcs, (size_t)recs[i].npcs * sizeof(uintptr_t));
+        out[i].key = out[i].pcs ? make_key(recs[i].g, recs[i].pcs, recs[i].npcs, &out[i].labels_at)
+                                : NULL;
         if (!out[i].key) {
             free(recs);
+            free(vbuf);
             goro__profile_groups_free(out, nrec);
             return NULL;
         }
     }
     free(recs);
+    free(vbuf);
     qsort(out, nrec, sizeof *out, cmp_groups);
     *ngroups = nrec;
     *total = tot;
@@ -324,22 +345,31 @@ goro__pgroup *goro__profile_groups(const goro__snapshot *s, const bool *keep, si
 void goro__profile_groups_free(goro__pgroup *g, size_t n) {
     if (!g)
         return;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free(g[i].key);
+        free(g[i].pcs);
+    }
     free(g);
 }
 
 /* ------------------------------------------------------------ debug=1 */
 
-static void put_record_frames(goro__ow *w, goro__tw *tw, const goro__gsnap *g) {
-    goro__stk head = g->stk;
+static void put_record_frames(goro__ow *w, goro__tw *tw, const goro__pgroup *gr) {
+    goro__stk head = gr->first->stk;
+    head.pcs = gr->pcs;
+    head.n_head = gr->npcs;
     head.n_tail = 0;
     head.gap = 0;
+    /* The leaf keeps its exact-PC flag only if it is still the leaf. */
+    head.leaf_exact = gr->first->stk.leaf_exact && gr->npcs > 0 &&
+                      gr->first->stk.n_head > 0 && gr->pcs[0] == gr->first->stk.pcs[0];
     goro__frames fr;
     if (!goro__frames_build(&head, &fr)) {
         w->err = w->err ? w->err : ENOMEM;
         return;
     }
+    for (int i = 0; i < fr.n; i++) /* already filtered by goro__visible_pcs */
+        fr.f[i].shown = true;
     char buf[40];
     for (int i = 0; i < fr.n; i++) {
         const goro__frame *f = &fr.f[i];
@@ -362,7 +392,7 @@ static void put_record_frames(goro__ow *w, goro__tw *tw, const goro__gsnap *g) {
         goro__tw_cell(tw, fn.mem ? fn.mem : "", fn.mem_len);
         free(fn.mem);
         goro__ow_init_mem(&fn);
-        goro__ow_puts(&fn, l->file ? l->file : "?");
+        goro__ow_puts(&fn, l->file ? l->file : "??");
         goro__ow_write(&fn, ":", 1);
         goro__ow_dec(&fn, l->line);
         goro__ow_flush(&fn);
@@ -390,7 +420,7 @@ static int text_grouped(goro__ow *w, const goro__snapshot *s, const bool *keep, 
         goro__ow_write(w, " ", 1);
         goro__ow_puts(w, gr[i].key);
         goro__ow_write(w, "\n", 1);
-        put_record_frames(w, &tw, gr[i].first);
+        put_record_frames(w, &tw, &gr[i]);
         goro__ow_write(w, "\n", 1);
     }
     goro__tw_free(&tw);

@@ -169,6 +169,34 @@ static bool translate(Dwarf_Frame *fr, cfirule *r) {
     return true;
 }
 
+struct rule_req {
+    uintptr_t pc;
+    cfirule *out;
+};
+
+/* dw lock held, on a big stack (goro__dw_run). */
+static void rule_cb(void *arg) {
+    struct rule_req *q = arg;
+    bool have_module;
+    cfirule *r;
+    Dwarf_Frame *fr = frame_at(q->pc, &have_module);
+    if (fr) {
+        cfirule *n = malloc(sizeof *n);
+        if (n && translate(fr, n)) {
+            r = goro__pcmap_put(rules, q->pc, n);
+        } else {
+            free(n);
+            r = goro__pcmap_put(rules, q->pc, &nocfi);
+        }
+        free(fr);
+    } else {
+        /* Cache "no CFI" only when the module is known: a module that was
+           not reported yet (dlopen) may come later. */
+        r = have_module ? goro__pcmap_put(rules, q->pc, &nocfi) : &nocfi;
+    }
+    q->out = r;
+}
+
 /* The cached rule for pc, computing it if needed; &nocfi if none. NULL if
    the libdw lock could not be taken (crash mode). */
 static const cfirule *rule_for(uintptr_t pc) {
@@ -182,22 +210,8 @@ static const cfirule *rule_for(uintptr_t pc) {
         return NULL;
     r = goro__pcmap_get(rules, pc);
     if (!r) {
-        bool have_module;
-        Dwarf_Frame *fr = frame_at(pc, &have_module);
-        if (fr) {
-            cfirule *n = malloc(sizeof *n);
-            if (n && translate(fr, n)) {
-                r = goro__pcmap_put(rules, pc, n);
-            } else {
-                free(n);
-                r = goro__pcmap_put(rules, pc, &nocfi);
-            }
-            free(fr);
-        } else {
-            /* Cache "no CFI" only when the module is known: a module that
-               was not reported yet (dlopen) may come later. */
-            r = have_module ? goro__pcmap_put(rules, pc, &nocfi) : &nocfi;
-        }
+        struct rule_req q = {pc, NULL};
+        r = goro__dw_run(rule_cb, &q) ? q.out : NULL;
     }
     goro__dw_unlock();
     return r;
@@ -388,19 +402,30 @@ static bool eval(const Dwarf_Op *ops, size_t nops, const goro__regs *rg, uintptr
     return true;
 }
 
-/* One step through libdw (complex rules). dw lock taken here. */
-static bool step_slow(uintptr_t pc, const goro__regs *in, goro__regs *out, const goro__mem *mem,
-                      int *ra_out, bool *signal) {
-    if (!goro__dw_lock())
-        return false;
-    bool have_module, ok = false;
-    Dwarf_Frame *fr = frame_at(pc, &have_module);
+struct slow_req {
+    uintptr_t pc;
+    const goro__regs *in;
+    goro__regs *out;
+    const goro__mem *mem;
+    int ra;
+    bool signal;
+    bool ok;
+};
+
+static void slow_cb(void *arg) {
+    struct slow_req *q = arg;
+    const goro__regs *in = q->in;
+    goro__regs *out = q->out;
+    const goro__mem *mem = q->mem;
+    q->ok = false;
+    bool have_module;
+    Dwarf_Frame *fr = frame_at(q->pc, &have_module);
     if (!fr)
-        goto done;
-    int ra = dwarf_frame_info(fr, NULL, NULL, signal);
+        return;
+    int ra = dwarf_frame_info(fr, NULL, NULL, &q->signal);
     if (ra < 0 || ra >= NCOLS)
         goto done;
-    *ra_out = ra;
+    q->ra = ra;
     Dwarf_Op *ops;
     size_t nops;
     uintptr_t cfa;
@@ -435,11 +460,24 @@ static bool step_slow(uintptr_t pc, const goro__regs *in, goro__regs *out, const
         }
     }
     RSET(out, GORO__REG_SP, cfa);
-    ok = true;
+    q->ok = true;
 done:
     free(fr);
+}
+
+/* One step through libdw (complex rules). */
+static bool step_slow(uintptr_t pc, const goro__regs *in, goro__regs *out, const goro__mem *mem,
+                      int *ra_out, bool *signal) {
+    if (!goro__dw_lock())
+        return false;
+    struct slow_req q = {.pc = pc, .in = in, .out = out, .mem = mem};
+    bool ran = goro__dw_run(slow_cb, &q);
     goro__dw_unlock();
-    return ok;
+    if (!ran || !q.ok)
+        return false;
+    *ra_out = q.ra;
+    *signal = q.signal;
+    return true;
 }
 
 /* One step from the frame at lookup address pc. Fills *out with the

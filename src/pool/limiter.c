@@ -231,8 +231,14 @@ static void worker_main(void *arg) {
             goro__g *sg = s->g;
             bool claimed = goro__claim(sg);
             goro__lock_release(&l->lock);
-            if (claimed)
+            if (claimed) {
                 goro__ready(sg);
+                /* Let the submitter run first: it is next on this P and
+                   only needs a moment to queue its next task, whereas
+                   leaving it behind this task would make the whole
+                   limiter wait on one goroutine's task at a time. */
+                goro_yield();
+            }
             continue;
         }
         release_slot_locked(l);

@@ -65,9 +65,11 @@
  *             itself starts it at once); a caller giving up sets ABANDONED,
  *             calls interrupt, then sets intr_done.
  *   IDLE      nothing held.
- * Invariant: a worker touches a job only while w->jstate is CLAIMED or
- * RUNNING, and the caller returns only after the job left those states (by
- * its own hand under w->lock, or with job->finished set by the worker), so
+ * Invariant: the claimer copies the payload into the worker (w->payload)
+ * while the job cannot go away (p->lock held, or the caller itself hands it
+ * over); after that the worker touches the job only under w->lock and only
+ * while w->jstate is RUNNING (to deliver the result). A caller that gives up
+ * moves jstate out of RUNNING under w->lock and may then return at once, so
  * the job's stack memory is never touched after the call returned.
  *
  * Waking the caller. Two modes:
@@ -130,6 +132,9 @@ struct pworker {
     pworker *next_idle;         /* idle stack link (p->lock) */
     pworker *next_exited;       /* exited list link (p->lock) */
     pjob *job;                  /* handed over by a caller (p->lock, read after wake-up) */
+    void *payload;              /* copied from the job when it is claimed: a caller that
+                                   abandons a running job may return at once, so the
+                                   worker never reads the job before process() */
     bool stop;                  /* told to leave while idle (p->lock, read after wake-up) */
     bool in_job;                /* owned by the worker goroutine */
 
@@ -218,7 +223,7 @@ static void job_finish(pworker *w, pjob *j, void *r, int outcome);
 /* Runs one job the worker holds in state RUNNING. */
 static void run_job(pworker *w, pjob *j) {
     w->in_job = true;
-    void *r = w->wk->process(w->wk, j->payload);
+    void *r = w->wk->process(w->wk, w->payload);
     w->in_job = false;
     job_finish(w, j, r, 0);
 }
@@ -308,6 +313,7 @@ static void worker_main(void *arg) {
             j->qstate = Q_CLAIMED;
             j->worker = w;
             w->job = j;
+            w->payload = j->payload;
             /* No caller can know w for this job before it sees Q_CLAIMED under
                p->lock, which we hold: setting jstate here needs no w->lock. */
             w->jstate = J_RUNNING;
@@ -494,6 +500,7 @@ static int pool_call(goro_pool *p, void *payload, int64_t deadline, goro_ctx *ct
         j.qstate = Q_CLAIMED;
         j.worker = w;
         w->job = &j;
+        w->payload = payload;
         w->jstate = J_CLAIMED; /* w is parked idle: nobody else reaches it */
         if (!goro__claim(w->g))
             goro__throw("goro_pool: an idle worker could not be claimed");

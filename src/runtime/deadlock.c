@@ -71,6 +71,11 @@ void goro__checkdead_impl(void) {
     goro__fatal("all goroutines are asleep - deadlock!");
 }
 
+static void print_all(void *arg) {
+    (void)arg;
+    goro__traceback_print(2, NULL, true);
+}
+
 void goro__fatal(const char *fmt, ...) {
     char buf[1024];
     va_list ap;
@@ -84,7 +89,7 @@ void goro__fatal(const char *fmt, ...) {
     goro__write_all(2, "fatal error: ", 13);
     goro__write_all(2, buf, (size_t)n);
     goro__write_all(2, "\n\n", 2);
-    goro__traceback_print(2, NULL, true);
+    goro__systemstack(print_all, NULL);
     if (goro__debug.traceback >= 3)
         abort();
     _exit(2);
@@ -94,6 +99,6 @@ void goro__throw(const char *msg) {
     goro__write_all(2, "fatal error: ", 13);
     goro__write_all(2, msg, strlen(msg));
     goro__write_all(2, "\n\n", 2);
-    goro__traceback_print(2, NULL, true);
+    goro__systemstack(print_all, NULL);
     abort();
 }

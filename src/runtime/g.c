@@ -306,6 +306,14 @@ static void print_panic_value(int fd, const char *msg) {
     }
 }
 
+static void print_trace_on_sysstack(void *arg) {
+    goro__g *g = arg;
+    goro__traceback_print(2, g, goro__debug.traceback >= 2);
+}
+
+/* Symbolizing needs more stack than a goroutine has: use the system stack. */
+static void print_trace(goro__g *g) { goro__systemstack(print_trace_on_sysstack, g); }
+
 void goro__panic_msg(char *msg) __attribute__((noreturn));
 void goro__panic_msg(char *msg) {
     goro__g *g = goro__getg();
@@ -316,7 +324,7 @@ void goro__panic_msg(char *msg) {
         goro__write_all(2, " [recovered]\n\tpanic: ", 21);
         print_panic_value(2, msg);
         goro__write_all(2, "\n\n", 2);
-        goro__traceback_print(2, g, goro__debug.traceback >= 2);
+        print_trace(g);
         if (goro__debug.traceback >= 3)
             abort();
         _exit(2);
@@ -333,7 +341,7 @@ void goro__panic_msg(char *msg) {
     goro__write_all(2, "panic: ", 7);
     print_panic_value(2, msg);
     goro__write_all(2, "\n\n", 2);
-    goro__traceback_print(2, g, goro__debug.traceback >= 2);
+    print_trace(g);
     if (goro__debug.traceback >= 3)
         abort();
     _exit(2);

@@ -281,7 +281,11 @@ GORO__HIDDEN void goro__external_waiters_add(int delta);
 /* ----------------------------------------------------------------- stacks */
 
 /* Default usable stack size of a goroutine (docs/runtime.md explains it). */
+#if defined(GORO__ASAN) || defined(GORO__TSAN)
+#define GORO__STACK_DEFAULT ((size_t)256 * 1024) /* sanitizers' frames are larger */
+#else
 #define GORO__STACK_DEFAULT ((size_t)64 * 1024)
+#endif
 /* A goroutine record together with its stack (see stack.c for the layout). */
 GORO__HIDDEN goro__g *goro__stack_alloc(size_t stack_size, goro__p *p);
 GORO__HIDDEN void goro__stack_free(goro__g *g, goro__p *p);
@@ -306,6 +310,17 @@ GORO__HIDDEN size_t goro__page_size(void);
 GORO__HIDDEN int goro__netpoll_waiters(void);
 GORO__HIDDEN void goro__netpoll_poll(int64_t timeout_ns);
 GORO__HIDDEN void goro__netpoll_break(void);
+
+/* ------------------------------------------------------------ system stack */
+
+/* Runs fn(arg) on a large per-thread stack (Go's systemstack) when called
+   from a goroutine, whose own stack may be small: symbolizing with libdw and
+   formatting dumps take far more than a goroutine's default 64 KiB. fn must
+   not park (no blocking goro call). On a plain thread it just calls fn. */
+GORO__HIDDEN void goro__systemstack(void (*fn)(void *), void *arg);
+/* While goroutine g has a goro__systemstack call running, g->ctx holds the
+   registers where it switched away: unwinders start there. */
+GORO__HIDDEN bool goro__systemstack_active(goro__g *g);
 
 /* ------------------------------------------------------------------- misc */
 

@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -1051,6 +1052,69 @@ static void *mstart(void *arg) {
         execute(m, &m->g0, g, false);
     }
     return NULL;
+}
+
+/* ------------------------------------------------------ system stack */
+
+#define SYSSTACK_SIZE ((size_t)2 << 20)
+
+typedef struct syscall_frame {
+    void (*fn)(void *);
+    void *arg;
+    goro__g *g;
+} sys_frame;
+
+static void sys_entry(void *p) {
+    sys_frame *f = p;
+#ifdef GORO__ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    f->fn(f->arg);
+    goro__m *m = goro__getm();
+    fiber_start(&m->g0, f->g, true);
+    goro__ctx_switch(&m->sys_ctx, &f->g->ctx);
+}
+
+void goro__systemstack(void (*fn)(void *), void *arg) {
+    goro__g *g = goro__getg_maybe();
+    goro__m *m = goro__getm();
+#ifdef GORO__TSAN
+    /* TSan keeps one shadow call stack per fiber and the entry frame here
+       never returns; TSan builds use larger goroutine stacks instead. */
+    m = NULL;
+#endif
+    if (!g || !m || g->is_thread || g->is_g0 || m->sys_g) {
+        fn(arg);
+        return;
+    }
+    if (!m->sysstack_hi) {
+        size_t ps = goro__page_size();
+        char *p = mmap(NULL, SYSSTACK_SIZE + ps, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED) {
+            fn(arg);
+            return;
+        }
+        mprotect(p, ps, PROT_NONE);
+        m->sysstack_hi = p + ps + SYSSTACK_SIZE;
+    }
+    sys_frame f = {fn, arg, g};
+    goro__g tmp;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.asan_bottom = m->sysstack_hi - SYSSTACK_SIZE;
+    tmp.asan_size = SYSSTACK_SIZE;
+    tmp.tsan_fiber = g->tsan_fiber; /* same logical thread of execution */
+    goro__ctx_make(&m->sys_ctx, m->sysstack_hi, sys_entry, &f);
+    m->sys_g = g;
+    fiber_start(g, &tmp, false);
+    goro__ctx_switch(&g->ctx, &m->sys_ctx);
+    fiber_finish(g);
+    m->sys_g = NULL;
+}
+
+bool goro__systemstack_active(goro__g *g) {
+    goro__m *m = goro__getm();
+    return m && g && m->sys_g == g;
 }
 
 /* ---------------------------------------------------- blocking calls */

@@ -80,6 +80,9 @@ struct goro__m {
     void *after_lock;
 
     void *altstack;                 /* signal stack for the fault handler */
+    char *sysstack_hi;              /* goro__systemstack's stack (lazily mapped) */
+    goro__g *sys_g;                 /* goroutine whose call runs there now, or NULL */
+    goro__ctx sys_ctx;
 };
 
 struct goro__sched {

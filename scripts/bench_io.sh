@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# bench_io.sh - goro's I/O against Go's, back to back on 127.0.0.1.
+#
+#   scripts/bench_io.sh            everything (~2 min)
+#
+# Servers: goro's examples/echo and examples/http_hello (--serve), and Go's
+# bench/go/echo (a plain net.Listener echo server) and bench/go/http_hello
+# (net/http), each with ONE processor (GOROMAXPROCS=1 / GOMAXPROCS=1) pinned
+# to CPU 1; the load (bench/io_bench.c, a plain epoll client, and wrk) runs
+# on CPU 0. Measured:
+#   - echo round trips per second with 1, 100 and 10,000 connections (64-byte
+#     messages, closed loop), with p50/p99 latency;
+#   - HTTP "Hello, World!" requests per second and p99 latency, wrk -t1 -c100;
+#   - server memory per idle connection (VmRSS growth over 10,000 connections
+#     that each made one round trip, divided by 10,000).
+# Then prints a table with the ratios goro/Go (for latency and memory, lower
+# is better: the ratio shown is Go/goro so that > 1 always means goro wins).
+#
+# Env: BUILD_DIR (build)  IO_SECONDS (5)  OUT (default $BUILD_DIR/bench-results/io-<date>)
+#      REPS (3): runs of each measurement; the median is reported.
+set -u
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root" || exit 1
+BUILD_DIR=${BUILD_DIR:-build}
+IO_SECONDS=${IO_SECONDS:-5}
+REPS=${REPS:-3}
+OUT=${OUT:-$BUILD_DIR/bench-results/io-$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$OUT"
+
+die() { echo "bench_io: $*" >&2; exit 1; }
+
+command -v wrk >/dev/null || die "wrk is not installed (apt-get install wrk)"
+command -v go >/dev/null || die "go is not installed (apt-get install golang-go)"
+command -v taskset >/dev/null || die "taskset is missing (util-linux)"
+
+# ------------------------------------------------------------------ build
+test -f "$BUILD_DIR/CMakeCache.txt" || cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null ||
+    die "cmake configure failed"
+cmake --build "$BUILD_DIR" --target echo http_hello bench_io_bench -j2 >"$OUT/build.log" 2>&1 ||
+    die "build failed (see $OUT/build.log)"
+export GOCACHE=${GOCACHE:-$root/$BUILD_DIR/go-cache} GOFLAGS=-mod=mod GOTOOLCHAIN=local
+(cd bench/go && go build -o "$root/$OUT/go_echo" ./echo && go build -o "$root/$OUT/go_http_hello" ./http_hello) \
+    >>"$OUT/build.log" 2>&1 || die "go build failed (see $OUT/build.log)"
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+nofile=$(ulimit -n)
+BIG=10000
+if [ "$nofile" != unlimited ] && [ "$nofile" -lt $((BIG + 100)) ]; then
+    BIG=$((nofile - 100))
+    echo "bench_io: RLIMIT_NOFILE is $nofile: the big runs use $BIG connections" >&2
+fi
+
+# ---------------------------------------------------------------- servers
+SERVER_PID=
+SERVER_ADDR=
+
+# start_server NAME CMD...: runs CMD pinned to CPU 1, waits for its address.
+start_server() {
+    local name=$1 log="$OUT/server-$1.log"
+    shift
+    taskset -c 1 "$@" >"$log" 2>&1 &
+    SERVER_PID=$!
+    SERVER_ADDR=
+    for _ in $(seq 1 100); do
+        SERVER_ADDR=$(grep -o '127\.0\.0\.1:[0-9]*' "$log" | head -1)
+        [ -n "$SERVER_ADDR" ] && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    die "$name did not start (see $log)"
+}
+
+stop_server() {
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null
+        wait "$SERVER_PID" 2>/dev/null
+    fi
+    SERVER_PID=
+}
+trap stop_server EXIT
+
+goro_echo() { start_server goro-echo env GOROMAXPROCS=1 "$BUILD_DIR/echo" --serve 0; }
+go_echo() { start_server go-echo env GOMAXPROCS=1 "$OUT/go_echo" -addr 127.0.0.1:0; }
+goro_http() { start_server goro-http env GOROMAXPROCS=1 "$BUILD_DIR/http_hello" --serve 0; }
+go_http() { start_server go-http env GOMAXPROCS=1 "$OUT/go_http_hello" -addr 127.0.0.1:0; }
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "nan"}'; }
+field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
+
+# echo_run IMPL CONNS: REPS fresh servers, median of each metric -> RESULT_*
+echo_run() {
+    local impl=$1 conns=$2 lines="$OUT/echo-$1-$2.txt"
+    : >"$lines"
+    for _ in $(seq 1 "$REPS"); do
+        "${impl}_echo"
+        taskset -c 0 "$BUILD_DIR/bench_io_bench" echo "$SERVER_ADDR" "$conns" "$IO_SECONDS" 64 \
+            "$SERVER_PID" >>"$lines" 2>>"$OUT/load.log" || echo "bench_io: $impl echo $conns failed" >&2
+        stop_server
+    done
+    RESULT_RTT=$(field rtt_per_s <"$lines" | median)
+    RESULT_P99=$(field p99_us <"$lines" | median)
+    RESULT_MEM=$(field idle_bytes_per_conn <"$lines" | median)
+}
+
+# http_run IMPL: REPS wrk runs against fresh servers -> RESULT_RPS, RESULT_P99 (us)
+http_run() {
+    local impl=$1 rps="$OUT/http-$1-rps.txt" p99="$OUT/http-$1-p99.txt"
+    : >"$rps"
+    : >"$p99"
+    for i in $(seq 1 "$REPS"); do
+        "${impl}_http"
+        taskset -c 0 wrk -t1 -c100 -d1s "http://$SERVER_ADDR/" >/dev/null 2>&1 # warm-up
+        taskset -c 0 wrk -t1 -c100 -d"${IO_SECONDS}s" --latency "http://$SERVER_ADDR/" \
+            >"$OUT/wrk-$impl-$i.txt" 2>&1
+        stop_server
+        awk '/^Requests\/sec:/ {print $2}' "$OUT/wrk-$impl-$i.txt" >>"$rps"
+        # "99%   1.23ms" -> microseconds
+        awk '$1 == "99%" { v=$2; u=v; gsub(/[0-9.]/, "", u); gsub(/[a-z]/, "", v);
+             if (u == "us") print v; else if (u == "ms") print v*1000; else if (u == "s") print v*1000000 }' \
+            "$OUT/wrk-$impl-$i.txt" >>"$p99"
+    done
+    RESULT_RPS=$(median <"$rps")
+    RESULT_P99=$(median <"$p99")
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "n/a") print "?"; else if (r + 0 >= t) print "met"; else print "NOT met" }'; }
+
+table="$OUT/table.txt"
+printf '%-34s %14s %14s %9s  %s\n' benchmark goro Go ratio "target" | tee "$table"
+row() { # name goro go ratio target-ratio
+    printf '%-34s %14s %14s %9s  >= %s %s\n' "$1" "$2" "$3" "$4" "$5" "$(verdict "$4" "$5")" | tee -a "$table"
+}
+
+for conns in 1 100 "$BIG"; do
+    echo_run goro "$conns"
+    g_rtt=$RESULT_RTT g_p99=$RESULT_P99 g_mem=$RESULT_MEM
+    echo_run go "$conns"
+    row "echo rtt/s, $conns conns" "$g_rtt" "$RESULT_RTT" "$(ratio "$g_rtt" "$RESULT_RTT")" 1.2
+    row "echo p99 us, $conns conns (Go/goro)" "$g_p99" "$RESULT_P99" "$(ratio "$RESULT_P99" "$g_p99")" 1.0
+    if [ "$conns" = "$BIG" ]; then
+        row "idle bytes/conn, $conns (Go/goro)" "$g_mem" "$RESULT_MEM" "$(ratio "$RESULT_MEM" "$g_mem")" 1.0
+    fi
+done
+
+http_run goro
+h_rps=$RESULT_RPS h_p99=$RESULT_P99
+http_run go
+row "http hello req/s, wrk -c100" "$h_rps" "$RESULT_RPS" "$(ratio "$h_rps" "$RESULT_RPS")" 1.2
+row "http hello p99 us (Go/goro)" "$h_p99" "$RESULT_P99" "$(ratio "$RESULT_P99" "$h_p99")" 1.0
+
+echo "raw results: $OUT"
