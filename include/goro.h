@@ -64,7 +64,7 @@ int      goro_count(void);                     /* live goroutines, like runtime.
 void     goro_yield(void);                     /* runtime.Gosched */
 void     goro_sleep(int64_t ns);
 int64_t  goro_nanotime(void);                  /* monotonic */
-void     goro_exit(void);                      /* runtime.Goexit: runs defers, ends the goroutine */
+void     goro_exit(void) __attribute__((noreturn)); /* runtime.Goexit: runs defers, ends the goroutine */
 int      goro_maxprocs(int n);                 /* GOMAXPROCS: sets when n > 0, returns the previous */
 void     goro_defer(void (*fn)(void *), void *arg); /* runs LIFO when the goroutine ends or panics */
 void     goro_panic(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));

@@ -176,6 +176,7 @@ stop_server() {
 	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
 	srv_pid=""
 }
+ulimit -n "$(ulimit -Hn)" 2>/dev/null # 10,000 connections per side
 SRV_PIN=(env GOMAXPROCS=1 GOROMAXPROCS=1 taskset -c 1)
 CLI_PIN=(taskset -c 0)
 

@@ -445,8 +445,13 @@ Test(runtime, plain_pthread_blocks_and_is_woken, .timeout = 10) {
    let the goroutine move to another thread. Code that reads errno or thread
    identity after a blocking goro call in the same function should read them
    through an opaque accessor (docs/runtime.md); these are the test's. */
-__attribute__((noipa)) static int *errno_now(void) { return &errno; }
-__attribute__((noipa)) static pthread_t self_now(void) { return pthread_self(); }
+#if defined(__clang__)
+#define OPAQUE __attribute__((noinline, optnone))
+#else
+#define OPAQUE __attribute__((noipa))
+#endif
+OPAQUE static int *errno_now(void) { return &errno; }
+OPAQUE static pthread_t self_now(void) { return pthread_self(); }
 
 static _Atomic int migration_failures;
 static _Atomic int migrations_seen;

@@ -48,7 +48,6 @@ typedef struct goro__pd {
     _Atomic uint32_t ref;          /* calls in flight | GORO__PD_CLOSING */
     _Atomic uint8_t flags;         /* GORO__PD_OWNED, GORO__PD_NOTSOCK (racy hints) */
     uint8_t reg;                   /* lock: enum goro__pd_reg */
-    ino_t ino;                     /* lock: inode of an owned socket (reuse check) */
     goro__pd_waiter *waiters;      /* lock: goroutines and threads waiting */
     goro__g *closer;               /* lock: goro_close waiting for ref to drain */
 } goro__pd;

@@ -56,10 +56,11 @@
  * Descriptors goro did not create (goro_wait_fd on a pipe, a library's
  * socket) are registered on the first goroutine wait; because their owner may
  * close(2) them behind our back and the number be reused, every goroutine
- * wait re-issues EPOLL_CTL_ADD (EEXIST: still ours; success: a new file, new
- * fdseq). Descriptors goro created (GORO__PD_OWNED, sockets) keep their inode
- * number and a wait checks it with fstat(2) instead, which has no side
- * effects. Either check costs one system call per park, not per I/O call.
+ * wait on them re-issues EPOLL_CTL_ADD (EEXIST: still ours; success: a new
+ * file, new fdseq): one system call per park, not per I/O call. Descriptors
+ * goro created (GORO__PD_OWNED: listen/dial/accept) are trusted, as Go trusts
+ * its net.Conn: they must be closed with goro_close (a close(2) behind goro's
+ * back followed by reuse of the number outside goro is not detected).
  *
  * goro__netpoll_waiters counts goroutine records on the lists; it is bumped
  * when one is linked and dropped by whoever unlinks it. When it drops to zero
@@ -79,7 +80,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -220,15 +220,8 @@ static int pd_register_locked(goro__pd *pd) {
    behind pd->fd is the one registered (see "Descriptors goro did not
    create" above). */
 static int pd_check_locked(goro__pd *pd) {
-    if (pd->reg == GORO__PD_REG_OK && goro__pd_owned(pd)) {
-        struct stat st;
-        if (fstat(pd->fd, &st) < 0)
-            return GORO__ERRNO;
-        if (st.st_ino == pd->ino)
-            return 0;
-        /* Closed with close(2) and the number reused: treat as foreign. */
-        atomic_fetch_and_explicit(&pd->flags, (uint8_t)~GORO__PD_OWNED, memory_order_relaxed);
-    }
+    if (pd->reg == GORO__PD_REG_OK && goro__pd_owned(pd))
+        return 0;
     return pd_register_locked(pd);
 }
 
@@ -239,15 +232,11 @@ int goro__pd_open(int fd) {
         return err;
     if ((err = netpoll_init()) != 0)
         return err;
-    struct stat st;
-    if (fstat(fd, &st) < 0)
-        return GORO__ERRNO;
     goro__lock_acquire(&pd->lock);
     /* A brand-new file: whatever was registered under this number before
        belonged to another one. */
     pd->fdseq++;
     pd->reg = GORO__PD_REG_NONE;
-    pd->ino = st.st_ino;
     atomic_store_explicit(&pd->flags, GORO__PD_OWNED, memory_order_relaxed);
     err = pd_register_locked(pd);
     goro__lock_release(&pd->lock);

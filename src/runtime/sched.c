@@ -676,7 +676,11 @@ bool goro__park(int reason, void *waitobj, void (*unlock)(void *), void *lock, i
     m->after_lock = lock;
     schedule_away(m, g, false);
     /* Resumed, maybe on another thread. */
-    bool woke = (atomic_load_explicit(&g->wake, memory_order_acquire) & 3) == 1;
+    /* 1: a waker claimed us; 2: the deadline did (its timer already ran);
+       0: readied without a claim. Unless the timer fired, it must leave the
+       heap before this record can arm it again. */
+    uint64_t how = atomic_load_explicit(&g->wake, memory_order_acquire) & 3;
+    bool woke = how != 2;
     if (deadline >= 0 && woke)
         goro__timer_stop(&g->timer);
     atomic_store_explicit(&g->waitsince, 0, memory_order_relaxed);
@@ -785,8 +789,10 @@ void goro__yield(void) {
     goro__m *m = goro__getm();
     goro__p *p = m->p;
     int saved_errno = *goro__errno_location();
-    /* Nothing else to run here: stay (but keep the global queue fair). */
-    if (p && runq_empty(p) && atomic_load_explicit(&goro__sched.runq_size, memory_order_relaxed) == 0 &&
+    /* Nothing else to run here: stay. Every 61st time go round anyway, so an
+       idle P never leaves the other Ps' queues and the global queue waiting. */
+    if (p && (++p->schedtick % 61) != 0 && runq_empty(p) &&
+        atomic_load_explicit(&goro__sched.runq_size, memory_order_relaxed) == 0 &&
         !goro__debug.force_migrate && atomic_load_explicit(&p->timers.next, memory_order_relaxed) == INT64_MAX)
         return;
     m->after = GORO__AFTER_YIELD;
@@ -850,6 +856,14 @@ static void retire_p(goro__m *m) {
         p->status = GORO__P_DEAD;
     goro__lock_release(&goro__sched.lock);
     m->p = NULL;
+    /* An M without a P is not spinning; drop the count first, or wakep would
+       count on us to find the work we just moved. */
+    if (m->spinning) {
+        m->spinning = false;
+        atomic_fetch_sub(&goro__sched.nmspinning, 1);
+    }
+    /* The goroutines it had now wait on the global queue: get someone on them. */
+    goro__wakep();
 }
 
 static goro__g *steal_work(goro__m *m) {
