@@ -21,30 +21,44 @@
 #include <string.h>
 
 #include <arpa/inet.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "goro.h"
 
 #define IDLE_TIMEOUT GORO_SEC(300) /* a connection silent this long is dropped */
+#define BUF_SIZE 4096
 
+/* One connection. While it is idle the goroutine waits for readability
+   holding no buffer (goro_wait_fd), so an idle connection costs only its
+   parked goroutine: the page of stack it touched. The buffer is taken from
+   malloc for each burst of data and given back before the next wait. */
 static void serve_conn(void *arg) {
     int fd = (int)(intptr_t)arg;
-    char buf[4096];
     for (;;) {
-        ssize_t n = goro_read(fd, buf, sizeof buf, IDLE_TIMEOUT);
-        if (n == 0)
-            break; /* the client closed its side */
-        if (n < 0) {
-            if (errno != ETIMEDOUT && errno != ECONNRESET)
-                fprintf(stderr, "echo: read from connection %d: %s\n", fd, strerror(errno));
+        if (goro_wait_fd(fd, POLLIN, IDLE_TIMEOUT) < 0) {
+            if (errno != ETIMEDOUT)
+                fprintf(stderr, "echo: wait on connection %d: %s\n", fd, strerror(errno));
             break;
         }
-        if (goro_write(fd, buf, (size_t)n, IDLE_TIMEOUT) < 0) {
+        char *buf = malloc(BUF_SIZE);
+        if (!buf) {
+            fprintf(stderr, "echo: out of memory\n");
+            break;
+        }
+        ssize_t n = goro_read(fd, buf, BUF_SIZE, IDLE_TIMEOUT);
+        bool done = n <= 0;
+        if (n < 0 && errno != ETIMEDOUT && errno != ECONNRESET)
+            fprintf(stderr, "echo: read from connection %d: %s\n", fd, strerror(errno));
+        if (n > 0 && goro_write(fd, buf, (size_t)n, IDLE_TIMEOUT) < 0) {
             if (errno != EPIPE && errno != ECONNRESET)
                 fprintf(stderr, "echo: write to connection %d: %s\n", fd, strerror(errno));
-            break;
+            done = true;
         }
+        free(buf);
+        if (done)
+            break; /* n == 0: the client closed its side */
     }
     goro_close(fd);
 }

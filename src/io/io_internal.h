@@ -91,8 +91,12 @@ static inline goro__pd_snap goro__pd_snapshot(goro__pd *pd) {
    side, POLLOUT: write side) since the snapshot, the deadline (absolute
    goro_nanotime, < 0: none) passes, or goro_close. Returns 0 (try again),
    ETIMEDOUT, EBADF (closed) or another errno value. A goroutine parks in
-   "IO wait"; a plain thread blocks in ppoll(2). */
-GORO__HIDDEN int goro__pd_wait(goro__pd *pd, int events, goro__pd_snap snap, int64_t deadline);
+   "IO wait"; a plain thread blocks in ppoll(2). On 0, *revents (if not
+   NULL) holds the readiness that ended the wait as poll(2) bits (from the
+   epoll event, or ppoll's), or 0 if the wait ended without one (an event
+   that came before the park: try again). */
+GORO__HIDDEN int goro__pd_wait(goro__pd *pd, int events, goro__pd_snap snap, int64_t deadline,
+                               int *revents);
 
 /* goro_close: wakes every waiter with EBADF, waits for the calls in flight
    to leave, unregisters and closes. 0 or an errno value. */

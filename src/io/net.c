@@ -22,6 +22,13 @@
  * goro_syscall_enter/exit, so that even a read that blocks after all (another
  * reader took the data) only blocks its own thread.
  *
+ * goro_wait_fd returns the ready events as poll(2) reports them (> 0; POLLHUP
+ * and POLLERR may come with or instead of what was asked for). As with
+ * poll(2), readiness is a hint: another reader of the same descriptor may
+ * consume the data before the caller reads, so read non-blockingly or with
+ * goro_read. It lets a server wait on an idle connection holding no buffer
+ * at all (examples/echo.c).
+ *
  * goro_write writes all of buf: it retries partial writes and waits on EAGAIN.
  * It returns n, or -1 with errno if an error or the deadline comes first
  * (then some prefix of buf may have been written, as with Go's Write, which
@@ -106,7 +113,7 @@ static ssize_t io_loop(goro__pd *pd, int fd, int events, bool blocking, int64_t 
                 return -1;
             }
             if (pr == 0) {
-                int err = goro__pd_wait(pd, events, s, deadline);
+                int err = goro__pd_wait(pd, events, s, deadline, NULL);
                 if (err) {
                     *errp = err;
                     return -1;
@@ -131,7 +138,7 @@ static ssize_t io_loop(goro__pd *pd, int fd, int events, bool blocking, int64_t 
         }
         if (blocking)
             continue; /* someone else made it non-blocking meanwhile */
-        int err = goro__pd_wait(pd, events, s, deadline);
+        int err = goro__pd_wait(pd, events, s, deadline, NULL);
         if (err) {
             *errp = err;
             return -1;
@@ -160,11 +167,17 @@ static int wait_ready(goro__pd *pd, int fd, int events, int64_t deadline, int *e
             *errp = e;
             return -1;
         }
-        int err = goro__pd_wait(pd, events, s, deadline);
+        int rev = 0;
+        int err = goro__pd_wait(pd, events, s, deadline, &rev);
         if (err) {
             *errp = err;
             return -1;
         }
+        /* Woken by a readiness event for what we wait for: report it
+           without asking poll(2) again. */
+        rev &= events | POLLERR | POLLHUP;
+        if (rev)
+            return rev;
     }
 }
 

@@ -92,6 +92,7 @@ struct goro__pd_waiter {
     int efd;           /* plain thread: its eventfd (or -1) */
     uint8_t mode;      /* PD_R | PD_W */
     int result;        /* set by the waker that won the claim: 0 or EBADF */
+    int revents;       /* readiness woken by: the epoll event as poll(2) bits */
 };
 
 #define CHUNK_SHIFT 10
@@ -325,7 +326,7 @@ static int thread_efd(void) {
     return e;
 }
 
-static int thread_wait(goro__pd *pd, int events, int64_t deadline) {
+static int thread_wait(goro__pd *pd, int events, int64_t deadline, int *revents) {
     int efd = thread_efd();
     goro__pd_waiter w = {.g = NULL, .efd = efd, .mode = (uint8_t)events_mode(events)};
     goro__lock_acquire(&pd->lock);
@@ -397,15 +398,19 @@ static int thread_wait(goro__pd *pd, int events, int64_t deadline) {
     }
     if (closing)
         return EBADF;
+    if (!err && revents)
+        *revents = p[0].revents;
     return err;
 }
 
 /* --------------------------------------------------------------- waiting */
 
-int goro__pd_wait(goro__pd *pd, int events, goro__pd_snap snap, int64_t deadline) {
+int goro__pd_wait(goro__pd *pd, int events, goro__pd_snap snap, int64_t deadline, int *revents) {
     goro__g *g = goro__getg();
+    if (revents)
+        *revents = 0;
     if (g->is_thread || g->is_g0)
-        return thread_wait(pd, events, deadline);
+        return thread_wait(pd, events, deadline, revents);
     int mode = events_mode(events);
     if (deadline >= 0 && goro__nanotime() >= deadline)
         return ETIMEDOUT;
@@ -433,15 +438,18 @@ int goro__pd_wait(goro__pd *pd, int events, goro__pd_snap snap, int64_t deadline
         goro__lock_release(&pd->lock);
         return 0; /* an event came after the snapshot: try again */
     }
-    goro__pd_waiter w = {.g = g, .efd = -1, .mode = (uint8_t)mode, .result = 0};
+    goro__pd_waiter w = {.g = g, .efd = -1, .mode = (uint8_t)mode, .result = 0, .revents = 0};
     goro__g_prepare_wait(g);
     link_waiter(pd, &w);
     atomic_fetch_add_explicit(&nwaiters, 1, memory_order_acq_rel);
     goro__external_waiters_add(1);
     bool woke = goro__park(GORO__WAIT_IO, pd, goro__lock_release_v, &pd->lock, deadline);
     goro__external_waiters_add(-1);
-    if (woke)
+    if (woke) {
+        if (revents && w.result == 0)
+            *revents = w.revents;
         return w.result;
+    }
     /* The deadline won the claim: nobody else unlinks us. */
     goro__lock_acquire(&pd->lock);
     unlink_waiter(pd, &w);
@@ -538,6 +546,8 @@ static int pd_ready(goro__pd *pd, uint32_t seq, uint32_t ev) {
             continue;
         unlink_waiter(pd, w);
         w->result = 0;
+        /* epoll's bits are poll(2)'s on Linux (EPOLLIN == POLLIN, ...). */
+        w->revents = (int)(ev & (EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP | EPOLLERR | EPOLLHUP));
         goro__ready(g); /* w is dead from here on */
         waiter_gone();
         n++;

@@ -289,7 +289,7 @@ GORO__HIDDEN void goro__external_waiters_add(int delta);
 /* A goroutine record together with its stack (see stack.c for the layout). */
 GORO__HIDDEN goro__g *goro__stack_alloc(size_t stack_size, goro__p *p);
 GORO__HIDDEN void goro__stack_free(goro__g *g, goro__p *p);
-/* Fatal "stack overflow" when the canary at the bottom of g's stack is gone. */
+/* At exit: fatal "stack overflow" if an unguarded stack ran into its gap page. */
 GORO__HIDDEN void goro__stack_check(goro__g *g);
 /* If addr lies in the guard page or gap below some goroutine stack, that
    goroutine's record (best effort, for the fault handler); else NULL. */

@@ -492,15 +492,16 @@ void goro__wakep(void) {
     }
     goro__m *m = mget_locked();
     if (m) {
+        /* Hand over and wake under the lock: a wake-up that arrived after the
+           M had already woken by itself (timeout) and gone back to sleep
+           would find it on the idle list again without taking it off. */
         m->nextp = p;
         m->spinning = true;
+        notewakeup(m);
     }
     goro__lock_release(&goro__sched.lock);
-    if (!m) {
+    if (!m)
         newm(p, true);
-        return;
-    }
-    notewakeup(m);
 }
 
 /* A new earliest timer: wake idle Ms that sleep past it (they re-check). */
@@ -668,7 +669,6 @@ bool goro__park(int reason, void *waitobj, void (*unlock)(void *), void *lock, i
     g->waitobj = waitobj;
     atomic_store_explicit(&g->waitsince, coarse_now(), memory_order_relaxed);
     g->park_deadline = deadline;
-    goro__stack_check(g);
     goro__m *m = goro__getm();
     m->after = GORO__AFTER_PARK;
     m->after_g = g;
@@ -889,6 +889,39 @@ static goro__g *steal_work(goro__m *m) {
     return NULL;
 }
 
+/* A spinning M that found nothing waits a little before giving up its P:
+   work readied moments later (a plain thread spawning in a loop, a partner
+   about to send) is then picked up without a futex sleep and wake-up, which
+   cost several microseconds each. */
+#define SPIN_NS 20000
+static goro__g *spin_for_work(goro__m *m) {
+    int64_t until = goro__nanotime() + SPIN_NS;
+    int32_t n = atomic_load(&goro__sched.gomaxprocs);
+    do {
+        for (int i = 0; i < 64; i++) {
+#if defined(__x86_64__)
+            __builtin_ia32_pause();
+#elif defined(__aarch64__)
+            __asm__ __volatile__("yield" ::: "memory");
+#endif
+        }
+        if (atomic_load_explicit(&goro__sched.runq_size, memory_order_relaxed) > 0) {
+            goro__g *g = globrunq_get(m->p, 0);
+            if (g)
+                return g;
+        }
+        for (int32_t i = 0; i < n; i++) {
+            goro__p *v = goro__sched.allp[i];
+            if (v != m->p && !runq_empty(v)) {
+                goro__g *g = runqsteal(m->p, v, false);
+                if (g)
+                    return g;
+            }
+        }
+    } while (goro__nanotime() < until);
+    return NULL;
+}
+
 static goro__g *findrunnable(goro__m *m) {
 top:
     if (m->p && m->p->id >= atomic_load(&goro__sched.gomaxprocs))
@@ -913,6 +946,8 @@ top:
             }
             if (m->spinning)
                 g = steal_work(m);
+            if (!g && m->spinning)
+                g = spin_for_work(m);
         }
         if (g) {
             if (m->spinning)
@@ -1009,15 +1044,15 @@ top:
                 break;
         }
         goro__lock_acquire(&goro__sched.lock);
-        if (atomic_load(&m->park) == 0) {
-            /* Timed out: still on the idle list; take ourselves off. */
-            for (goro__m **pp = &goro__sched.midle; *pp; pp = &(*pp)->link)
-                if (*pp == m) {
-                    *pp = m->link;
-                    goro__sched.nmidle--;
-                    break;
-                }
-        }
+        /* Whoever woke us took us off the idle list (under this lock); after a
+           timeout we are still on it. Invariant: an M is on the list at most
+           once, exactly while it sleeps in this loop. */
+        for (goro__m **pp = &goro__sched.midle; *pp; pp = &(*pp)->link)
+            if (*pp == m) {
+                *pp = m->link;
+                goro__sched.nmidle--;
+                break;
+            }
         goro__p *np = m->nextp;
         m->nextp = NULL;
         if (!np && next != INT64_MAX && goro__timers_earliest() <= goro__nanotime()) {

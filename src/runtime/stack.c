@@ -18,10 +18,12 @@
  * cap us near 32k goroutines. So slots are carved from large chunks, and the
  * first guard_budget slots (about (max_map_count - 16384) / 2) get a real
  * guard page: an overflow faults at once and the SIGSEGV handler names the
- * goroutine. Slots past the budget keep the page as an untouched gap, and a
- * canary word at stack_lo is checked at every park and at exit: an overflow
- * is still reported (fatal, naming the goroutine), at the next switch, and
- * the gap keeps small overflows from reaching the neighbour's record.
+ * goroutine. Slots past the budget keep the page as an untouched gap, which
+ * keeps small overflows from reaching the neighbour's record; when such a
+ * goroutine ends, mincore(2) tells whether its gap page was ever touched,
+ * and if so the overflow is reported (fatal, naming the goroutine). No
+ * canary is written: touching the bottom of every stack would cost each
+ * goroutine a second page.
  * Records are never unmapped (allgs keeps pointers to them); dead ones are
  * cached per P and globally and reused with their stacks.
  */
@@ -41,7 +43,6 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
-#define CANARY 0x6f72672d6b617473ULL /* "stak-gro" */
 #define CHUNK_SLOTS 64
 
 static size_t page_size;
@@ -149,7 +150,7 @@ static goro__lock custom_lock = GORO__LOCK_INIT;
 static goro__g *custom_free;
 
 static void prepare(goro__g *g) {
-    *(uint64_t *)g->stack_lo = CANARY;
+    (void)g;
 #ifdef GORO__ASAN
     /* Frames of the previous owner never returned: clear their redzones. */
     ASAN_UNPOISON_MEMORY_REGION(g->stack_lo, g->stack_size);
@@ -246,9 +247,12 @@ void goro__stack_free(goro__g *g, goro__p *p) {
 }
 
 void goro__stack_check(goro__g *g) {
-    if (GORO__UNLIKELY(g->stack_lo && *(volatile uint64_t *)g->stack_lo != CANARY))
-        goro__fatal("stack overflow in goroutine %llu%s%s%s: the bottom of its %zu-byte stack "
-                    "was overwritten (use goro_opts.stack_size)",
+    if (g->guarded || !g->slot_base)
+        return; /* a guard page would have faulted */
+    unsigned char resident = 0;
+    if (mincore(g->slot_base, goro__page_size(), &resident) == 0 && (resident & 1))
+        goro__fatal("stack overflow in goroutine %llu%s%s%s: it ran past the bottom of its "
+                    "%zu-byte stack (use goro_opts.stack_size)",
                     (unsigned long long)g->id, g->name ? " (" : "", g->name ? g->name : "",
                     g->name ? ")" : "", g->stack_size);
 }
