@@ -17,7 +17,9 @@
  *     then SECONDS measured;
  *  4. prints one line:
  *     echo conns=N rtt_per_s=R p50_us=A p99_us=B max_us=C idle_bytes_per_conn=M
- *     (idle_bytes_per_conn is -1 without SERVER_PID).
+ *          conn_rtts_min=X conn_rtts_max=Y
+ *     (idle_bytes_per_conn is -1 without SERVER_PID; X and Y are the round
+ *     trips of the least and the most served connection: fairness).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -41,6 +43,7 @@ typedef struct {
     int fd;
     size_t got;      /* bytes of the current echo received */
     int64_t t_sent;  /* when the current message went out */
+    uint64_t rtts;   /* round trips in the measured window */
 } lconn;
 
 static size_t msgsize = 64;
@@ -235,6 +238,7 @@ int main(int argc, char **argv) {
             int64_t done = now_ns();
             if (measuring) {
                 rtts++;
+                x->rtts++;
                 if (nlat == cap) {
                     cap *= 2;
                     lat = realloc(lat, cap * sizeof *lat);
@@ -251,8 +255,16 @@ int main(int argc, char **argv) {
     qsort(lat, nlat, sizeof *lat, cmp_u32);
     uint32_t p50 = nlat ? lat[nlat / 2] : 0, p99 = nlat ? lat[(size_t)(nlat * 0.99)] : 0,
              mx = nlat ? lat[nlat - 1] : 0;
-    printf("echo conns=%d rtt_per_s=%.0f p50_us=%u p99_us=%u max_us=%u idle_bytes_per_conn=%ld\n", n,
-           (double)rtts / secs, p50, p99, mx, per_conn);
+    /* Fairness: round trips of the least and the most served connection. */
+    uint64_t cmin = UINT64_MAX, cmax = 0;
+    for (int i = 0; i < n; i++) {
+        cmin = c[i].rtts < cmin ? c[i].rtts : cmin;
+        cmax = c[i].rtts > cmax ? c[i].rtts : cmax;
+    }
+    printf("echo conns=%d rtt_per_s=%.0f p50_us=%u p99_us=%u max_us=%u idle_bytes_per_conn=%ld "
+           "conn_rtts_min=%llu conn_rtts_max=%llu\n",
+           n, (double)rtts / secs, p50, p99, mx, per_conn, (unsigned long long)cmin,
+           (unsigned long long)cmax);
     for (int i = 0; i < n; i++)
         close(c[i].fd);
     return 0;

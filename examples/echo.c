@@ -8,7 +8,10 @@
  *                             sending --msgs N messages and checking the echo;
  *                             exits 0 when every byte came back
  *   echo --serve PORT         keep serving on 127.0.0.1:PORT until killed
- *                             (try: nc 127.0.0.1 PORT)
+ *                             (try: nc 127.0.0.1 PORT; PORT 0 picks one)
+ *   --idle-timeout SECONDS    drop connections silent this long (default
+ *                             300; 0: never, as Go's net.Conn without a
+ *                             deadline)
  *
  * Every failure is reported with the call that failed and why.
  */
@@ -27,8 +30,10 @@
 
 #include "goro.h"
 
-#define IDLE_TIMEOUT GORO_SEC(300) /* a connection silent this long is dropped */
 #define BUF_SIZE 4096
+
+/* A connection silent this long is dropped (--idle-timeout; 0: never). */
+static int64_t IDLE_TIMEOUT = GORO_SEC(300);
 
 /* One connection. While it is idle the goroutine waits for readability
    holding no buffer (goro_wait_fd), so an idle connection costs only its
@@ -142,7 +147,8 @@ static void client(void *arg) {
 
 static void usage(void) {
     fprintf(stderr, "usage: echo [--conns M] [--msgs N]   (self-test)\n"
-                    "       echo --serve PORT             (serve on 127.0.0.1:PORT)\n");
+                    "       echo --serve PORT             (serve on 127.0.0.1:PORT)\n"
+                    "       options: --idle-timeout SECONDS (default 300, 0: never)\n");
     exit(2);
 }
 
@@ -157,6 +163,8 @@ int main(int argc, char **argv) {
             conns = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--msgs"))
             msgs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--idle-timeout"))
+            IDLE_TIMEOUT = atoi(argv[++i]) > 0 ? GORO_SEC(atoi(argv[i])) : GORO_FOREVER;
         else
             usage();
     }

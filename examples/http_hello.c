@@ -7,7 +7,10 @@
  *                              pipelining, HTTP/1.0, a body, a malformed
  *                              request) and exit 0 if all answers are right
  *   http_hello --serve PORT    keep serving on 127.0.0.1:PORT until killed
- *                              (try: curl -v http://127.0.0.1:PORT/ or wrk)
+ *                              (try: curl -v http://127.0.0.1:PORT/ or wrk;
+ *                              PORT 0 picks one)
+ *   --idle-timeout SECONDS     drop connections idle this long (default 60;
+ *                              0: never, as net/http without IdleTimeout)
  *
  * The server speaks just enough HTTP/1.1 for clients and load generators:
  * request line and headers up to 8 KiB, Content-Length bodies (read and
@@ -32,7 +35,8 @@
 
 #include "goro.h"
 
-#define IDLE_TIMEOUT GORO_SEC(60)
+/* A connection idle this long is dropped (--idle-timeout; 0: never). */
+static int64_t IDLE_TIMEOUT = GORO_SEC(60);
 #define MAX_HEADER 8192
 static const char BODY[] = "Hello, World!";
 
@@ -394,18 +398,26 @@ static void self_test(const char *addr) {
 
 static void usage(void) {
     fprintf(stderr, "usage: http_hello                (self-test)\n"
-                    "       http_hello --serve PORT   (serve on 127.0.0.1:PORT)\n");
+                    "       http_hello --serve PORT   (serve on 127.0.0.1:PORT)\n"
+                    "       options: --idle-timeout SECONDS (default 60, 0: never)\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
     int serve_port = -1;
-    if (argc == 3 && !strcmp(argv[1], "--serve")) {
-        serve_port = atoi(argv[2]);
-        if (serve_port < 0 || serve_port > 65535)
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 >= argc)
             usage();
-    } else if (argc != 1) {
-        usage();
+        if (!strcmp(argv[i], "--serve")) {
+            serve_port = atoi(argv[++i]);
+            if (serve_port < 0 || serve_port > 65535)
+                usage();
+        } else if (!strcmp(argv[i], "--idle-timeout")) {
+            int sec = atoi(argv[++i]);
+            IDLE_TIMEOUT = sec > 0 ? GORO_SEC(sec) : GORO_FOREVER;
+        } else {
+            usage();
+        }
     }
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", serve_port < 0 ? 0 : serve_port);

@@ -26,6 +26,7 @@ BUILD_DIR=${BUILD_DIR:-build}
 IO_SECONDS=${IO_SECONDS:-5}
 REPS=${REPS:-3}
 OUT=${OUT:-$BUILD_DIR/bench-results/io-$(date +%Y%m%d-%H%M%S)}
+case $OUT in /*) ;; *) OUT=$root/$OUT ;; esac
 mkdir -p "$OUT"
 
 die() { echo "bench_io: $*" >&2; exit 1; }
@@ -40,7 +41,7 @@ test -f "$BUILD_DIR/CMakeCache.txt" || cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_
 cmake --build "$BUILD_DIR" --target echo http_hello bench_io_bench -j2 >"$OUT/build.log" 2>&1 ||
     die "build failed (see $OUT/build.log)"
 export GOCACHE=${GOCACHE:-$root/$BUILD_DIR/go-cache} GOFLAGS=-mod=mod GOTOOLCHAIN=local
-(cd bench/go && go build -o "$root/$OUT/go_echo" ./echo && go build -o "$root/$OUT/go_http_hello" ./http_hello) \
+(cd bench/go && go build -o "$OUT/go_echo" ./echo && go build -o "$OUT/go_http_hello" ./http_hello) \
     >>"$OUT/build.log" 2>&1 || die "go build failed (see $OUT/build.log)"
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null

@@ -713,6 +713,77 @@ Test(io, timeout_readiness_race_thread, .timeout = 60) {
     goro_close(b);
 }
 
+/* A read that comes back short lets the next read park without a system
+   call ("known empty"): EOF, a reset or more data after it must never be
+   missed. */
+typedef struct {
+    int fd;
+    int64_t timeout;
+    int outcome; /* bytes read in total, or -errno */
+    bool eof;
+    bool wait_first; /* goro_wait_fd(POLLIN) before each read, as examples/echo.c */
+    goro_waitgroup wg;
+} io_drain;
+
+static void io_drain_g(void *arg) {
+    io_drain *d = arg;
+    char buf[64];
+    int total = 0;
+    for (;;) {
+        if (d->wait_first && goro_wait_fd(d->fd, POLLIN, d->timeout) < 0) {
+            d->outcome = -errno;
+            break;
+        }
+        ssize_t n = goro_read(d->fd, buf, sizeof buf, d->timeout);
+        if (n > 0) {
+            total += (int)n;
+            continue;
+        }
+        if (n == 0)
+            d->eof = true;
+        d->outcome = n == 0 ? total : -errno;
+        break;
+    }
+    goro_waitgroup_done(&d->wg);
+}
+
+Test(io, short_reads_then_eof_reset_or_more, .timeout = 60) {
+    for (int i = 0; i < 300; i++) {
+        int a, b;
+        io_pair(&a, &b);
+        io_drain d = {.fd = b, .timeout = GORO_SEC(10), .wait_first = (i / 3) % 2};
+        goro_waitgroup_add(&d.wg, 1);
+        goro_go(io_drain_g, &d);
+        if (i % 4 != 3)
+            goro_sleep(GORO_US((i % 5) * 100)); /* the reader is (often) parked first */
+        int kind = i % 3;
+        int sent = 0;
+        for (int k = 0; k <= i % 4; k++) {
+            /* bursts shorter than the reader's buffer: every read is short */
+            cr_assert_eq(goro_write(a, "0123456789", 10, GORO_SEC(1)), 10);
+            sent += 10;
+            if (k % 2)
+                goro_sleep(GORO_US(50));
+        }
+        if (kind == 1) {
+            struct linger lg = {1, 0}; /* close with a reset */
+            setsockopt(a, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        }
+        if (kind == 2)
+            goro_sleep(GORO_US(200)); /* the data is read before the FIN comes */
+        cr_assert_eq(goro_close(a), 0);
+        goro_waitgroup_wait(&d.wg);
+        if (kind == 1) {
+            cr_assert(d.outcome == -ECONNRESET || (d.eof && d.outcome <= sent),
+                      "iteration %d: outcome %d", i, d.outcome);
+        } else {
+            cr_assert(d.eof, "iteration %d: no EOF (outcome %d)", i, d.outcome);
+            cr_assert_eq(d.outcome, sent, "iteration %d", i);
+        }
+        goro_close(b);
+    }
+}
+
 /* --------------------------------------------------------- plain threads */
 
 typedef struct {
@@ -962,6 +1033,20 @@ Test(io, emfile_is_reported, .timeout = 20) {
     char b;
     cr_assert_eq(goro_read(pre, &b, 1, GORO_MS(20)), -1);
     cr_assert_eq(errno, ETIMEDOUT);
+    /* A new thread cannot get its wake-up eventfd now: it waits in slices,
+       and goro_close still wakes it. */
+    io_blocked t = {.fd = pre, .kind = 0};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, io_blocked_t, &t), 0);
+    while (atomic_load(&t.gid) == 0)
+        goro_sleep(GORO_MS(1));
+    cr_assert(io_wait_until_io_wait(atomic_load(&t.gid)));
+    int64_t t0 = goro_nanotime();
+    cr_assert_eq(goro_close(pre), 0);
+    pthread_join(th, NULL);
+    cr_assert_eq(t.r, -1);
+    cr_assert_eq(atomic_load(&t.err), EBADF);
+    cr_assert_lt(goro_nanotime() - t0, GORO_SEC(1));
     for (int i = 0; i < nf; i++)
         close(filler[i]);
     setrlimit(RLIMIT_NOFILE, &old);
@@ -969,7 +1054,6 @@ Test(io, emfile_is_reported, .timeout = 20) {
     int s = goro_accept(ln, GORO_SEC(2));
     cr_assert_geq(s, 0, "accept after EMFILE: %s", strerror(errno));
     goro_close(s);
-    goro_close(pre);
     goro_close(ln);
 }
 

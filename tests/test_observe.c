@@ -468,6 +468,37 @@ Test(observe, traceback_print_for_crashes, .timeout = 30) {
     cr_assert(strstr(out, want) != NULL, "%s", out);
 }
 
+/* ------------------------------------------------------------ fatal signals */
+
+static GORO__NOINLINE void obs_crasher(int *volatile *pp) {
+    **pp = 42;
+    __asm__ volatile("" ::: "memory");
+}
+
+static GORO__NOINLINE void obs_crash_goroutine(void *arg) {
+    (void)arg;
+    int *volatile p = NULL;
+    obs_crasher(&p);
+    __asm__ volatile("" ::: "memory");
+}
+
+static void obs_segv_child(void) {
+    goro_go(obs_crash_goroutine, NULL);
+    goro_sleep(GORO_SEC(5));
+}
+
+Test(observe, fault_in_a_goroutine_unwinds_through_the_signal, .timeout = 30) {
+    if (OBS_TSAN)
+        cr_skip("TSan cannot start threads after a multi-threaded fork");
+    char out[65536];
+    int st = obs_child(obs_segv_child, out, sizeof out);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "status %#x:\n%s", st, out);
+    /* The faulting function on top: no handler frames, no trampoline. */
+    cr_assert(strstr(out, " [running]:\nobs_crasher()\n\t") != NULL, "%s", out);
+    cr_assert(strstr(out, "\nobs_crash_goroutine()\n\t") != NULL, "%s", out);
+    cr_assert(strstr(out, "?" "?()") == NULL, "%s", out);
+}
+
 /* ------------------------------------------------------------ SIGQUIT */
 
 static GORO__NOINLINE void obs_quit_parked(void *arg) {

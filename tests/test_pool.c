@@ -102,16 +102,16 @@ Test(pool_tunny, func_job_ctx_completes, .timeout = 10) {
 }
 
 /* TestFuncJobCtx / "Returns err when ctx canceled" (DeadlineExceeded). The
-   job sleeps 50 ms rather than tunny's 1 ms: a 1 ns context expires through
+   job sleeps 300 ms rather than tunny's 1 ms: a 1 ns context expires through
    a timer here, which a loaded machine may fire after a 1 ms job ended. */
-static void *fn_sleep50ms_double(void *payload, void *ctx) {
+static void *fn_sleep300ms_double(void *payload, void *ctx) {
     (void)ctx;
-    goro_sleep(GORO_MS(50));
+    goro_sleep(GORO_MS(300));
     return I2P(P2I(payload) * 2);
 }
 
 Test(pool_tunny, func_job_ctx_deadline, .timeout = 10) {
-    goro_pool *p = goro_pool_new_func(1, fn_sleep50ms_double, NULL);
+    goro_pool *p = goro_pool_new_func(1, fn_sleep300ms_double, NULL);
     goro_ctx *c = goro_ctx_with_timeout(goro_ctx_background(), 1);
     void *r = NULL;
     cr_assert_eq(goro_pool_process_ctx(p, c, I2P(10), &r), GORO_ETIMEDOUT);
@@ -156,9 +156,9 @@ Test(pool_tunny, callback_job, .timeout = 10) {
     goro_pool_free(p);
 }
 
-/* TestTimeout (a 50 ms job for the same reason as above) */
+/* TestTimeout (a 300 ms job for the same reason as above) */
 Test(pool_tunny, timeout, .timeout = 10) {
-    goro_pool *p = goro_pool_new_func(1, fn_sleep50ms_double, NULL);
+    goro_pool *p = goro_pool_new_func(1, fn_sleep300ms_double, NULL);
     void *r = NULL;
     cr_assert_eq(goro_pool_process_timed(p, I2P(10), 1, &r), GORO_ETIMEDOUT);
     goro_pool_free(p);
@@ -310,7 +310,7 @@ Test(pool_tunny, custom_worker, .timeout = 10) {
 
     /* Ready now; the job starts and blocks in process: interrupted once. */
     goro_chan_close(w->block_ready);
-    cr_assert_eq(goro_pool_process_timed(p, I2P(10), GORO_MS(50), &r), GORO_ETIMEDOUT);
+    cr_assert_eq(goro_pool_process_timed(p, I2P(10), GORO_MS(300), &r), GORO_ETIMEDOUT);
     cr_assert_eq(atomic_load(&w->started), 1);
     cr_assert_eq(atomic_load(&w->interrupts), 1);
 
@@ -506,11 +506,19 @@ Test(pool, timeout_before_start_no_interrupt, .timeout = 10) {
 }
 
 /* Timeouts and cancellation after the job started: interrupt exactly once,
-   the result is dropped, and the next job is not hit by a stale interrupt. */
-static void cancel_after(void *arg) {
-    goro_ctx *c = arg;
-    goro_sleep(GORO_MS(20));
-    goro_ctx_cancel(c);
+   the result is dropped, and the next job is not hit by a stale interrupt.
+   The deadlines are generous so that the job surely starts first even on a
+   loaded machine; the context is cancelled only once the job has started. */
+typedef struct cancel_when_started {
+    goro_ctx *c;
+    goro_chan *started;
+} cancel_when_started;
+
+static void cancel_after_start(void *arg) {
+    cancel_when_started *cw = arg;
+    void *st;
+    goro_chan_recv(cw->started, &st);
+    goro_ctx_cancel(cw->c);
 }
 
 Test(pool, timeout_after_start_interrupts_once, .timeout = 10) {
@@ -520,21 +528,21 @@ Test(pool, timeout_after_start_interrupts_once, .timeout = 10) {
     void *r = I2P(-1);
     void *st;
 
-    cr_assert_eq(goro_pool_process_timed(p, I2P(1000), GORO_MS(30), &r), GORO_ETIMEDOUT);
-    goro_chan_recv(g.started, &st);
+    cr_assert_eq(goro_pool_process_timed(p, I2P(1000), GORO_MS(300), &r), GORO_ETIMEDOUT);
+    cr_assert_eq(goro_chan_recv_timeout(g.started, &st, NULL, GORO_SEC(2)), 0, "the job never started");
     cr_assert_eq(atomic_load(&g.interrupts), 1);
 
-    goro_ctx *c = goro_ctx_with_timeout(goro_ctx_background(), GORO_MS(30));
+    goro_ctx *c = goro_ctx_with_timeout(goro_ctx_background(), GORO_MS(300));
     cr_assert_eq(goro_pool_process_ctx(p, c, I2P(1001), &r), GORO_ETIMEDOUT);
     goro_ctx_release(c);
-    goro_chan_recv(g.started, &st);
+    cr_assert_eq(goro_chan_recv_timeout(g.started, &st, NULL, GORO_SEC(2)), 0, "the job never started");
     cr_assert_eq(atomic_load(&g.interrupts), 2);
 
     c = goro_ctx_with_cancel(goro_ctx_background());
-    goro_go(cancel_after, c);
+    cancel_when_started cw = {c, g.started};
+    goro_go(cancel_after_start, &cw);
     cr_assert_eq(goro_pool_process_ctx(p, c, I2P(1002), &r), GORO_ECANCELED);
     goro_ctx_release(c);
-    goro_chan_recv(g.started, &st);
     cr_assert_eq(atomic_load(&g.interrupts), 3);
 
     /* The interrupted jobs ended through their interrupt token. */
@@ -590,39 +598,48 @@ Test(pool, queue_length_exact, .timeout = 10) {
 }
 
 /* Backlogged jobs are served in arrival order (tunny's old TestQueueing). */
+typedef struct fifo_ctx {
+    goro_chan *order;
+    goro_chan *gate;
+} fifo_ctx;
+
 static void *fn_record(void *payload, void *ctx) {
-    goro_chan *order = ctx;
+    fifo_ctx *fc = ctx;
     if (P2I(payload) < 0)
-        goro_sleep(GORO_MS(30));
+        goro_chan_recv(fc->gate, NULL); /* hold the only worker until all are queued */
     else
-        goro_chan_send(order, &payload);
+        goro_chan_send(fc->order, &payload);
     return payload;
 }
 
-Test(pool, fifo_backlog, .timeout = 10) {
+Test(pool, fifo_backlog, .timeout = 20) {
     enum { N = 10 };
-    goro_chan *order = goro_chan_make(sizeof(void *), N);
-    goro_pool *p = goro_pool_new_func(1, fn_record, order);
+    fifo_ctx fc = {goro_chan_make(sizeof(void *), N), goro_chan_make(0, 0)};
+    goro_pool *p = goro_pool_new_func(1, fn_record, &fc);
     goro_chan *done = goro_chan_make(0, N + 1);
     call first = {.p = p, .payload = -1, .kind = 0, .done = done};
     goro_go(do_call, &first);
-    WAIT_FOR(goro_pool_queue_length(p) == 1, 2000);
+    WAIT_FOR(goro_pool_queue_length(p) == 1, 5000);
     call calls[N];
     for (int i = 0; i < N; i++) {
-        calls[i] = (call){.p = p, .payload = i, .kind = 0, .done = done};
+        calls[i] = (call){.p = p, .payload = i, .kind = i % 3, .ns = GORO_SEC(10), .ctx = goro_ctx_background(),
+                          .done = done};
         goro_go(do_call, &calls[i]);
-        WAIT_FOR(goro_pool_queue_length(p) == i + 2, 2000);
+        WAIT_FOR(goro_pool_queue_length(p) == i + 2, 5000);
+        cr_assert_eq(goro_pool_queue_length(p), i + 2);
     }
+    goro_chan_close(fc.gate);
     for (int i = 0; i < N; i++) {
         void *v;
-        goro_chan_recv(order, &v);
+        goro_chan_recv(fc.order, &v);
         cr_assert_eq(P2I(v), i);
     }
     for (int i = 0; i < N + 1; i++)
         goro_chan_recv(done, NULL);
     goro_pool_free(p);
     goro_chan_release(done);
-    goro_chan_release(order);
+    goro_chan_release(fc.order);
+    goro_chan_release(fc.gate);
 }
 
 /* Shrinking removes idle workers first: with one busy worker and three idle,

@@ -45,6 +45,8 @@ typedef struct goro__pd {
                                       tags epoll events so stale ones are dropped */
     _Atomic uint32_t rseq;         /* read-side readiness events seen (bumped under lock) */
     _Atomic uint32_t wseq;         /* write-side readiness events seen (bumped under lock) */
+    _Atomic uint32_t rempty;       /* (rseq << 1 | 1) when a read came back short: the socket
+                                      was empty after it (see "known empty" in net.c) */
     _Atomic uint32_t ref;          /* calls in flight | GORO__PD_CLOSING */
     _Atomic uint8_t flags;         /* GORO__PD_OWNED, GORO__PD_NOTSOCK (racy hints) */
     uint8_t reg;                   /* lock: enum goro__pd_reg */
@@ -55,8 +57,9 @@ typedef struct goro__pd {
 #define GORO__PD_CLOSING 0x80000000u
 
 enum {
-    GORO__PD_OWNED = 1,   /* created by goro (listen/dial/accept): a non-blocking socket */
+    GORO__PD_OWNED = 1,   /* created by goro (listen/dial/accept): a non-blocking TCP socket */
     GORO__PD_NOTSOCK = 2, /* send(2) said ENOTSOCK: use write(2) */
+    GORO__PD_HUP = 4,     /* the poller saw EPOLLRDHUP, EPOLLHUP or EPOLLERR (sticky) */
 };
 
 enum goro__pd_reg {
@@ -85,6 +88,24 @@ static inline goro__pd_snap goro__pd_snapshot(goro__pd *pd) {
     goro__pd_snap s = {atomic_load_explicit(&pd->rseq, memory_order_acquire),
                        atomic_load_explicit(&pd->wseq, memory_order_acquire)};
     return s;
+}
+
+/* "Known empty" (net.c): a read of a TCP socket goro made that came back
+   short, with `snap` taken before it, drained the socket. Until rseq moves
+   on, a new read would only say EAGAIN, so the caller may park at once.
+   Not for other descriptors (a datagram socket's short read says nothing
+   about the next datagram), and never once the peer hung up or the socket
+   has an error (then reading says 0 or the error, with no new event). */
+static inline void goro__pd_mark_empty(goro__pd *pd, goro__pd_snap snap) {
+    atomic_store_explicit(&pd->rempty, snap.r << 1 | 1, memory_order_relaxed);
+}
+static inline bool goro__pd_known_empty(goro__pd *pd, goro__pd_snap snap) {
+    return atomic_load_explicit(&pd->rempty, memory_order_relaxed) == (snap.r << 1 | 1) &&
+           (atomic_load_explicit(&pd->flags, memory_order_acquire) &
+            (GORO__PD_OWNED | GORO__PD_HUP)) == GORO__PD_OWNED;
+}
+static inline void goro__pd_forget_empty(goro__pd *pd) {
+    atomic_store_explicit(&pd->rempty, 0, memory_order_relaxed);
 }
 
 /* Waits until fd may be ready for `events` (POLLIN/POLLPRI/POLLRDHUP: read

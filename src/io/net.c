@@ -12,6 +12,20 @@
  * goro__pd_wait (a goroutine parks in "IO wait", a plain thread blocks in
  * ppoll) and try again.
  *
+ * Known empty. A read of a TCP socket that returns less than it asked for
+ * has drained it. Its readiness snapshot was taken before it, so until the
+ * poller counts a new read-side event (rseq moves on) a new attempt would
+ * only say EAGAIN: goro_read and goro_wait_fd(POLLIN) then park at once and
+ * skip that system call (Go makes it). Data that arrives after the short
+ * read produces an edge that either moves rseq before the park (the park is
+ * refused and the call reads) or finds the caller on the wait list (the
+ * poller wakes it), so nothing is missed. Only for sockets goro made (TCP
+ * streams: a datagram's short read says nothing of the next one), never
+ * once the poller saw a hang-up or error (EOF and errors are readable
+ * without a new event), not for a timeout of 0 (one real attempt), and
+ * forgotten after every wait that did not end with an event (plain
+ * threads).
+ *
  * Descriptors. Sockets made by goro_listen_tcp/goro_dial_tcp/goro_accept are
  * non-blocking, close-on-exec, registered with epoll at once, and (accepted
  * or dialled) have TCP_NODELAY; close them with goro_close. goro_read,
@@ -147,10 +161,25 @@ static ssize_t io_loop(goro__pd *pd, int fd, int events, bool blocking, int64_t 
 }
 
 /* Waits until poll(2) reports one of `events` (or an error condition) on fd.
-   Returns the revents (> 0), or -1 with *errp. */
-static int wait_ready(goro__pd *pd, int fd, int events, int64_t deadline, int *errp) {
+   Returns the revents (> 0), or -1 with *errp. may_skip: a wait for reading
+   only, with a timeout other than 0, may use "known empty". */
+static int wait_ready(goro__pd *pd, int fd, int events, int64_t deadline, bool may_skip,
+                      int *errp) {
     for (;;) {
         goro__pd_snap s = goro__pd_snapshot(pd);
+        if (may_skip && goro__pd_known_empty(pd, s)) {
+            int rev = 0;
+            int err = goro__pd_wait(pd, events, s, deadline, &rev);
+            if (err) {
+                *errp = err;
+                return -1;
+            }
+            rev &= events | POLLERR | POLLHUP;
+            if (rev)
+                return rev;
+            goro__pd_forget_empty(pd);
+            continue;
+        }
         struct pollfd p = {.fd = fd, .events = (short)events};
         int pr = poll(&p, 1, 0);
         if (pr > 0) {
@@ -213,6 +242,41 @@ static ssize_t do_read(int fd, void *arg) {
     return read(fd, a->buf, a->n);
 }
 
+/* The non-blocking read loop, with "known empty". */
+static ssize_t read_loop(goro__pd *pd, int fd, void *buf, size_t n, int64_t timeout_ns,
+                         int64_t deadline, int *errp) {
+    for (;;) {
+        goro__pd_snap s = goro__pd_snapshot(pd);
+        if (timeout_ns != 0 && goro__pd_known_empty(pd, s)) {
+            int err = goro__pd_wait(pd, POLLIN, s, deadline, NULL);
+            if (err) {
+                *errp = err;
+                return -1;
+            }
+            goro__pd_forget_empty(pd); /* now really try (a thread's wait moves no rseq) */
+            continue;
+        }
+        ssize_t r = read(fd, buf, n);
+        if (r >= 0) {
+            if (r > 0 && (size_t)r < n && goro__pd_owned(pd))
+                goro__pd_mark_empty(pd, s);
+            return r;
+        }
+        int e = GORO__ERRNO;
+        if (e == EINTR)
+            continue;
+        if (e != EAGAIN && e != EWOULDBLOCK) {
+            *errp = e;
+            return -1;
+        }
+        int err = goro__pd_wait(pd, POLLIN, s, deadline, NULL);
+        if (err) {
+            *errp = err;
+            return -1;
+        }
+    }
+}
+
 ssize_t goro_read(int fd, void *buf, size_t n, int64_t timeout_ns) {
     goro__init();
     int64_t deadline = deadline_of(timeout_ns);
@@ -223,8 +287,12 @@ ssize_t goro_read(int fd, void *buf, size_t n, int64_t timeout_ns) {
     int err = fd_blocking(pd, fd, &blocking);
     ssize_t r = -1;
     if (!err) {
-        read_arg a = {buf, n};
-        r = io_loop(pd, fd, POLLIN, blocking, deadline, do_read, &a, &err);
+        if (blocking) {
+            read_arg a = {buf, n};
+            r = io_loop(pd, fd, POLLIN, true, deadline, do_read, &a, &err);
+        } else {
+            r = read_loop(pd, fd, buf, n, timeout_ns, deadline, &err);
+        }
     }
     goro__pd_exit(pd);
     if (r < 0)
@@ -290,7 +358,8 @@ int goro_wait_fd(int fd, int events, int64_t timeout_ns) {
     if (!pd)
         return -1;
     int err = 0;
-    int r = wait_ready(pd, fd, events, deadline, &err);
+    bool read_only = !(events & ~(POLLIN | POLLRDNORM));
+    int r = wait_ready(pd, fd, events, deadline, read_only && timeout_ns != 0, &err);
     goro__pd_exit(pd);
     if (r < 0)
         return (int)fail(err);
@@ -582,23 +651,24 @@ static int dial_one(const addr_t *a, int64_t deadline, int *errp) {
         *errp = GORO__ERRNO;
         return -1;
     }
-    int err = goro__pd_open(fd);
-    if (err) {
-        discard(fd);
-        *errp = err;
-        return -1;
-    }
     set_nodelay(fd);
     /* EINTR: the connection goes on asynchronously, as with EINPROGRESS. */
     int r = connect(fd, sa, a->len);
-    if (r == 0)
-        return fd;
-    err = GORO__ERRNO;
-    if (err != EINPROGRESS && err != EINTR && err != EALREADY) {
+    int err = r == 0 ? 0 : GORO__ERRNO;
+    if (err != 0 && err != EINPROGRESS && err != EINTR && err != EALREADY) {
+        close(fd); /* never registered */
+        *errp = err;
+        return -1;
+    }
+    /* Registered only now: a socket that is not connecting yet polls as
+       hung up, which would be a false event. */
+    if ((err = goro__pd_open(fd)) != 0) {
         discard(fd);
         *errp = err;
         return -1;
     }
+    if (r == 0)
+        return fd;
     goro__pd *pd = enter(fd);
     if (!pd) {
         *errp = GORO__ERRNO;
@@ -606,7 +676,7 @@ static int dial_one(const addr_t *a, int64_t deadline, int *errp) {
         return -1;
     }
     for (;;) {
-        int rev = wait_ready(pd, fd, POLLOUT, deadline, &err);
+        int rev = wait_ready(pd, fd, POLLOUT, deadline, false, &err);
         if (rev < 0)
             break;
         int soerr = 0;
@@ -616,8 +686,19 @@ static int dial_one(const addr_t *a, int64_t deadline, int *errp) {
             break;
         }
         if (soerr == 0 || soerr == EISCONN) {
-            err = 0;
-            break;
+            /* A wake-up is a hint (Go issues 14548, 19289): connected for
+               real only if there is a peer. */
+            struct sockaddr_storage peer;
+            socklen_t pl = sizeof peer;
+            if (getpeername(fd, (struct sockaddr *)&peer, &pl) == 0) {
+                err = 0;
+                break;
+            }
+            if (GORO__ERRNO != ENOTCONN) {
+                err = GORO__ERRNO;
+                break;
+            }
+            continue;
         }
         if (soerr != EINPROGRESS && soerr != EALREADY && soerr != EINTR) {
             err = soerr;

@@ -238,6 +238,7 @@ int goro__pd_open(int fd) {
        belonged to another one. */
     pd->fdseq++;
     pd->reg = GORO__PD_REG_NONE;
+    goro__pd_forget_empty(pd);
     atomic_store_explicit(&pd->flags, GORO__PD_OWNED, memory_order_relaxed);
     err = pd_register_locked(pd);
     goro__lock_release(&pd->lock);
@@ -511,6 +512,7 @@ int goro__pd_close(int fd) {
     }
     pd->reg = GORO__PD_REG_NONE;
     pd->fdseq++;
+    goro__pd_forget_empty(pd);
     atomic_store_explicit(&pd->flags, 0, memory_order_relaxed);
     atomic_store_explicit(&pd->ref, 0, memory_order_release);
     goro__lock_release(&pd->lock);
@@ -533,6 +535,8 @@ static int pd_ready(goro__pd *pd, uint32_t seq, uint32_t ev) {
         goro__lock_release(&pd->lock);
         return 0; /* stale: an earlier file with this number */
     }
+    if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        atomic_fetch_or_explicit(&pd->flags, (uint8_t)GORO__PD_HUP, memory_order_release);
     if (mode & PD_R)
         atomic_fetch_add_explicit(&pd->rseq, 1, memory_order_release);
     if (mode & PD_W)

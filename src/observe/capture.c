@@ -239,9 +239,7 @@ void goro__capture_self(goro__g *g, goro__gcap *cap, goro__stk *stk, int max, in
             mem.r[mem.n++] = (goro__memrange){lo, hi, NULL};
         }
     }
-    stk->leaf_exact = false;
-    stk->n_head = goro__unwind(&rg, false, &mem, stk->pcs, max, stk->tail, stk->tail ? ntail : 0,
-                               &stk->n_tail, &stk->gap);
+    goro__unwind_stk(&rg, false, &mem, stk, max, ntail);
     memset(cap, 0, sizeof *cap);
     if (g) {
         fill_info(g, atomic_load_explicit(&g->status, memory_order_relaxed), cap);
@@ -318,8 +316,7 @@ static bool regs_from_saved_ctx(goro__g *g, goro__gcap *cap, goro__stk *stk, int
                 stk->leaf_exact = true;
             }
         } else {
-            stk->n_head = goro__unwind(&rg, false, &mem, stk->pcs, max, stk->tail,
-                                       stk->tail ? ntail : 0, &stk->n_tail, &stk->gap);
+            goro__unwind_stk(&rg, false, &mem, stk, max, ntail);
         }
         return true;
     }
@@ -492,6 +489,17 @@ typedef struct scratch {
 } scratch;
 
 static __thread scratch tscratch;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+/* Frees a thread's scratch when the thread ends (e.g. the debug server's). */
+static void scratch_free(void *p) {
+    scratch *sc = p;
+    free(sc->buf);
+    sc->buf = NULL;
+    sc->cap = 0;
+}
+static void scratch_key_init(void) { pthread_key_create(&scratch_key, scratch_free); }
 
 static bool scratch_reserve(size_t n) {
     if (tscratch.cap >= n)
@@ -499,6 +507,10 @@ static bool scratch_reserve(size_t n) {
     char *b = realloc(tscratch.buf, n);
     if (!b)
         return false;
+    if (!tscratch.buf) {
+        pthread_once(&scratch_once, scratch_key_init);
+        pthread_setspecific(scratch_key, &tscratch);
+    }
     tscratch.buf = b;
     tscratch.cap = n;
     return true;
@@ -632,8 +644,7 @@ static int capture_signal(goro__g *g, pid_t tid, goro__gcap *cap, goro__stk *stk
     stk->leaf_exact = true;
     if (copy) {
         goro__mem mem = {.n = 1, .r = {{copy_lo, copy_lo + copy_len, copy}}};
-        stk->n_head = goro__unwind(&rg, true, &mem, stk->pcs, max, stk->tail,
-                                   stk->tail ? ntail : 0, &stk->n_tail, &stk->gap);
+        goro__unwind_stk(&rg, true, &mem, stk, max, ntail);
     }
     if (mapped)
         munmap(copy, copy_len);
@@ -644,6 +655,7 @@ static int capture_signal(goro__g *g, pid_t tid, goro__gcap *cap, goro__stk *stk
 
 int goro__capture_other(goro__g *g, goro__gcap *cap, goro__stk *stk, int max, int ntail) {
     memset(cap, 0, sizeof *cap);
+    stk->nsig = 0;
     stk->n_head = stk->n_tail = 0;
     stk->gap = 0;
     stk->leaf_exact = false;

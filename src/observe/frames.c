@@ -25,6 +25,8 @@
 enum { K_USER, K_INTERNAL, K_LIBC, K_UNKNOWN, K_OUTER };
 
 static int kind_of(const goro__frame *f) {
+    if (f->trampoline)
+        return K_INTERNAL; /* a signal trampoline is hidden like goro's frames */
     const goro__symline *l = &f->sym->lines[f->line_idx];
     if (l->internal)
         return K_INTERNAL;
@@ -84,7 +86,8 @@ static void apply_hiding(goro__frames *fr) {
     free(kind);
 }
 
-static int expand(goro__frame *out, int at, uintptr_t pc, bool exact, bool gap_before) {
+static int expand(goro__frame *out, int at, uintptr_t pc, bool exact, bool gap_before,
+                  bool trampoline) {
     const goro__sym *s = goro__symbolize(pc);
     for (int j = 0; j < s->n; j++) {
         goro__frame *f = &out[at + j];
@@ -95,6 +98,7 @@ static int expand(goro__frame *out, int at, uintptr_t pc, bool exact, bool gap_b
         f->exact = exact;
         f->shown = true;
         f->gap_before = gap_before && j == 0;
+        f->trampoline = trampoline;
     }
     return s->n;
 }
@@ -114,10 +118,16 @@ bool goro__frames_build(const goro__stk *stk, goro__frames *out) {
     if (!out->f)
         return false;
     int at = 0;
-    for (int i = 0; i < stk->n_head; i++)
-        at += expand(out->f, at, stk->pcs[i], i == 0 && stk->leaf_exact, false);
+    for (int i = 0; i < stk->n_head; i++) {
+        bool exact = i == 0 && stk->leaf_exact, tramp = false;
+        for (int k = 0; k < stk->nsig; k++) {
+            exact |= stk->sig_at[k] == i;
+            tramp |= stk->sig_at[k] == i + 1;
+        }
+        at += expand(out->f, at, stk->pcs[i], exact, false, tramp);
+    }
     for (int i = 0; i < stk->n_tail; i++)
-        at += expand(out->f, at, stk->tail[i], false, i == 0 && stk->gap > 0);
+        at += expand(out->f, at, stk->tail[i], false, i == 0 && stk->gap > 0, false);
     out->n = at;
     out->gap = stk->gap;
     apply_hiding(out);
@@ -152,6 +162,9 @@ int goro__visible_pcs(const goro__stk *stk, uintptr_t *out) {
         n = GORO__DUMP_HEAD;
     for (int i = 0; i < n; i++)
         kind[i] = (unsigned char)pc_kind(stk->pcs[i]);
+    for (int k = 0; k < stk->nsig; k++)
+        if (stk->sig_at[k] >= 1 && stk->sig_at[k] <= n)
+            kind[stk->sig_at[k] - 1] = K_INTERNAL;
     int last_internal = -1;
     for (int i = 0; i < n; i++) {
         if (kind[i] == K_INTERNAL)
@@ -173,26 +186,6 @@ int goro__visible_pcs(const goro__stk *stk, uintptr_t *out) {
         m = n;
     }
     return m;
-}
-
-void goro__frames_pc_shown(const goro__stk *stk, bool *shown) {
-    goro__stk head = *stk;
-    head.n_tail = 0;
-    head.gap = 0;
-    goro__frames fr;
-    for (int i = 0; i < stk->n_head; i++)
-        shown[i] = true;
-    if (!goro__frames_build(&head, &fr))
-        return;
-    int k = 0;
-    for (int i = 0; i < stk->n_head; i++) {
-        const goro__sym *s = goro__symbolize(stk->pcs[i]);
-        bool any = false;
-        for (int j = 0; j < s->n && k < fr.n; j++, k++)
-            any |= fr.f[k].shown;
-        shown[i] = any;
-    }
-    goro__frames_free(&fr);
 }
 
 const goro__symline *goro__creator_line(uintptr_t gopc, const goro__sym **sym_out) {

@@ -82,6 +82,7 @@ GORO__HIDDEN bool goro__mem_read(const goro__mem *m, uintptr_t addr, uintptr_t *
 /* A captured stack: return PCs, leaf first. pcs[0] is a return PC too,
    unless leaf_exact: then pcs[0] is the interrupted instruction + 1 (Go's
    convention, so that "pc - 1" is always inside the right function). */
+#define GORO__MAX_SIGFRAMES 4
 typedef struct goro__stk {
     uintptr_t *pcs;         /* head: the innermost n_head PCs */
     int n_head;
@@ -89,6 +90,10 @@ typedef struct goro__stk {
     int n_tail;
     int64_t gap;            /* PCs walked but dropped between head and tail */
     bool leaf_exact;
+    /* Head indexes of frames a signal interrupted (exact PCs, stored + 1);
+       the frame before each is the signal trampoline (hidden). */
+    int16_t sig_at[GORO__MAX_SIGFRAMES];
+    int nsig;
 } goro__stk;
 
 /* unwind.c: walks from `regs` (pcs[0] = the register PC). leaf_exact: the
@@ -100,6 +105,10 @@ typedef struct goro__stk {
 GORO__HIDDEN int goro__unwind(const goro__regs *regs, bool leaf_exact, const goro__mem *mem,
                               uintptr_t *pcs, int max, uintptr_t *tail, int ntail, int *n_tail,
                               int64_t *gap);
+
+/* The same, filling stk (head, tail, gap, leaf_exact, signal frames). */
+GORO__HIDDEN void goro__unwind_stk(const goro__regs *regs, bool leaf_exact, const goro__mem *mem,
+                                   goro__stk *stk, int max, int ntail);
 
 /* ------------------------------------------------------------- capturing */
 
@@ -126,9 +135,9 @@ enum goro__cap_result { GORO__CAP_OK, GORO__CAP_SKIP, GORO__CAP_UNAVAILABLE };
    GORO__CAP_SKIP: g is not visible (dead, idle, g0, system). */
 GORO__HIDDEN int goro__capture_other(goro__g *g, goro__gcap *cap, goro__stk *stk, int max,
                                      int ntail);
-/* Captures the calling context (skip: extra innermost frames to drop, on
-   top of goro's own which are hidden anyway). g may be NULL (a thread with
-   no record). */
+/* Captures the caller (the walk starts in goro__capture_self itself; goro's
+   frames are hidden by the formats). g may be NULL (a thread with no
+   record). */
 GORO__HIDDEN void goro__capture_self(goro__g *g, goro__gcap *cap, goro__stk *stk, int max,
                                      int ntail);
 GORO__HIDDEN void goro__gcap_clear(goro__gcap *cap);
@@ -229,6 +238,7 @@ typedef struct goro__frame {
     bool exact;             /* pc - 1 is the interrupted instruction itself */
     bool shown;             /* survives the hiding rules */
     bool gap_before;        /* frames were dropped just before this one */
+    bool trampoline;        /* the signal trampoline (always hidden) */
 } goro__frame;
 
 typedef struct goro__frames {
@@ -241,8 +251,6 @@ typedef struct goro__frames {
 /* frames.c. Expands and classifies; returns false on allocation failure. */
 GORO__HIDDEN bool goro__frames_build(const goro__stk *stk, goro__frames *out);
 GORO__HIDDEN void goro__frames_free(goro__frames *fr);
-/* Per physical PC i of stk->pcs (profiles): whether any of its logical frames is shown. */
-GORO__HIDDEN void goro__frames_pc_shown(const goro__stk *stk, bool *shown);
 /* The PCs of stk->pcs (head) that profiles show: the hiding rules applied
    to physical PCs. out has room for stk->n_head; returns the count. */
 GORO__HIDDEN int goro__visible_pcs(const goro__stk *stk, uintptr_t *out);

@@ -360,6 +360,7 @@ static void put_record_frames(goro__ow *w, goro__tw *tw, const goro__pgroup *gr)
     head.n_head = gr->npcs;
     head.n_tail = 0;
     head.gap = 0;
+    head.nsig = 0; /* trampolines are gone from the visible list */
     /* The leaf keeps its exact-PC flag only if it is still the leaf. */
     head.leaf_exact = gr->first->stk.leaf_exact && gr->npcs > 0 &&
                       gr->first->stk.n_head > 0 && gr->pcs[0] == gr->first->stk.pcs[0];

@@ -557,8 +557,9 @@ static bool step(uintptr_t pc, const goro__regs *in, goro__regs *out, const goro
 
 #define WALK_LIMIT 200000
 
-int goro__unwind(const goro__regs *regs, bool leaf_exact, const goro__mem *mem, uintptr_t *pcs,
-                 int max, uintptr_t *tail, int ntail, int *n_tail, int64_t *gap) {
+static int unwind_impl(const goro__regs *regs, bool leaf_exact, const goro__mem *mem,
+                       uintptr_t *pcs, int max, uintptr_t *tail, int ntail, int *n_tail,
+                       int64_t *gap, int16_t *sig_at, int *nsig) {
     goro__regs cur = *regs, next;
     bool exact = leaf_exact;
     if (ntail > GORO__DUMP_TAIL)
@@ -594,6 +595,10 @@ int goro__unwind(const goro__regs *regs, bool leaf_exact, const goro__mem *mem, 
             break;
         cur = next;
         exact = signal;
+        /* The next PC is the instruction a signal interrupted; the frame just
+           stored is the signal trampoline. */
+        if (signal && sig_at && *nsig < GORO__MAX_SIGFRAMES && count < max)
+            sig_at[(*nsig)++] = (int16_t)count;
     }
     int nh = count < max ? (int)count : max;
     if (tail && ntail > 0 && count > max) {
@@ -613,4 +618,18 @@ int goro__unwind(const goro__regs *regs, bool leaf_exact, const goro__mem *mem, 
             *gap = beyond - nt;
     }
     return nh;
+}
+
+int goro__unwind(const goro__regs *regs, bool leaf_exact, const goro__mem *mem, uintptr_t *pcs,
+                 int max, uintptr_t *tail, int ntail, int *n_tail, int64_t *gap) {
+    return unwind_impl(regs, leaf_exact, mem, pcs, max, tail, ntail, n_tail, gap, NULL, NULL);
+}
+
+void goro__unwind_stk(const goro__regs *regs, bool leaf_exact, const goro__mem *mem,
+                      goro__stk *stk, int max, int ntail) {
+    stk->nsig = 0;
+    stk->leaf_exact = leaf_exact;
+    stk->n_head = unwind_impl(regs, leaf_exact, mem, stk->pcs, max, stk->tail,
+                              stk->tail ? ntail : 0, &stk->n_tail, &stk->gap, stk->sig_at,
+                              &stk->nsig);
 }

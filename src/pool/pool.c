@@ -85,9 +85,19 @@
  *   chan mode (process_ctx): the caller waits in goro_select on the context's
  *     done channel and a 1-slot token channel of its own. The worker holds a
  *     reference to the token channel and drops it after its try_send.
+ * A caller that cannot give up (process, process_timed(GORO_FOREVER), a
+ * never-done context: w->cancellable false) needs none of w->lock: nobody
+ * else reads w->jstate for its job and the claim of its wait cannot fail.
  * A caller is ready()d only once parked: jobs reach workers through p->lock,
  * which the caller holds until its park released it, and an idle worker
  * handed a job directly is readied from the caller's park unlock callback.
+ *
+ * Batching. A worker that finds the queue empty yields (GORO__POOL_SPINS
+ * times) before it goes idle: the callers it just readied run, queue their
+ * next jobs, and park; the worker then runs that batch back to back. Under
+ * load a job then costs one park and one ready of its caller and nothing of
+ * the worker. While it yields the worker is on no list, so callers queue
+ * rather than hand over.
  *
  * Workers leave (set_size/close) either because the sizer popped them from
  * the idle stack with w->stop, or by taking one unit of p->excess at a check
@@ -105,6 +115,10 @@
 
 #include "../observe/debug_server.h"
 
+/* How many times a worker that finds the queue empty yields before it goes
+   idle (see worker_main). */
+#define GORO__POOL_SPINS 2
+
 enum { Q_NONE, Q_QUEUED, Q_CLAIMED, Q_CLOSED };
 enum { J_IDLE, J_CLAIMED, J_RUNNING, J_CANCELLED, J_ABANDONED };
 
@@ -120,6 +134,7 @@ struct pjob {
     pworker *worker;            /* set with qstate = CLAIMED (p->lock) */
     goro__g *g;                 /* park mode: the caller */
     goro_chan *done;            /* chan mode: token channel (else NULL) */
+    bool cancellable;           /* the caller may give up (deadline or context) */
     _Atomic bool finished;      /* result stored by the worker (under w->lock) */
 };
 
@@ -135,6 +150,9 @@ struct pworker {
     void *payload;              /* copied from the job when it is claimed: a caller that
                                    abandons a running job may return at once, so the
                                    worker never reads the job before process() */
+    bool cancellable;           /* copied with the payload: false for goro_pool_process,
+                                   whose caller never gives up, so w->jstate has no
+                                   other reader and w->lock can be skipped */
     bool stop;                  /* told to leave while idle (p->lock, read after wake-up) */
     bool in_job;                /* owned by the worker goroutine */
 
@@ -231,6 +249,18 @@ static void run_job(pworker *w, pjob *j) {
 /* Delivers r to the caller, or - if the caller abandoned the job - waits
    until its interrupt has returned. Ends with w->jstate == J_IDLE. */
 static void job_finish(pworker *w, pjob *j, void *r, int outcome) {
+    if (!w->cancellable) {
+        /* The caller parked without deadline and waits for exactly this. */
+        w->jstate = J_IDLE;
+        goro__g *g = j->g;
+        if (!goro__claim(g))
+            goro__throw("goro_pool: a caller without deadline could not be claimed");
+        j->result = r;
+        j->outcome = outcome;
+        atomic_store_explicit(&j->finished, true, memory_order_release);
+        goro__ready(g); /* j may be gone from here on */
+        return;
+    }
     goro__lock_acquire(&w->lock);
     if (w->jstate == J_RUNNING) {
         w->jstate = J_IDLE;
@@ -288,6 +318,7 @@ static void worker_main(void *arg) {
     goro_defer(worker_defer, w);
 
     bool need_ready = true;
+    int spins = 0;
     for (;;) {
         if (need_ready) {
             if (atomic_load_explicit(&p->excess, memory_order_relaxed) > 0) {
@@ -309,11 +340,13 @@ static void worker_main(void *arg) {
         }
         pjob *j = p->qhead;
         if (j) {
+            spins = 0;
             q_unlink(p, j);
             j->qstate = Q_CLAIMED;
             j->worker = w;
             w->job = j;
             w->payload = j->payload;
+            w->cancellable = j->cancellable;
             /* No caller can know w for this job before it sees Q_CLAIMED under
                p->lock, which we hold: setting jstate here needs no w->lock. */
             w->jstate = J_RUNNING;
@@ -321,6 +354,20 @@ static void worker_main(void *arg) {
             run_job(w, j);
             continue;
         }
+
+        /* Nothing queued. The callers we just readied usually sit right
+           behind us on this P and are about to queue their next jobs: step
+           aside once or twice before going idle, so they queue a batch we
+           then run back to back (rather than parking and being handed one
+           job at a time, each hand-off a park and a ready). */
+        if (spins < GORO__POOL_SPINS) {
+            spins++;
+            goro__lock_release(&p->lock);
+            goro_yield();
+            need_ready = false;
+            continue;
+        }
+        spins = 0;
 
         /* Idle: wait on the idle stack to be handed a job or told to stop. */
         goro__g *me = goro__getg();
@@ -333,6 +380,11 @@ static void worker_main(void *arg) {
         if (w->stop)
             return;
         j = w->job;
+        if (!w->cancellable) {
+            w->jstate = J_RUNNING;
+            run_job(w, j);
+            continue;
+        }
         goro__lock_acquire(&w->lock);
         if (w->jstate == J_CANCELLED) {
             /* The caller gave up before we began: still ready, no new BUR. */
@@ -463,6 +515,7 @@ static int pool_call(goro_pool *p, void *payload, int64_t deadline, goro_ctx *ct
     memset(&j, 0, sizeof j);
     j.payload = payload;
     j.qstate = Q_NONE;
+    j.cancellable = deadline >= 0 || ctxdone != NULL;
     atomic_init(&j.finished, false);
     void *dummy;
     if (!result)
@@ -501,6 +554,7 @@ static int pool_call(goro_pool *p, void *payload, int64_t deadline, goro_ctx *ct
         j.worker = w;
         w->job = &j;
         w->payload = payload;
+        w->cancellable = j.cancellable;
         w->jstate = J_CLAIMED; /* w is parked idle: nobody else reaches it */
         if (!goro__claim(w->g))
             goro__throw("goro_pool: an idle worker could not be claimed");
@@ -588,8 +642,6 @@ int goro_pool_process_ctx(goro_pool *p, goro_ctx *c, void *payload, void **resul
 }
 
 /* -------------------------------------------------------------- resizing */
-
-static goro_worker *func_ctor(void *ctx);
 
 /* Spawns one worker (resize_mu held, p->lock not held). */
 static bool spawn_worker(goro_pool *p) {

@@ -371,7 +371,10 @@ uint64_t goro_id(void) {
 
 int goro_count(void) {
     goro__init();
-    int n = atomic_load_explicit(&live, memory_order_relaxed);
+    /* Plain threads waiting inside the runtime appear in dumps as
+       goroutines, so they count here too (profile total == goro_count). */
+    int n = atomic_load_explicit(&live, memory_order_relaxed) +
+            atomic_load_explicit(&goro__sched.nthreads_shown, memory_order_relaxed);
     return n < 1 ? 1 : n;
 }
 

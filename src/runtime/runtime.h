@@ -144,7 +144,7 @@ struct goro__timer {
 };
 GORO__HIDDEN void goro__timer_start(goro__timer *t, int64_t when, goro__timer_fn fn, void *arg, uint64_t seq);
 /* true if t was queued and is now removed (fn did not run and will not).
-   When it returns, fn is not running. */
+   false: fn already ran, or is running right now on another thread. */
 GORO__HIDDEN bool goro__timer_stop(goro__timer *t);
 
 /* ------------------------------------------------------------- goroutines */

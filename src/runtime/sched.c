@@ -733,6 +733,8 @@ static bool thread_park(goro__g *g, int reason, void *waitobj, void (*unlock)(vo
     atomic_store_explicit(&g->waitreason, (uint8_t)reason, memory_order_relaxed);
     g->waitobj = waitobj;
     atomic_store_explicit(&g->waitsince, coarse_now(), memory_order_relaxed);
+    if (g->id != 1)
+        atomic_fetch_add(&goro__sched.nthreads_shown, 1);
     /* Counted before the word is published: a waker may decrement at once. */
     atomic_fetch_add(timed ? &goro__sched.nthreads_timed : &goro__sched.nthreads_blocked, 1);
     atomic_store_explicit(&g->futex, mode, memory_order_release);
@@ -772,6 +774,8 @@ static bool thread_park(goro__g *g, int reason, void *waitobj, void (*unlock)(vo
         }
     }
     atomic_store_explicit(&g->status, old_status, memory_order_release);
+    if (g->id != 1)
+        atomic_fetch_sub(&goro__sched.nthreads_shown, 1);
     atomic_store_explicit(&g->waitsince, 0, memory_order_relaxed);
     g->waitobj = NULL;
     *goro__errno_location() = saved_errno;

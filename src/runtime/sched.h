@@ -110,6 +110,8 @@ struct goro__sched {
     /* deadlock detection */
     _Atomic int32_t nthreads_blocked;   /* plain threads parked without deadline */
     _Atomic int32_t nthreads_timed;     /* plain threads parked with a deadline */
+    _Atomic int32_t nthreads_shown;     /* plain threads other than goroutine 1 parked in the
+                                           runtime: dumps list them, so goro_count counts them */
     _Atomic int32_t nhelpers;           /* runtime helper threads */
     _Atomic int32_t nexternal;          /* I/O and syscall waits */
     _Atomic int32_t polling;            /* an idle M is blocked in netpoll */

@@ -8,9 +8,13 @@
  *
  * Invariants (under ts->lock):
  *   - t->idx >= 0 exactly when t is in ts->heap, and then t->p is that P;
- *   - while fn runs, t->idx == -1 and t->p still names the P whose lock is
- *     held; t->p becomes NULL only after fn returned. So goro__timer_stop,
- *     which takes that same lock, returns only when fn is not running.
+ *   - a timer that fires leaves the heap (idx -1, p NULL) before its fn is
+ *     called with the values it was armed with; the runner never touches it
+ *     again, because fn may wake the owner, which may re-arm the same timer
+ *     on another P at once. goro__timer_stop therefore returns false both
+ *     when fn ran and while it is still running; fn must tolerate running
+ *     after a stop (the park timeout does: its claim CAS names the wait
+ *     generation it was armed for).
  *   - ts->next mirrors heap[0]->when (INT64_MAX when empty) so the scheduler
  *     can test for due timers with one load and no lock.
  * A callback runs with the heap lock held: it must not block and must not
@@ -137,9 +141,14 @@ int64_t goro__timers_run(goro__timers *ts, int64_t now) {
     goro__lock_acquire(&ts->lock);
     while (ts->len && ts->heap[0]->when <= now) {
         goro__timer *t = ts->heap[0];
+        goro__timer_fn fn = t->fn;
+        void *arg = t->arg;
+        uint64_t seq = t->seq;
         heap_remove(ts, t);
-        t->fn(t->arg, t->seq);
+        /* From here t belongs to its owner again: fn may make the owner run
+           (goro__ready) and re-arm t on another P before fn even returns. */
         atomic_store_explicit(&t->p, NULL, memory_order_release);
+        fn(arg, seq);
     }
     int64_t next = ts->len ? ts->heap[0]->when : INT64_MAX;
     goro__lock_release(&ts->lock);

@@ -50,9 +50,9 @@
  * callback (after it left its stack), so the callback can wake it without a
  * lock: push-then-take-sleeper against publish-sleeper-then-check-stack, both
  * sequentially consistent, so one of the two always sees the other.
- * goro__timer_stop returning false means the callback ran (or is running and
- * has finished when stop returns): the context is then on the worker's stack
- * and the worker owns the timer's reference.
+ * goro__timer_stop returning false means the callback ran or is running on
+ * another thread right now: either way it pushes (or pushed) the context on
+ * the worker's stack, and the worker owns the timer's reference.
  */
 #include "sync_internal.h"
 
