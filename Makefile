@@ -22,7 +22,10 @@ CMAKE      ?= cmake
 CMAKE_ARGS ?=
 
 # Sanitizer runtime options (override from the environment or the command line).
-ASAN_OPTIONS  ?= abort_on_error=1:detect_leaks=1:allow_user_segv_handler=1
+# handle_segv=0: goro's own fault handler names the goroutine that overflowed
+# its stack (the tests check it), as in a production build.
+ASAN_OPTIONS  ?= abort_on_error=1:detect_leaks=1:allow_user_segv_handler=1:handle_segv=0
+LSAN_OPTIONS  ?= suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0
 UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 TSAN_OPTIONS  ?= halt_on_error=1:second_deadlock_stack=1
 
@@ -71,7 +74,7 @@ test: deps-test
 test-asan: deps-test
 	$(call configure,build-asan,-DGORO_SANITIZE=address -DGORO_BUILD_EXAMPLES=OFF)
 	$(call build,build-asan,goro_tests)
-	ASAN_OPTIONS=$(ASAN_OPTIONS) UBSAN_OPTIONS=$(UBSAN_OPTIONS) \
+	ASAN_OPTIONS=$(ASAN_OPTIONS) LSAN_OPTIONS=$(LSAN_OPTIONS) UBSAN_OPTIONS=$(UBSAN_OPTIONS) \
 		./build-asan/goro_tests --jobs $(TEST_JOBS) $(TEST_ARGS)
 
 test-tsan: deps-test

@@ -7,7 +7,8 @@
 # bench/go/echo (a plain net.Listener echo server) and bench/go/http_hello
 # (net/http), each with ONE processor (GOROMAXPROCS=1 / GOMAXPROCS=1) pinned
 # to CPU 1; the load (bench/io_bench.c, a plain epoll client, and wrk) runs
-# on CPU 0. Measured:
+# on CPU 0. Neither side uses I/O deadlines (goro's servers get
+# --idle-timeout 0, as Go's set none). Measured:
 #   - echo round trips per second with 1, 100 and 10,000 connections (64-byte
 #     messages, closed loop), with p50/p99 latency;
 #   - HTTP "Hello, World!" requests per second and p99 latency, wrk -t1 -c100;
@@ -17,7 +18,7 @@
 # is better: the ratio shown is Go/goro so that > 1 always means goro wins).
 #
 # Env: BUILD_DIR (build)  IO_SECONDS (5)  OUT (default $BUILD_DIR/bench-results/io-<date>)
-#      REPS (3): runs of each measurement; the median is reported.
+#      REPS (3): runs of each measurement (goro and Go alternate); medians reported.
 set -u
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -81,49 +82,43 @@ stop_server() {
 }
 trap stop_server EXIT
 
-goro_echo() { start_server goro-echo env GOROMAXPROCS=1 "$BUILD_DIR/echo" --serve 0; }
+# Go's reference servers set no deadlines, so goro's run without an idle timeout too.
+goro_echo() { start_server goro-echo env GOROMAXPROCS=1 "$BUILD_DIR/echo" --serve 0 --idle-timeout 0; }
 go_echo() { start_server go-echo env GOMAXPROCS=1 "$OUT/go_echo" -addr 127.0.0.1:0; }
-goro_http() { start_server goro-http env GOROMAXPROCS=1 "$BUILD_DIR/http_hello" --serve 0; }
+goro_http() { start_server goro-http env GOROMAXPROCS=1 "$BUILD_DIR/http_hello" --serve 0 --idle-timeout 0; }
 go_http() { start_server go-http env GOMAXPROCS=1 "$OUT/go_http_hello" -addr 127.0.0.1:0; }
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "nan"}'; }
 field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
-# echo_run IMPL CONNS: REPS fresh servers, median of each metric -> RESULT_*
-echo_run() {
-    local impl=$1 conns=$2 lines="$OUT/echo-$1-$2.txt"
-    : >"$lines"
-    for _ in $(seq 1 "$REPS"); do
-        "${impl}_echo"
-        taskset -c 0 "$BUILD_DIR/bench_io_bench" echo "$SERVER_ADDR" "$conns" "$IO_SECONDS" 64 \
-            "$SERVER_PID" >>"$lines" 2>>"$OUT/load.log" || echo "bench_io: $impl echo $conns failed" >&2
-        stop_server
-    done
-    RESULT_RTT=$(field rtt_per_s <"$lines" | median)
-    RESULT_P99=$(field p99_us <"$lines" | median)
-    RESULT_MEM=$(field idle_bytes_per_conn <"$lines" | median)
+# One echo measurement of IMPL with CONNS connections, appended to its file.
+echo_once() {
+    local impl=$1 conns=$2
+    "${impl}_echo"
+    taskset -c 0 "$BUILD_DIR/bench_io_bench" echo "$SERVER_ADDR" "$conns" "$IO_SECONDS" 64 \
+        "$SERVER_PID" >>"$OUT/echo-$impl-$conns.txt" 2>>"$OUT/load.log" ||
+        echo "bench_io: $impl echo $conns failed" >&2
+    stop_server
 }
 
-# http_run IMPL: REPS wrk runs against fresh servers -> RESULT_RPS, RESULT_P99 (us)
-http_run() {
-    local impl=$1 rps="$OUT/http-$1-rps.txt" p99="$OUT/http-$1-p99.txt"
-    : >"$rps"
-    : >"$p99"
-    for i in $(seq 1 "$REPS"); do
-        "${impl}_http"
-        taskset -c 0 wrk -t1 -c100 -d1s "http://$SERVER_ADDR/" >/dev/null 2>&1 # warm-up
-        taskset -c 0 wrk -t1 -c100 -d"${IO_SECONDS}s" --latency "http://$SERVER_ADDR/" \
-            >"$OUT/wrk-$impl-$i.txt" 2>&1
-        stop_server
-        awk '/^Requests\/sec:/ {print $2}' "$OUT/wrk-$impl-$i.txt" >>"$rps"
-        # "99%   1.23ms" -> microseconds
-        awk '$1 == "99%" { v=$2; u=v; gsub(/[0-9.]/, "", u); gsub(/[a-z]/, "", v);
-             if (u == "us") print v; else if (u == "ms") print v*1000; else if (u == "s") print v*1000000 }' \
-            "$OUT/wrk-$impl-$i.txt" >>"$p99"
-    done
-    RESULT_RPS=$(median <"$rps")
-    RESULT_P99=$(median <"$p99")
+# One wrk run against IMPL; req/s and p99 (us) appended to its files.
+http_once() {
+    local impl=$1 i=$2
+    "${impl}_http"
+    taskset -c 0 wrk -t1 -c100 -d1s "http://$SERVER_ADDR/" >/dev/null 2>&1 # warm-up
+    taskset -c 0 wrk -t1 -c100 -d"${IO_SECONDS}s" --latency "http://$SERVER_ADDR/" \
+        >"$OUT/wrk-$impl-$i.txt" 2>&1
+    stop_server
+    awk '/^Requests\/sec:/ {print $2}' "$OUT/wrk-$impl-$i.txt" >>"$OUT/http-$impl-rps.txt"
+    # "99%   1.23ms" -> microseconds
+    awk '$1 == "99%" { v=$2; u=v; gsub(/[0-9.]/, "", u); gsub(/[a-z]/, "", v);
+         if (u == "us") print v; else if (u == "ms") print v*1000; else if (u == "s") print v*1000000 }' \
+        "$OUT/wrk-$impl-$i.txt" >>"$OUT/http-$impl-p99.txt"
 }
+
+# goro and Go alternate, REPS times each, so that a change in the machine's
+# load hits both alike; the medians are compared.
+echo_metric() { field "$3" <"$OUT/echo-$1-$2.txt" | median; }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN { if (r == "n/a") print "?"; else if (r + 0 >= t) print "met"; else print "NOT met" }'; }
@@ -135,20 +130,27 @@ row() { # name goro go ratio target-ratio
 }
 
 for conns in 1 100 "$BIG"; do
-    echo_run goro "$conns"
-    g_rtt=$RESULT_RTT g_p99=$RESULT_P99 g_mem=$RESULT_MEM
-    echo_run go "$conns"
-    row "echo rtt/s, $conns conns" "$g_rtt" "$RESULT_RTT" "$(ratio "$g_rtt" "$RESULT_RTT")" 1.2
-    row "echo p99 us, $conns conns (Go/goro)" "$g_p99" "$RESULT_P99" "$(ratio "$RESULT_P99" "$g_p99")" 1.0
+    for _ in $(seq 1 "$REPS"); do
+        echo_once goro "$conns"
+        echo_once go "$conns"
+    done
+    g=$(echo_metric goro "$conns" rtt_per_s) o=$(echo_metric go "$conns" rtt_per_s)
+    row "echo rtt/s, $conns conns" "$g" "$o" "$(ratio "$g" "$o")" 1.2
+    g=$(echo_metric goro "$conns" p99_us) o=$(echo_metric go "$conns" p99_us)
+    row "echo p99 us, $conns conns (Go/goro)" "$g" "$o" "$(ratio "$o" "$g")" 1.0
     if [ "$conns" = "$BIG" ]; then
-        row "idle bytes/conn, $conns (Go/goro)" "$g_mem" "$RESULT_MEM" "$(ratio "$RESULT_MEM" "$g_mem")" 1.0
+        g=$(echo_metric goro "$conns" idle_bytes_per_conn) o=$(echo_metric go "$conns" idle_bytes_per_conn)
+        row "idle bytes/conn, $conns (Go/goro)" "$g" "$o" "$(ratio "$o" "$g")" 1.0
     fi
 done
 
-http_run goro
-h_rps=$RESULT_RPS h_p99=$RESULT_P99
-http_run go
-row "http hello req/s, wrk -c100" "$h_rps" "$RESULT_RPS" "$(ratio "$h_rps" "$RESULT_RPS")" 1.2
-row "http hello p99 us (Go/goro)" "$h_p99" "$RESULT_P99" "$(ratio "$RESULT_P99" "$h_p99")" 1.0
+for i in $(seq 1 "$REPS"); do
+    http_once goro "$i"
+    http_once go "$i"
+done
+g=$(median <"$OUT/http-goro-rps.txt") o=$(median <"$OUT/http-go-rps.txt")
+row "http hello req/s, wrk -c100" "$g" "$o" "$(ratio "$g" "$o")" 1.2
+g=$(median <"$OUT/http-goro-p99.txt") o=$(median <"$OUT/http-go-p99.txt")
+row "http hello p99 us (Go/goro)" "$g" "$o" "$(ratio "$o" "$g")" 1.0
 
 echo "raw results: $OUT"

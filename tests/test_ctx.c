@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "goro.h"
+#include "goro_test.h"
 
 static void ctx_settle(int start) {
     int64_t end = goro_nanotime() + GORO_SEC(3);
@@ -31,7 +32,7 @@ static bool ctx_is_done(goro_ctx *c) {
     return goro_chan_try_recv(d, NULL, &ok) == 0 && !ok;
 }
 
-Test(ctx, background_never_done, .timeout = 10) {
+GORO_TEST(ctx, background_never_done, .timeout = 10) {
     goro_ctx *bg = goro_ctx_background();
     cr_assert_not_null(bg);
     cr_assert_eq(goro_ctx_background(), bg, "Background is a singleton");
@@ -46,7 +47,7 @@ Test(ctx, background_never_done, .timeout = 10) {
     cr_assert_eq(goro_select(cs, 1, GORO_MS(5)), -1);
 }
 
-Test(ctx, with_cancel_basics, .timeout = 10) {
+GORO_TEST(ctx, with_cancel_basics, .timeout = 10) {
     goro_ctx *c = goro_ctx_with_cancel(goro_ctx_background());
     cr_assert_not_null(c);
     goro_chan *d = goro_ctx_done(c);
@@ -64,7 +65,7 @@ Test(ctx, with_cancel_basics, .timeout = 10) {
 
 /* Go's TestWithCancel + a deeper tree: cancelling the root reaches every
    descendant; cancelling an inner node leaves its parent and siblings. */
-Test(ctx, tree_cancelled_from_root, .timeout = 10) {
+GORO_TEST(ctx, tree_cancelled_from_root, .timeout = 10) {
     goro_ctx *root = goro_ctx_with_cancel(goro_ctx_background());
     enum { K = 3 };
     goro_ctx *kids[K], *grand[K][K];
@@ -107,7 +108,7 @@ Test(ctx, tree_cancelled_from_root, .timeout = 10) {
     }
 }
 
-Test(ctx, child_of_done_parent_starts_done, .timeout = 10) {
+GORO_TEST(ctx, child_of_done_parent_starts_done, .timeout = 10) {
     goro_ctx *p = goro_ctx_with_cancel(goro_ctx_background());
     goro_ctx_cancel(p);
     goro_ctx *c1 = goro_ctx_with_cancel(p);
@@ -129,7 +130,7 @@ Test(ctx, child_of_done_parent_starts_done, .timeout = 10) {
     goro_ctx_release(p);
 }
 
-Test(ctx, deadline_expires, .timeout = 10) {
+GORO_TEST(ctx, deadline_expires, .timeout = 10) {
     int64_t t0 = goro_nanotime();
     goro_ctx *c = goro_ctx_with_timeout(goro_ctx_background(), GORO_MS(30));
     goro_ctx *child = goro_ctx_with_cancel(c);
@@ -148,7 +149,7 @@ Test(ctx, deadline_expires, .timeout = 10) {
     goro_ctx_release(c);
 }
 
-Test(ctx, inner_deadline_leaves_parent, .timeout = 10) {
+GORO_TEST(ctx, inner_deadline_leaves_parent, .timeout = 10) {
     goro_ctx *p = goro_ctx_with_timeout(goro_ctx_background(), GORO_SEC(30));
     goro_ctx *c = goro_ctx_with_timeout(p, GORO_MS(10));
     cr_assert_not(goro_chan_recv(goro_ctx_done(c), NULL));
@@ -159,7 +160,7 @@ Test(ctx, inner_deadline_leaves_parent, .timeout = 10) {
     goro_ctx_release(p);
 }
 
-Test(ctx, cancel_before_deadline, .timeout = 10) {
+GORO_TEST(ctx, cancel_before_deadline, .timeout = 10) {
     goro_ctx *c = goro_ctx_with_timeout(goro_ctx_background(), GORO_MS(20));
     goro_ctx_cancel(c);
     cr_assert_eq(goro_ctx_err(c), GORO_ECANCELED);
@@ -194,7 +195,7 @@ static void ctx_worker(void *a) {
     }
 }
 
-Test(ctx, done_in_select, .timeout = 10) {
+GORO_TEST(ctx, done_in_select, .timeout = 10) {
     goro_maxprocs(2);
     int start = goro_count();
     goro_ctx *c = goro_ctx_with_cancel(goro_ctx_background());
@@ -234,7 +235,7 @@ static void *ctx_fan_t(void *a) {
     return NULL;
 }
 
-Test(ctx, deadline_wakes_goroutines_and_threads, .timeout = 20) {
+GORO_TEST(ctx, deadline_wakes_goroutines_and_threads, .timeout = 20) {
     goro_maxprocs(2);
     int start = goro_count();
     static ctxfan f;
@@ -256,7 +257,7 @@ Test(ctx, deadline_wakes_goroutines_and_threads, .timeout = 20) {
 }
 
 /* Go's `defer cancel()`: releasing a context cancels it and its subtree. */
-Test(ctx, release_cancels, .timeout = 10) {
+GORO_TEST(ctx, release_cancels, .timeout = 10) {
     goro_ctx *p = goro_ctx_with_cancel(goro_ctx_background());
     goro_ctx *c = goro_ctx_with_cancel(p);
     goro_chan *d = goro_ctx_done(c);
@@ -306,7 +307,7 @@ static void ctx_churn_g(void *a) {
     goro_chan_send(ch->finished, &one);
 }
 
-Test(ctx, churn, .timeout = 60) {
+GORO_TEST(ctx, churn, .timeout = 60) {
     goro_maxprocs(2);
     int start = goro_count();
     goro_ctx *root = goro_ctx_with_cancel(goro_ctx_background());
@@ -326,7 +327,7 @@ Test(ctx, churn, .timeout = 60) {
     ctx_settle(start);
 }
 
-Test(ctx, nil_parent_panics, .timeout = 10, .exit_code = 2) {
+GORO_TEST(ctx, nil_parent_panics, .timeout = 10, .exit_code = 2) {
     goro_ctx_with_cancel(NULL);
 }
 
@@ -360,7 +361,7 @@ static void ctx_deep_g(void *a) {
     goro_chan_send(d->fin, &one);
 }
 
-Test(ctx, deep_chain_cancel, .timeout = 30) {
+GORO_TEST(ctx, deep_chain_cancel, .timeout = 30) {
     int start = goro_count();
     static ctxdeep d;
     d = (ctxdeep){.depth = 50000, .fin = goro_chan_make(sizeof(int), 1)};

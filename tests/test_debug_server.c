@@ -26,6 +26,7 @@
 #include "goro.h"
 #include "observe/debug_server.h"
 #include "observe/http_parse.h"
+#include "goro_test.h"
 
 /* ------------------------------------------------------------ the client */
 
@@ -244,7 +245,7 @@ static char *expected_index(int goroutines, int leaked)
     return s;
 }
 
-Test(debug_server, index_page_is_gos, .timeout = 20)
+GORO_TEST(debug_server, index_page_is_gos, .timeout = 20)
 {
     int port = start();
     hresp r;
@@ -279,7 +280,7 @@ static void render_pool(FILE *out, void *ctx)
     fprintf(out, "pool %s: size 4 <queued 2> & 'x'\n", (const char *)ctx);
 }
 
-Test(debug_server, index_sections_from_other_layers, .timeout = 20)
+GORO_TEST(debug_server, index_sections_from_other_layers, .timeout = 20)
 {
     int port = start();
     cr_assert_eq(goro__debug_register_section("pools", render_pool, "db"), 0);
@@ -299,7 +300,7 @@ Test(debug_server, index_sections_from_other_layers, .timeout = 20)
     goro_debug_stop();
 }
 
-Test(debug_server, goroutine_profile_text, .timeout = 30)
+GORO_TEST(debug_server, goroutine_profile_text, .timeout = 30)
 {
     int port = start();
     static const char *targets[] = {"/debug/pprof/goroutine?debug=1", "/debug/pprof/goroutine?debug=2",
@@ -321,7 +322,7 @@ Test(debug_server, goroutine_profile_text, .timeout = 30)
     goro_debug_stop();
 }
 
-Test(debug_server, goroutine_profile_proto, .timeout = 30)
+GORO_TEST(debug_server, goroutine_profile_proto, .timeout = 30)
 {
     int port = start();
     /* no debug, debug=0, and values Go's Atoi refuses (treated as 0) */
@@ -344,7 +345,7 @@ Test(debug_server, goroutine_profile_proto, .timeout = 30)
     goro_debug_stop();
 }
 
-Test(debug_server, goroutineleak_profile, .timeout = 30)
+GORO_TEST(debug_server, goroutineleak_profile, .timeout = 30)
 {
     int port = start();
     hresp r;
@@ -373,7 +374,7 @@ static void leaky_sender(void *arg)
     goro_chan_send((goro_chan *)arg, &v); /* no one else can reach the channel */
 }
 
-Test(debug_server, goroutineleak_count_on_index, .timeout = 30)
+GORO_TEST(debug_server, goroutineleak_count_on_index, .timeout = 30)
 {
     int port = start();
     hresp r;
@@ -421,7 +422,7 @@ Test(debug_server, goroutineleak_count_on_index, .timeout = 30)
     cr_assert_eq(goro_count(), 1);
 }
 
-Test(debug_server, cmdline, .timeout = 20)
+GORO_TEST(debug_server, cmdline, .timeout = 20)
 {
     int port = start();
     char want[65536];
@@ -445,7 +446,7 @@ Test(debug_server, cmdline, .timeout = 20)
     goro_debug_stop();
 }
 
-Test(debug_server, not_found_and_redirects, .timeout = 20)
+GORO_TEST(debug_server, not_found_and_redirects, .timeout = 20)
 {
     int port = start();
     hresp r;
@@ -499,7 +500,7 @@ Test(debug_server, not_found_and_redirects, .timeout = 20)
     goro_debug_stop();
 }
 
-Test(debug_server, seconds_parameter, .timeout = 20)
+GORO_TEST(debug_server, seconds_parameter, .timeout = 20)
 {
     int port = start();
     static const struct {
@@ -543,7 +544,7 @@ static int raw_status(int port, const char *req, size_t n, hresp *r)
     return r->status;
 }
 
-Test(debug_server, bad_requests, .timeout = 30)
+GORO_TEST(debug_server, bad_requests, .timeout = 30)
 {
     int port = start();
     static const struct {
@@ -590,7 +591,7 @@ Test(debug_server, bad_requests, .timeout = 30)
     goro_debug_stop();
 }
 
-Test(debug_server, methods, .timeout = 20)
+GORO_TEST(debug_server, methods, .timeout = 20)
 {
     int port = start();
     static const char *methods[] = {"POST", "PUT", "DELETE", "PATCH", "get", "TRACE"};
@@ -621,7 +622,7 @@ Test(debug_server, methods, .timeout = 20)
     goro_debug_stop();
 }
 
-Test(debug_server, oversized_requests, .timeout = 30)
+GORO_TEST(debug_server, oversized_requests, .timeout = 30)
 {
     int port = start();
     /* one header that never ends within 8 KiB */
@@ -672,7 +673,7 @@ Test(debug_server, oversized_requests, .timeout = 30)
     goro_debug_stop();
 }
 
-Test(debug_server, read_timeout_and_idle_clients, .timeout = 30)
+GORO_TEST(debug_server, read_timeout_and_idle_clients, .timeout = 30)
 {
     goro__debug_set_read_timeout(GORO_MS(300));
     int port = start();
@@ -760,7 +761,7 @@ static void *conc_client(void *arg)
     return NULL;
 }
 
-Test(debug_server, concurrent_clients, .timeout = 60)
+GORO_TEST(debug_server, concurrent_clients, .timeout = 60)
 {
     conc_port = start();
     pthread_t th[8];
@@ -794,7 +795,7 @@ static void wait_until(atomic_int *v, int want)
     cr_assert_eq(atomic_load(v), want);
 }
 
-Test(debug_server, answers_while_all_goroutines_spin, .timeout = 60)
+GORO_TEST(debug_server, answers_while_all_goroutines_spin, .timeout = 60)
 {
     goro_maxprocs(2);
     int port = start();
@@ -860,7 +861,7 @@ static void stuck(void *arg)
     atomic_fetch_add(&stuck_done, 1);
 }
 
-Test(debug_server, answers_while_goroutines_are_stuck, .timeout = 60)
+GORO_TEST(debug_server, answers_while_goroutines_are_stuck, .timeout = 60)
 {
     int port = start();
     goro_chan *c = goro_chan_make(sizeof(int), 0);
@@ -904,7 +905,7 @@ Test(debug_server, answers_while_goroutines_are_stuck, .timeout = 60)
 
 /* --------------------------------------------------- lifecycle, addresses */
 
-Test(debug_server, stop_closes_the_port_and_restart_works, .timeout = 20)
+GORO_TEST(debug_server, stop_closes_the_port_and_restart_works, .timeout = 20)
 {
     int port = start();
     errno = 0;
@@ -937,7 +938,7 @@ Test(debug_server, stop_closes_the_port_and_restart_works, .timeout = 20)
     cr_assert_eq(dial(port2), -1);
 }
 
-Test(debug_server, addresses, .timeout = 20)
+GORO_TEST(debug_server, addresses, .timeout = 20)
 {
     static const char *bad[] = {":0", ":6060", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536",
                                 "127.0.0.1:-1", "127.0.0.1:http", "::1:0", "[::1]0", "[::1]",
@@ -1006,7 +1007,7 @@ static int parse(const char *s)
     return goro__http_parse(&preq, s, strlen(s));
 }
 
-Test(debug_server, parser_request_line_and_headers, .timeout = 10)
+GORO_TEST(debug_server, parser_request_line_and_headers, .timeout = 10)
 {
     cr_assert_eq(parse("GET /debug/pprof/goroutine?debug=1&x=%41 HTTP/1.1\r\nHost: a:1\r\n"
                        "X-Sp:  v w \t\r\n\r\nBODY"),
@@ -1075,7 +1076,7 @@ Test(debug_server, parser_request_line_and_headers, .timeout = 10)
     cr_assert_eq(goro__http_parse(&preq, buf, sizeof buf), 431);
 }
 
-Test(debug_server, parser_query_atoi_paths, .timeout = 10)
+GORO_TEST(debug_server, parser_query_atoi_paths, .timeout = 10)
 {
     char v[64];
     cr_assert(goro__http_query_get("a=1&debug=2&debug=3", "debug", v, sizeof v));

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "goro.h"
+#include "goro_test.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SANITIZED 1
@@ -86,7 +87,7 @@ static int cmp_u64(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-Test(runtime, ids_unique_and_increasing, .timeout = 30) {
+GORO_TEST(runtime, ids_unique_and_increasing, .timeout = 30) {
     cr_assert_eq(goro_id(), 1, "the first thread using the runtime is goroutine 1");
     goro_maxprocs(2);
     goro_waitgroup_add(&ids_wg, SPAWNERS * (PER_SPAWNER + 1));
@@ -116,7 +117,7 @@ Test(runtime, ids_unique_and_increasing, .timeout = 30) {
 
 static void block_on(void *arg) { goro_chan_recv((goro_chan *)arg, NULL); }
 
-Test(runtime, count_exact_after_spawn_storm, .timeout = 30) {
+GORO_TEST(runtime, count_exact_after_spawn_storm, .timeout = 30) {
     int base = goro_count();
     cr_assert_eq(base, 1);
     goro_chan *c = goro_chan_make(0, 0);
@@ -135,7 +136,7 @@ static void short_one(void *arg) {
     goro_waitgroup_done(&short_wg);
 }
 
-Test(runtime, hundred_thousand_short_goroutines, .timeout = 60) {
+GORO_TEST(runtime, hundred_thousand_short_goroutines, .timeout = 60) {
     const int n = 100000;
     goro_waitgroup_add(&short_wg, n);
     for (int i = 0; i < n; i++)
@@ -152,7 +153,7 @@ static void parked(void *arg) {
     goro_chan_recv((goro_chan *)arg, NULL);
 }
 
-Test(runtime, million_parked_goroutines, .timeout = 180) {
+GORO_TEST(runtime, million_parked_goroutines, .timeout = 180) {
     const int n = SANITIZED ? 50000 : 1000000;
     goro_chan *c = goro_chan_make(0, 0);
     goro_waitgroup_add(&parked_wg, n);
@@ -187,7 +188,7 @@ static void overflow_child(void) {
     goro_sleep(GORO_SEC(10));
 }
 
-Test(runtime, stack_overflow_names_goroutine, .timeout = 30) {
+GORO_TEST(runtime, stack_overflow_names_goroutine, .timeout = 30) {
     char out[16384];
     int st = run_child(overflow_child, out, sizeof out);
     cr_assert(WIFSIGNALED(st), "dies with a signal (status %#x), output:\n%s", st, out);
@@ -205,7 +206,7 @@ static void big_stack_user(void *arg) {
     atomic_store(&big_stack_ok, buf[0] + buf[sizeof buf - 1]);
 }
 
-Test(runtime, stack_size_option_honoured, .timeout = 30) {
+GORO_TEST(runtime, stack_size_option_honoured, .timeout = 30) {
     goro_opts o = {.stack_size = 1024 * 1024};
     goro_go_opts(&o, big_stack_user, NULL);
     while (!atomic_load(&big_stack_ok))
@@ -235,7 +236,7 @@ static void panics_with_defers(void *arg) {
     goro_panic("bad %d", 1);
 }
 
-Test(runtime, panic_recovered_by_on_panic_after_defers, .timeout = 10) {
+GORO_TEST(runtime, panic_recovered_by_on_panic_after_defers, .timeout = 10) {
     goro_opts o = {.on_panic = on_panic};
     goro_go_opts(&o, panics_with_defers, "the-arg");
     while (!atomic_load(&recovered))
@@ -250,7 +251,7 @@ static void unrecovered_child(void) {
     goro_sleep(GORO_SEC(10));
 }
 
-Test(runtime, panic_unrecovered_prints_and_exits_2, .timeout = 30) {
+GORO_TEST(runtime, panic_unrecovered_prints_and_exits_2, .timeout = 30) {
     char out[16384];
     int st = run_child(unrecovered_child, out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "exit 2, got %#x:\n%s", st, out);
@@ -259,7 +260,7 @@ Test(runtime, panic_unrecovered_prints_and_exits_2, .timeout = 30) {
 
 static void main_panic_child(void) { goro_panic("test"); }
 
-Test(runtime, panic_on_main_thread_is_goroutine_1, .timeout = 30) {
+GORO_TEST(runtime, panic_on_main_thread_is_goroutine_1, .timeout = 30) {
     char out[16384];
     int st = run_child(main_panic_child, out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
@@ -286,7 +287,7 @@ static void exits_nested(void *arg) {
     atomic_store(&after_exit_ran, 1);
 }
 
-Test(runtime, goro_exit_from_nested_calls_runs_defers, .timeout = 10) {
+GORO_TEST(runtime, goro_exit_from_nested_calls_runs_defers, .timeout = 10) {
     goro_waitgroup_add(&exit_wg, 1);
     goro_go(exits_nested, NULL);
     goro_waitgroup_wait(&exit_wg);
@@ -312,7 +313,7 @@ static void load_worker(void *arg) {
     goro_waitgroup_done(&load_wg);
 }
 
-Test(runtime, maxprocs_up_and_down_under_load, .timeout = 30) {
+GORO_TEST(runtime, maxprocs_up_and_down_under_load, .timeout = 30) {
     int def = goro_maxprocs(0);
     cr_assert_geq(def, 1);
     goro_chan *c = goro_chan_make(sizeof(long), 16);
@@ -351,7 +352,7 @@ static void sleeper(void *arg) {
     goro_waitgroup_done(&sleep_wg);
 }
 
-Test(runtime, sleep_wakes_on_time, .timeout = 30) {
+GORO_TEST(runtime, sleep_wakes_on_time, .timeout = 30) {
     const int n = 2000;
     goro_waitgroup_add(&sleep_wg, n);
     int64_t t0 = goro_nanotime();
@@ -380,7 +381,7 @@ static void deadlock_child(void) {
     goro_chan_recv(never, &v); /* main waits on something nobody will send */
 }
 
-Test(runtime, deadlock_detected, .timeout = 30) {
+GORO_TEST(runtime, deadlock_detected, .timeout = 30) {
     char out[16384];
     int st = run_child(deadlock_child, out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "exit 2, got %#x:\n%s", st, out);
@@ -407,7 +408,7 @@ static void no_false_deadlock_child(void) {
     _exit(v == 42 ? 0 : 3);
 }
 
-Test(runtime, no_deadlock_while_unknown_thread_runs, .timeout = 30) {
+GORO_TEST(runtime, no_deadlock_while_unknown_thread_runs, .timeout = 30) {
     char out[16384];
     int st = run_child(no_false_deadlock_child, out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x, output:\n%s", st, out);
@@ -427,7 +428,7 @@ static void delayed_sender(void *arg) {
     goro_chan_send((goro_chan *)arg, &v);
 }
 
-Test(runtime, plain_pthread_blocks_and_is_woken, .timeout = 10) {
+GORO_TEST(runtime, plain_pthread_blocks_and_is_woken, .timeout = 10) {
     goro_chan *c = goro_chan_make(sizeof(int), 0);
     pthread_t t;
     pthread_create(&t, NULL, plain_receiver, c);
@@ -487,7 +488,7 @@ static void migrator(void *arg) {
     goro_waitgroup_done(&mig_wg);
 }
 
-Test(runtime, migration_keeps_errno_and_identity, .timeout = 60) {
+GORO_TEST(runtime, migration_keeps_errno_and_identity, .timeout = 60) {
     setenv("GORODEBUG", "migrate=1", 1);
     goro_maxprocs(2);
     goro_chan *c = goro_chan_make(sizeof(int), 1);
@@ -512,7 +513,7 @@ static void fp_checker(void *arg) {
     goro_waitgroup_done(&mig_wg);
 }
 
-Test(runtime, fp_control_word_is_per_goroutine, .timeout = 30) {
+GORO_TEST(runtime, fp_control_word_is_per_goroutine, .timeout = 30) {
     goro_maxprocs(1);
     goro_waitgroup_add(&mig_wg, 2);
     goro_go(fp_checker, (void *)(intptr_t)FE_UPWARD);
@@ -541,7 +542,7 @@ static void spinner(void *arg) {
     goro_waitgroup_done(&mig_wg);
 }
 
-Test(runtime, syscall_hands_off_processor, .timeout = 20) {
+GORO_TEST(runtime, syscall_hands_off_processor, .timeout = 20) {
     goro_maxprocs(1);
     goro_waitgroup_add(&mig_wg, 1);
     goro_go(blocker, NULL);

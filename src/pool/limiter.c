@@ -31,7 +31,9 @@
  * Goroutines are reused: a task's goroutine, when its task returns, takes
  * the task of the first blocked submitter directly (its slot passes on), so a
  * saturated limiter costs one park and one ready of the submitter per task
- * and no goroutine creation. With nobody blocked it returns its slot and
+ * and no goroutine creation. The goroutine then yields once, so that the
+ * submitter (readied onto this P) queues its next task before this one runs
+ * rather than after. With nobody blocked it returns its slot and
  * waits on the idle list for GORO__LIMITER_IDLE_NS; go() hands new tasks to
  * idle goroutines before creating new ones. An idle goroutine whose time is
  * up, or that wait()/close() stop, ends. So at most max goroutines exist
@@ -68,8 +70,6 @@
 
 /* How long a goroutine with nothing to do stays for the next task. */
 #define GORO__LIMITER_IDLE_NS GORO_MS(50)
-/* How many times it yields, still on the idle list, before it parks. */
-#define GORO__LIMITER_SPINS 2
 
 enum { OUT_NONE, OUT_TAKEN, OUT_GRANTED, OUT_CLOSED };
 
@@ -97,8 +97,6 @@ struct lworker {
     lworker *iprev, *inext;  /* idle list (l->lock) */
     lworker *dnext;          /* dead list (l->lock) */
     bool idle;               /* on the idle list (l->lock) */
-    bool parked;             /* idle and parked, so must be claimed and readied;
-                                false while it still yields (l->lock) */
     bool stop;               /* told to end while idle */
     bool in_task;            /* owned by the goroutine */
 };
@@ -250,30 +248,11 @@ static void worker_main(void *arg) {
             goro__lock_release(&l->lock);
             return;
         }
-        /* Idle. First on the idle list without parking: whoever made the
-           slot free (usually the submitter, readied just now and next on
-           this P) gets to run, and if it hands us its task we take it with
-           no park, ready or timer. */
-        w->stop = false;
-        w->parked = false;
-        idle_push(l, w);
-        bool picked = false;
-        for (int s = 0; s < GORO__LIMITER_SPINS && !picked; s++) {
-            goro__lock_release(&l->lock);
-            goro_yield();
-            goro__lock_acquire(&l->lock);
-            picked = !w->idle;
-        }
-        if (picked) {
-            goro__lock_release(&l->lock);
-            if (w->stop)
-                return;
-            continue; /* w->fn/w->arg were set by the dispatcher */
-        }
-        /* Then parked, for a while, in case more work comes. */
+        /* Idle for a while, in case more work comes. */
         goro__g *me = goro__getg();
         goro__g_prepare_wait(me);
-        w->parked = true;
+        w->stop = false;
+        idle_push(l, w);
         bool woke = goro__park(GORO__POOL_WAIT_IDLE, NULL, goro__lock_release_v, &l->lock,
                                goro__nanotime() + GORO__LIMITER_IDLE_NS);
         if (woke) {
@@ -339,16 +318,15 @@ static void worker_on_panic(const char *msg, void *arg) {
    goroutine or a new one. Called with l->lock held; releases it. */
 static int dispatch(goro_limiter *l, goro_fn fn, void *arg) {
     for (lworker *w = l->idle; w; w = w->inext) {
-        if (w->parked && !goro__claim(w->g))
+        if (!goro__claim(w->g))
             continue; /* its idle time ran out: it unlinks itself */
         idle_unlink(l, w);
         w->fn = fn;
         w->arg = arg;
         w->user_on_panic = l->on_panic;
-        goro__g *wg = w->parked ? w->g : NULL;
+        goro__g *wg = w->g;
         goro__lock_release(&l->lock);
-        if (wg)
-            goro__ready(wg); /* else it is yielding and sees !w->idle */
+        goro__ready(wg);
         return 0;
     }
     lworker *w = dead_take_gone_locked(l);
@@ -486,10 +464,7 @@ void goro_limiter_wait(goro_limiter *l) {
             lworker *w = l->idle;
             while (w) {
                 lworker *next = w->inext;
-                if (!w->parked) {
-                    idle_unlink(l, w); /* yielding: it sees !w->idle and w->stop */
-                    w->stop = true;
-                } else if (goro__claim(w->g)) {
+                if (goro__claim(w->g)) {
                     idle_unlink(l, w);
                     w->stop = true;
                     goro__ready(w->g);

@@ -1,0 +1,129 @@
+/*
+ * goro_test.h - make a Criterion test fail when it leaks a goroutine.
+ *
+ *   #include <criterion/criterion.h>
+ *   #include "goro.h"
+ *   #include "goro_test.h"
+ *
+ *   GORO_TEST(cache, refresh_stops, .timeout = 10) {
+ *       ...                      // any Criterion test body
+ *   }
+ *
+ * GORO_TEST takes the same arguments as Criterion's Test(). When the body
+ * returns, it runs goro_leak_verify_none (goleak's VerifyNone): every
+ * goroutine still alive except the caller, retried with goleak's back-off for
+ * up to GORO_TEST_LEAK_TIMEOUT_NS (2 s unless defined before the include), is
+ * a leak. Each leaked goroutine's trace (debug=2 format, with `created by`)
+ * goes to stderr under `found N unexpected goroutines:` and the test fails
+ * with an assertion that repeats the start of that report.
+ *
+ * Why "every goroutine but the caller" is right here: Criterion runs each
+ * test in a fresh worker process, so no goroutine of another test can be
+ * there, and the runtime's own goroutines (debug server, monitor) and plain
+ * threads are never reported. The check also does not start the runtime
+ * before the body runs, so a test that forks a child before using goro (the
+ * child must not inherit a running scheduler) can use GORO_TEST too.
+ *
+ * Variants:
+ *   GORO_TEST_LEAKOPTS(suite, name, opts, ...)  the check with your own
+ *       goro_leak_opts (a const goro_leak_opts * expression): a longer
+ *       timeout, ignore_top_functions, ignore_created_by. A zero timeout_ns
+ *       means GORO_TEST_LEAK_TIMEOUT_NS.
+ *   GORO_TEST_UNCHECKED(suite, name, "why", ...)  a plain Criterion test,
+ *       for a test that leaves goroutines on purpose (one that ends in a
+ *       panic, exit() or a signal never reaches the check anyway). The reason
+ *       is mandatory so that every unchecked test says why.
+ *   goro_test_leak_verify(opts)  the check itself, to call by hand, e.g. in
+ *       the middle of a test, or at the end of a Theory.
+ *
+ * Why not a suite-level fixture (TestSuite(s, .init = ..., .fini = ...))? It
+ * was the first design and does not work with Criterion 2.4.1: a failing
+ * cr_assert inside .fini only prints "Assertion Failed" and the test is
+ * still reported as passed, and exit() or abort() inside .fini only prints
+ * "Warning! The test `s::t` crashed during its setup or teardown." with the
+ * test passed and the run's exit status 0. So the check must run inside the
+ * test body itself, which is what GORO_TEST arranges: it defines the Test()
+ * and makes your braces the body of a static function it calls.
+ *
+ * Everything here is static (all tests/ files are linked into one binary).
+ * Include it after <criterion/criterion.h> and "goro.h".
+ */
+#ifndef GORO_TEST_H
+#define GORO_TEST_H
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "goro.h"
+
+#ifndef GORO_TEST_LEAK_TIMEOUT_NS
+#define GORO_TEST_LEAK_TIMEOUT_NS GORO_SEC(2)
+#endif
+
+/* How much of the report the failed assertion repeats (all of it is on stderr). */
+#define GORO_TEST__MSG_MAX 4096
+
+/* Runs the check; returns how many goroutines leaked and points *msg at the
+   start of the report (a static buffer). The whole report goes to stderr. */
+static inline __attribute__((unused)) int goro_test__leak_run(const goro_leak_opts *opts,
+                                                              double *timeout_s, const char **msg) {
+    static char buf[GORO_TEST__MSG_MAX];
+    goro_leak_opts o = {0};
+    if (opts)
+        o = *opts;
+    if (o.timeout_ns <= 0)
+        o.timeout_ns = GORO_TEST_LEAK_TIMEOUT_NS;
+    *timeout_s = (double)o.timeout_ns / 1e9;
+    char *report = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&report, &len);
+    int n = goro_leak_verify_none(&o, f);
+    if (f)
+        fclose(f);
+    buf[0] = 0;
+    if (n > 0 && report) {
+        fputs("goro_test: goroutine leak:\n", stderr);
+        fputs(report, stderr);
+        fflush(stderr);
+        snprintf(buf, sizeof buf, "%s", report);
+        if (len >= sizeof buf)
+            memcpy(buf + sizeof buf - 5, "...\n", 5);
+    }
+    free(report);
+    *msg = buf;
+    return n;
+}
+
+/* Fails the current test (at the caller's line) if goroutines other than
+   the caller are still alive after the leak check's timeout. opts may be
+   NULL. */
+#define goro_test_leak_verify(opts)                                                               \
+    do {                                                                                          \
+        double goro_test__t;                                                                      \
+        const char *goro_test__msg;                                                               \
+        int goro_test__n = goro_test__leak_run((opts), &goro_test__t, &goro_test__msg);           \
+        cr_assert_eq(goro_test__n, 0,                                                             \
+                     "goroutine leak: %d goroutine%s still alive %.1f s after the test body "     \
+                     "returned:\n%s",                                                             \
+                     goro_test__n, goro_test__n == 1 ? "" : "s", goro_test__t, goro_test__msg);   \
+    } while (0)
+
+#define GORO_TEST__BODY(suite, name) goro_test_body_##suite##_##name
+
+#define GORO_TEST_LEAKOPTS(suite, name, opts, ...)                                                \
+    static void GORO_TEST__BODY(suite, name)(void);                                               \
+    Test(suite, name, __VA_ARGS__) {                                                              \
+        GORO_TEST__BODY(suite, name)();                                                           \
+        goro_test_leak_verify(opts);                                                              \
+    }                                                                                             \
+    static void GORO_TEST__BODY(suite, name)(void)
+
+#define GORO_TEST(suite, name, ...) GORO_TEST_LEAKOPTS(suite, name, NULL, __VA_ARGS__)
+
+#define GORO_TEST_UNCHECKED(suite, name, why, ...)                                                \
+    static const char goro_test_unchecked_##suite##_##name[] __attribute__((unused)) = why;       \
+    Test(suite, name, __VA_ARGS__)
+
+#endif /* GORO_TEST_H */
