@@ -18,8 +18,12 @@
  *  4. prints one line:
  *     echo conns=N rtt_per_s=R p50_us=A p99_us=B max_us=C idle_bytes_per_conn=M
  *          conn_rtts_min=X conn_rtts_max=Y
+ *          server_cpu_ns_per_rtt=C server_busy_pct=B
  *     (idle_bytes_per_conn is -1 without SERVER_PID; X and Y are the round
- *     trips of the least and the most served connection: fairness).
+ *     trips of the least and the most served connection: fairness; C is the
+ *     server's CPU time (all threads, user + system) per round trip and B
+ *     how busy its CPU was: below ~95% the client, not the server, was the
+ *     bottleneck and C is the fairer comparison).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -74,6 +78,25 @@ static long vmrss_bytes(int pid) {
             break;
     fclose(f);
     return kb < 0 ? -1 : kb * 1024;
+}
+
+/* CPU time (user + system, all threads) the server has used, in ns; -1 if unknown. */
+static int64_t server_cpu_ns(int pid) {
+    if (pid <= 0)
+        return -1;
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')'); /* the command name may contain spaces */
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (int64_t)(ut + st) * (1000000000LL / sysconf(_SC_CLK_TCK));
 }
 
 static struct sockaddr_storage target;
@@ -210,6 +233,7 @@ int main(int argc, char **argv) {
             end = warm_end + (int64_t)(seconds * 1e9), meas_start = 0;
     uint64_t rtts = 0;
     bool measuring = false;
+    int64_t cpu0 = -1;
     for (int i = 0; i < n; i++)
         send_msg(&c[i]);
     struct epoll_event evs[256];
@@ -218,6 +242,7 @@ int main(int argc, char **argv) {
         if (!measuring && t >= warm_end) {
             measuring = true;
             meas_start = t;
+            cpu0 = server_cpu_ns(pid);
         }
         if (t >= end)
             break;
@@ -251,7 +276,12 @@ int main(int argc, char **argv) {
             send_msg(x);
         }
     }
+    int64_t cpu1 = server_cpu_ns(pid);
     double secs = (double)(now_ns() - meas_start) / 1e9;
+    /* The server's CPU per round trip, and how busy it was: a server below
+       100% was waiting for the load, so compare cpu_ns_per_rtt then. */
+    double cpu_per_rtt = cpu0 >= 0 && cpu1 >= 0 && rtts ? (double)(cpu1 - cpu0) / (double)rtts : -1;
+    double busy = cpu0 >= 0 && cpu1 >= 0 ? (double)(cpu1 - cpu0) / (secs * 1e9) * 100 : -1;
     qsort(lat, nlat, sizeof *lat, cmp_u32);
     uint32_t p50 = nlat ? lat[nlat / 2] : 0, p99 = nlat ? lat[(size_t)(nlat * 0.99)] : 0,
              mx = nlat ? lat[nlat - 1] : 0;
@@ -262,9 +292,9 @@ int main(int argc, char **argv) {
         cmax = c[i].rtts > cmax ? c[i].rtts : cmax;
     }
     printf("echo conns=%d rtt_per_s=%.0f p50_us=%u p99_us=%u max_us=%u idle_bytes_per_conn=%ld "
-           "conn_rtts_min=%llu conn_rtts_max=%llu\n",
+           "conn_rtts_min=%llu conn_rtts_max=%llu server_cpu_ns_per_rtt=%.0f server_busy_pct=%.0f\n",
            n, (double)rtts / secs, p50, p99, mx, per_conn, (unsigned long long)cmin,
-           (unsigned long long)cmax);
+           (unsigned long long)cmax, cpu_per_rtt, busy);
     for (int i = 0; i < n; i++)
         close(c[i].fd);
     return 0;

@@ -14,8 +14,13 @@
 #   - HTTP "Hello, World!" requests per second and p99 latency, wrk -t1 -c100;
 #   - server memory per idle connection (VmRSS growth over 10,000 connections
 #     that each made one round trip, divided by 10,000).
-# Then prints a table with the ratios goro/Go (for latency and memory, lower
-# is better: the ratio shown is Go/goro so that > 1 always means goro wins).
+#   - the server's CPU time per echo round trip (all threads, user+system,
+#     from /proc/PID/stat): on 2 cores the one-thread load generator often
+#     saturates before the server does (server CPU busy < ~95%), and then
+#     this, not round trips per second, tells the servers apart.
+# Then prints a table with the ratios goro/Go (for latency, memory and CPU,
+# lower is better: the ratio shown is Go/goro so that > 1 always means goro
+# wins).
 #
 # Env: BUILD_DIR (build)  IO_SECONDS (5)  OUT (default $BUILD_DIR/bench-results/io-<date>)
 #      REPS (3): runs of each measurement (goro and Go alternate); medians reported.
@@ -61,11 +66,12 @@ SERVER_ADDR=
 start_server() {
     local name=$1 log="$OUT/server-$1.log"
     shift
-    taskset -c 1 "$@" >"$log" 2>&1 &
+    : >"$log" # truncate now, not in the child: never read the previous run's address
+    taskset -c 1 "$@" >>"$log" 2>&1 &
     SERVER_PID=$!
     SERVER_ADDR=
     for _ in $(seq 1 100); do
-        SERVER_ADDR=$(grep -o '127\.0\.0\.1:[0-9]*' "$log" | head -1)
+        SERVER_ADDR=$(grep -so '127\.0\.0\.1:[0-9]*' "$log" | head -1)
         [ -n "$SERVER_ADDR" ] && return 0
         kill -0 "$SERVER_PID" 2>/dev/null || break
         sleep 0.05
@@ -138,6 +144,10 @@ for conns in 1 100 "$BIG"; do
     row "echo rtt/s, $conns conns" "$g" "$o" "$(ratio "$g" "$o")" 1.2
     g=$(echo_metric goro "$conns" p99_us) o=$(echo_metric go "$conns" p99_us)
     row "echo p99 us, $conns conns (Go/goro)" "$g" "$o" "$(ratio "$o" "$g")" 1.0
+    g=$(echo_metric goro "$conns" server_cpu_ns_per_rtt) o=$(echo_metric go "$conns" server_cpu_ns_per_rtt)
+    row "server CPU ns/rtt, $conns (Go/goro)" "$g" "$o" "$(ratio "$o" "$g")" 1.2
+    g=$(echo_metric goro "$conns" server_busy_pct) o=$(echo_metric go "$conns" server_busy_pct)
+    printf '%-34s %14s %14s\n' "  server CPU busy %" "$g" "$o" | tee -a "$table"
     if [ "$conns" = "$BIG" ]; then
         g=$(echo_metric goro "$conns" idle_bytes_per_conn) o=$(echo_metric go "$conns" idle_bytes_per_conn)
         row "idle bytes/conn, $conns (Go/goro)" "$g" "$o" "$(ratio "$o" "$g")" 1.0

@@ -110,7 +110,7 @@ static inline __attribute__((unused)) int goro_test__leak_run(const goro_leak_op
                      goro_test__n, goro_test__n == 1 ? "" : "s", goro_test__t, goro_test__msg);   \
     } while (0)
 
-#define GORO_TEST__BODY(suite, name) goro_test_body_##suite##_##name
+#define GORO_TEST__BODY(suite, name) test_body_##suite##_##name
 
 #define GORO_TEST_LEAKOPTS(suite, name, opts, ...)                                                \
     static void GORO_TEST__BODY(suite, name)(void);                                               \

@@ -57,7 +57,7 @@ static bool candidate(goro__g *g, uint64_t *id_out) {
     uint32_t st = atomic_load_explicit(&g->status, memory_order_acquire) & ~(uint32_t)GORO__G_SCAN;
     if (st == GORO__G_DEAD || st == GORO__G_IDLE)
         return false;
-    uint64_t id = g->id;
+    uint64_t id = __atomic_load_n(&g->id, __ATOMIC_RELAXED);
     /* Re-check: a record reused between the two reads changes its id. */
     uint32_t st2 = atomic_load_explicit(&g->status, memory_order_acquire) & ~(uint32_t)GORO__G_SCAN;
     if (st2 == GORO__G_DEAD)

@@ -76,10 +76,14 @@ static bool read_wait(goro__g *g, cand *c, chref *buf) {
         return false;
     bool ok = false;
     int r = atomic_load_explicit(&g->waitreason, memory_order_relaxed);
-    if (st == GORO__G_WAITING && g->park_deadline < 0 && (chan_reason(r) || nil_reason(r))) {
+    uint64_t wake = atomic_load_explicit(&g->wake, memory_order_acquire);
+    /* (wake & 3) != 0: a waker (or the deadline) already won this wait and
+       is about to ready it; it still shows WAITING until goro__ready. */
+    if (st == GORO__G_WAITING && (wake & 3) == 0 && g->park_deadline < 0 &&
+        (chan_reason(r) || nil_reason(r))) {
         c->g = g;
         c->id = g->id;
-        c->gen = atomic_load_explicit(&g->wake, memory_order_acquire) >> 2;
+        c->gen = wake >> 2;
         c->always = nil_reason(r);
         c->nch = 0;
         c->ch = buf;
@@ -305,6 +309,9 @@ static void exit_check(void) {
         }
         goro__ow_flush(&w);
         goro__snapshot_free(s);
+        /* _exit skips the rest of exit(): flush the program's own buffered
+           output first, or a leak would also lose what it printed. */
+        fflush(NULL);
         _exit(1);
     }
     goro__snapshot_free(s);

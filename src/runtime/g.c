@@ -233,8 +233,10 @@ uint64_t goro__newproc(const goro_opts *opts, goro_fn fn, void *arg, uintptr_t c
             g->holds = copy_holds(opts->holds, g);
     }
     goro__g_ctx_init(g);
-    g->id = atomic_fetch_add_explicit(&goidgen, 1, memory_order_relaxed) + 1;
-    uint64_t id = g->id;
+    /* Observers (leak checks) read ids of records that may be reused under
+       them; they re-check the status, but the word itself must be atomic. */
+    uint64_t id = atomic_fetch_add_explicit(&goidgen, 1, memory_order_relaxed) + 1;
+    __atomic_store_n(&g->id, id, __ATOMIC_RELAXED);
     if (!system)
         goro__live_add(1);
     goro__g_start(g);

@@ -170,10 +170,13 @@ struct goro__g {
     uint64_t id;                   /* never reused; 0 for the scheduler's own g0 */
     uint64_t parent_id;            /* the creator's id, 0 if none */
     _Atomic uint32_t status;       /* enum goro__status (see sched.c for transitions) */
-    _Atomic uint8_t waitreason;    /* enum goro__waitreason while WAITING */
     bool is_thread;                /* record of a plain OS thread */
     bool is_g0;                    /* a scheduler thread's own context */
     bool system;                   /* runtime-internal: not counted, not dumped */
+    /* waitreason lives apart from the flags above: compilers merge reads of
+       neighbouring bytes, and it is written while others read the flags. */
+    _Atomic uint8_t waitreason;    /* enum goro__waitreason while WAITING */
+    uint8_t _pad[7];
     _Atomic int64_t waitsince;     /* goro_nanotime() when it blocked, 0 if not blocked */
     void *waitobj;                 /* what it waits on (a goro_chan, sync object), or NULL */
 
