@@ -22,6 +22,7 @@
 #      GOBENCH_DIR         the anchors' gobench source (default ../shared/anchors/go/gobench)
 #      NET_SECONDS (3)     measured seconds per echo / http run
 #      BENCH_TIMEOUT (600) seconds before one benchmark process is killed
+#      RUNS (1)            repeat the whole plan; the table shows the median over runs
 #      OUT                 results directory (default $BUILD_DIR/bench-results/<date>)
 # Raw lines land in $OUT/goro.txt and $OUT/go.txt, the table in $OUT/table.txt.
 set -u
@@ -32,6 +33,7 @@ BUILD_DIR=${BUILD_DIR:-build}
 BENCHTIME=${BENCHTIME:-500ms}
 NET_SECONDS=${NET_SECONDS:-3}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-600}
+RUNS=${RUNS:-1}
 GOBENCH_DIR=${GOBENCH_DIR:-$root/../shared/anchors/go/gobench}
 OUT=${OUT:-$BUILD_DIR/bench-results/$(date +%Y%m%d-%H%M%S)}
 
@@ -240,39 +242,44 @@ if awk -v l="$load1" 'BEGIN { exit !(l > 0.5) }'; then
 fi
 
 t_start=$(date +%s)
-while read -r name fam p n twin; do
-	[ -n "$name" ] || continue
-	want "$name" || continue
-	nflag=""
-	[ "$n" != 0 ] && nflag="-n $n"
-	log "$name ($p${nflag:+ $nflag})"
-	if [ "$fam" = net ]; then
-		if [ -n "${built[bench_echo_load]:-}" ]; then
-			case $name in
-			echo) [ -n "${built[bench_goro_echo_server]:-}" ] && echo_bench "$GORO_OUT" "$BUILD_DIR/bench_goro_echo_server" 127.0.0.1:0 ;;
-			http) [ -n "${built[bench_goro_http_hello]:-}" ] && http_bench "$GORO_OUT" "$BUILD_DIR/bench_goro_http_hello" 127.0.0.1:0 ;;
-			esac
-			if [ -n "$GOBENCHX" ]; then
+run=1
+while [ "$run" -le "$RUNS" ]; do
+	[ "$RUNS" -gt 1 ] && log "run $run/$RUNS"
+	while read -r name fam p n twin; do
+		[ -n "$name" ] || continue
+		want "$name" || continue
+		nflag=""
+		[ "$n" != 0 ] && nflag="-n $n"
+		log "$name ($p${nflag:+ $nflag})"
+		if [ "$fam" = net ]; then
+			if [ -n "${built[bench_echo_load]:-}" ]; then
 				case $name in
-				echo) echo_bench "$GO_OUT" "$GOBENCHX" echo_server 127.0.0.1:0 ;;
-				http) http_bench "$GO_OUT" "$GOBENCHX" http_server 127.0.0.1:0 ;;
+				echo) [ -n "${built[bench_goro_echo_server]:-}" ] && echo_bench "$GORO_OUT" "$BUILD_DIR/bench_goro_echo_server" 127.0.0.1:0 ;;
+				http) [ -n "${built[bench_goro_http_hello]:-}" ] && http_bench "$GORO_OUT" "$BUILD_DIR/bench_goro_http_hello" 127.0.0.1:0 ;;
 				esac
+				if [ -n "$GOBENCHX" ]; then
+					case $name in
+					echo) echo_bench "$GO_OUT" "$GOBENCHX" echo_server 127.0.0.1:0 ;;
+					http) http_bench "$GO_OUT" "$GOBENCHX" http_server 127.0.0.1:0 ;;
+					esac
+				fi
+			else
+				log "bench_echo_load not built: $name skipped"
 			fi
-		else
-			log "bench_echo_load not built: $name skipped"
+			continue
 		fi
-		continue
-	fi
-	bin=$(goro_bin "$fam")
-	if [ -n "$bin" ]; then
-		# shellcheck disable=SC2046
-		run_to "$GORO_OUT" $(pin "$p") "$bin" -benchtime "$BENCHTIME" $nflag "$name"
-	fi
-	case $twin in
-	gobench) [ -n "$GOBENCH" ] && run_to "$GO_OUT" $(pin "$p") "$GOBENCH" -benchtime "$BENCHTIME" $nflag "$name" ;;
-	gobenchx) [ -n "$GOBENCHX" ] && run_to "$GO_OUT" $(pin "$p") "$GOBENCHX" -benchtime "$BENCHTIME" $nflag "$name" ;;
-	esac
-done <<<"$PLAN"
+		bin=$(goro_bin "$fam")
+		if [ -n "$bin" ]; then
+			# shellcheck disable=SC2046
+			run_to "$GORO_OUT" $(pin "$p") "$bin" -benchtime "$BENCHTIME" $nflag "$name"
+		fi
+		case $twin in
+		gobench) [ -n "$GOBENCH" ] && run_to "$GO_OUT" $(pin "$p") "$GOBENCH" -benchtime "$BENCHTIME" $nflag "$name" ;;
+		gobenchx) [ -n "$GOBENCHX" ] && run_to "$GO_OUT" $(pin "$p") "$GOBENCHX" -benchtime "$BENCHTIME" $nflag "$name" ;;
+		esac
+	done <<<"$PLAN"
+	run=$((run + 1))
+done
 log "took $(($(date +%s) - t_start)) s; loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg); raw lines in $GORO_OUT and $GO_OUT"
 echo "# loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 

@@ -153,10 +153,13 @@ static bool get(int port, const char *target, hresp *r)
     return request(port, "GET", target, r);
 }
 
-/* The value of header `name` (case-insensitive) in a static buffer, or NULL. */
+/* The value of header `name` (case-insensitive) in a per-thread buffer, or
+ * NULL. Per thread because concurrent_clients calls this from several plain
+ * threads at once (every caller is a plain thread, never a goroutine that could
+ * migrate between threads while holding the result). */
 static const char *header(const hresp *r, const char *name)
 {
-    static char val[512];
+    static _Thread_local char val[512];
     size_t nl = strlen(name);
     const char *p = strstr(r->raw, "\r\n");
     while (p && (size_t)(p - r->raw) + 2 < r->head_len) {

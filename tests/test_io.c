@@ -30,9 +30,6 @@
 #include "goro.h"
 #include "runtime/runtime.h"
 
-/* goro_stack lives in src/observe; use it when it is linked in. */
-#pragma weak goro_stack
-
 /* ---------------------------------------------------------------- helpers */
 
 static int io_port_of(int fd) {
@@ -1104,15 +1101,12 @@ Test(io, io_wait_state_and_no_threads, .timeout = 30) {
     goro_waitgroup_add(&w.wg, 1);
     uint64_t id = goro_go_opts(&(goro_opts){.name = "io-waiter"}, io_idle_g, &w);
     cr_assert(io_wait_until_io_wait(id), "goroutine %llu not in IO wait", (unsigned long long)id);
-    if (goro_stack) {
-        static char text[1 << 20];
-        goro_stack(text, sizeof text, true);
-        char want[64];
-        snprintf(want, sizeof want, "goroutine %llu [IO wait", (unsigned long long)id);
-        cr_assert(strstr(text, want), "no \"%s\" in goro_stack:\n%s", want, text);
-    } else {
-        cr_log_warn("goro_stack is not linked in: checked the wait reason field only");
-    }
+    static char text[1 << 20];
+    goro_stack(text, sizeof text, true);
+    char want[64];
+    snprintf(want, sizeof want, "goroutine %llu [IO wait", (unsigned long long)id);
+    cr_assert(strstr(text, want), "no \"%s\" in goro_stack:\n%s", want, text);
+    cr_assert(strstr(text, "io_idle_g"), "the waiter's frame is missing:\n%s", text);
     /* 1,000 more goroutines waiting on sockets cost no thread. */
     int threads_before = io_threads();
     enum { N = 1000 };

@@ -43,6 +43,11 @@
 #else
 #define SANITIZED 0
 #endif
+#if defined(__SANITIZE_THREAD__)
+#define TSAN 1 /* every goroutine is a TSan fiber: at most 8128 of them */
+#else
+#define TSAN 0
+#endif
 
 /* Keeps a blocking call out of tail position, so the function that made it
    stays on the stack (the checks' filters and reports name it). */
@@ -58,7 +63,8 @@ static int parked(int reason) {
     size_t all = goro__allg_count();
     for (size_t i = 0; i < all; i++) {
         goro__g *g = goro__allg_at(i);
-        if (!g || g->is_thread || g->is_g0 || g->system)
+        if (!g || __atomic_load_n(&g->is_thread, __ATOMIC_RELAXED) ||
+            __atomic_load_n(&g->is_g0, __ATOMIC_RELAXED) || __atomic_load_n(&g->system, __ATOMIC_RELAXED))
             continue;
         uint32_t st = atomic_load(&g->status) & ~(uint32_t)GORO__G_SCAN;
         if (st != GORO__G_WAITING)
@@ -658,6 +664,15 @@ GORO_TEST(leak, runtime_goroutines_never_reported, .timeout = 30) {
    GOROLEAKCHECK set to env (NULL: unset); returns the wait status and what
    the child wrote to stderr. */
 static int run_child(void (*fn)(void), const char *env, char *out, size_t cap) {
+#if defined(__SANITIZE_THREAD__)
+    /* Criterion's process already has threads; TSan cannot start threads in
+       a child forked from it. The plain and ASan suites run these. */
+    (void)fn;
+    (void)env;
+    (void)out;
+    (void)cap;
+    cr_skip_test("TSan: no threads after a multi-threaded fork");
+#endif
     int pfd[2];
     cr_assert_eq(pipe(pfd), 0);
     fflush(NULL);
@@ -720,18 +735,25 @@ GORO_TEST(leak, goroleakcheck_reports_at_exit, .timeout = 30) {
 
     st = run_child(clean_exit, "1", out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x, stderr:\n%s", st, out);
-    cr_assert_eq(out[0], 0, "nothing printed:\n%s", out);
+    /* (sanitizers may print their own notes at exit) */
+    cr_assert_null(strstr(out, "goroutine"), "nothing reported:\n%s", out);
 
     /* Without the variable nothing is checked. */
     st = run_child(leak_one_and_exit, NULL, out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x, stderr:\n%s", st, out);
-    cr_assert_eq(out[0], 0, "%s", out);
+    cr_assert_null(strstr(out, "goroutine"), "%s", out);
     st = run_child(leak_one_and_exit, "0", out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x, stderr:\n%s", st, out);
 }
 
 /* Output the program buffered before exit() is not lost by the check. */
 static int run_child_stdout(void (*fn)(void), char *out, size_t cap) {
+#if defined(__SANITIZE_THREAD__)
+    (void)fn;
+    (void)out;
+    (void)cap;
+    cr_skip_test("TSan: no threads after a multi-threaded fork");
+#endif
     int pfd[2];
     cr_assert_eq(pipe(pfd), 0);
     fflush(NULL);
@@ -1464,7 +1486,7 @@ static void timed_profile(const char *what, bool in_goroutine, int debug, FILE *
 }
 
 GORO_TEST(leakprof, profile_over_100000_goroutines, .timeout = 180) {
-    const int total = SANITIZED ? 10000 : 100000;
+    const int total = TSAN ? 5000 : SANITIZED ? 10000 : 100000;
     const int nleak = 1000;
     goro_maxprocs(2);
     goro_chan *pub = goro_chan_make(0, 0); /* referenced by the test: not leaked */
@@ -1479,6 +1501,13 @@ GORO_TEST(leakprof, profile_over_100000_goroutines, .timeout = 180) {
     wait_parked(GORO__WAIT_CHAN_RECV, total);
     spin_state s = {0};
     goro_go(spinner, &s);
+    /* Baseline: the spinner's longest pause with nothing else running (what
+       the OS and the other P's idle loop cost on this machine). */
+    goro_sleep(GORO_MS(20));
+    atomic_store(&s.max_gap, 0);
+    goro_sleep(GORO_MS(300));
+    fprintf(stderr, "leak-perf: %-44s %9s    spinner's longest pause %7.3f ms\n", "baseline, 300 ms without a profile",
+            "", atomic_load(&s.max_gap) / 1e6);
     FILE *devnull = fopen("/dev/null", "w");
     cr_assert_not_null(devnull);
     char what[96];

@@ -10,6 +10,7 @@
 #include <regex.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -477,7 +478,10 @@ static GORO__NOINLINE void obs_crasher(int *volatile *pp) {
 
 static GORO__NOINLINE void obs_crash_goroutine(void *arg) {
     (void)arg;
-    int *volatile p = NULL;
+    /* An unmapped address that is not NULL: UBSan's null check would report
+     * (and abort on) a store through NULL before it faults; address 16 faults
+     * with SIGSEGV in every build, so goro's fault handler prints its report. */
+    int *volatile p = (int *)(uintptr_t)16;
     obs_crasher(&p);
     __asm__ volatile("" ::: "memory");
 }

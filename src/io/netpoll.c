@@ -22,6 +22,10 @@
  * before the check (the caller retries) or finds the caller on the list (the
  * poller wakes it). Counters are never "consumed", so several waiters on one
  * descriptor each see every event (Go's pdReady/pdWait, for many waiters).
+ * A wake-up is a hint, never a promise: an event may be stale (the data it
+ * announced already read), so callers always retry the system call; the
+ * poller also hands the waiter the event's bits (w->revents) and records a
+ * hang-up or error in the sticky GORO__PD_HUP flag (net.c's "known empty").
  *
  * Waiting and the claim. A goroutine waiter links a goro__pd_waiter that
  * lives on its own stack into pd->waiters (under pd->lock), calls

@@ -8,6 +8,17 @@
 #include "../observe/observe.h"
 #include "../runtime/runtime.h"
 
+/* Whether g is a plain thread, a scheduler's g0 or a runtime goroutine:
+   never a leak candidate. The flags are read with one-byte atomic loads: a
+   plain read of the three neighbouring bools may be merged by the compiler
+   into a wider load that also covers waitreason, which its goroutine writes
+   at any time (TSan reports that as a race). */
+static inline bool goro__leak_flags_skip(goro__g *g) {
+    return __atomic_load_n(&g->is_thread, __ATOMIC_RELAXED) ||
+           __atomic_load_n(&g->is_g0, __ATOMIC_RELAXED) ||
+           __atomic_load_n(&g->system, __ATOMIC_RELAXED);
+}
+
 /* The count found by the last goro_leak_profile_write (Go's Profile.Count():
    stale until the next run), for the debug server's index page. */
 GORO__HIDDEN int goro__leak_last_count(void);

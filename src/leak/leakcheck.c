@@ -52,7 +52,7 @@ static bool mark_has(const goro_leak_mark *m, uint64_t id) {
 
 /* A live goroutine that leak checks may report (not yet filtered). */
 static bool candidate(goro__g *g, uint64_t *id_out) {
-    if (g->is_thread || g->is_g0 || g->system)
+    if (goro__leak_flags_skip(g))
         return false;
     uint32_t st = atomic_load_explicit(&g->status, memory_order_acquire) & ~(uint32_t)GORO__G_SCAN;
     if (st == GORO__G_DEAD || st == GORO__G_IDLE)

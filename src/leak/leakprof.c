@@ -69,7 +69,7 @@ static bool nil_reason(int r) {
 
 /* Reads g's wait while pinned. Returns false if g is not a candidate. */
 static bool read_wait(goro__g *g, cand *c, chref *buf) {
-    if (g->is_thread || g->is_g0 || g->system)
+    if (goro__leak_flags_skip(g))
         return false;
     uint32_t st;
     if (!goro__g_scan_begin(g, &st))

@@ -914,6 +914,12 @@ static goro__g *spin_for_work(goro__m *m) {
             if (g)
                 return g;
         }
+        if (goro__netpoll_waiters() > 0) {
+            goro__netpoll_poll(0); /* readied goroutines land on our queue */
+            goro__g *g = runqget(m->p);
+            if (g)
+                return g;
+        }
         for (int32_t i = 0; i < n; i++) {
             goro__p *v = goro__sched.allp[i];
             if (v != m->p && !runq_empty(v)) {
