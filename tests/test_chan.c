@@ -870,7 +870,9 @@ Test(chan, refcount_holds_and_waiters, .timeout = 10) {
     cr_assert_eq(info.refs, 1);
     cr_assert_eq(info.held, 0);
     cr_assert_eq(info.waiters, 0);
-    goro_chan_release(c); /* freed here (ASan checks the rest) */
+    int64_t live0 = goro__chan_live();
+    goro_chan_release(c); /* freed here */
+    cr_assert_eq(goro__chan_live(), live0 - 1);
 }
 
 static _Atomic int tc_timed_waiter_result;
@@ -883,12 +885,15 @@ static void tc_timed_waiter(void *arg) {
 
 Test(chan, waiter_keeps_released_channel_alive, .timeout = 10) {
     int start = goro_count();
+    int64_t live0 = goro__chan_live();
     goro_chan *c = goro_chan_make(sizeof(int), 0);
     uint64_t id = goro_go(tc_timed_waiter, c);
     goro__g *g = tc_await_parked(id, GORO__WAIT_SELECT); /* a timed op shows as select */
     goro__g_scan_end(g);
     goro_chan_release(c); /* refs 0, one pin: not freed until the waiter leaves */
+    cr_assert_eq(goro__chan_live(), live0 + 1);
     tc_await_count(start);
+    cr_assert_eq(goro__chan_live(), live0);
     cr_assert_eq(atomic_load(&tc_timed_waiter_result), GORO_ETIMEDOUT);
 }
 

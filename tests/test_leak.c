@@ -63,11 +63,13 @@ static int parked(int reason) {
     size_t all = goro__allg_count();
     for (size_t i = 0; i < all; i++) {
         goro__g *g = goro__allg_at(i);
-        if (!g || __atomic_load_n(&g->is_thread, __ATOMIC_RELAXED) ||
-            __atomic_load_n(&g->is_g0, __ATOMIC_RELAXED) || __atomic_load_n(&g->system, __ATOMIC_RELAXED))
+        if (!g)
             continue;
         uint32_t st = atomic_load(&g->status) & ~(uint32_t)GORO__G_SCAN;
         if (st != GORO__G_WAITING)
+            continue;
+        if (__atomic_load_n(&g->is_thread, __ATOMIC_RELAXED) || __atomic_load_n(&g->is_g0, __ATOMIC_RELAXED) ||
+            __atomic_load_n(&g->system, __ATOMIC_RELAXED))
             continue;
         if (reason < 0 || atomic_load(&g->waitreason) == reason)
             n++;
@@ -393,7 +395,9 @@ static void *mover(void *arg) {
 }
 
 GORO_TEST(leak, changing_stack_old_goroutine_not_reported, .timeout = 20) {
-    goro_chan *cs[3] = {goro_chan_make(0, 0), goro_chan_make(0, 0), goro_chan_make(0, 0)};
+    static goro_chan *cs[3];
+    for (int i = 0; i < 3; i++)
+        cs[i] = goro_chan_make(0, 0);
     goro_go(moving, cs);
     goro_leak_mark *m = goro_leak_mark_now();
     mover_arg ma = {cs, 2, GORO_MS(20)};
@@ -411,7 +415,9 @@ GORO_TEST(leak, changing_stack_old_goroutine_not_reported, .timeout = 20) {
 
 GORO_TEST(leak, changing_stack_reported_once, .timeout = 20) {
     goro_leak_mark *m = goro_leak_mark_now();
-    goro_chan *cs[3] = {goro_chan_make(0, 0), goro_chan_make(0, 0), goro_chan_make(0, 0)};
+    static goro_chan *cs[3];
+    for (int i = 0; i < 3; i++)
+        cs[i] = goro_chan_make(0, 0);
     uint64_t id = goro_go(moving, cs);
     wait_parked(GORO__WAIT_CHAN_RECV, 1);
     /* It moves from cs[0] to cs[1] to cs[2] while the check retries. */
@@ -855,7 +861,9 @@ static void busy_holder(void *arg) {
 
 GORO_TEST(leakprof, reference_held_by_running_goroutine_never_leaked, .timeout = 30) {
     goro_maxprocs(2);
-    runner_arg r = {.c = goro_chan_make(sizeof(int), 0)};
+    static runner_arg r;
+    r.c = goro_chan_make(sizeof(int), 0);
+    atomic_store(&r.go, 0);
     go_holding(recv_on, r.c, r.c, NULL, NULL);
     go_holding(busy_holder, &r, r.c, NULL, NULL);
     goro_chan_release(r.c); /* only the two goroutines hold it */
@@ -890,7 +898,9 @@ static void timed_holder(void *arg) {
 }
 
 GORO_TEST(leakprof, reference_held_by_sleeping_goroutine_never_leaked, .timeout = 30) {
-    runner_arg r = {.c = goro_chan_make(sizeof(int), 0)};
+    static runner_arg r;
+    r.c = goro_chan_make(sizeof(int), 0);
+    atomic_store(&r.go, 0);
     go_holding(recv_on, r.c, r.c, NULL, NULL);
     go_holding(sleepy_holder, &r, r.c, NULL, NULL);
     goro_chan_release(r.c);
@@ -900,7 +910,9 @@ GORO_TEST(leakprof, reference_held_by_sleeping_goroutine_never_leaked, .timeout 
     atomic_store(&r.go, 1);
     wait_count(1);
 
-    timed_holder_arg t = {.c = goro_chan_make(sizeof(int), 0), .mine = goro_chan_make(0, 0)};
+    static timed_holder_arg t;
+    t.c = goro_chan_make(sizeof(int), 0);
+    t.mine = goro_chan_make(0, 0);
     go_holding(recv_on, t.c, t.c, NULL, NULL);
     go_holding(timed_holder, &t, t.c, t.mine, NULL);
     goro_chan_release(t.c);
@@ -979,7 +991,9 @@ static void timed_null(void *arg) {
 
 GORO_TEST(leakprof, timed_waits_never_leaked, .timeout = 30) {
     goro_chan *r = goro_chan_make(0, 0), *s = goro_chan_make(sizeof(int), 0);
-    goro_chan *sel[2] = {goro_chan_make(0, 0), goro_chan_make(0, 0)};
+    static goro_chan *sel[2];
+    sel[0] = goro_chan_make(0, 0);
+    sel[1] = goro_chan_make(0, 0);
     go_holding(timed_recv, r, r, NULL, NULL);
     go_holding(timed_send, s, s, NULL, NULL);
     go_holding(timed_select, sel, sel[0], sel[1], NULL);
@@ -1031,10 +1045,12 @@ static void acquire_sem(void *a) {
     goro_sem_acquire(&held_sem, 1);
     goro_sem_release(&held_sem, 1);
 }
+static goro_waitgroup reader_wg;
 static void read_pipe(void *a) {
     (void)a;
     char ch;
     goro_read(io_pipe[0], &ch, 1, GORO_FOREVER);
+    goro_waitgroup_done(&reader_wg);
 }
 static void wait_done(void *a) {
     goro_chan_recv(goro_ctx_done(a), NULL);
@@ -1058,6 +1074,7 @@ GORO_TEST(leakprof, sync_sleep_io_ctx_waits_never_leaked, .timeout = 30) {
     goro_go(wait_wg, NULL);
     goro_go(wait_cond, NULL);
     goro_go(acquire_sem, NULL);
+    goro_waitgroup_add(&reader_wg, 1);
     goro_go(read_pipe, NULL);
     goro_go(wait_done, ctx);
     goro_go(long_sleep, NULL);
@@ -1080,6 +1097,7 @@ GORO_TEST(leakprof, sync_sleep_io_ctx_waits_never_leaked, .timeout = 30) {
     goro_sem_release(&held_sem, 1);
     cr_assert_eq(write(io_pipe[1], "x", 1), 1);
     goro_ctx_cancel(ctx);
+    goro_waitgroup_wait(&reader_wg); /* (wait_count gives TSan no happens-before) */
     wait_count(1);
     goro_ctx_release(ctx);
     close(io_pipe[0]);
@@ -1095,7 +1113,10 @@ static void select_on(void *arg) {
 }
 
 GORO_TEST(leakprof, select_with_one_reachable_channel_never_leaked, .timeout = 30) {
-    goro_chan *cs[3] = {goro_chan_make(0, 0), goro_chan_make(0, 0), goro_chan_make(sizeof(int), 0)};
+    static goro_chan *cs[3];
+    cs[0] = goro_chan_make(0, 0);
+    cs[1] = goro_chan_make(0, 0);
+    cs[2] = goro_chan_make(sizeof(int), 0);
     go_holding(select_on, cs, cs[0], cs[1], cs[2]);
     goro_chan_release(cs[0]);
     goro_chan_release(cs[2]); /* cs[1] is still ours */
@@ -1143,8 +1164,8 @@ static void make_ring(goro_chan **c, ring_arg *args, int n) {
 }
 
 GORO_TEST(leakprof, cycle_with_an_outside_reference_never_leaked, .timeout = 30) {
-    goro_chan *c[RING];
-    ring_arg args[RING];
+    static goro_chan *c[RING];
+    static ring_arg args[RING];
     make_ring(c, args, RING);
     for (int i = 0; i < RING; i++)
         if (i != 3)
@@ -1316,7 +1337,10 @@ GORO_TEST(leakprof, receiver_on_channel_nobody_else_holds, .timeout = 30) {
 }
 
 GORO_TEST(leakprof, select_whose_every_channel_is_abandoned, .timeout = 30) {
-    goro_chan *cs[3] = {goro_chan_make(0, 0), goro_chan_make(0, 0), goro_chan_make(sizeof(int), 0)};
+    static goro_chan *cs[3];
+    cs[0] = goro_chan_make(0, 0);
+    cs[1] = goro_chan_make(0, 0);
+    cs[2] = goro_chan_make(sizeof(int), 0);
     go_holding(select_on, cs, cs[0], cs[1], cs[2]);
     for (int i = 0; i < 3; i++)
         goro_chan_release(cs[i]);
@@ -1330,8 +1354,8 @@ GORO_TEST(leakprof, select_whose_every_channel_is_abandoned, .timeout = 30) {
 }
 
 GORO_TEST(leakprof, cycle_of_goroutines_all_leaked, .timeout = 30) {
-    goro_chan *c[RING];
-    ring_arg args[RING];
+    static goro_chan *c[RING];
+    static ring_arg args[RING];
     make_ring(c, args, RING);
     for (int i = 0; i < RING; i++)
         goro_chan_release(c[i]);
@@ -1403,7 +1427,9 @@ GORO_TEST_UNCHECKED(leakprof, null_channels_and_empty_select,
     go_holding(recv_on, c, c, NULL, NULL);
     go_holding(nil_recv, NULL, c, NULL, NULL);
     goro_chan_release(c);
-    runner_arg r = {.c = goro_chan_make(sizeof(int), 0)};
+    static runner_arg r;
+    r.c = goro_chan_make(sizeof(int), 0);
+    atomic_store(&r.go, 0);
     go_holding(recv_on, r.c, r.c, NULL, NULL);
     go_holding(sleepy_holder, &r, r.c, NULL, NULL);
     goro_chan_release(r.c);
@@ -1499,7 +1525,8 @@ GORO_TEST(leakprof, profile_over_100000_goroutines, .timeout = 180) {
         goro_chan_release(mine[i]);
     }
     wait_parked(GORO__WAIT_CHAN_RECV, total);
-    spin_state s = {0};
+    static spin_state s;
+    atomic_store(&s.stop, 0);
     goro_go(spinner, &s);
     /* Baseline: the spinner's longest pause with nothing else running (what
        the OS and the other P's idle loop cost on this machine). */

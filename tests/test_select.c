@@ -742,3 +742,35 @@ Test(select, unbuffered_select_pingpong, .timeout = 20) {
     for (int i = 0; i < 3; i++)
         goro_chan_release(c[i]);
 }
+
+/* Channels released while a select waits on them stay alive until the
+   select leaves them, then are freed (ASan checks both halves). */
+static _Atomic int ts_released_result = -2;
+static void ts_select_on_released(void *arg) {
+    goro_chan **c = arg;
+    int v = 0;
+    goro_case cs[3] = {{c[0], GORO_RECV, &v, false}, {c[1], GORO_SEND, &v, false}, {c[0], GORO_RECV, &v, false}};
+    atomic_store(&ts_released_result, goro_select(cs, 3, GORO_MS(50)));
+}
+
+Test(select, waiter_keeps_released_channels_alive, .timeout = 10) {
+    int start = goro_count();
+    int64_t live0 = goro__chan_live();
+    goro_chan *c[2] = {goro_chan_make(sizeof(int), 0), goro_chan_make(sizeof(int), 0)};
+    cr_assert_eq(goro__chan_live(), live0 + 2);
+    uint64_t id = goro_go(ts_select_on_released, c);
+    goro__g *g = ts_await_parked(id, GORO__WAIT_SELECT);
+    goro_chan *wc[4];
+    cr_assert_eq(goro__g_wait_chans(g, wc, 4), 2);
+    goro__g_scan_end(g);
+    goro__chan_info info;
+    goro__chan_refinfo(c[0], &info, NULL, 0);
+    cr_assert_eq(info.waiters, 2);
+    cr_assert_eq(info.refs, 1);
+    goro_chan_release(c[0]); /* refs 0, pinned: freed by the select's last pass */
+    goro_chan_release(c[1]);
+    cr_assert_eq(goro__chan_live(), live0 + 2, "freed while a select still waits on it");
+    ts_await_count(start);
+    cr_assert_eq(atomic_load(&ts_released_result), -1);
+    cr_assert_eq(goro__chan_live(), live0, "not freed after the select left");
+}

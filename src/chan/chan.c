@@ -4,8 +4,9 @@
  * The behaviour is Go's (src/runtime/chan.go); the blocking goes through the
  * runtime's park/claim/ready protocol (runtime.h) instead of Go's gopark.
  *
- * Invariants (all under c->lock, for records whose owner can still be
- * claimed; see "stale records" below):
+ * Invariants (all under c->lock, counting only records whose owner can still
+ * be claimed; stale records, see Claiming, may linger until someone meets
+ * them):
  *   At least one of c->sendq and c->recvq is empty, except for an unbuffered
  *   channel with a single goroutine blocked on it for both sending and
  *   receiving using a select, in which case the length of c->sendq and
@@ -29,6 +30,10 @@
  * when it runs again (under the channel locks). A goroutine never dequeues
  * its own record: it scans queues only while it has none linked (the select
  * enqueues only after its poll found nothing ready, holding every lock).
+ * Exception: a plain send/receive without a deadline (w->claimless) has no
+ * other possible claimant, so the partner that dequeues it skips the CAS and
+ * readies it directly (park treats that as "readied without a claim"); this
+ * saves an atomic on the hottest blocking path.
  *
  * Hand-off: the partner copies the value straight between the two parties'
  * element buffers (unbuffered channel, or buffered with a waiting receiver,
@@ -37,7 +42,7 @@
  * value goes to the tail, the same slot). It sets w->success (false: the
  * channel was closed) and g->param = w, unlocks, and only then readies g.
  *
- * Pins (the high half of c->refs) keep a channel allocated while a waiter
+ * Pins (c->npins, chan_internal.h) keep a channel allocated while a waiter
  * may still touch it. A waiter pins when it enqueues. Who drops the pin:
  *   - a plain (one-record) wait claimed by a partner: the partner, under the
  *     lock (the waiter never touches the channel again; the partner holds a
@@ -46,9 +51,15 @@
  *   - every record of a select: the selecting goroutine itself, after its
  *     final pass over all its channels.
  *
+ * Locks: c->lock (a goro__chan_lock, chan_internal.h) protects every field
+ * but refs; it is held only for a few dozen instructions and never across a
+ * park (the park's unlock function releases it once the waiter is off its
+ * stack). A select holds several, always in address order.
+ *
  * Fast paths: try_send/try_recv decide "would block" without the lock from
- * single-word atomic reads in Go's order (see chan_try_fail_*). Nothing
- * here allocates after goro_chan_make (records live on the stack).
+ * single-word atomic reads in Go's order (send_would_block,
+ * recv_would_block). Nothing here allocates after goro_chan_make (records
+ * live on the stack).
  */
 #include "chan_internal.h"
 
@@ -142,7 +153,7 @@ goro__waiter *goro__waitq_dequeue(goro__waitq *q) {
             q->last = NULL;
         w->next = w->prev = NULL;
         w->linked = false;
-        if (GORO__LIKELY(goro__claim(w->g)))
+        if (GORO__LIKELY(w->claimless || goro__claim(w->g)))
             return w;
         /* Stale: its deadline passed or another case of its select won.
            The owner finds it unlinked and leaves it alone. */
@@ -151,18 +162,15 @@ goro__waiter *goro__waitq_dequeue(goro__waitq *q) {
 
 /* ------------------------------------------------------------- references */
 
-static inline void chan_pin(goro_chan *c) {
-    atomic_fetch_add_explicit(&c->refs, GORO__CHAN_PIN, memory_order_relaxed);
-}
 
-void goro__chan_unpin(goro_chan *c) {
-    if (atomic_fetch_sub_explicit(&c->refs, GORO__CHAN_PIN, memory_order_acq_rel) == GORO__CHAN_PIN)
-        goro__chan_free(c);
-}
+static _Atomic int64_t chan_live;
+
+int64_t goro__chan_live(void) { return atomic_load_explicit(&chan_live, memory_order_relaxed); }
 
 void goro__chan_free(goro_chan *c) {
     free(c->holders);
     free(c);
+    atomic_fetch_sub_explicit(&chan_live, 1, memory_order_relaxed);
 }
 
 goro_chan *goro_chan_make(size_t elem_size, size_t cap) {
@@ -186,6 +194,7 @@ goro_chan *goro_chan_make(size_t elem_size, size_t cap) {
     c->dataqsiz = cap;
     c->buf = (char *)mem + hdr;
     atomic_store_explicit(&c->refs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&chan_live, 1, memory_order_relaxed);
     return c;
 }
 
@@ -198,11 +207,18 @@ goro_chan *goro_chan_retain(goro_chan *c) {
 void goro_chan_release(goro_chan *c) {
     if (!c)
         return;
-    uint64_t old = atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel);
-    if (old == 1)
-        goro__chan_free(c);
-    else if (GORO__UNLIKELY((old & GORO__CHAN_REFMASK) == 0))
+    uint32_t old = atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel);
+    if (GORO__LIKELY(old > 1))
+        return;
+    if (GORO__UNLIKELY(old == 0))
         goro__throw("goro_chan_release: channel released more times than it was referenced");
+    /* Last reference: free now, or let the last waiter to leave do it. */
+    goro__chan_lock_acquire(&c->lock);
+    c->dead = true;
+    bool free_it = c->npins == 0;
+    goro__chan_lock_release(&c->lock);
+    if (free_it)
+        goro__chan_free(c);
 }
 
 /* goro_opts.holds: a reference recorded as held by goroutine g. */
@@ -243,9 +259,8 @@ void goro__chan_unhold(goro_chan *c, goro__g *g) {
 
 size_t goro__chan_refinfo(goro_chan *c, goro__chan_info *info, goro__g **holders, size_t max) {
     goro__chan_lock_acquire(&c->lock);
-    uint64_t r = atomic_load_explicit(&c->refs, memory_order_relaxed);
-    info->refs = (uint32_t)(r & GORO__CHAN_REFMASK);
-    info->waiters = (uint32_t)(r >> 32);
+    info->refs = atomic_load_explicit(&c->refs, memory_order_relaxed);
+    info->waiters = c->npins;
     info->held = c->nheld;
     info->closed = atomic_load_explicit(&c->closed, memory_order_relaxed) != 0;
     info->len = atomic_load_explicit(&c->qcount, memory_order_relaxed);
@@ -284,7 +299,7 @@ static inline goro__g *wake_record(goro_chan *c, goro__waiter *w, bool success) 
     w->success = success;
     g->param = w;
     if (!w->is_select)
-        atomic_fetch_sub_explicit(&c->refs, GORO__CHAN_PIN, memory_order_relaxed);
+        c->npins--; /* never the last thing keeping c: the partner has a reference */
     return g;
 }
 
@@ -367,19 +382,24 @@ static bool chan_wait(goro_chan *c, goro__waitq *q, goro__waiter *w, int reason,
     goro__g_prepare_wait(g);
     w->waitlink = NULL;
     w->is_select = false;
+    w->claimless = deadline < 0;
     w->success = false;
     g->waiting = w;
     goro__waitq_enqueue(q, w);
-    chan_pin(c);
+    c->npins++;
     bool woke = goro__park(reason, c, chan_unlock_v, &c->lock, deadline);
-    if (GORO__UNLIKELY(!woke)) {
+    if (GORO__UNLIKELY(!woke) && deadline >= 0) {
         /* The deadline won the claim: no partner touched w's memory. A
-           partner may already have unlinked the stale record. */
+           partner may already have unlinked the stale record. (A claimless
+           wait is readied without a claim, which a plain thread's park
+           reports as false: only a deadline means "timed out".) */
         goro__chan_lock_acquire(&c->lock);
         goro__waitq_remove(q, w);
+        bool free_it = goro__chan_unpin_locked(c);
         goro__chan_lock_release(&c->lock);
         g->waiting = NULL;
-        goro__chan_unpin(c);
+        if (free_it)
+            goro__chan_free(c);
         return false;
     }
     g->waiting = NULL;

@@ -3,7 +3,7 @@
  * read-only hooks other layers (leak, observe) use to see who waits on what.
  *
  * A channel is one allocation: this header, then the ring buffer of
- * cap * elem_size bytes. Everything but `refs` and the holders list is
+ * cap * elem_size bytes. Everything but `refs` is
  * protected by `lock` (see the invariants at the top of chan.c; the lock is
  * described below).
  *
@@ -15,19 +15,20 @@
  * first record of the wait and the records are chained through `waitlink`
  * (one record for a plain send/recv, one per non-NULL case for a select).
  *
- * References. `refs` is one 64-bit atomic word with two halves:
- *   low 32 bits:  references: the one of goro_chan_make, each
- *                 goro_chan_retain, and each hold (goro__chan_hold);
- *   high 32 bits: pins: one per waiter record currently referring to the
- *                 channel. A waiter pins the channel when it enqueues (under
- *                 the lock) and the pin is dropped when nobody will touch the
- *                 channel on the waiter's behalf again (see chan.c).
- * The channel is freed by whoever turns the whole word into zero, so a
+ * References and pins. `refs` (atomic, lock-free retain/release) counts the
+ * references: the one of goro_chan_make, each goro_chan_retain, and each
+ * hold (goro__chan_hold). `npins` (under `lock`) counts waiter records that
+ * still refer to the channel: a waiter pins when it enqueues and the pin is
+ * dropped, under the lock, when nobody will touch the channel on the
+ * waiter's behalf again (see chan.c). When `refs` reaches zero the releaser
+ * sets `dead` under the lock; whoever then finds (dead && npins == 0) under
+ * the lock frees the channel after unlocking, exactly one party. So a
  * channel with waiters outlives its last reference (Go's GC keeps a channel
- * alive while a goroutine is blocked on it).
+ * alive while a goroutine is blocked on it). No new pin can appear once
+ * refs is zero: a waiter enqueues only through a reference of its own.
  * `nheld`/`holders` (under `lock`) record which goroutines hold references
- * through goro_opts.holds: references - nheld is the number of references
- * whose holder is unknown (made or retained by plain code).
+ * through goro_opts.holds: refs - nheld is the number of references whose
+ * holder is unknown (made or retained by plain code).
  *
  * Enumerating what a parked goroutine waits on (leak analysis, dumps):
  *   1. pin the goroutine with goro__g_scan_begin() and check that its status
@@ -91,6 +92,9 @@ struct goro__waiter {
     uint32_t case_index;    /* select: index of the case in the caller's array */
     bool is_select;         /* one of several records (select): the owner removes
                                the others itself, and drops every pin itself */
+    bool claimless;         /* plain wait with no deadline: nobody but one partner
+                               can end it, so the partner readies it without
+                               goro__claim (park accepts "readied without a claim") */
     bool linked;            /* currently in c's sendq or recvq */
     bool success;           /* set by the waker: true = value passed, false = closed */
 };
@@ -110,15 +114,15 @@ struct goro_chan {
     size_t recvx;              /* next slot to receive from */
     goro__waitq recvq;         /* blocked receivers */
     goro__waitq sendq;         /* blocked senders */
-    _Atomic uint64_t refs;     /* low: references, high: waiter pins (see above) */
+    _Atomic uint32_t refs;     /* references (see above) */
+    uint32_t npins;            /* waiter records referring to it (lock) */
+    bool dead;                 /* refs reached zero (lock) */
     uint32_t nheld;            /* references held through goro_opts.holds (lock) */
     uint32_t holders_cap;
     goro__g **holders;         /* the holding goroutines, nheld of them (lock) */
     char *buf;                 /* ring, inside the same allocation */
 };
 
-#define GORO__CHAN_PIN ((uint64_t)1 << 32)
-#define GORO__CHAN_REFMASK ((uint64_t)0xffffffffu)
 
 /* ------------------------------------------------ shared by chan.c/select.c */
 
@@ -128,9 +132,11 @@ GORO__HIDDEN void goro__waitq_remove(goro__waitq *q, goro__waiter *w);
 /* Pops the first record whose owner it can claim; records it cannot claim
    (owner timed out or another case of its select won) are dropped. */
 GORO__HIDDEN goro__waiter *goro__waitq_dequeue(goro__waitq *q);
-/* Drops a pin taken by a waiter; frees the channel if that was the last
-   thing keeping it. Call without the lock. */
-GORO__HIDDEN void goro__chan_unpin(goro_chan *c);
+/* Drops a waiter's pin, under c->lock. True: the channel is now unreferenced
+   and unpinned, and the caller must goro__chan_free it after unlocking. */
+static inline bool goro__chan_unpin_locked(goro_chan *c) {
+    return --c->npins == 0 && c->dead;
+}
 /* Parks forever with no way to be woken (a NULL channel, an empty select). */
 GORO__HIDDEN void goro__chan_block_forever(int reason) __attribute__((noreturn));
 /* Parks until the absolute deadline, with no way to be woken earlier (a timed
@@ -165,6 +171,10 @@ static inline void goro__elem_copy_src(void *dst, const void *src, size_t n) {
 }
 
 /* ------------------------------------------------------ for leak / observe */
+
+/* Channels allocated and not yet freed (made minus freed), for tests and
+   diagnostics. */
+GORO__HIDDEN int64_t goro__chan_live(void);
 
 /* The distinct channels of g's current channel wait, at most `max` stored in
    out; returns how many there are. g must be the caller itself or pinned by

@@ -17,7 +17,8 @@
  *     lock order, chained from g->waiting, each pinning its channel; park;
  *     the park's unlock function releases every lock;
  *   pass 3 (after the wake-up, all locks again): unlink every record but the
- *     winner (g->param; none when the deadline won), unlock, drop the pins.
+ *     winner (g->param; none when the deadline won), drop the pins, unlock,
+ *     free the channels that were released meanwhile and are now unpinned.
  *
  * Exactly one partner (or the deadline) claims the selecting goroutine; the
  * others meet stale records, fail the claim and drop them (chan.c). A select
@@ -301,12 +302,13 @@ int goro_select(goro_case *cases, size_t n, int64_t timeout_ns) {
         w->elem = c->elem_size ? cs->elem : NULL;
         w->case_index = i;
         w->is_select = true;
+        w->claimless = false;
         w->success = false;
         w->waitlink = NULL;
         *nextp = w;
         nextp = &w->waitlink;
         goro__waitq_enqueue(cs->dir == GORO_RECV ? &c->recvq : &c->sendq, w);
-        atomic_fetch_add_explicit(&c->refs, GORO__CHAN_PIN, memory_order_relaxed);
+        c->npins++;
     }
     g->waiting = first;
 
@@ -319,16 +321,22 @@ int goro_select(goro_case *cases, size_t n, int64_t timeout_ns) {
     goro__waiter *win = woke ? (goro__waiter *)g->param : NULL;
     for (size_t k = 0; k < norder; k++) {
         goro__waiter *w = &recs[k];
-        if (w == win || !w->linked)
-            continue;
         goro_chan *c = w->c;
-        goro__waitq_remove(cases[w->case_index].dir == GORO_RECV ? &c->recvq : &c->sendq, w);
+        if (w != win && w->linked)
+            goro__waitq_remove(cases[w->case_index].dir == GORO_RECV ? &c->recvq : &c->sendq, w);
+        c->npins--;
     }
+    /* Channels released while we waited on them, now free to go (the poll
+       order is no longer needed: reuse it for their indices). */
+    size_t nfree = 0;
+    for (size_t k = 0; k < nlocks; k++)
+        if (chans[k]->npins == 0 && chans[k]->dead)
+            pollorder[nfree++] = (uint32_t)k;
     sel_unlock(chans, nlocks);
+    for (size_t k = 0; k < nfree; k++)
+        goro__chan_free(chans[pollorder[k]]);
     g->waiting = NULL;
     g->param = NULL;
-    for (size_t k = 0; k < norder; k++)
-        goro__chan_unpin(recs[k].c);
 
     if (win) {
         uint32_t i = win->case_index;

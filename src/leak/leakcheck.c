@@ -52,10 +52,13 @@ static bool mark_has(const goro_leak_mark *m, uint64_t id) {
 
 /* A live goroutine that leak checks may report (not yet filtered). */
 static bool candidate(goro__g *g, uint64_t *id_out) {
-    if (goro__leak_flags_skip(g))
-        return false;
+    /* The status first: a record is reused by writing its fields and then
+       storing RUNNABLE with release, so the flags read after it are that
+       goroutine's. */
     uint32_t st = atomic_load_explicit(&g->status, memory_order_acquire) & ~(uint32_t)GORO__G_SCAN;
     if (st == GORO__G_DEAD || st == GORO__G_IDLE)
+        return false;
+    if (goro__leak_flags_skip(g))
         return false;
     uint64_t id = __atomic_load_n(&g->id, __ATOMIC_RELAXED);
     /* Re-check: a record reused between the two reads changes its id. */

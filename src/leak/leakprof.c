@@ -69,11 +69,15 @@ static bool nil_reason(int r) {
 
 /* Reads g's wait while pinned. Returns false if g is not a candidate. */
 static bool read_wait(goro__g *g, cand *c, chref *buf) {
-    if (goro__leak_flags_skip(g))
-        return false;
+    /* Pin first (an acquire on the status a reused record is published
+       with), then read the flags: they are this goroutine's. */
     uint32_t st;
     if (!goro__g_scan_begin(g, &st))
         return false;
+    if (goro__leak_flags_skip(g)) {
+        goro__g_scan_end(g);
+        return false;
+    }
     bool ok = false;
     int r = atomic_load_explicit(&g->waitreason, memory_order_relaxed);
     uint64_t wake = atomic_load_explicit(&g->wake, memory_order_acquire);

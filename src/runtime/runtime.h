@@ -173,11 +173,13 @@ struct goro__g {
     bool is_thread;                /* record of a plain OS thread */
     bool is_g0;                    /* a scheduler thread's own context */
     bool system;                   /* runtime-internal: not counted, not dumped */
-    /* waitreason lives apart from the flags above: compilers merge reads of
-       neighbouring bytes, and it is written while others read the flags. */
-    _Atomic uint8_t waitreason;    /* enum goro__waitreason while WAITING */
-    uint8_t _pad[7];
+    uint8_t _pad[5];
     _Atomic int64_t waitsince;     /* goro_nanotime() when it blocked, 0 if not blocked */
+    /* waitreason lives in its own word, apart from the flags above: compilers
+       merge reads of neighbouring bytes, and it is written while others read
+       the flags of this record. */
+    _Atomic uint8_t waitreason;    /* enum goro__waitreason while WAITING */
+    uint8_t _pad2[7];
     void *waitobj;                 /* what it waits on (a goro_chan, sync object), or NULL */
 
     goro_fn fn;                    /* entry function and its argument */

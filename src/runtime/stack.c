@@ -45,16 +45,19 @@
 
 #define CHUNK_SLOTS 64
 
-static size_t page_size;
+static _Atomic size_t page_size;
 static goro__lock chunk_lock = GORO__LOCK_INIT;
 static char *chunk_next, *chunk_end;   /* default-size carving, under chunk_lock */
 static long guard_budget = -1;
 static long guards_used;
 
 size_t goro__page_size(void) {
-    if (!page_size)
-        page_size = (size_t)sysconf(_SC_PAGESIZE);
-    return page_size;
+    size_t ps = atomic_load_explicit(&page_size, memory_order_relaxed);
+    if (!ps) {
+        ps = (size_t)sysconf(_SC_PAGESIZE);
+        atomic_store_explicit(&page_size, ps, memory_order_relaxed);
+    }
+    return ps;
 }
 
 static size_t round_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
