@@ -18,6 +18,7 @@
 #include "goro.h"
 #include "observe/observe.h"
 #include "observe/tabwriter.h"
+#include "goro_test.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SANITIZED 1
@@ -126,7 +127,7 @@ static GORO__NOINLINE uint64_t fmt_spawn(goro_chan *c) {
     return id;
 }
 
-Test(formats, debug2_block_of_a_parked_sender, .timeout = 30) {
+GORO_TEST(formats, debug2_block_of_a_parked_sender, .timeout = 30) {
     goro_chan *c = goro_chan_make(sizeof(int), 0);
     uint64_t id = fmt_spawn(c);
     char *b = fmt_wait_state(id, "chan send]");
@@ -165,7 +166,7 @@ static GORO__NOINLINE void fmt_outer(void *arg) {
     __asm__ volatile("" ::: "memory"); /* keep the call from being a tail call */
 }
 
-Test(formats, debug2_inlined_frame, .timeout = 30) {
+GORO_TEST(formats, debug2_inlined_frame, .timeout = 30) {
     goro_chan *c = goro_chan_make(sizeof(int), 0);
     uint64_t id = goro_go(fmt_outer, c);
     char *b = fmt_wait_state(id, "chan receive]");
@@ -210,7 +211,7 @@ static int fmt_count(const char *hay, const char *needle) {
     return n;
 }
 
-Test(formats, debug2_elides_all_but_50_and_50, .timeout = 30) {
+GORO_TEST(formats, debug2_elides_all_but_50_and_50, .timeout = 30) {
     goro_chan *c = goro_chan_make(sizeof(int), 0);
     uint64_t id = goro_go(fmt_deep_entry, c);
     char *b = fmt_wait_state(id, "chan send]");
@@ -240,7 +241,7 @@ static GORO__NOINLINE void fmt_nested_a(void *arg) {
     goro_chan_recv(arg, &v); /* parks until the test sends */
 }
 
-Test(formats, created_by_across_nested_spawns, .timeout = 30) {
+GORO_TEST(formats, created_by_across_nested_spawns, .timeout = 30) {
     fmt_nested_send = goro_chan_make(sizeof(int), 0);
     goro_chan *park = goro_chan_make(sizeof(int), 0);
     uint64_t a = goro_go(fmt_nested_a, park);
@@ -282,7 +283,7 @@ static goro__g *fmt_find_g(uint64_t id) {
     return NULL;
 }
 
-Test(formats, wait_minutes_in_header, .timeout = 30) {
+GORO_TEST(formats, wait_minutes_in_header, .timeout = 30) {
     goro_chan *c = goro_chan_make(sizeof(int), 0);
     uint64_t id = goro_go(fmt_recv_forever, c);
     free(fmt_wait_state(id, "chan receive]"));
@@ -321,7 +322,7 @@ Test(formats, wait_minutes_in_header, .timeout = 30) {
 
 /* ------------------------------------------------------------ debug=1 */
 
-Test(formats, tabwriter_matches_go, .timeout = 10) {
+GORO_TEST(formats, tabwriter_matches_go, .timeout = 10) {
     /* The 6-frame group of the real Go 1.19.8 capture (anchors/go/leakdemo). */
     static const char *cells[6][3] = {
         {"0x45c9e4", "runtime/pprof.runtime_goroutineProfileWithLabels+0x24", "runtime/mprof.go:846"},
@@ -404,7 +405,7 @@ static char *fmt_group_with(const char *prof, const char *func) {
     return g;
 }
 
-Test(formats, debug1_groups_and_counts, .timeout = 30) {
+GORO_TEST(formats, debug1_groups_and_counts, .timeout = 30) {
     goro_chan *c = goro_chan_make(sizeof(int), 0);
     uint64_t ids[5];
     for (int i = 0; i < 5; i++)
@@ -464,7 +465,7 @@ static GORO__NOINLINE void fmt_labelled(void *arg) {
     goro_chan_recv(arg, &v);
 }
 
-Test(formats, labels_and_names_in_debug1, .timeout = 30) {
+GORO_TEST(formats, labels_and_names_in_debug1, .timeout = 30) {
     goro_chan *c = goro_chan_make(sizeof(int), 0);
     fmt_label_child_chan = goro_chan_make(sizeof(int), 0);
     goro_opts o = {.name = "labeller"};
@@ -525,7 +526,7 @@ static char *fmt_run(const char *cmd) {
     return buf;
 }
 
-Test(formats, debug0_read_by_go_tool_pprof, .timeout = 120) {
+GORO_TEST(formats, debug0_read_by_go_tool_pprof, .timeout = 120) {
     if (!fmt_have("/usr/bin/go"))
         cr_skip("go is not installed (apt-get install golang-go)");
     goro_chan *c = goro_chan_make(sizeof(int), 0);
@@ -569,7 +570,7 @@ Test(formats, debug0_read_by_go_tool_pprof, .timeout = 120) {
     goro_chan_release(c);
 }
 
-Test(formats, debug2_read_by_panicparse, .timeout = 60) {
+GORO_TEST(formats, debug2_read_by_panicparse, .timeout = 60) {
     const char *pp = fmt_have("/usr/bin/panicparse") ? "/usr/bin/panicparse"
                      : fmt_have("/usr/bin/pp")       ? "/usr/bin/pp"
                                                      : NULL;

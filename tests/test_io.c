@@ -29,6 +29,7 @@
 
 #include "goro.h"
 #include "runtime/runtime.h"
+#include "goro_test.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -214,7 +215,7 @@ static void *io_client_thread(void *arg) {
     return NULL;
 }
 
-Test(io, echo_goroutines_and_threads, .timeout = 30) {
+GORO_TEST(io, echo_goroutines_and_threads, .timeout = 30) {
     io_server s;
     char addr[64];
     io_server_start(&s, addr, sizeof addr, 128);
@@ -235,7 +236,7 @@ Test(io, echo_goroutines_and_threads, .timeout = 30) {
     cr_assert_eq(atomic_load(&s.served), 25);
 }
 
-Test(io, eof_and_partial_reads, .timeout = 10) {
+GORO_TEST(io, eof_and_partial_reads, .timeout = 10) {
     int a, b;
     io_pair(&a, &b);
     cr_assert_eq(goro_write(a, "abcdef", 6, GORO_SEC(1)), 6);
@@ -326,7 +327,7 @@ static int io_many_child(const char *addr, int n) {
     return atomic_load(&m.ok) == n ? 0 : 1;
 }
 
-Test(io, echo_10000_connections, .timeout = 180) {
+GORO_TEST(io, echo_10000_connections, .timeout = 180) {
     io_raise_nofile();
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
@@ -420,7 +421,7 @@ static void io_write_g(void *arg) {
     goro_waitgroup_done(&((io_op *)arg)->wg);
 }
 
-Test(io, read_deadline, .timeout = 20) {
+GORO_TEST(io, read_deadline, .timeout = 20) {
     int a, b;
     io_pair(&a, &b);
     /* In a goroutine. */
@@ -455,7 +456,7 @@ Test(io, read_deadline, .timeout = 20) {
     goro_close(b);
 }
 
-Test(io, write_deadline, .timeout = 20) {
+GORO_TEST(io, write_deadline, .timeout = 20) {
     int a, b;
     io_pair(&a, &b);
     /* Nobody reads b: a 64 MiB write cannot finish. */
@@ -514,7 +515,7 @@ static void *io_blocked_t(void *arg) {
     return NULL;
 }
 
-Test(io, close_wakes_waiters, .timeout = 20) {
+GORO_TEST(io, close_wakes_waiters, .timeout = 20) {
     int a, b;
     io_pair(&a, &b);
     char addr[64];
@@ -583,7 +584,7 @@ static void io_closer_g(void *arg) {
     goro_waitgroup_done(&c->wg);
 }
 
-Test(io, close_races_deadline, .timeout = 60) {
+GORO_TEST(io, close_races_deadline, .timeout = 60) {
     int stats[3] = {0};
     for (int i = 0; i < 300; i++) {
         int a, b;
@@ -646,7 +647,7 @@ static void io_racer_g(void *arg) {
     goro_waitgroup_done(&r->wg);
 }
 
-Test(io, timeout_readiness_race, .timeout = 90) {
+GORO_TEST(io, timeout_readiness_race, .timeout = 90) {
     int a, b;
     io_pair(&a, &b);
     int data_first = 0, timed_out = 0;
@@ -689,7 +690,7 @@ static void *io_racer_t(void *arg) {
     return NULL;
 }
 
-Test(io, timeout_readiness_race_thread, .timeout = 60) {
+GORO_TEST(io, timeout_readiness_race_thread, .timeout = 60) {
     int a, b;
     io_pair(&a, &b);
     for (int i = 0; i < 500; i++) {
@@ -744,7 +745,7 @@ static void io_drain_g(void *arg) {
     goro_waitgroup_done(&d->wg);
 }
 
-Test(io, short_reads_then_eof_reset_or_more, .timeout = 60) {
+GORO_TEST(io, short_reads_then_eof_reset_or_more, .timeout = 60) {
     for (int i = 0; i < 300; i++) {
         int a, b;
         io_pair(&a, &b);
@@ -801,7 +802,7 @@ static void *io_thread_server(void *arg) {
     return NULL;
 }
 
-Test(io, plain_thread_io, .timeout = 20) {
+GORO_TEST(io, plain_thread_io, .timeout = 20) {
     /* A plain thread serves, goroutines dial. */
     char addr[64];
     io_tserver ts = {.ln = io_listen(addr, sizeof addr, 16)};
@@ -852,7 +853,7 @@ static void *io_waiter_t(void *arg) {
     return NULL;
 }
 
-Test(io, wait_fd_pipe_and_eventfd, .timeout = 20) {
+GORO_TEST(io, wait_fd_pipe_and_eventfd, .timeout = 20) {
     int p[2];
     cr_assert_eq(pipe2(p, O_CLOEXEC), 0); /* blocking pipe: left as it is */
     /* Two goroutines and a thread wait on the same pipe. */
@@ -928,7 +929,7 @@ Test(io, wait_fd_pipe_and_eventfd, .timeout = 20) {
 
 /* ------------------------------------------------------------------ errors */
 
-Test(io, errors_refused_and_bad_addresses, .timeout = 20) {
+GORO_TEST(io, errors_refused_and_bad_addresses, .timeout = 20) {
     char addr[64];
     int ln = io_listen(addr, sizeof addr, 16);
     goro_close(ln);
@@ -967,7 +968,7 @@ Test(io, errors_refused_and_bad_addresses, .timeout = 20) {
     goro_close(ln);
 }
 
-Test(io, addresses_ipv6_and_localhost, .timeout = 20) {
+GORO_TEST(io, addresses_ipv6_and_localhost, .timeout = 20) {
     int ln = goro_listen_tcp("localhost:0", 0);
     cr_assert_geq(ln, 0, "localhost: %s", strerror(errno));
     char addr[64];
@@ -998,7 +999,7 @@ Test(io, addresses_ipv6_and_localhost, .timeout = 20) {
     goro_close(ln);
 }
 
-Test(io, emfile_is_reported, .timeout = 20) {
+GORO_TEST(io, emfile_is_reported, .timeout = 20) {
     char addr[64];
     int ln = io_listen(addr, sizeof addr, 64);
     int pre = goro_dial_tcp(addr, GORO_SEC(2)); /* waits in the accept queue */
@@ -1054,7 +1055,7 @@ Test(io, emfile_is_reported, .timeout = 20) {
     goro_close(ln);
 }
 
-Test(io, dial_timeout, .timeout = 20) {
+GORO_TEST(io, dial_timeout, .timeout = 20) {
     /* A listener that never accepts, with a tiny backlog: once its queue is
        full the kernel drops further SYNs and a dial can only time out. */
     int ln = goro_listen_tcp("127.0.0.1:0", 1);
@@ -1094,7 +1095,7 @@ static void io_idle_g(void *arg) {
     goro_waitgroup_done(&w->wg);
 }
 
-Test(io, io_wait_state_and_no_threads, .timeout = 30) {
+GORO_TEST(io, io_wait_state_and_no_threads, .timeout = 30) {
     int a, b;
     io_pair(&a, &b);
     io_idle w = {.fd = b};

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "goro.h"
+#include "goro_test.h"
 
 #define WAIT_FOR(cond, ms)                                                                           \
     do {                                                                                             \
@@ -74,7 +75,7 @@ static void task_quick(void *arg) {
 /* ===================================================== ants' tests, ported */
 
 /* TestAntsPoolWaitToGetWorker: many tasks through a small limit. */
-Test(pool_limiter_ants, wait_to_get_worker, .timeout = 20) {
+GORO_TEST(pool_limiter_ants, wait_to_get_worker, .timeout = 20) {
     tstate t;
     ts_init(&t);
     goro_limiter *l = goro_limiter_new(100, NULL);
@@ -114,7 +115,7 @@ static void task_panic(void *arg) {
     goro_panic("bad %d", (int)n);
 }
 
-Test(pool_limiter_ants, panic_handler, .timeout = 10) {
+GORO_TEST(pool_limiter_ants, panic_handler, .timeout = 10) {
     memset(&plog, 0, sizeof plog);
     plog.seen = goro_chan_make(0, 4);
     goro_limiter *l = goro_limiter_new(10, on_panic_record);
@@ -155,7 +156,7 @@ static char *capture_stderr_end(int saved, FILE *tmp) {
     return buf;
 }
 
-Test(pool_limiter_ants, panic_without_handler, .timeout = 10) {
+GORO_TEST(pool_limiter_ants, panic_without_handler, .timeout = 10) {
     int saved;
     FILE *tmp;
     capture_stderr_begin(&saved, &tmp);
@@ -178,7 +179,7 @@ Test(pool_limiter_ants, panic_without_handler, .timeout = 10) {
 
 /* TestNonblockingSubmit: try_go fails when full and succeeds once a slot
    frees. */
-Test(pool_limiter_ants, nonblocking_submit, .timeout = 10) {
+GORO_TEST(pool_limiter_ants, nonblocking_submit, .timeout = 10) {
     tstate t;
     ts_init(&t);
     goro_limiter *l = goro_limiter_new(10, NULL);
@@ -222,7 +223,7 @@ static void submit_loop(void *arg) {
     goro_chan_send(s->done, NULL);
 }
 
-Test(pool_limiter_ants, blocking_submit_counts, .timeout = 10) {
+GORO_TEST(pool_limiter_ants, blocking_submit_counts, .timeout = 10) {
     tstate t;
     ts_init(&t);
     goro_limiter *l = goro_limiter_new(10, NULL);
@@ -259,7 +260,7 @@ static void task_sleep2ms(void *arg) {
     leave(t);
 }
 
-Test(pool_limiter_ants, close_when_running, .timeout = 10) {
+GORO_TEST(pool_limiter_ants, close_when_running, .timeout = 10) {
     tstate t;
     ts_init(&t);
     goro_limiter *l = goro_limiter_new(1, NULL);
@@ -282,7 +283,7 @@ Test(pool_limiter_ants, close_when_running, .timeout = 10) {
 }
 
 /* TestPoolTuneScaleUp: raising the limit starts blocked submitters. */
-Test(pool_limiter_ants, tune_scale_up, .timeout = 10) {
+GORO_TEST(pool_limiter_ants, tune_scale_up, .timeout = 10) {
     tstate t;
     ts_init(&t);
     goro_limiter *l = goro_limiter_new(2, NULL);
@@ -320,7 +321,7 @@ Test(pool_limiter_ants, tune_scale_up, .timeout = 10) {
 /* ============================================================ our contract */
 
 /* Lowering the limit lets running tasks finish; new ones start only below it. */
-Test(pool_limiter, tune_down, .timeout = 10) {
+GORO_TEST(pool_limiter, tune_down, .timeout = 10) {
     tstate t;
     ts_init(&t);
     goro_limiter *l = goro_limiter_new(4, NULL);
@@ -360,7 +361,7 @@ static void task_add(void *arg) {
     leave(t);
 }
 
-Test(pool_limiter, limit_holds_under_churn, .timeout = 20) {
+GORO_TEST(pool_limiter, limit_holds_under_churn, .timeout = 20) {
     tstate t;
     ts_init(&t);
     atomic_store(&sum, 0);
@@ -383,7 +384,7 @@ Test(pool_limiter, limit_holds_under_churn, .timeout = 20) {
 }
 
 /* running() and waiting() are exact at each step. */
-Test(pool_limiter, counts_exact, .timeout = 10) {
+GORO_TEST(pool_limiter, counts_exact, .timeout = 10) {
     tstate t;
     ts_init(&t);
     goro_limiter *l = goro_limiter_new(3, NULL);
@@ -443,7 +444,7 @@ static void osub_fn(void *arg) {
     goro_chan_send(s->done, NULL);
 }
 
-Test(pool_limiter, fifo_submitters, .timeout = 10) {
+GORO_TEST(pool_limiter, fifo_submitters, .timeout = 10) {
     enum { N = 8 };
     tstate t;
     ts_init(&t);
@@ -475,7 +476,7 @@ Test(pool_limiter, fifo_submitters, .timeout = 10) {
 
 /* The slot comes back after a panic: with a limit of 1, the next task runs;
    many panics do not leak slots. */
-Test(pool_limiter, slot_returned_after_panic, .timeout = 10) {
+GORO_TEST(pool_limiter, slot_returned_after_panic, .timeout = 10) {
     memset(&plog, 0, sizeof plog);
     tstate t;
     ts_init(&t);
@@ -502,7 +503,7 @@ static void task_exit(void *arg) {
     goro_exit();
 }
 
-Test(pool_limiter, slot_returned_after_goro_exit, .timeout = 10) {
+GORO_TEST(pool_limiter, slot_returned_after_goro_exit, .timeout = 10) {
     tstate t;
     ts_init(&t);
     int start = goro_count();
@@ -518,7 +519,7 @@ Test(pool_limiter, slot_returned_after_goro_exit, .timeout = 10) {
 }
 
 /* No goroutine of the limiter is left right after wait and after close. */
-Test(pool_limiter, no_goroutine_left, .timeout = 10) {
+GORO_TEST(pool_limiter, no_goroutine_left, .timeout = 10) {
     int start = goro_count();
     for (int round = 0; round < 30; round++) {
         tstate t;
@@ -538,7 +539,7 @@ Test(pool_limiter, no_goroutine_left, .timeout = 10) {
 }
 
 /* Idle goroutines end by themselves after a while. */
-Test(pool_limiter, idle_goroutines_time_out, .timeout = 10) {
+GORO_TEST(pool_limiter, idle_goroutines_time_out, .timeout = 10) {
     tstate t;
     ts_init(&t);
     int start = goro_count();
@@ -573,7 +574,7 @@ static void *thread_submit(void *arg) {
     return NULL;
 }
 
-Test(pool_limiter, plain_thread_submitters, .timeout = 20) {
+GORO_TEST(pool_limiter, plain_thread_submitters, .timeout = 20) {
     enum { T = 4 };
     tstate t;
     ts_init(&t);
@@ -607,7 +608,7 @@ static void close_async(void *arg) {
     goro_chan_send(c->done, NULL);
 }
 
-Test(pool_limiter, close_refuses_blocked_and_waits, .timeout = 10) {
+GORO_TEST(pool_limiter, close_refuses_blocked_and_waits, .timeout = 10) {
     tstate t;
     ts_init(&t);
     goro_limiter *l = goro_limiter_new(2, NULL);
@@ -654,7 +655,7 @@ static void task_nested(void *arg) {
     leave(n->t);
 }
 
-Test(pool_limiter, nested_try_go, .timeout = 10) {
+GORO_TEST(pool_limiter, nested_try_go, .timeout = 10) {
     tstate t;
     ts_init(&t);
     goro_limiter *l = goro_limiter_new(1, NULL);
@@ -671,7 +672,7 @@ Test(pool_limiter, nested_try_go, .timeout = 10) {
     ts_fini(&t);
 }
 
-Test(pool_limiter, bad_arguments, .timeout = 10) {
+GORO_TEST(pool_limiter, bad_arguments, .timeout = 10) {
     cr_assert_null(goro_limiter_new(0, NULL));
     cr_assert_null(goro_limiter_new(-3, NULL));
     cr_assert_eq(goro_limiter_go(NULL, task_quick, NULL), GORO_EINVAL);
@@ -685,7 +686,7 @@ Test(pool_limiter, bad_arguments, .timeout = 10) {
 }
 
 /* Limited goroutines carry their name in profiles. */
-Test(pool_limiter, named_in_profile, .timeout = 10) {
+GORO_TEST(pool_limiter, named_in_profile, .timeout = 10) {
     tstate t;
     ts_init(&t);
     goro_limiter *l = goro_limiter_new(2, NULL);

@@ -19,6 +19,7 @@
 
 #include "goro.h"
 #include "observe/observe.h"
+#include "goro_test.h"
 
 #if defined(__SANITIZE_THREAD__)
 #define OBS_TSAN 1
@@ -119,7 +120,7 @@ static void obs_block_forever(void *arg) {
 
 /* ------------------------------------------------------------ counts */
 
-Test(observe, profile_total_equals_goro_count, .timeout = 30) {
+GORO_TEST(observe, profile_total_equals_goro_count, .timeout = 30) {
     goro_chan *c = goro_chan_make(sizeof(int), 0);
     for (int i = 0; i < 50; i++)
         goro_go(obs_block_forever, c);
@@ -145,7 +146,7 @@ Test(observe, profile_total_equals_goro_count, .timeout = 30) {
     goro_chan_release(c);
 }
 
-Test(observe, ten_thousand_parked_goroutines, .timeout = 60) {
+GORO_TEST(observe, ten_thousand_parked_goroutines, .timeout = 60) {
     /* (TSan counts goroutines as threads and stops at 8128.) */
     const int n = OBS_TSAN ? 2000 : 10000;
     goro_chan *c = goro_chan_make(sizeof(int), 0);
@@ -189,7 +190,7 @@ static int obs_cmp_u64(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-Test(observe, dump_during_churn_lists_no_id_twice, .timeout = 60) {
+GORO_TEST(observe, dump_during_churn_lists_no_id_twice, .timeout = 60) {
     goro_maxprocs(2);
     goro_go(obs_spawner, NULL);
     goro_go(obs_spawner, NULL);
@@ -231,7 +232,7 @@ static GORO__NOINLINE void obs_busy_loop(void *arg) {
         __asm__ volatile("" ::: "memory");
 }
 
-Test(observe, running_goroutine_on_another_thread, .timeout = 30) {
+GORO_TEST(observe, running_goroutine_on_another_thread, .timeout = 30) {
     if (OBS_TSAN)
         cr_skip("TSan delays asynchronous signals until a busy loop calls into it");
     goro_maxprocs(2);
@@ -259,7 +260,7 @@ static GORO__NOINLINE void *obs_plain_thread(void *arg) {
     return NULL;
 }
 
-Test(observe, plain_thread_waiting_in_the_runtime, .timeout = 30) {
+GORO_TEST(observe, plain_thread_waiting_in_the_runtime, .timeout = 30) {
     if (OBS_TSAN)
         cr_skip("TSan holds signals to a thread blocked in a raw futex call");
     obs_thread_chan = goro_chan_make(sizeof(int), 0);
@@ -300,7 +301,7 @@ static void obs_spawn_and_dump(void *arg) {
     goro_chan_send(arg, &v);
 }
 
-Test(observe, runnable_goroutine_that_never_ran, .timeout = 30) {
+GORO_TEST(observe, runnable_goroutine_that_never_ran, .timeout = 30) {
     goro_maxprocs(1);
     goro_chan *done = goro_chan_make(sizeof(int), 0);
     goro_go(obs_spawn_and_dump, done);
@@ -336,7 +337,7 @@ static void obs_recurse_entry(void *arg) {
     __asm__ volatile("" ::: "memory");
 }
 
-Test(observe, profile_stacks_are_capped_at_128, .timeout = 30) {
+GORO_TEST(observe, profile_stacks_are_capped_at_128, .timeout = 30) {
     goro_chan *c = goro_chan_make(sizeof(int), 0);
     uint64_t id = goro_go(obs_recurse_entry, c);
     free(obs_wait_block(id, "chan receive]", "obs_recurse()"));
@@ -368,7 +369,7 @@ Test(observe, profile_stacks_are_capped_at_128, .timeout = 30) {
     goro_chan_release(c);
 }
 
-Test(observe, unwinding_garbage_never_faults, .timeout = 30) {
+GORO_TEST(observe, unwinding_garbage_never_faults, .timeout = 30) {
     /* A fake stack full of pseudo-random words, and registers pointing at
        real code: the walk must end inside the buffer's bounds, quietly. */
     static uintptr_t fake[4096];
@@ -405,7 +406,7 @@ Test(observe, unwinding_garbage_never_faults, .timeout = 30) {
 
 /* ------------------------------------------------------------ goro_stack */
 
-Test(observe, goro_stack_buffer_rules, .timeout = 10) {
+GORO_TEST(observe, goro_stack_buffer_rules, .timeout = 10) {
     char big[8192];
     size_t n = goro_stack(big, sizeof big, false);
     cr_assert_gt(n, 0);
@@ -434,7 +435,7 @@ static GORO__NOINLINE void obs_stack_in_goroutine(void *arg) {
     goro_chan_send(arg, &v); /* not a tail call, and publishes obs_gstack */
 }
 
-Test(observe, goro_stack_in_a_goroutine, .timeout = 10) {
+GORO_TEST(observe, goro_stack_in_a_goroutine, .timeout = 10) {
     goro_chan *done = goro_chan_make(sizeof(int), 0);
     uint64_t id = goro_go(obs_stack_in_goroutine, done);
     int v;
@@ -447,7 +448,7 @@ Test(observe, goro_stack_in_a_goroutine, .timeout = 10) {
     cr_assert(strstr(obs_gstack, "\ncreated by ") != NULL, "%s", obs_gstack);
 }
 
-Test(observe, traceback_print_for_crashes, .timeout = 30) {
+GORO_TEST(observe, traceback_print_for_crashes, .timeout = 30) {
     goro_chan *c = goro_chan_make(sizeof(int), 0);
     uint64_t id = goro_go(obs_block_forever, c);
     free(obs_wait_block(id, "chan receive]", "obs_block_forever()"));
@@ -467,6 +468,8 @@ Test(observe, traceback_print_for_crashes, .timeout = 30) {
     snprintf(want, sizeof want, "\n\ngoroutine %llu [chan receive]:\nobs_block_forever()\n",
              (unsigned long long)id);
     cr_assert(strstr(out, want) != NULL, "%s", out);
+    goro_chan_close(c); /* let the blocked goroutine end */
+    goro_chan_release(c);
 }
 
 /* ------------------------------------------------------------ fatal signals */
@@ -491,7 +494,7 @@ static void obs_segv_child(void) {
     goro_sleep(GORO_SEC(5));
 }
 
-Test(observe, fault_in_a_goroutine_unwinds_through_the_signal, .timeout = 30) {
+GORO_TEST(observe, fault_in_a_goroutine_unwinds_through_the_signal, .timeout = 30) {
     if (OBS_TSAN)
         cr_skip("TSan cannot start threads after a multi-threaded fork");
     char out[65536];
@@ -522,7 +525,7 @@ static void obs_sigquit_child(void) {
         _exit(3);
 }
 
-Test(observe, sigquit_dumps_and_goes_on, .timeout = 30) {
+GORO_TEST(observe, sigquit_dumps_and_goes_on, .timeout = 30) {
     if (OBS_TSAN)
         cr_skip("TSan cannot start threads after a multi-threaded fork");
     char out[65536];
@@ -541,7 +544,7 @@ static void obs_sigquit_crash_child(void) {
     obs_sigquit_child();
 }
 
-Test(observe, sigquit_with_gorotraceback_crash_exits_2, .timeout = 30) {
+GORO_TEST(observe, sigquit_with_gorotraceback_crash_exits_2, .timeout = 30) {
     if (OBS_TSAN)
         cr_skip("TSan cannot start threads after a multi-threaded fork");
     char out[65536];
@@ -573,7 +576,7 @@ static void obs_log_child(void) {
         goro_sleep(GORO_MS(1));
 }
 
-Test(observe, goro_log_lines, .timeout = 30) {
+GORO_TEST(observe, goro_log_lines, .timeout = 30) {
     if (OBS_TSAN)
         cr_skip("TSan cannot start threads after a multi-threaded fork");
     char out[1 << 18];

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "goro.h"
+#include "goro_test.h"
 
 #define P2I(p) ((intptr_t)(p))
 #define I2P(i) ((void *)(intptr_t)(i))
@@ -40,7 +41,7 @@ static void *fn_foo(void *payload, void *ctx) {
 /* ============================================================ tunny's tests */
 
 /* TestPoolSizeAdjustment */
-Test(pool_tunny, size_adjustment, .timeout = 10) {
+GORO_TEST(pool_tunny, size_adjustment, .timeout = 10) {
     goro_pool *p = goro_pool_new_func(10, fn_foo, NULL);
     cr_assert_not_null(p);
     cr_assert_eq(goro_pool_size(p), 10);
@@ -63,7 +64,7 @@ Test(pool_tunny, size_adjustment, .timeout = 10) {
 }
 
 /* TestFuncJob */
-Test(pool_tunny, func_job, .timeout = 10) {
+GORO_TEST(pool_tunny, func_job, .timeout = 10) {
     goro_pool *p = goro_pool_new_func(10, fn_double, NULL);
     for (int i = 0; i < 10; i++) {
         void *r = NULL;
@@ -74,7 +75,7 @@ Test(pool_tunny, func_job, .timeout = 10) {
 }
 
 /* TestFuncJobTimed (tunny: 1 ms; generous here, the machine may be loaded) */
-Test(pool_tunny, func_job_timed, .timeout = 10) {
+GORO_TEST(pool_tunny, func_job_timed, .timeout = 10) {
     goro_pool *p = goro_pool_new_func(10, fn_double, NULL);
     for (int i = 0; i < 10; i++) {
         void *r = NULL;
@@ -85,7 +86,7 @@ Test(pool_tunny, func_job_timed, .timeout = 10) {
 }
 
 /* TestFuncJobCtx / "Completes when ctx not canceled" */
-Test(pool_tunny, func_job_ctx_completes, .timeout = 10) {
+GORO_TEST(pool_tunny, func_job_ctx_completes, .timeout = 10) {
     goro_pool *p = goro_pool_new_func(10, fn_double, NULL);
     goro_ctx *bg = goro_ctx_background();
     goro_ctx *c = goro_ctx_with_cancel(bg);
@@ -110,7 +111,7 @@ static void *fn_sleep300ms_double(void *payload, void *ctx) {
     return I2P(P2I(payload) * 2);
 }
 
-Test(pool_tunny, func_job_ctx_deadline, .timeout = 10) {
+GORO_TEST(pool_tunny, func_job_ctx_deadline, .timeout = 10) {
     goro_pool *p = goro_pool_new_func(1, fn_sleep300ms_double, NULL);
     goro_ctx *c = goro_ctx_with_timeout(goro_ctx_background(), 1);
     void *r = NULL;
@@ -139,7 +140,7 @@ static void *fn_callback(void *payload, void *ctx) {
 
 static void bump(void *arg) { atomic_fetch_add((_Atomic int *)arg, 1); }
 
-Test(pool_tunny, callback_job, .timeout = 10) {
+GORO_TEST(pool_tunny, callback_job, .timeout = 10) {
     goro_pool *p = goro_pool_new_func(10, fn_callback, NULL);
     _Atomic int counter = 0;
     for (int i = 0; i < 10; i++) {
@@ -157,7 +158,7 @@ Test(pool_tunny, callback_job, .timeout = 10) {
 }
 
 /* TestTimeout (a 300 ms job for the same reason as above) */
-Test(pool_tunny, timeout, .timeout = 10) {
+GORO_TEST(pool_tunny, timeout, .timeout = 10) {
     goro_pool *p = goro_pool_new_func(1, fn_sleep300ms_double, NULL);
     void *r = NULL;
     cr_assert_eq(goro_pool_process_timed(p, I2P(10), 1, &r), GORO_ETIMEDOUT);
@@ -165,7 +166,7 @@ Test(pool_tunny, timeout, .timeout = 10) {
 }
 
 /* TestTimedJobsAfterClose */
-Test(pool_tunny, timed_jobs_after_close, .timeout = 10) {
+GORO_TEST(pool_tunny, timed_jobs_after_close, .timeout = 10) {
     goro_pool *p = goro_pool_new_func(1, fn_double, NULL);
     goro_pool_close(p);
     void *r = NULL;
@@ -177,7 +178,7 @@ Test(pool_tunny, timed_jobs_after_close, .timeout = 10) {
 }
 
 /* TestJobsAfterClose: tunny's Process panics; ours returns GORO_ECLOSED. */
-Test(pool_tunny, jobs_after_close, .timeout = 10) {
+GORO_TEST(pool_tunny, jobs_after_close, .timeout = 10) {
     goro_pool *p = goro_pool_new_func(1, fn_double, NULL);
     goro_pool_close(p);
     void *r = NULL;
@@ -214,7 +215,7 @@ static void barrier_caller(void *arg) {
     goro_waitgroup_done(a->wg);
 }
 
-Test(pool_tunny, parallel_jobs, .timeout = 10) {
+GORO_TEST(pool_tunny, parallel_jobs, .timeout = 10) {
     enum { N = 10 };
     barrier_ctx b;
     memset(&b, 0, sizeof b);
@@ -294,7 +295,7 @@ static void mock_free(mock_worker *m) {
     free(m);
 }
 
-Test(pool_tunny, custom_worker, .timeout = 10) {
+GORO_TEST(pool_tunny, custom_worker, .timeout = 10) {
     mock_registry reg;
     memset(&reg, 0, sizeof reg);
     goro_pool *p = goro_pool_new(1, mock_ctor, &reg);
@@ -433,7 +434,7 @@ static void *thread_call(void *arg) {
     return NULL;
 }
 
-Test(pool, barrier_10x10_goroutines_and_threads, .timeout = 20) {
+GORO_TEST(pool, barrier_10x10_goroutines_and_threads, .timeout = 20) {
     enum { N = 10, ROUNDS = 20 };
     barrier_ctx b;
     memset(&b, 0, sizeof b);
@@ -467,7 +468,7 @@ Test(pool, barrier_10x10_goroutines_and_threads, .timeout = 20) {
 }
 
 /* A timeout while waiting for a worker: no worker claimed, no interrupt. */
-Test(pool, timeout_before_start_no_interrupt, .timeout = 10) {
+GORO_TEST(pool, timeout_before_start_no_interrupt, .timeout = 10) {
     gate_ctx g;
     gate_init(&g, 4);
     goro_pool *p = goro_pool_new(1, gate_ctor, &g);
@@ -521,7 +522,7 @@ static void cancel_after_start(void *arg) {
     goro_ctx_cancel(cw->c);
 }
 
-Test(pool, timeout_after_start_interrupts_once, .timeout = 10) {
+GORO_TEST(pool, timeout_after_start_interrupts_once, .timeout = 10) {
     gate_ctx g;
     gate_init(&g, 8);
     goro_pool *p = goro_pool_new(1, gate_ctor, &g);
@@ -565,7 +566,7 @@ Test(pool, timeout_after_start_interrupts_once, .timeout = 10) {
 }
 
 /* queue_length counts callers waiting or served, on every return path. */
-Test(pool, queue_length_exact, .timeout = 10) {
+GORO_TEST(pool, queue_length_exact, .timeout = 10) {
     gate_ctx g;
     gate_init(&g, 16);
     goro_pool *p = goro_pool_new(2, gate_ctor, &g);
@@ -612,7 +613,7 @@ static void *fn_record(void *payload, void *ctx) {
     return payload;
 }
 
-Test(pool, fifo_backlog, .timeout = 20) {
+GORO_TEST(pool, fifo_backlog, .timeout = 20) {
     enum { N = 10 };
     fifo_ctx fc = {goro_chan_make(sizeof(void *), N), goro_chan_make(0, 0)};
     goro_pool *p = goro_pool_new_func(1, fn_record, &fc);
@@ -644,7 +645,7 @@ Test(pool, fifo_backlog, .timeout = 20) {
 
 /* Shrinking removes idle workers first: with one busy worker and three idle,
    set_size(1) returns without waiting for the busy job. */
-Test(pool, shrink_idle_first, .timeout = 10) {
+GORO_TEST(pool, shrink_idle_first, .timeout = 10) {
     gate_ctx g;
     gate_init(&g, 4);
     goro_pool *p = goro_pool_new(4, gate_ctor, &g);
@@ -681,7 +682,7 @@ static void set_size_async(void *arg) {
     goro_chan_send(c->done, NULL);
 }
 
-Test(pool, shrink_busy_delivers, .timeout = 10) {
+GORO_TEST(pool, shrink_busy_delivers, .timeout = 10) {
     gate_ctx g;
     gate_init(&g, 4);
     goro_pool *p = goro_pool_new(2, gate_ctor, &g);
@@ -720,7 +721,7 @@ Test(pool, shrink_busy_delivers, .timeout = 10) {
 }
 
 /* Callers queued while the pool has no worker wait for it to grow. */
-Test(pool, zero_size_waits_for_growth, .timeout = 10) {
+GORO_TEST(pool, zero_size_waits_for_growth, .timeout = 10) {
     goro_pool *p = goro_pool_new_func(0, fn_double, NULL);
     cr_assert_not_null(p);
     cr_assert_eq(goro_pool_size(p), 0);
@@ -805,7 +806,7 @@ static goro_worker *count_ctor(void *ctx) {
     return &w->base;
 }
 
-Test(pool, resize_under_load_loses_nobody, .timeout = 30) {
+GORO_TEST(pool, resize_under_load_loses_nobody, .timeout = 30) {
     enum { CALLERS = 24, PER = 400 };
     int start = goro_count();
     count_ctx cc = {0};
@@ -841,7 +842,7 @@ Test(pool, resize_under_load_loses_nobody, .timeout = 30) {
 
 /* Closing under load: every caller returns; in-flight jobs deliver, the rest
    get GORO_ECLOSED; nothing of the pool remains right after close. */
-Test(pool, close_under_load, .timeout = 30) {
+GORO_TEST(pool, close_under_load, .timeout = 30) {
     enum { CALLERS = 32, PER = 100000 };
     int start = goro_count();
     count_ctx cc = {0};
@@ -870,7 +871,7 @@ Test(pool, close_under_load, .timeout = 30) {
 }
 
 /* goro_count is back to its start value right after close (no retry). */
-Test(pool, no_goroutine_left_after_close, .timeout = 20) {
+GORO_TEST(pool, no_goroutine_left_after_close, .timeout = 20) {
     int start = goro_count();
     for (int round = 0; round < 50; round++) {
         goro_pool *p = goro_pool_new_func(1 + round % 7, fn_double, NULL);
@@ -898,7 +899,7 @@ static void close_async(void *arg) {
     goro_chan_send(c->done, NULL);
 }
 
-Test(pool, close_with_waiters_and_inflight, .timeout = 10) {
+GORO_TEST(pool, close_with_waiters_and_inflight, .timeout = 10) {
     gate_ctx g;
     gate_init(&g, 4);
     goro_pool *p = goro_pool_new(1, gate_ctor, &g);
@@ -968,7 +969,7 @@ static void *thread_loader(void *arg) {
     return NULL;
 }
 
-Test(pool, plain_thread_callers, .timeout = 20) {
+GORO_TEST(pool, plain_thread_callers, .timeout = 20) {
     enum { T = 6 };
     goro_pool *p = goro_pool_new_func(2, fn_double, NULL);
     _Atomic int bad = 0;
@@ -1015,7 +1016,7 @@ static void *fn_panics(void *payload, void *ctx) {
     return payload;
 }
 
-Test(pool, panic_in_job_crashes, .timeout = 10, .exit_code = 2) {
+GORO_TEST(pool, panic_in_job_crashes, .timeout = 10, .exit_code = 2) {
     goro_pool *p = goro_pool_new_func(2, fn_panics, NULL);
     void *r;
     cr_assert_eq(goro_pool_process(p, I2P(1), &r), 0);
@@ -1052,7 +1053,7 @@ static goro_worker *exit_ctor(void *ctx) {
     return &w->base;
 }
 
-Test(pool, goro_exit_in_job, .timeout = 10) {
+GORO_TEST(pool, goro_exit_in_job, .timeout = 10) {
     int start = goro_count();
     _Atomic int terminated = 0;
     goro_pool *p = goro_pool_new(3, exit_ctor, &terminated);
@@ -1075,7 +1076,7 @@ Test(pool, goro_exit_in_job, .timeout = 10) {
 }
 
 /* Bad arguments. */
-Test(pool, bad_arguments, .timeout = 10) {
+GORO_TEST(pool, bad_arguments, .timeout = 10) {
     cr_assert_null(goro_pool_new(-1, mock_ctor, NULL));
     cr_assert_null(goro_pool_new(1, NULL, NULL));
     cr_assert_null(goro_pool_new_func(1, NULL, NULL));
@@ -1103,7 +1104,7 @@ static char *slurp(FILE *f) {
 }
 
 /* Workers are named in goroutine profiles (the "name" label of debug=1). */
-Test(pool, workers_named_in_profile, .timeout = 10) {
+GORO_TEST(pool, workers_named_in_profile, .timeout = 10) {
     gate_ctx g;
     gate_init(&g, 2);
     goro_pool *p = goro_pool_new(2, gate_ctor, &g);
@@ -1143,7 +1144,7 @@ static char *http_get(int port, const char *path) {
     return buf;
 }
 
-Test(pool, debug_index_shows_pools_and_limiters, .timeout = 20) {
+GORO_TEST(pool, debug_index_shows_pools_and_limiters, .timeout = 20) {
     gate_ctx g;
     gate_init(&g, 4);
     goro_pool *p = goro_pool_new(2, gate_ctor, &g);
@@ -1261,7 +1262,7 @@ static void stress_caller(void *arg) {
     goro_waitgroup_done(a->wg);
 }
 
-Test(pool, stress_deadlines_resizes_close, .timeout = 60) {
+GORO_TEST(pool, stress_deadlines_resizes_close, .timeout = 60) {
     enum { CALLERS = 12 };
     int start = goro_count();
     stress_ctx sc;

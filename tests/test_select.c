@@ -23,6 +23,13 @@ static void ts_await_count(int start) {
 }
 
 static int ts_run_child(void (*fn)(void), char *out, size_t outlen) {
+#ifdef GORO__TSAN
+    /* The Criterion worker has threads already; TSan cannot start threads in
+       a child forked from a threaded process. Covered by the plain and ASan
+       runs (and the .exit_code tests run under TSan too). */
+    (void)fn, (void)out, (void)outlen;
+    cr_skip_test("fork of a threaded process is not supported under TSan");
+#endif
     int p[2];
     cr_assert_eq(pipe(p), 0);
     fflush(stdout);
@@ -728,7 +735,8 @@ Test(select, unbuffered_select_pingpong, .timeout = 20) {
     goro_maxprocs(2);
     goro_chan *c[3] = {goro_chan_make(sizeof(int64_t), 0), goro_chan_make(sizeof(int64_t), 0),
                        goro_chan_make(0, 0)};
-    goro_go(ts_echo, c);
+    /* it holds the channels: its last touches happen before they are freed */
+    goro_go_opts(&(goro_opts){.holds = (goro_chan *const[]){c[0], c[1], c[2], NULL}}, ts_echo, c);
     for (int64_t i = 1; i <= 20000; i++) {
         goro_case cs[1] = {{c[0], GORO_SEND, &i, false}};
         cr_assert_eq(goro_select(cs, 1, GORO_FOREVER), 0);
