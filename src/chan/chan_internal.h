@@ -3,9 +3,8 @@
  * read-only hooks other layers (leak, observe) use to see who waits on what.
  *
  * A channel is one allocation: this header, then the ring buffer of
- * cap * elem_size bytes. Everything but `refs` is
- * protected by `lock` (see the invariants at the top of chan.c; the lock is
- * described below).
+ * cap * elem_size bytes. Everything but `refs` is protected by `lock` (see
+ * the invariants at the top of chan.c; the lock is described below).
  *
  * Waiter records (Go's sudog): a goroutine or plain thread that blocks on a
  * channel puts a goro__waiter on its own stack and links it into the
@@ -36,8 +35,10 @@
  *   2. goro__g_wait_chans(g, out, max) returns the distinct channels of its
  *      current channel wait (0 when it waits on something else, on a NULL
  *      channel, or in a select whose cases are all NULL / that has no cases);
- *      the pins of g's waiter records keep those channels allocated while g
- *      stays pinned;
+ *      they stay allocated while g stays pinned in WAITING (a select's
+ *      records pin them; a partner that took a plain wait's record holds a
+ *      reference of its own and cannot finish goro__ready until the scan
+ *      ends). Do not use it on a RUNNABLE goroutine;
  *   3. for each channel, goro__chan_refinfo() reports its references, how
  *      many are held by goroutines, and those goroutines.
  * Whether the wait has a deadline is g->park_deadline's business (runtime);
