@@ -55,6 +55,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "goro.h"
 
@@ -125,5 +128,41 @@ static inline __attribute__((unused)) int goro_test__leak_run(const goro_leak_op
 #define GORO_TEST_UNCHECKED(suite, name, why, ...)                                                \
     static const char goro_test_unchecked_##suite##_##name[] __attribute__((unused)) = why;       \
     Test(suite, name, __VA_ARGS__)
+
+/* ------------------------------------------------------ child processes */
+
+/* Scenarios that must crash or exit run in a forked child, started before the
+   runtime starts in the test process. goro_test_collect reads what the child
+   wrote to fd (NUL-terminated, truncated to cap) and returns its wait status. */
+static inline __attribute__((unused)) int goro_test_collect(pid_t pid, int fd, char *out,
+                                                            size_t cap) {
+    size_t n = 0;
+    ssize_t r;
+    while (n < cap - 1 && (r = read(fd, out + n, cap - 1 - n)) > 0)
+        n += (size_t)r;
+    out[n] = 0;
+    close(fd);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    return st;
+}
+
+/* Runs fn in a child whose stderr is captured; returns its wait status. */
+static inline __attribute__((unused)) int goro_test_run_child(void (*fn)(void), char *out,
+                                                              size_t cap) {
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        close(pfd[0]);
+        dup2(pfd[1], 2);
+        fn();
+        _exit(0);
+    }
+    close(pfd[1]);
+    return goro_test_collect(pid, pfd[0], out, cap);
+}
 
 #endif /* GORO_TEST_H */

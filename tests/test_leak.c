@@ -695,18 +695,7 @@ static int run_child(void (*fn)(void), const char *env, char *out, size_t cap) {
         _exit(99); /* fn ends with exit() */
     }
     close(pfd[1]);
-    size_t n = 0;
-    ssize_t r;
-    while ((r = read(pfd[0], out + n, cap - 1 - n)) > 0) {
-        n += (size_t)r;
-        if (n >= cap - 1)
-            break;
-    }
-    out[n] = 0;
-    close(pfd[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    return st;
+    return goro_test_collect(pid, pfd[0], out, cap);
 }
 
 static bool print_before_exit;

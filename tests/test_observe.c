@@ -87,30 +87,7 @@ static void obs_wait_count(int want) {
 /* Runs fn in a forked child (call before the runtime starts in this process);
    returns its wait status and what it wrote to stderr. */
 static int obs_child(void (*fn)(void), char *out, size_t cap) {
-    int pfd[2];
-    cr_assert_eq(pipe(pfd), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        close(pfd[0]);
-        dup2(pfd[1], 2);
-        fn();
-        _exit(0);
-    }
-    close(pfd[1]);
-    size_t n = 0;
-    ssize_t r;
-    while ((r = read(pfd[0], out + n, cap - 1 - n)) > 0) {
-        n += (size_t)r;
-        if (n >= cap - 1)
-            break;
-    }
-    out[n] = 0;
-    close(pfd[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    return st;
+    return goro_test_run_child(fn, out, cap);
 }
 
 static void obs_block_forever(void *arg) {

@@ -45,30 +45,7 @@ static int run_child(void (*fn)(void), char *out, size_t cap) {
     (void)cap;
     cr_skip_test("TSan: no threads after a multi-threaded fork");
 #endif
-    int pfd[2];
-    cr_assert_eq(pipe(pfd), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        close(pfd[0]);
-        dup2(pfd[1], 2);
-        fn();
-        _exit(0);
-    }
-    close(pfd[1]);
-    size_t n = 0;
-    ssize_t r;
-    while ((r = read(pfd[0], out + n, cap - 1 - n)) > 0) {
-        n += (size_t)r;
-        if (n >= cap - 1)
-            break;
-    }
-    out[n] = 0;
-    close(pfd[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    return st;
+    return goro_test_run_child(fn, out, cap);
 }
 
 static void wait_count(int want) {

@@ -549,19 +549,26 @@ static void switch_to(goro__m *m, goro__g *from, goro__g *to, bool from_dies) {
     after_switch(goro__getm());
 }
 
-/* RUNNABLE -> RUNNING, waiting out an observer. */
-static void cas_to_running(goro__g *g) {
+/* from -> to, waiting while an observer holds the SCAN bit; any other
+   status is a runtime bug (`what` names it). */
+static void cas_status(goro__g *g, uint32_t from, uint32_t to, const char *what) {
     for (;;) {
-        uint32_t s = GORO__G_RUNNABLE;
-        if (atomic_compare_exchange_weak_explicit(&g->status, &s, GORO__G_RUNNING,
-                                                  memory_order_acq_rel, memory_order_relaxed))
+        uint32_t s = from;
+        if (atomic_compare_exchange_weak_explicit(&g->status, &s, to, memory_order_acq_rel,
+                                                  memory_order_relaxed))
             return;
-        if (s != GORO__G_RUNNABLE && s != (GORO__G_RUNNABLE | GORO__G_SCAN))
-            goro__throw("execute: goroutine not runnable");
+        if (s != from && s != (from | GORO__G_SCAN))
+            goro__throw(what);
 #if defined(__x86_64__)
         __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ __volatile__("yield" ::: "memory");
 #endif
     }
+}
+
+static void cas_to_running(goro__g *g) {
+    cas_status(g, GORO__G_RUNNABLE, GORO__G_RUNNING, "execute: goroutine not runnable");
 }
 
 static void execute(goro__m *m, goro__g *from, goro__g *g, bool from_dies) {
@@ -702,17 +709,7 @@ void goro__ready(goro__g *g) {
         goro__futex_wake(&g->futex, 1);
         return;
     }
-    for (;;) {
-        uint32_t s = GORO__G_WAITING;
-        if (atomic_compare_exchange_weak_explicit(&g->status, &s, GORO__G_RUNNABLE,
-                                                  memory_order_acq_rel, memory_order_relaxed))
-            break;
-        if (s != GORO__G_WAITING && s != (GORO__G_WAITING | GORO__G_SCAN))
-            goro__throw("goro__ready: goroutine is not waiting");
-#if defined(__x86_64__)
-        __builtin_ia32_pause();
-#endif
-    }
+    cas_status(g, GORO__G_WAITING, GORO__G_RUNNABLE, "goro__ready: goroutine is not waiting");
     goro__m *m = goro__getm();
     if (m && m->p && !goro__debug.force_migrate)
         runqput(m->p, g, true);
