@@ -18,6 +18,7 @@
 
 #include "goro.h"
 #include "chan/chan_internal.h"
+#include "goro_test.h"
 
 /* ------------------------------------------------------------- helpers */
 
@@ -180,7 +181,7 @@ static void tc_sender_seq(void *arg) {
     goro_chan_close(c);
 }
 
-Test(chan, unbuffered_and_buffered_fifo, .timeout = 20) {
+GORO_TEST(chan, unbuffered_and_buffered_fifo, .timeout = 20) {
     int start = goro_count();
     size_t caps[] = {0, 1, 2, 5, 10, 100};
     for (size_t k = 0; k < sizeof caps / sizeof *caps; k++) {
@@ -217,7 +218,7 @@ static void tc_send_flag(void *arg) {
 }
 
 /* Go's TestChan: blocking and non-blocking behaviour for several capacities. */
-Test(chan, go_testchan, .timeout = 30) {
+GORO_TEST(chan, go_testchan, .timeout = 30) {
     int start = goro_count();
     goro_maxprocs(2);
     for (size_t cap = 0; cap < 20; cap += (cap < 3 ? 1 : 8)) {
@@ -285,7 +286,7 @@ Test(chan, go_testchan, .timeout = 30) {
     tc_await_count(start);
 }
 
-Test(chan, len_cap_and_try, .timeout = 10) {
+GORO_TEST(chan, len_cap_and_try, .timeout = 10) {
     goro_chan *c = goro_chan_make(sizeof(int), 3);
     cr_assert_eq(goro_chan_len(c), 0);
     cr_assert_eq(goro_chan_cap(c), 3);
@@ -320,7 +321,7 @@ static void tc_try_partner(void *arg) {
     goro_chan_send(c, &v);   /* then hand one back */
 }
 
-Test(chan, try_with_waiting_partner, .timeout = 10) {
+GORO_TEST(chan, try_with_waiting_partner, .timeout = 10) {
     int start = goro_count();
     goro_chan *c = goro_chan_make(sizeof(int), 0);
     goro_go_opts(&(goro_opts){.holds = (goro_chan *const[]){c, NULL}}, tc_try_partner, c);
@@ -351,7 +352,7 @@ static void tc_recv_closed(void *arg) {
     goro_chan_send(a->done, &r);
 }
 
-Test(chan, close_wakes_all_receivers, .timeout = 10) {
+GORO_TEST(chan, close_wakes_all_receivers, .timeout = 10) {
     int start = goro_count();
     goro_maxprocs(2);
     for (size_t cap = 0; cap <= 4; cap += 4) {
@@ -381,7 +382,7 @@ Test(chan, close_wakes_all_receivers, .timeout = 10) {
     tc_await_count(start);
 }
 
-Test(chan, close_drains_buffer_first, .timeout = 10) {
+GORO_TEST(chan, close_drains_buffer_first, .timeout = 10) {
     goro_chan *c = goro_chan_make(sizeof(int), 4);
     for (int i = 1; i <= 3; i++)
         goro_chan_send(c, &i);
@@ -435,23 +436,23 @@ static void tc_scn_close_closed(void) {
 
 static void tc_scn_close_nil(void) { goro_chan_close(NULL); }
 
-Test(chan, send_on_closed_panics, .timeout = 20) {
+GORO_TEST(chan, send_on_closed_panics, .timeout = 20) {
     tc_expect_panic(tc_scn_send_on_closed, "send on closed channel");
     tc_expect_panic(tc_scn_try_send_on_closed, "send on closed channel");
     tc_expect_panic(tc_scn_blocked_sender_on_close, "send on closed channel");
 }
 
-Test(chan, close_of_closed_and_nil_panic, .timeout = 20) {
+GORO_TEST(chan, close_of_closed_and_nil_panic, .timeout = 20) {
     tc_expect_panic(tc_scn_close_closed, "close of closed channel");
     tc_expect_panic(tc_scn_close_nil, "close of nil channel");
 }
 
 /* The plain Criterion form of the same panics: exit status 2. */
-Test(chan, send_on_closed_exit_code, .exit_code = 2, .timeout = 10) {
+GORO_TEST(chan, send_on_closed_exit_code, .exit_code = 2, .timeout = 10) {
     tc_scn_send_on_closed();
 }
 
-Test(chan, close_of_nil_exit_code, .exit_code = 2, .timeout = 10) { tc_scn_close_nil(); }
+GORO_TEST(chan, close_of_nil_exit_code, .exit_code = 2, .timeout = 10) { tc_scn_close_nil(); }
 
 /* A goroutine that recovers (on_panic) from a send on a closed channel. */
 static _Atomic int tc_recovered;
@@ -461,7 +462,7 @@ static void tc_on_panic(const char *msg, void *arg) {
         atomic_store(&tc_recovered, 1);
 }
 
-Test(chan, blocked_sender_recovers_with_on_panic, .timeout = 10) {
+GORO_TEST(chan, blocked_sender_recovers_with_on_panic, .timeout = 10) {
     int start = goro_count();
     goro_chan *c = goro_chan_make(sizeof(int), 0);
     goro_go_opts(&(goro_opts){.on_panic = tc_on_panic, .holds = (goro_chan *const[]){c, NULL}},
@@ -483,7 +484,7 @@ Test(chan, blocked_sender_recovers_with_on_panic, .timeout = 10) {
 
 /* ------------------------------------------------------------- nil channel */
 
-Test(chan, nil_channel_try_and_timeout, .timeout = 10) {
+GORO_TEST(chan, nil_channel_try_and_timeout, .timeout = 10) {
     int v = 5;
     bool ok = true;
     cr_assert_eq(goro_chan_len(NULL), 0);
@@ -566,7 +567,7 @@ static void tc_scn_nil_blocks(void) {
     _exit(0);
 }
 
-Test(chan, nil_channel_blocks_forever, .timeout = 20) {
+GORO_TEST(chan, nil_channel_blocks_forever, .timeout = 20) {
     static char out[4096];
     int st = tc_run_child(tc_scn_nil_blocks, out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st, out);
@@ -575,7 +576,7 @@ Test(chan, nil_channel_blocks_forever, .timeout = 20) {
 
 /* ------------------------------------------------------------- timeouts */
 
-Test(chan, timeouts_on_time, .timeout = 10) {
+GORO_TEST(chan, timeouts_on_time, .timeout = 10) {
     goro_chan *u = goro_chan_make(sizeof(int), 0);
     goro_chan *f = goro_chan_make(sizeof(int), 1);
     int v = 1;
@@ -673,7 +674,7 @@ static void tc_timeout_race(size_t cap, bool sender_thread) {
     goro_chan_release(r.c);
 }
 
-Test(chan, timeouts_lose_no_value, .timeout = 60) {
+GORO_TEST(chan, timeouts_lose_no_value, .timeout = 60) {
     tc_timeout_race(0, false);
     tc_timeout_race(1, false);
     tc_timeout_race(0, true);
@@ -698,7 +699,7 @@ static void tc_nonblock_recv(void *arg) {
 
 /* Go's TestNonblockRecvRace: a receive from a channel that is ready (a value
    or closed) must never report "would block". */
-Test(chan, nonblock_recv_race, .timeout = 60) {
+GORO_TEST(chan, nonblock_recv_race, .timeout = 60) {
     int start = goro_count();
     goro_maxprocs(2);
     _Atomic int fails = 0;
@@ -725,7 +726,7 @@ Test(chan, nonblock_recv_race, .timeout = 60) {
 
 /* Go's TestNonblockSelectRace-like check for try_send: a channel with room
    must accept. */
-Test(chan, try_send_with_room_never_fails, .timeout = 30) {
+GORO_TEST(chan, try_send_with_room_never_fails, .timeout = 30) {
     goro_maxprocs(2);
     goro_chan *c = goro_chan_make(sizeof(int), 1);
     for (int i = 0; i < 100000; i++) {
@@ -739,13 +740,13 @@ Test(chan, try_send_with_room_never_fails, .timeout = 30) {
 
 /* ---------------------------------------------------------------- stress */
 
-Test(chan, mpmc_buffered_2p, .timeout = 60) { tc_mpmc(16, 6, 6, 20000, 0); }
-Test(chan, mpmc_unbuffered_2p, .timeout = 60) { tc_mpmc(0, 6, 6, 10000, 0); }
-Test(chan, mpmc_threads_and_goroutines, .timeout = 60) {
+GORO_TEST(chan, mpmc_buffered_2p, .timeout = 60) { tc_mpmc(16, 6, 6, 20000, 0); }
+GORO_TEST(chan, mpmc_unbuffered_2p, .timeout = 60) { tc_mpmc(0, 6, 6, 10000, 0); }
+GORO_TEST(chan, mpmc_threads_and_goroutines, .timeout = 60) {
     tc_mpmc(0, 4, 4, 5000, 2);
     tc_mpmc(8, 4, 4, 5000, 2);
 }
-Test(chan, mpmc_cap1, .timeout = 60) { tc_mpmc(1, 3, 3, 20000, 1); }
+GORO_TEST(chan, mpmc_cap1, .timeout = 60) { tc_mpmc(1, 3, 3, 20000, 1); }
 
 /* ------------------------------------------------------------- elem_size 0 */
 
@@ -756,7 +757,7 @@ static void tc_zero_sender(void *arg) {
     goro_chan_close(c);
 }
 
-Test(chan, elem_size_zero, .timeout = 10) {
+GORO_TEST(chan, elem_size_zero, .timeout = 10) {
     int start = goro_count();
     for (size_t cap = 0; cap <= 8; cap += 8) {
         goro_chan *c = goro_chan_make(0, cap);
@@ -811,7 +812,7 @@ static void tc_big_sender(void *arg) {
     goro_chan_close(c);
 }
 
-Test(chan, large_elements, .timeout = 20) {
+GORO_TEST(chan, large_elements, .timeout = 20) {
     int start = goro_count();
     goro_maxprocs(2);
     for (size_t cap = 0; cap <= 3; cap += 3) {
@@ -840,7 +841,7 @@ static void tc_hold_waiter(void *arg) {
     goro_chan_recv(c, &v);
 }
 
-Test(chan, refcount_holds_and_waiters, .timeout = 10) {
+GORO_TEST(chan, refcount_holds_and_waiters, .timeout = 10) {
     int start = goro_count();
     goro_chan *c = goro_chan_make(sizeof(int), 0);
     goro__chan_info info;
@@ -890,7 +891,7 @@ static void tc_timed_waiter(void *arg) {
     atomic_store(&tc_timed_waiter_result, goro_chan_recv_timeout(c, &v, NULL, GORO_MS(50)));
 }
 
-Test(chan, waiter_keeps_released_channel_alive, .timeout = 10) {
+GORO_TEST(chan, waiter_keeps_released_channel_alive, .timeout = 10) {
     int start = goro_count();
     int64_t live0 = goro__chan_live();
     goro_chan *c = goro_chan_make(sizeof(int), 0);
@@ -918,7 +919,7 @@ static void *tc_thread_pingpong(void *arg) {
 
 static void tc_go_pingpong(void *arg) { tc_thread_pingpong(arg); }
 
-Test(chan, pingpong_threads_and_goroutines, .timeout = 30) {
+GORO_TEST(chan, pingpong_threads_and_goroutines, .timeout = 30) {
     int start = goro_count();
     goro_maxprocs(2);
     for (int mode = 0; mode < 2; mode++) {

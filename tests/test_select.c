@@ -15,6 +15,7 @@
 
 #include "goro.h"
 #include "chan/chan_internal.h"
+#include "goro_test.h"
 
 static void ts_await_count(int start) {
     for (int i = 0; i < 4000 && goro_count() != start; i++)
@@ -84,7 +85,7 @@ static goro__g *ts_await_parked(uint64_t id, int reason) {
 
 /* ------------------------------------------------------------ fairness */
 
-Test(select, fairness_two_ready_cases, .timeout = 30) {
+GORO_TEST(select, fairness_two_ready_cases, .timeout = 30) {
     goro_chan *a = goro_chan_make(sizeof(int), 1), *b = goro_chan_make(sizeof(int), 1);
     int one = 1, two = 2;
     goro_chan_send(a, &one);
@@ -114,7 +115,7 @@ Test(select, fairness_two_ready_cases, .timeout = 30) {
     goro_chan_release(b);
 }
 
-Test(select, fairness_mixed_send_recv_and_nil, .timeout = 30) {
+GORO_TEST(select, fairness_mixed_send_recv_and_nil, .timeout = 30) {
     /* one ready receive, one ready send, one NULL case, one never-ready case */
     goro_chan *a = goro_chan_make(sizeof(int), 1), *b = goro_chan_make(sizeof(int), 1);
     goro_chan *never = goro_chan_make(sizeof(int), 0);
@@ -161,7 +162,7 @@ static void ts_prs_reader(void *arg) {
     goro_chan_send(p->done, NULL);
 }
 
-Test(select, pseudo_random_send, .timeout = 20) {
+GORO_TEST(select, pseudo_random_send, .timeout = 20) {
     int start = goro_count();
     const int n = 100;
     for (size_t cap = 0; cap <= (size_t)n; cap += (size_t)n) {
@@ -210,7 +211,7 @@ static void ts_dup_b(void *arg) {
 
 /* Go's TestSelectDuplicateChannel: a goroutine queued on the same channel
    twice leaves the queue intact when another case wins. */
-Test(select, duplicate_channel, .timeout = 10) {
+GORO_TEST(select, duplicate_channel, .timeout = 10) {
     int start = goro_count();
     ts_dup t = {goro_chan_make(sizeof(int), 0), goro_chan_make(sizeof(int), 0), goro_chan_make(sizeof(int), 0)};
     uint64_t a = goro_go(ts_dup_a, &t);
@@ -238,7 +239,7 @@ Test(select, duplicate_channel, .timeout = 10) {
     goro_chan_release(t.e);
 }
 
-Test(select, same_channel_send_and_recv_buffered, .timeout = 10) {
+GORO_TEST(select, same_channel_send_and_recv_buffered, .timeout = 10) {
     goro_chan *c = goro_chan_make(sizeof(int), 1);
     int s = 4, r = 0;
     goro_case cs[2] = {{c, GORO_SEND, &s, false}, {c, GORO_RECV, &r, false}};
@@ -279,7 +280,7 @@ static void ts_self_worker(void *arg) {
 
 /* Go's TestSelfSelect: send and receive on one channel in one select never
    deadlocks and (unbuffered) never meets itself. */
-Test(select, self_select, .timeout = 30) {
+GORO_TEST(select, self_select, .timeout = 30) {
     int start = goro_count();
     goro_maxprocs(2);
     _Atomic int self_recv = 0;
@@ -312,7 +313,7 @@ Test(select, self_select, .timeout = 30) {
 
 /* --------------------------------------------------- default and timeouts */
 
-Test(select, default_and_empty, .timeout = 10) {
+GORO_TEST(select, default_and_empty, .timeout = 10) {
     goro_chan *c = goro_chan_make(sizeof(int), 1);
     int v = 0;
     goro_case cs[1] = {{c, GORO_RECV, &v, true}};
@@ -337,7 +338,7 @@ Test(select, default_and_empty, .timeout = 10) {
     goro_chan_release(c);
 }
 
-Test(select, timeout_on_time, .timeout = 10) {
+GORO_TEST(select, timeout_on_time, .timeout = 10) {
     goro_chan *a = goro_chan_make(sizeof(int), 0), *b = goro_chan_make(sizeof(int), 1);
     int x = 1, v;
     goro_chan_send(b, &x); /* b full: a send on it blocks */
@@ -425,7 +426,7 @@ static void ts_timeout_race(size_t cap, bool thread) {
     goro_chan_release(r.b);
 }
 
-Test(select, timeouts_lose_no_value, .timeout = 60) {
+GORO_TEST(select, timeouts_lose_no_value, .timeout = 60) {
     ts_timeout_race(0, false);
     ts_timeout_race(0, true);
 }
@@ -445,7 +446,7 @@ static void ts_select_recv_closed(void *arg) {
     goro_chan_send(t->done, &res);
 }
 
-Test(select, close_wakes_blocked_selects, .timeout = 10) {
+GORO_TEST(select, close_wakes_blocked_selects, .timeout = 10) {
     int start = goro_count();
     goro_maxprocs(2);
     ts_closewait t = {goro_chan_make(sizeof(int64_t), 0), goro_chan_make(sizeof(int64_t), 0),
@@ -505,7 +506,7 @@ static void ts_scn_blocked_select_send_closed(void) {
     _exit(0);
 }
 
-Test(select, send_on_closed_panics, .timeout = 20) {
+GORO_TEST(select, send_on_closed_panics, .timeout = 20) {
     static char out[1 << 16];
     void (*scn[2])(void) = {ts_scn_select_send_closed, ts_scn_blocked_select_send_closed};
     for (int i = 0; i < 2; i++) {
@@ -515,7 +516,7 @@ Test(select, send_on_closed_panics, .timeout = 20) {
     }
 }
 
-Test(select, send_on_closed_exit_code, .exit_code = 2, .timeout = 10) { ts_scn_select_send_closed(); }
+GORO_TEST(select, send_on_closed_exit_code, .exit_code = 2, .timeout = 10) { ts_scn_select_send_closed(); }
 
 static void ts_empty_forever(void *arg) {
     (void)arg;
@@ -548,7 +549,7 @@ static void ts_scn_forever(void) {
     _exit(0);
 }
 
-Test(select, empty_select_blocks_forever, .timeout = 20) {
+GORO_TEST(select, empty_select_blocks_forever, .timeout = 20) {
     static char out[4096];
     int st = ts_run_child(ts_scn_forever, out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st, out);
@@ -607,7 +608,7 @@ static void *ts_stress_receiver_thread(void *arg) {
     return NULL;
 }
 
-Test(select, stress_2p, .timeout = 60) {
+GORO_TEST(select, stress_2p, .timeout = 60) {
     int start = goro_count();
     goro_maxprocs(2);
     size_t caps[] = {0, 10};
@@ -648,7 +649,7 @@ static void ts_many_sender(void *arg) {
     }
 }
 
-Test(select, many_cases, .timeout = 20) {
+GORO_TEST(select, many_cases, .timeout = 20) {
     int start = goro_count();
     enum { N = 40, NCASES = 100 };
     goro_chan *chans[N];
@@ -697,7 +698,7 @@ static void ts_feeder(void *arg) {
         goro_chan_send(c, &i);
 }
 
-Test(select, plain_thread_selects, .timeout = 30) {
+GORO_TEST(select, plain_thread_selects, .timeout = 30) {
     int start = goro_count();
     goro_maxprocs(2);
     goro_chan *c[3] = {goro_chan_make(sizeof(int64_t), 0), goro_chan_make(sizeof(int64_t), 4),
@@ -730,7 +731,7 @@ static void ts_echo(void *arg) {
     }
 }
 
-Test(select, unbuffered_select_pingpong, .timeout = 20) {
+GORO_TEST(select, unbuffered_select_pingpong, .timeout = 20) {
     int start = goro_count();
     goro_maxprocs(2);
     goro_chan *c[3] = {goro_chan_make(sizeof(int64_t), 0), goro_chan_make(sizeof(int64_t), 0),
@@ -761,7 +762,7 @@ static void ts_select_on_released(void *arg) {
     atomic_store(&ts_released_result, goro_select(cs, 3, GORO_MS(50)));
 }
 
-Test(select, waiter_keeps_released_channels_alive, .timeout = 10) {
+GORO_TEST(select, waiter_keeps_released_channels_alive, .timeout = 10) {
     int start = goro_count();
     int64_t live0 = goro__chan_live();
     goro_chan *c[2] = {goro_chan_make(sizeof(int), 0), goro_chan_make(sizeof(int), 0)};

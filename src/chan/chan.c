@@ -88,9 +88,9 @@ void goro__chan_lock_slow(goro__chan_lock *l) {
                                                       memory_order_relaxed))
                 return;
         }
-        if (i < 128) {
+        if (i < 64) {
             cpu_relax();
-        } else if (i < 192) {
+        } else if (i < 128) {
             sched_yield();
         } else {
             struct timespec ts = {0, 20000};
@@ -161,7 +161,6 @@ goro__waiter *goro__waitq_dequeue(goro__waitq *q) {
 }
 
 /* ------------------------------------------------------------- references */
-
 
 static _Atomic int64_t chan_live;
 
