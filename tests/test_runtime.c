@@ -320,7 +320,11 @@ GORO_TEST(runtime, maxprocs_up_and_down_under_load, .timeout = 30) {
         cr_assert_eq(goro_maxprocs(seq[i]), prev);
         prev = seq[i];
         cr_assert_eq(goro_maxprocs(0), seq[i]);
+        /* Progress must resume at every size (a lost wake-up would stop it
+           for good); allow a loaded machine up to 2 s to show it. */
         goro_sleep(GORO_MS(30));
+        for (int w = 0; w < 200 && atomic_load(&work_done) == before; w++)
+            goro_sleep(GORO_MS(10));
         cr_assert_gt(atomic_load(&work_done), before, "progress at maxprocs %d", seq[i]);
     }
     atomic_store(&stop_flag, 1);
