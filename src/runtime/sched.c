@@ -882,7 +882,11 @@ static goro__g *steal_work(goro__m *m) {
                 if (g)
                     return g;
             }
-            goro__g *g = runqsteal(m->p, v, tries == 3);
+            /* A running P is about to run its runnext goroutine itself
+               (a partner it just readied): leave it alone here; only an idle
+               P's runnext is fair game. spin_for_work takes it later if it
+               is still waiting by then (Go waits ~3us for the same reason). */
+            goro__g *g = runqsteal(m->p, v, tries == 3 && v->status != GORO__P_RUNNING);
             if (g)
                 return g;
         }
@@ -926,6 +930,16 @@ static goro__g *spin_for_work(goro__m *m) {
             }
         }
     } while (goro__nanotime() < until);
+    /* Still nothing: a runnext goroutine that waited this long is stuck
+       behind a busy goroutine on its P; take it. */
+    for (int32_t i = 0; i < n; i++) {
+        goro__p *v = goro__sched.allp[i];
+        if (v != m->p) {
+            goro__g *g = runqsteal(m->p, v, true);
+            if (g)
+                return g;
+        }
+    }
     return NULL;
 }
 
