@@ -550,3 +550,62 @@ GORO_TEST(runtime, syscall_hands_off_processor, .timeout = 20) {
     cr_assert_gt(mid, 1000, "another goroutine runs while one sits in a syscall (%ld)", mid);
     goro_waitgroup_wait(&mig_wg);
 }
+
+/* -------------------------------------------- starvation report, schedtrace */
+
+static _Atomic int hog_stop;
+static void hog(void *arg) {
+    (void)arg;
+    int64_t until = goro_nanotime() + GORO_MS(60);
+    while (goro_nanotime() < until) /* never yields */
+        ;
+    atomic_store(&hog_stop, 1);
+}
+
+static void starve_child(void) {
+    setenv("GORODEBUG", "starve=1", 1);
+    goro_opts o = {.name = "hog"};
+    goro_go_opts(&o, hog, NULL);
+    while (!atomic_load(&hog_stop))
+        goro_sleep(GORO_MS(5));
+    goro_sleep(GORO_MS(50)); /* one more schedtrace line */
+}
+
+GORO_TEST(runtime, starvation_report, .timeout = 30) {
+    char out[16384];
+    int st = run_child(starve_child, out, sizeof out);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x:\n%s", st, out);
+    cr_assert(strstr(out, "goro: goroutine 2 (hog) has run for "), "output:\n%s", out);
+    cr_assert(strstr(out, "without yielding"), "output:\n%s", out);
+    cr_assert(strstr(out, "hog("), "the report shows the hog's frames:\n%s", out);
+}
+
+static void schedtrace_child(void) {
+    setenv("GORODEBUG", "schedtrace=20", 1);
+    goro_go(hog, NULL);
+    while (!atomic_load(&hog_stop))
+        goro_sleep(GORO_MS(5));
+    goro_sleep(GORO_MS(50)); /* one more line */
+}
+
+GORO_TEST(runtime, schedtrace_lines, .timeout = 30) {
+    char out[16384];
+    int st = run_child(schedtrace_child, out, sizeof out);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x:\n%s", st, out);
+    cr_assert(strstr(out, "SCHED "), "schedtrace lines:\n%s", out);
+    cr_assert(strstr(out, "gomaxprocs="), "output:\n%s", out);
+}
+
+static void quiet_child(void) {
+    unsetenv("GORODEBUG");
+    goro_go(hog, NULL);
+    while (!atomic_load(&hog_stop))
+        goro_sleep(GORO_MS(5));
+}
+
+GORO_TEST(runtime, quiet_by_default, .timeout = 30) {
+    char out[4096];
+    int st = run_child(quiet_child, out, sizeof out);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    cr_assert_str_eq(out, "", "nothing on stderr without GORODEBUG: %s", out);
+}

@@ -441,7 +441,7 @@ static goro__m *newm(goro__p *p, bool spinning) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 256 * 1024);
+    pthread_attr_setstacksize(&attr, 1 << 20); /* virtual; pages are committed on use */
     /* Scheduler threads must not take signals meant for the program. */
     sigset_t all, old;
     sigfillset(&all);

@@ -16,7 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#define ALTSTACK_SIZE (256 * 1024)
+#define ALTSTACK_SIZE (2 << 20) /* room to symbolize a crash with libdw */
 
 static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
 

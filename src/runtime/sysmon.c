@@ -111,7 +111,8 @@ void goro__sysmon_start(void) {
     pthread_attr_t a;
     pthread_attr_init(&a);
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&a, 128 * 1024);
+    /* Symbolizing a stack for the starvation report needs room (libdw). */
+    pthread_attr_setstacksize(&a, 8 << 20);
     if (pthread_create(&t, &a, sysmon, NULL) != 0)
         atomic_store(&goro__sched.sysmon_started, 0);
     pthread_attr_destroy(&a);
