@@ -572,6 +572,11 @@ static void starve_child(void) {
 }
 
 GORO_TEST(runtime, starvation_report, .timeout = 30) {
+#if SANITIZED
+    /* A 10 ms budget measured against a 60 ms busy loop: too tight for the
+       sanitizers' slowdown; the plain suite runs it. */
+    cr_skip_test("timing-sensitive under sanitizers");
+#endif
     char out[16384];
     int st = run_child(starve_child, out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x:\n%s", st, out);
