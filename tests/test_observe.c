@@ -130,12 +130,22 @@ GORO_TEST(observe, ten_thousand_parked_goroutines, .timeout = 60) {
     for (int i = 0; i < n; i++)
         cr_assert_neq(goro_go(obs_block_forever, c), 0);
     obs_wait_count(n + 1);
+    char want[32];
+    snprintf(want, sizeof want, "\n%d @ 0x", n);
+    /* Counted from goro_go's return, parked a little later: wait until every
+       one of them sits in the channel receive before timing a profile. */
+    for (int tries = 0; tries < 500; tries++) {
+        char *q = obs_profile(1);
+        bool all = strstr(q, want) != NULL;
+        free(q);
+        if (all)
+            break;
+        goro_sleep(GORO_MS(10));
+    }
     int64_t t0 = goro_nanotime();
     char *p = obs_profile(1);
     int64_t dt = goro_nanotime() - t0;
     cr_assert_eq(obs_total(p), n + 1);
-    char want[32];
-    snprintf(want, sizeof want, "\n%d @ 0x", n);
     cr_assert(strstr(p, want) != NULL, "%.400s", p);
     cr_log_info("debug=1 with %d goroutines: %.1f ms", n + 1, dt / 1e6);
     free(p);
