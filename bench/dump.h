@@ -83,15 +83,21 @@ HB_FN void dump_levels(const char *what, profile_writer w, long n, int distinct)
 
         hb_spin_start();
         int64_t baseline = hb_spin_baseline(GORO_MS(100));
-        int64_t maxpause = 0;
+        int64_t maxpause = 0, maxunexpl = 0;
+        const char *cause = "-";
         for (int k = 0; k < 3; k++) {
             hb_spin_reset();
             f = count_open(&bytes);
             w(f, debug);
             fclose(f);
             int64_t p = hb_spin_max_ns();
-            if (p > maxpause)
+            if (p > maxpause) {
                 maxpause = p;
+                cause = hb_spin_max_cause_str();
+            }
+            int64_t u = hb_spin_max_unexplained_ns();
+            if (u > maxunexpl)
+                maxunexpl = u;
         }
         hb_spin_stop();
 
@@ -104,6 +110,8 @@ HB_FN void dump_levels(const char *what, profile_writer w, long n, int distinct)
             hb_kv_add(&kv, "distinct_stack_records", "%d", distinct);
         hb_kv_add(&kv, "returned", "%d", ret);
         hb_kv_add(&kv, "max_pause_us", "%.1f", (double)maxpause / 1e3);
+        hb_kv_add(&kv, "max_pause_cause", "%s", cause);
+        hb_kv_add(&kv, "max_pause_not_preempted_us", "%.1f", (double)maxunexpl / 1e3);
         hb_kv_add(&kv, "spin_baseline_us", "%.1f", (double)baseline / 1e3);
         char label[96];
         snprintf(label, sizeof label, "%s/n%ld/debug%d", what, n, debug);

@@ -2,8 +2,8 @@
 # shellcheck disable=SC2046,SC2086  # pinning prefixes and -n flags split on purpose
 # goro vs Go, benchmark by benchmark, in one run on this machine.
 #
-#   scripts/bench.sh              every benchmark (~5-8 min on 2 cores)
-#   scripts/bench.sh NAME...      a subset, e.g.  scripts/bench.sh spawn_join yield echo
+#   scripts/bench.sh              every benchmark (~7 min on 2 cores: ~3.5 + io ~3)
+#   scripts/bench.sh NAME...      a subset, e.g.  scripts/bench.sh spawn_join yield io
 #   scripts/bench.sh list         the names
 #
 # For each benchmark it runs goro's binary and then Go's twin back to back
@@ -12,15 +12,14 @@
 # processors on CPUs 0,1), then prints a table: benchmark, metric, goro, Go,
 # goro/Go, the target from the issues and whether it is met.
 #
-# Go's twins: shared/anchors/go/gobench (the anchors) and bench/go (limiter,
-# echo and net/http servers), built offline with the local Go toolchain.
-# Network benchmarks: the server (goro's or Go's) gets CPU 1 with one
-# processor, the load generator (bench/echo_load.c, or wrk) CPU 0.
+# Go's twins: shared/anchors/go/gobench (the anchors) and bench/go (the
+# channel-token limiter), built offline with the local Go toolchain.
+# "io" (echo and HTTP servers against Go's) is scripts/bench_io.sh; its table
+# is printed as it runs and kept in $OUT/io-run*/.
 #
 # Env: BENCHTIME (500ms)   per measured rep, as gobench's -benchtime
 #      BUILD_DIR (build)   CMake build directory
 #      GOBENCH_DIR         the anchors' gobench source (default ../shared/anchors/go/gobench)
-#      NET_SECONDS (3)     measured seconds per echo / http run
 #      BENCH_TIMEOUT (600) seconds before one benchmark process is killed
 #      RUNS (1)            repeat the whole plan; the table shows the median over runs
 #      OUT                 results directory (default $BUILD_DIR/bench-results/<date>)
@@ -31,7 +30,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root" || exit 1
 BUILD_DIR=${BUILD_DIR:-build}
 BENCHTIME=${BENCHTIME:-500ms}
-NET_SECONDS=${NET_SECONDS:-3}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-600}
 RUNS=${RUNS:-1}
 GOBENCH_DIR=${GOBENCH_DIR:-$root/../shared/anchors/go/gobench}
@@ -67,8 +65,7 @@ spawn_many_blocked       core    p2 1000000 gobench
 limiter                  pool    p2 1000000 gobenchx
 limiter_chantoken        pool    p2 1000000 -
 limiter_raw              pool    p2 1000000 -
-echo                     net     p1 0       gobenchx
-http                     net     p1 0       gobenchx
+io                       net     p1 0       -
 "
 
 if [ "${1:-}" = "list" ] || [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
@@ -96,8 +93,6 @@ while read -r name fam _; do
 	{ [ -n "$name" ] && want "$name"; } || continue
 	case " $families " in *" $fam "*) ;; *) [ "$fam" != net ] && families="$families $fam" ;; esac
 done <<<"$PLAN"
-need_net=no
-{ want echo || want http; } && need_net=yes
 
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
 	log "configuring $BUILD_DIR"
@@ -105,7 +100,6 @@ if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
 fi
 targets=""
 for f in $families; do targets="$targets bench_goro_bench_$f"; done
-[ $need_net = yes ] && targets="$targets bench_goro_echo_server bench_goro_http_hello bench_echo_load"
 declare -A built
 for t in $targets; do
 	if MAKEFLAGS='' cmake --build "$BUILD_DIR" -j2 --target "$t" >"$OUT/build-$t.log" 2>&1; then
@@ -121,8 +115,10 @@ goro_bin() { # family -> path or empty
 
 # ------------------------------------------------------------------ build Go
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"; [ -n "${srv_pid:-}" ] && kill "$srv_pid" 2>/dev/null' EXIT
+trap 'rm -rf "$tmp"' EXIT
 export GO111MODULE=on GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local
+case $BUILD_DIR in /*) bd=$BUILD_DIR ;; *) bd=$root/$BUILD_DIR ;; esac
+export GOCACHE=${GOCACHE:-$bd/go-cache}
 GOBENCH=""
 GOBENCHX=""
 if command -v go >/dev/null 2>&1; then
@@ -162,73 +158,6 @@ run_to() { # file cmd...: runs with a timeout, appends result lines, echoes them
 	fi
 }
 
-# ------------------------------------------------------------------ network
-srv_pid=""
-start_server() { # cmd... ; sets srv_pid, srv_addr
-	local o=$tmp/srv.out
-	: >"$o"
-	"$@" >"$o" 2>"$tmp/srv.err" &
-	srv_pid=$!
-	local i=0
-	while [ $i -lt 50 ] && ! grep -q '^listening ' "$o"; do sleep 0.1; i=$((i + 1)); done
-	srv_addr=$(awk '/^listening /{print $2; exit}' "$o")
-	[ -n "$srv_addr" ] || { log "server did not start: $*"; sed 's/^/#   /' "$tmp/srv.err" >&2; stop_server; return 1; }
-}
-stop_server() {
-	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
-	srv_pid=""
-}
-ulimit -n "$(ulimit -Hn)" 2>/dev/null # 10,000 connections per side
-SRV_PIN=(env GOMAXPROCS=1 GOROMAXPROCS=1 taskset -c 1)
-CLI_PIN=(taskset -c 0)
-
-echo_bench() { # file server-cmd...
-	local file=$1
-	shift
-	local c
-	for c in 1 100 10000; do
-		start_server "${SRV_PIN[@]}" "$@" || return
-		run_to "$file" "${CLI_PIN[@]}" "$BUILD_DIR/bench_echo_load" "echo/c$c/p1" "$srv_addr" "$c" "$NET_SECONDS" 64 "$srv_pid"
-		stop_server
-	done
-}
-
-# wrk's "Requests/sec" and "Latency Distribution" -> one gobench-style line.
-wrk_line() { # label < wrk output
-	awk -v label="$1" '
-	function us(s) {
-		if (s ~ /us$/) return substr(s, 1, length(s) - 2) + 0
-		if (s ~ /ms$/) return (substr(s, 1, length(s) - 2) + 0) * 1000
-		if (s ~ /s$/) return (substr(s, 1, length(s) - 1) + 0) * 1e6
-		return s + 0
-	}
-	/^ +50%/ { p50 = us($2) } /^ +99%/ { p99 = us($2) }
-	/requests in/ { reqs = $1 }
-	/^Requests\/sec:/ { rps = $2 }
-	/Socket errors/ { errs = $0; gsub(/[ ,]+/, "_", errs) }
-	END {
-		if (rps == 0) exit 1
-		printf "%s ns_per_op=%.1f ops=%d req_per_s=%.0f p50_us=%.1f p99_us=%.1f conns=100%s\n", label, 1e9 / rps, reqs, rps, p50, p99, errs == "" ? "" : " errors=" errs
-	}'
-}
-
-http_bench() { # file server-cmd...
-	local file=$1
-	shift
-	command -v wrk >/dev/null 2>&1 || { log "wrk not installed (apt-get install wrk): http skipped"; return; }
-	start_server "${SRV_PIN[@]}" "$@" || return
-	"${CLI_PIN[@]}" wrk -t1 -c100 -d1s "http://$srv_addr/" >/dev/null 2>&1 # warm-up
-	if "${CLI_PIN[@]}" wrk -t1 -c100 -d"${NET_SECONDS}s" --latency "http://$srv_addr/" >"$tmp/wrk.out" 2>&1 &&
-		wrk_line "http/c100/p1" <"$tmp/wrk.out" >"$tmp/wrk.line"; then
-		cat "$tmp/wrk.line" >>"$file"
-		cat "$tmp/wrk.line" >&2
-	else
-		log "wrk failed against $*"
-		sed 's/^/#   /' "$tmp/wrk.out" >&2
-	fi
-	stop_server
-}
-
 # ------------------------------------------------------------------ run
 {
 	echo "# machine: nproc=$(nproc) cpu=\"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')\" kernel=$(uname -r)"
@@ -252,19 +181,15 @@ while [ "$run" -le "$RUNS" ]; do
 		[ "$n" != 0 ] && nflag="-n $n"
 		log "$name ($p${nflag:+ $nflag})"
 		if [ "$fam" = net ]; then
-			if [ -n "${built[bench_echo_load]:-}" ]; then
-				case $name in
-				echo) [ -n "${built[bench_goro_echo_server]:-}" ] && echo_bench "$GORO_OUT" "$BUILD_DIR/bench_goro_echo_server" 127.0.0.1:0 ;;
-				http) [ -n "${built[bench_goro_http_hello]:-}" ] && http_bench "$GORO_OUT" "$BUILD_DIR/bench_goro_http_hello" 127.0.0.1:0 ;;
-				esac
-				if [ -n "$GOBENCHX" ]; then
-					case $name in
-					echo) echo_bench "$GO_OUT" "$GOBENCHX" echo_server 127.0.0.1:0 ;;
-					http) http_bench "$GO_OUT" "$GOBENCHX" http_server 127.0.0.1:0 ;;
-					esac
-				fi
+			# I/O: scripts/bench_io.sh (the I/O helper's: examples/echo and
+			# examples/http_hello against bench/go/echo and bench/go/http_hello,
+			# bench/io_bench.c and wrk as load, median of its own reps).
+			if [ -x scripts/bench_io.sh ]; then
+				BUILD_DIR=$BUILD_DIR OUT=$OUT/io-run$run scripts/bench_io.sh >"$OUT/io-run$run.log" 2>&1 ||
+					log "scripts/bench_io.sh failed (see $OUT/io-run$run.log)"
+				cat "$OUT/io-run$run.log" >&2
 			else
-				log "bench_echo_load not built: $name skipped"
+				log "scripts/bench_io.sh missing: io skipped"
 			fi
 			continue
 		fi
@@ -283,5 +208,7 @@ done
 log "took $(($(date +%s) - t_start)) s; loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg); raw lines in $GORO_OUT and $GO_OUT"
 echo "# loadavg at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 
-python3 scripts/bench_compare.py "$GORO_OUT" "$GO_OUT" | tee "$OUT/table.txt"
-python3 scripts/bench_compare.py --md "$GORO_OUT" "$GO_OUT" >"$OUT/table.md"
+if [ -s "$GORO_OUT" ] || [ -s "$GO_OUT" ]; then
+	python3 scripts/bench_compare.py "$GORO_OUT" "$GO_OUT" | tee "$OUT/table.txt"
+	python3 scripts/bench_compare.py --md "$GORO_OUT" "$GO_OUT" >"$OUT/table.md"
+fi

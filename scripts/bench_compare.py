@@ -45,9 +45,11 @@ RULES = [
     (r"timers/.*", "overshoot_p99_us", None, None, None),
     (r"profile_dump/.*", "ns_per_op", "le", 0.5, None),
     (r"profile_dump/.*", "bytes", None, None, None),
-    (r"profile_dump/.*", "max_pause_us", "abs", 1000.0, None),
+    (r"profile_dump/.*", "max_pause_not_preempted_us", "abs", 1000.0, None),
+    (r"profile_dump/.*", "max_pause_us", None, None, None),
     (r"profile_dump/.*", "spin_baseline_us", None, None, None),
     (r"leak_profile/.*", "ns_per_op", None, None, None),
+    (r"leak_profile/.*", "max_pause_not_preempted_us", None, None, None),
     (r"leak_profile/.*", "max_pause_us", None, None, None),
     (r"spawn_many_blocked/n1000000/p\d+", "rss_bytes_per_g", "le", 1.5, None),
     (r"spawn_many_blocked/n1000000/p\d+", "warm_spawn_ns_per_g", "le", 1.0, None),
@@ -62,12 +64,6 @@ RULES = [
     (r"limiter_chantoken/(n\d+/limit\d+/p\d+)", "peak_rss_bytes", None, None, r"limiter/\1"),
     (r"limiter_raw/(n\d+)/nolimit/(p\d+)", "ns_per_op", None, None, r"limiter/\1/limit1000/\2"),
     (r"limiter_raw/(n\d+)/nolimit/(p\d+)", "peak_rss_bytes", None, None, r"limiter/\1/limit1000/\2"),
-    (r"echo/c\d+/p\d+", "rtt_per_s", "ge", 1.2, None),
-    (r"echo/c\d+/p\d+", "p99_us", "le", 1.0, None),
-    (r"echo/c10000/p\d+", "bytes_per_idle_conn", "le", 1.0, None),
-    (r"echo/c\d+/p\d+", "bytes_per_idle_conn", None, None, None),
-    (r"http/c\d+/p\d+", "req_per_s", "ge", 1.2, None),
-    (r"http/c\d+/p\d+", "p99_us", "le", 1.0, None),
 ]
 
 

@@ -1,9 +1,9 @@
-// gobenchx: Go reference programs the anchors (shared/anchors/go/gobench) lack.
-// Standard library only; written the idiomatic Go way.
+// gobenchx: the Go reference benchmark the anchors (shared/anchors/go/gobench)
+// lack: the channel-token limiter. Standard library only, written the idiomatic
+// Go way. (The echo and net/http servers are the packages ./echo and
+// ./http_hello, driven by scripts/bench_io.sh.)
 //
 //	GOMAXPROCS=2 gobenchx [-benchtime 500ms] [-reps 3] [-n N] limiter
-//	GOMAXPROCS=1 gobenchx echo_server 127.0.0.1:0     (prints "listening ADDR", serves until killed)
-//	GOMAXPROCS=1 gobenchx http_server 127.0.0.1:0     (net/http hello world)
 //
 // limiter prints one line in gobench's format:
 //
@@ -20,8 +20,6 @@ import (
 	"bufio"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -192,61 +190,9 @@ func benchLimiter() {
 		reset, k, f1(workNs))
 }
 
-// ---------------------------------------------------------------- servers
-
-func listen(addr string) net.Listener {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	fmt.Printf("listening %s\n", ln.Addr())
-	os.Stdout.Sync()
-	return ln
-}
-
-// echoServer: one goroutine per connection, a 4 KiB buffer, read then write
-// back what was read.
-func echoServer(addr string) {
-	ln := listen(addr)
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "accept:", err)
-			continue
-		}
-		go func(c net.Conn) {
-			defer c.Close()
-			buf := make([]byte, 4096)
-			for {
-				n, err := c.Read(buf)
-				if n > 0 {
-					if _, werr := c.Write(buf[:n]); werr != nil {
-						return
-					}
-				}
-				if err != nil {
-					return
-				}
-			}
-		}(c)
-	}
-}
-
-func httpServer(addr string) {
-	ln := listen(addr)
-	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("Hello, World!\n"))
-	})
-	if err := http.Serve(ln, nil); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-}
-
 func main() {
 	flag.Usage = func() {
-		fmt.Fprintf(os.Stderr, "usage: gobenchx [flags] limiter | echo_server ADDR | http_server ADDR\n")
+		fmt.Fprintf(os.Stderr, "usage: gobenchx [flags] limiter | list\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -259,20 +205,8 @@ func main() {
 	switch args[0] {
 	case "limiter":
 		benchLimiter()
-	case "echo_server", "http_server":
-		addr := "127.0.0.1:0"
-		if len(args) > 1 {
-			addr = args[1]
-		}
-		if args[0] == "echo_server" {
-			echoServer(addr)
-		} else {
-			httpServer(addr)
-		}
 	case "list":
 		fmt.Println("limiter                    -n (1000000) tasks of ~1us through a 1000-token channel limiter; time, peak RSS")
-		fmt.Println("echo_server ADDR           TCP echo server (goroutine per connection)")
-		fmt.Println("http_server ADDR           net/http hello server")
 	default:
 		fmt.Fprintf(os.Stderr, "unknown benchmark %q\n", args[0])
 		os.Exit(2)
