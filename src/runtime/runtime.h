@@ -195,7 +195,6 @@ struct goro__g {
     char *panic_msg;
 
     /* scheduling */
-    goro__g *schedlink;            /* run queue link */
     goro__m *_Atomic m;            /* the scheduler thread running it, while running */
     _Atomic uint64_t wake;         /* (generation << 2) | 0 waiting, 1 woken, 2 timed out */
     void *param;                   /* handed over by a waker (channel code) */

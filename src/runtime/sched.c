@@ -172,13 +172,31 @@ __attribute__((weak)) void goro__netpoll_break(void) {}
 
 /* --------------------------------------------------------- run queues */
 
+/* Makes room for n more entries in the global ring (sched.lock held). It
+   grows by doubling and never shrinks: its peak is 8 bytes per goroutine
+   that was ever queued globally at once. */
+static void globrunq_reserve_locked(uint32_t n) {
+    uint32_t size = (uint32_t)atomic_load_explicit(&goro__sched.runq_size, memory_order_relaxed);
+    if (size + n <= goro__sched.runq_cap)
+        return;
+    uint32_t cap = goro__sched.runq_cap ? goro__sched.runq_cap : 1024;
+    while (cap < size + n)
+        cap *= 2;
+    goro__g **q = malloc((size_t)cap * sizeof *q);
+    if (!q)
+        goro__throw("out of memory growing the global run queue");
+    for (uint32_t i = 0; i < size; i++)
+        q[i] = goro__sched.runq[(goro__sched.runq_first + i) % goro__sched.runq_cap];
+    free(goro__sched.runq);
+    goro__sched.runq = q;
+    goro__sched.runq_cap = cap;
+    goro__sched.runq_first = 0;
+}
+
 static void globrunq_put_locked(goro__g *g) {
-    g->schedlink = NULL;
-    if (goro__sched.runq_tail)
-        goro__sched.runq_tail->schedlink = g;
-    else
-        goro__sched.runq_head = g;
-    goro__sched.runq_tail = g;
+    globrunq_reserve_locked(1);
+    uint32_t size = (uint32_t)atomic_load_explicit(&goro__sched.runq_size, memory_order_relaxed);
+    goro__sched.runq[(goro__sched.runq_first + size) % goro__sched.runq_cap] = g;
     atomic_fetch_add(&goro__sched.runq_size, 1);
 }
 
@@ -188,20 +206,24 @@ void goro__runq_put_global(goro__g *g) {
     goro__lock_release(&goro__sched.lock);
 }
 
-/* Puts batch[0..n) (linked) on the global queue. */
-static void globrunq_put_batch(goro__g *head, goro__g *tail, int32_t n) {
-    tail->schedlink = NULL;
+/* Puts batch[0..n) on the global queue, in order. */
+static void globrunq_put_batch(goro__g *const *batch, uint32_t n) {
     goro__lock_acquire(&goro__sched.lock);
-    if (goro__sched.runq_tail)
-        goro__sched.runq_tail->schedlink = head;
-    else
-        goro__sched.runq_head = head;
-    goro__sched.runq_tail = tail;
-    atomic_fetch_add(&goro__sched.runq_size, n);
+    globrunq_reserve_locked(n);
+    uint32_t size = (uint32_t)atomic_load_explicit(&goro__sched.runq_size, memory_order_relaxed);
+    for (uint32_t i = 0; i < n; i++)
+        goro__sched.runq[(goro__sched.runq_first + size + i) % goro__sched.runq_cap] = batch[i];
+    atomic_fetch_add(&goro__sched.runq_size, (int32_t)n);
     goro__lock_release(&goro__sched.lock);
 }
 
 static void runqput(goro__p *p, goro__g *g, bool next);
+
+static goro__g *globrunq_pop_locked(void) {
+    goro__g *g = goro__sched.runq[goro__sched.runq_first];
+    goro__sched.runq_first = (goro__sched.runq_first + 1) % goro__sched.runq_cap;
+    return g;
+}
 
 /* Takes a batch from the global queue (sched.lock held): returns one, puts
    the rest on p's local queue. */
@@ -218,15 +240,9 @@ static goro__g *globrunq_get_locked(goro__p *p, int32_t max) {
     if (n > GORO__RUNQ_SIZE / 2)
         n = GORO__RUNQ_SIZE / 2;
     atomic_fetch_sub(&goro__sched.runq_size, n);
-    goro__g *g = goro__sched.runq_head;
-    goro__sched.runq_head = g->schedlink;
-    for (int32_t i = 1; i < n; i++) {
-        goro__g *x = goro__sched.runq_head;
-        goro__sched.runq_head = x->schedlink;
-        runqput(p, x, false);
-    }
-    if (!goro__sched.runq_head)
-        goro__sched.runq_tail = NULL;
+    goro__g *g = globrunq_pop_locked();
+    for (int32_t i = 1; i < n; i++)
+        runqput(p, globrunq_pop_locked(), false);
     return g;
 }
 
@@ -250,9 +266,7 @@ static bool runqput_slow(goro__p *p, goro__g *g, uint32_t h, uint32_t t) {
                                                  memory_order_relaxed))
         return false;
     batch[n] = g;
-    for (uint32_t i = 0; i < n; i++)
-        batch[i]->schedlink = batch[i + 1];
-    globrunq_put_batch(batch[0], batch[n], (int32_t)n + 1);
+    globrunq_put_batch(batch, n + 1);
     return true;
 }
 
@@ -292,6 +306,16 @@ static goro__g *runqget(goro__p *p) {
                                                   memory_order_relaxed))
             return g;
     }
+}
+
+bool goro__runq_nearly_full(void) {
+    goro__m *m = goro__getm();
+    goro__p *p = m ? m->p : NULL;
+    if (!p)
+        return false;
+    uint32_t h = atomic_load_explicit(&p->runq_head, memory_order_relaxed);
+    uint32_t t = atomic_load_explicit(&p->runq_tail, memory_order_relaxed);
+    return t - h >= GORO__RUNQ_SIZE - 1;
 }
 
 static bool runq_empty(goro__p *p) {
@@ -1291,7 +1315,6 @@ int goro__procresize(int32_t n) {
 }
 
 void goro__sched_init(int32_t procs) {
-    goro__sched.runq_head = goro__sched.runq_tail = NULL;
     procresize(procs);
 }
 

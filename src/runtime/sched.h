@@ -16,11 +16,19 @@
 #define GORO__MAXPROCS 256
 #define GORO__GFREE_MAX 64
 
+/* A heap slot keeps its timer's deadline beside the pointer, so sifting
+   compares without touching timer records (which live in goroutine
+   records, one page apart: a cache and TLB miss each). */
+typedef struct goro__timer_slot {
+    int64_t when;
+    goro__timer *t;
+} goro__timer_slot;
+
 typedef struct goro__timers {
     goro__lock lock;
-    goro__timer **heap;        /* binary min-heap on when */
+    goro__timer_slot *heap;    /* binary min-heap on when */
     int32_t len, cap;
-    _Atomic int64_t next;      /* heap[0]->when, or INT64_MAX when empty */
+    _Atomic int64_t next;      /* heap[0].when, or INT64_MAX when empty */
 } goro__timers;
 
 enum goro__pstatus { GORO__P_IDLE, GORO__P_RUNNING, GORO__P_SYSCALL, GORO__P_DEAD };
@@ -95,7 +103,12 @@ struct goro__sched {
     goro__m *allm;
     _Atomic int32_t nmspinning;
 
-    goro__g *runq_head, *runq_tail; /* global run queue (schedlink) */
+    /* Global run queue: a growable ring of pointers (runq_size entries
+       from runq_first), so moving a batch reads and writes only this array,
+       never the cold goroutine records it names. Under lock; runq_size is
+       also read without it as a hint. */
+    goro__g **runq;
+    uint32_t runq_cap, runq_first;
     _Atomic int32_t runq_size;
 
     _Atomic int32_t gomaxprocs;
@@ -124,8 +137,13 @@ extern GORO__HIDDEN struct goro__sched goro__sched;
 GORO__HIDDEN goro__p *goro__getp(void);
 GORO__HIDDEN void goro__runq_put_global(goro__g *g);
 GORO__HIDDEN void goro__wakep(void);
+/* True when the calling thread's P has (almost) no room left in its local
+   run queue, so readying more goroutines would spill to the global queue. */
+GORO__HIDDEN bool goro__runq_nearly_full(void);
 GORO__HIDDEN void goro__timers_init(goro__timers *ts);
-/* Runs due timers of ts; returns the next deadline (INT64_MAX if none). */
+/* Runs due timers of ts; returns the next deadline (INT64_MAX if none).
+   Stops early, leaving due timers in the heap (and returning a deadline
+   <= now), once the calling thread's local run queue is nearly full. */
 GORO__HIDDEN int64_t goro__timers_run(goro__timers *ts, int64_t now);
 /* Moves every timer of `from` onto `to` (P retirement). */
 GORO__HIDDEN void goro__timers_move(goro__timers *from, goro__timers *to);

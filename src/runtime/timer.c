@@ -15,7 +15,9 @@
  *     when fn ran and while it is still running; fn must tolerate running
  *     after a stop (the park timeout does: its claim CAS names the wait
  *     generation it was armed for).
- *   - ts->next mirrors heap[0]->when (INT64_MAX when empty) so the scheduler
+ *   - heap[i].when == heap[i].t->when (a slot's copy, so sifting never
+ *     reads timer records);
+ *   - ts->next mirrors heap[0].when (INT64_MAX when empty) so the scheduler
  *     can test for due timers with one load and no lock.
  * A callback runs with the heap lock held: it must not block and must not
  * take a lock that is held elsewhere while calling goro__timer_stop.
@@ -30,51 +32,50 @@ void goro__timers_init(goro__timers *ts) {
     atomic_store(&ts->next, INT64_MAX);
 }
 
-static void heap_set(goro__timers *ts, int32_t i, goro__timer *t) {
-    ts->heap[i] = t;
-    t->idx = i;
+static void heap_set(goro__timers *ts, int32_t i, goro__timer_slot slot) {
+    ts->heap[i] = slot;
+    slot.t->idx = i;
 }
 
 static void sift_up(goro__timers *ts, int32_t i) {
-    goro__timer *t = ts->heap[i];
+    goro__timer_slot s = ts->heap[i];
     while (i > 0) {
         int32_t parent = (i - 1) / 2;
-        if (ts->heap[parent]->when <= t->when)
+        if (ts->heap[parent].when <= s.when)
             break;
         heap_set(ts, i, ts->heap[parent]);
         i = parent;
     }
-    heap_set(ts, i, t);
+    heap_set(ts, i, s);
 }
 
 static void sift_down(goro__timers *ts, int32_t i) {
-    goro__timer *t = ts->heap[i];
+    goro__timer_slot s = ts->heap[i];
     for (;;) {
         int32_t c = 2 * i + 1;
         if (c >= ts->len)
             break;
-        if (c + 1 < ts->len && ts->heap[c + 1]->when < ts->heap[c]->when)
+        if (c + 1 < ts->len && ts->heap[c + 1].when < ts->heap[c].when)
             c++;
-        if (ts->heap[c]->when >= t->when)
+        if (ts->heap[c].when >= s.when)
             break;
         heap_set(ts, i, ts->heap[c]);
         i = c;
     }
-    heap_set(ts, i, t);
+    heap_set(ts, i, s);
 }
 
 static void update_next(goro__timers *ts) {
-    atomic_store_explicit(&ts->next, ts->len ? ts->heap[0]->when : INT64_MAX, memory_order_release);
+    atomic_store_explicit(&ts->next, ts->len ? ts->heap[0].when : INT64_MAX, memory_order_release);
 }
 
 static void heap_remove(goro__timers *ts, goro__timer *t) {
     int32_t i = t->idx;
     int32_t last = --ts->len;
     if (i != last) {
-        goro__timer *moved = ts->heap[last];
-        heap_set(ts, i, moved);
+        heap_set(ts, i, ts->heap[last]);
         sift_down(ts, i);
-        if (moved->idx == i)
+        if (ts->heap[i].t == ts->heap[last].t) /* did not move down: maybe up */
             sift_up(ts, i);
     }
     t->idx = -1;
@@ -84,14 +85,15 @@ static void heap_remove(goro__timers *ts, goro__timer *t) {
 static void heap_add(goro__timers *ts, goro__timer *t) {
     if (ts->len == ts->cap) {
         int32_t nc = ts->cap ? ts->cap * 2 : 64;
-        goro__timer **nh = realloc(ts->heap, (size_t)nc * sizeof *nh);
+        goro__timer_slot *nh = realloc(ts->heap, (size_t)nc * sizeof *nh);
         if (!nh)
             goro__throw("out of memory growing a timer heap");
         ts->heap = nh;
         ts->cap = nc;
     }
-    heap_set(ts, ts->len++, t);
-    sift_up(ts, t->idx);
+    int32_t i = ts->len++;
+    heap_set(ts, i, (goro__timer_slot){t->when, t});
+    sift_up(ts, i);
     update_next(ts);
 }
 
@@ -108,7 +110,7 @@ void goro__timer_start(goro__timer *t, int64_t when, goro__timer_fn fn, void *ar
     goro__lock_acquire(&p->timers.lock);
     atomic_store_explicit(&t->p, p, memory_order_relaxed);
     heap_add(&p->timers, t);
-    bool first = p->timers.heap[0] == t;
+    bool first = p->timers.heap[0].t == t;
     goro__lock_release(&p->timers.lock);
     if (first)
         goro__timer_after_add(when);
@@ -139,8 +141,14 @@ int64_t goro__timers_run(goro__timers *ts, int64_t now) {
     if (atomic_load_explicit(&ts->next, memory_order_acquire) > now)
         return atomic_load_explicit(&ts->next, memory_order_relaxed);
     goro__lock_acquire(&ts->lock);
-    while (ts->len && ts->heap[0]->when <= now) {
-        goro__timer *t = ts->heap[0];
+    /* A burst of expiring timers readies goroutines onto this thread's
+       local queue. Past its capacity they would spill to the global queue's
+       tail and wait behind every goroutine queued there (a backlog of
+       fresh spawns, say) for tens of milliseconds; left in the heap they
+       keep their deadline order and run on the next trip through the
+       scheduler, or on an idle thread that runs them. */
+    while (ts->len && ts->heap[0].when <= now && !goro__runq_nearly_full()) {
+        goro__timer *t = ts->heap[0].t;
         goro__timer_fn fn = t->fn;
         void *arg = t->arg;
         uint64_t seq = t->seq;
@@ -150,7 +158,7 @@ int64_t goro__timers_run(goro__timers *ts, int64_t now) {
         atomic_store_explicit(&t->p, NULL, memory_order_release);
         fn(arg, seq);
     }
-    int64_t next = ts->len ? ts->heap[0]->when : INT64_MAX;
+    int64_t next = ts->len ? ts->heap[0].when : INT64_MAX;
     goro__lock_release(&ts->lock);
     return next;
 }
@@ -162,7 +170,7 @@ void goro__timers_move(goro__timers *from, goro__timers *to) {
     goro__lock_acquire(&b->lock);
     goro__p *top = (goro__p *)((char *)to - offsetof(goro__p, timers));
     while (from->len) {
-        goro__timer *t = from->heap[from->len - 1];
+        goro__timer *t = from->heap[from->len - 1].t;
         heap_remove(from, t);
         atomic_store_explicit(&t->p, top, memory_order_relaxed);
         heap_add(to, t);
