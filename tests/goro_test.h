@@ -63,6 +63,14 @@
 
 #ifndef GORO_TEST_LEAK_TIMEOUT_NS
 #define GORO_TEST_LEAK_TIMEOUT_NS GORO_SEC(2)
+
+/* 1 in the sanitizer suites, where everything runs several times slower and
+   a timing bound needs a wider margin. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define GORO_TEST_SANITIZED 1
+#else
+#define GORO_TEST_SANITIZED 0
+#endif
 #endif
 
 /* How much of the report the failed assertion repeats (all of it is on stderr). */
