@@ -70,14 +70,6 @@
 
 /* ------------------------------------------------------------ channel lock */
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield" ::: "memory");
-#endif
-}
-
 /* Contended acquire: spin on a plain load (no cache-line ping-pong), then
    give the CPU away so that a preempted holder can finish. */
 void goro__chan_lock_slow(goro__chan_lock *l) {
@@ -89,7 +81,7 @@ void goro__chan_lock_slow(goro__chan_lock *l) {
                 return;
         }
         if (i < 64) {
-            cpu_relax();
+            goro__cpu_relax();
         } else if (i < 128) {
             sched_yield();
         } else {

@@ -170,6 +170,18 @@ static int sel_try(goro_case *cs, goro__g **partner) {
     return 0;
 }
 
+/* A case completed with its channels unlocked: r < 0 is a send on a closed
+   channel (panics, after freeing the select's heap arrays); a goroutine
+   the case completed with is made runnable. */
+static void sel_complete(int r, goro__g *partner, void *heap) {
+    if (GORO__UNLIKELY(r < 0)) {
+        free(heap);
+        goro_panic("send on closed channel");
+    }
+    if (partner)
+        goro__ready(partner);
+}
+
 int goro_select(goro_case *cases, size_t n, int64_t timeout_ns) {
     if (timeout_ns < 0 && timeout_ns != GORO_FOREVER)
         timeout_ns = 0; /* an already expired timeout */
@@ -240,12 +252,7 @@ int goro_select(goro_case *cases, size_t n, int64_t timeout_ns) {
         goro__chan_lock_release(&c->lock);
         if (r == 0)
             continue;
-        if (GORO__UNLIKELY(r < 0)) {
-            free(heap);
-            goro_panic("send on closed channel");
-        }
-        if (partner)
-            goro__ready(partner);
+        sel_complete(r, partner, heap);
         ret = (int)i;
         goto done;
     }
@@ -272,12 +279,7 @@ int goro_select(goro_case *cases, size_t n, int64_t timeout_ns) {
         if (r == 0)
             continue;
         sel_unlock(chans, nlocks);
-        if (GORO__UNLIKELY(r < 0)) {
-            free(heap);
-            goro_panic("send on closed channel");
-        }
-        if (partner)
-            goro__ready(partner);
+        sel_complete(r, partner, heap);
         ret = (int)i;
         goto done;
     }

@@ -51,17 +51,6 @@
 
 #include "maps.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define NO_SANITIZE __attribute__((no_sanitize("address", "thread")))
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define NO_SANITIZE __attribute__((no_sanitize("address", "thread")))
-#endif
-#endif
-#ifndef NO_SANITIZE
-#define NO_SANITIZE
-#endif
-
 _Atomic int goro__observe_crashing;
 
 void goro__ctx_entry(void);

@@ -24,6 +24,20 @@
 #ifndef GORO_OBSERVE_H
 #define GORO_OBSERVE_H
 
+/* For code that reads other stacks and registers on purpose (unwinding a
+   parked goroutine, a signal handler's capture): the sanitizers must not
+   instrument those reads. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define NO_SANITIZE __attribute__((no_sanitize("address", "thread")))
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define NO_SANITIZE __attribute__((no_sanitize("address", "thread")))
+#endif
+#endif
+#ifndef NO_SANITIZE
+#define NO_SANITIZE
+#endif
+
 #include "../runtime/runtime.h" /* first: it defines _GNU_SOURCE */
 
 #include <signal.h>

@@ -39,17 +39,6 @@
 #include <dwarf.h>
 #endif
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define NO_SANITIZE __attribute__((no_sanitize("address", "thread")))
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define NO_SANITIZE __attribute__((no_sanitize("address", "thread")))
-#endif
-#endif
-#ifndef NO_SANITIZE
-#define NO_SANITIZE
-#endif
-
 NO_SANITIZE bool goro__mem_read(const goro__mem *m, uintptr_t addr, uintptr_t *out) {
     for (int i = 0; i < m->n; i++) {
         const goro__memrange *r = &m->r[i];

@@ -829,18 +829,6 @@ static goro_pool *pool_start(goro_pool *p, int n) {
     return p;
 }
 
-goro_pool *goro_pool_new(int n, goro_worker *(*ctor)(void *ctx), void *ctx) {
-    if (n < 0 || !ctor) {
-        *goro__errno_location() = EINVAL;
-        return NULL;
-    }
-    goro_pool *p = pool_alloc();
-    if (!p)
-        return NULL;
-    p->ctor = ctor;
-    p->ctor_ctx = ctx;
-    return pool_start(p, n);
-}
 
 typedef struct func_worker {
     goro_worker base; /* first: a goro_worker * is a func_worker * */
@@ -864,19 +852,35 @@ static goro_worker *func_ctor(void *ctx) {
     return &f->base;
 }
 
-goro_pool *goro_pool_new_func(int n, void *(*fn)(void *payload, void *ctx), void *ctx) {
-    if (n < 0 || !fn) {
+/* Both constructors: fn is NULL for goro_pool_new; for goro_pool_new_func
+   the workers are func_ctor's, whose context is the pool itself. */
+static goro_pool *pool_create(int n, goro_worker *(*ctor)(void *ctx), void *ctx,
+                              void *(*fn)(void *payload, void *ctx)) {
+    if (n < 0 || (!ctor && !fn)) {
         *goro__errno_location() = EINVAL;
         return NULL;
     }
     goro_pool *p = pool_alloc();
     if (!p)
         return NULL;
-    p->fn = fn;
-    p->fn_ctx = ctx;
-    p->ctor = func_ctor;
-    p->ctor_ctx = p;
+    if (fn) {
+        p->fn = fn;
+        p->fn_ctx = ctx;
+        p->ctor = func_ctor;
+        p->ctor_ctx = p;
+    } else {
+        p->ctor = ctor;
+        p->ctor_ctx = ctx;
+    }
     return pool_start(p, n);
+}
+
+goro_pool *goro_pool_new(int n, goro_worker *(*ctor)(void *ctx), void *ctx) {
+    return ctor ? pool_create(n, ctor, ctx, NULL) : pool_create(-1, NULL, NULL, NULL);
+}
+
+goro_pool *goro_pool_new_func(int n, void *(*fn)(void *payload, void *ctx), void *ctx) {
+    return fn ? pool_create(n, NULL, ctx, fn) : pool_create(-1, NULL, NULL, NULL);
 }
 
 void goro_pool_free(goro_pool *p) {

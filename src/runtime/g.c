@@ -64,9 +64,7 @@ bool goro__g_scan_begin(goro__g *g, uint32_t *status_out) {
         if (status_out)
             *status_out = s & ~(uint32_t)GORO__G_SCAN;
         if (s & GORO__G_SCAN) {
-#if defined(__x86_64__)
-            __builtin_ia32_pause();
-#endif
+            goro__cpu_relax();
             continue; /* another observer */
         }
         if (s != GORO__G_WAITING && s != GORO__G_RUNNABLE)
@@ -316,6 +314,16 @@ static void print_trace_on_sysstack(void *arg) {
 /* Symbolizing needs more stack than a goroutine has: use the system stack. */
 static void print_trace(goro__g *g) { goro__systemstack(print_trace_on_sysstack, g); }
 
+/* Ends the process after the panic line(s): a blank line, the goroutine's
+   trace, exit status 2 as Go's; GOROTRACEBACK=crash aborts for a core. */
+__attribute__((noreturn)) static void die_with_trace(goro__g *g) {
+    goro__write_all(2, "\n\n", 2);
+    print_trace(g);
+    if (goro__debug.traceback >= 3)
+        abort();
+    _exit(2);
+}
+
 void goro__panic_msg(char *msg) __attribute__((noreturn));
 void goro__panic_msg(char *msg) {
     goro__g *g = goro__getg();
@@ -325,11 +333,7 @@ void goro__panic_msg(char *msg) {
         print_panic_value(2, g->panic_msg ? g->panic_msg : "");
         goro__write_all(2, " [recovered]\n\tpanic: ", 21);
         print_panic_value(2, msg);
-        goro__write_all(2, "\n\n", 2);
-        print_trace(g);
-        if (goro__debug.traceback >= 3)
-            abort();
-        _exit(2);
+        die_with_trace(g);
     }
     g->panicking = true;
     g->panic_msg = msg;
@@ -342,11 +346,7 @@ void goro__panic_msg(char *msg) {
     }
     goro__write_all(2, "panic: ", 7);
     print_panic_value(2, msg);
-    goro__write_all(2, "\n\n", 2);
-    print_trace(g);
-    if (goro__debug.traceback >= 3)
-        abort();
-    _exit(2);
+    die_with_trace(g);
 }
 
 /* ------------------------------------------------------------ public */

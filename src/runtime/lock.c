@@ -19,14 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield" ::: "memory");
-#endif
-}
-
 int goro__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns) {
     struct timespec ts, *tsp = NULL;
     if (timeout_ns >= 0) {
@@ -56,7 +48,7 @@ void goro__lock_acquire(goro__lock *l) {
         return;
     /* Spin briefly: critical sections are a few dozen instructions. */
     for (int i = 0; i < 100; i++) {
-        cpu_relax();
+        goro__cpu_relax();
         c = atomic_load_explicit(&l->state, memory_order_relaxed);
         if (c == 0) {
             if (atomic_compare_exchange_weak_explicit(&l->state, &c, 1, memory_order_acquire,

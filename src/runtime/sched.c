@@ -583,11 +583,7 @@ static void cas_status(goro__g *g, uint32_t from, uint32_t to, const char *what)
             return;
         if (s != from && s != (from | GORO__G_SCAN))
             goro__throw(what);
-#if defined(__x86_64__)
-        __builtin_ia32_pause();
-#elif defined(__aarch64__)
-        __asm__ __volatile__("yield" ::: "memory");
-#endif
+        goro__cpu_relax();
     }
 }
 
@@ -928,11 +924,7 @@ static goro__g *spin_for_work(goro__m *m) {
     int32_t n = atomic_load(&goro__sched.gomaxprocs);
     do {
         for (int i = 0; i < 64; i++) {
-#if defined(__x86_64__)
-            __builtin_ia32_pause();
-#elif defined(__aarch64__)
-            __asm__ __volatile__("yield" ::: "memory");
-#endif
+            goro__cpu_relax();
         }
         if (atomic_load_explicit(&goro__sched.runq_size, memory_order_relaxed) > 0) {
             goro__g *g = globrunq_get(m->p, 0);

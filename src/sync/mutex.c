@@ -43,14 +43,6 @@ _Static_assert(_Alignof(goro__mutex) <= _Alignof(goro_mutex), "goro_mutex misali
 
 static inline goro__mutex *impl(goro_mutex *m) { return (goro__mutex *)(void *)m; }
 
-static inline void cpu_relax(void) {
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield" ::: "memory");
-#endif
-}
-
 static _Atomic int ncpu_cache;
 
 static int ncpu(void) {
@@ -75,7 +67,7 @@ bool goro__sync_canspin(int iter) {
 
 void goro__sync_dospin(void) {
     for (int i = 0; i < ACTIVE_SPIN_CNT; i++)
-        cpu_relax();
+        goro__cpu_relax();
 }
 
 static GORO__NOINLINE void lock_slow(goro__mutex *m, int reason) {
