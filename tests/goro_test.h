@@ -173,4 +173,24 @@ static inline __attribute__((unused)) int goro_test_run_child(void (*fn)(void), 
     return goro_test_collect(pid, pfd[0], out, cap);
 }
 
+/* goro_test_run_child for a test process that already runs threads: TSan
+   cannot start threads in a child forked from a threaded process, so under
+   TSan the test is skipped (the plain and ASan suites run it). */
+static inline __attribute__((unused)) int goro_test_run_child_threaded(void (*fn)(void), char *out,
+                                                                       size_t cap) {
+#ifdef __SANITIZE_THREAD__
+    (void)fn, (void)out, (void)cap;
+    cr_skip_test("fork of a threaded process is not supported under TSan");
+#endif
+    return goro_test_run_child(fn, out, cap);
+}
+
+/* Waits up to 4 s for goro_count() to come back to start, then asserts it. */
+static inline __attribute__((unused)) void goro_test_await_count(int start) {
+    for (int i = 0; i < 4000 && goro_count() != start; i++)
+        goro_sleep(GORO_MS(1));
+    cr_assert_eq(goro_count(), start, "goroutines left behind: %d, started with %d", goro_count(),
+                 start);
+}
+
 #endif /* GORO_TEST_H */

@@ -22,49 +22,9 @@
 
 /* ------------------------------------------------------------- helpers */
 
-static void tc_await_count(int start) {
-    for (int i = 0; i < 4000 && goro_count() != start; i++)
-        goro_sleep(GORO_MS(1));
-    cr_assert_eq(goro_count(), start, "goroutines left behind: %d, started with %d", goro_count(), start);
-}
-
-/* Runs fn in a forked child with stderr captured; returns the wait status. */
-static int tc_run_child(void (*fn)(void), char *out, size_t outlen) {
-#ifdef GORO__TSAN
-    /* The Criterion worker has threads already; TSan cannot start threads in
-       a child forked from a threaded process. Covered by the plain and ASan
-       runs (and the .exit_code tests run under TSan too). */
-    (void)fn, (void)out, (void)outlen;
-    cr_skip_test("fork of a threaded process is not supported under TSan");
-#endif
-    int p[2];
-    cr_assert_eq(pipe(p), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        dup2(p[1], 2);
-        close(p[0]);
-        close(p[1]);
-        fn();
-        _exit(0);
-    }
-    close(p[1]);
-    size_t n = 0;
-    ssize_t r;
-    while ((r = read(p[0], out + n, outlen - 1 - n)) > 0 && n + 1 < outlen)
-        n += (size_t)r;
-    out[n] = 0;
-    close(p[0]);
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    return st;
-}
-
 static void tc_expect_panic(void (*fn)(void), const char *msg) {
     static char out[1 << 16];
-    int st = tc_run_child(fn, out, sizeof out);
+    int st = goro_test_run_child_threaded(fn, out, sizeof out);
     cr_assert(WIFEXITED(st), "child did not exit normally (status %#x); stderr:\n%s", st, out);
     cr_assert_eq(WEXITSTATUS(st), 2, "exit status %d; stderr:\n%s", WEXITSTATUS(st), out);
     char want[256];
@@ -169,7 +129,7 @@ static void tc_mpmc(size_t cap, int np, int nc, int64_t per, int pthreads_each) 
     free(cj);
     free(th);
     goro_maxprocs(old);
-    tc_await_count(start);
+    goro_test_await_count(start);
 }
 
 /* --------------------------------------------------------- basic behaviour */
@@ -196,7 +156,7 @@ GORO_TEST(chan, unbuffered_and_buffered_fifo, .timeout = 20) {
         cr_assert_eq(want, 100);
         goro_chan_release(c);
     }
-    tc_await_count(start);
+    goro_test_await_count(start);
 }
 
 static void tc_recv_flag(void *arg) {
@@ -283,7 +243,7 @@ GORO_TEST(chan, go_testchan, .timeout = 30) {
         cr_assert_eq(goro_chan_cap(c), cap);
         goro_chan_release(c);
     }
-    tc_await_count(start);
+    goro_test_await_count(start);
 }
 
 GORO_TEST(chan, len_cap_and_try, .timeout = 10) {
@@ -335,7 +295,7 @@ GORO_TEST(chan, try_with_waiting_partner, .timeout = 10) {
     cr_assert(ok);
     cr_assert_eq(v, 42);
     goro_chan_release(c);
-    tc_await_count(start);
+    goro_test_await_count(start);
 }
 
 /* ------------------------------------------------------------------ close */
@@ -379,7 +339,7 @@ GORO_TEST(chan, close_wakes_all_receivers, .timeout = 10) {
         goro_chan_release(c);
         goro_chan_release(done);
     }
-    tc_await_count(start);
+    goro_test_await_count(start);
 }
 
 GORO_TEST(chan, close_drains_buffer_first, .timeout = 10) {
@@ -473,7 +433,7 @@ GORO_TEST(chan, blocked_sender_recovers_with_on_panic, .timeout = 10) {
         goro__chan_refinfo(c, &info, NULL, 0);
     } while (info.waiters == 0);
     goro_chan_close(c);
-    tc_await_count(start);
+    goro_test_await_count(start);
     cr_assert_eq(atomic_load(&tc_recovered), 1);
     goro__chan_refinfo(c, &info, NULL, 0);
     cr_assert_eq(info.refs, 1);
@@ -569,7 +529,7 @@ static void tc_scn_nil_blocks(void) {
 
 GORO_TEST(chan, nil_channel_blocks_forever, .timeout = 20) {
     static char out[4096];
-    int st = tc_run_child(tc_scn_nil_blocks, out, sizeof out);
+    int st = goro_test_run_child_threaded(tc_scn_nil_blocks, out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st, out);
     cr_assert(strstr(out, "still blocked") != NULL, "%s", out);
 }
@@ -666,7 +626,7 @@ static void tc_timeout_race(size_t cap, bool sender_thread) {
     }
     if (sender_thread)
         pthread_join(th, NULL);
-    tc_await_count(start);
+    goro_test_await_count(start);
     cr_assert_eq(got_n, r.sent_n, "received %lld, senders saw %lld delivered", (long long)got_n,
                  (long long)r.sent_n);
     cr_assert_eq(got_sum, r.sent_sum);
@@ -721,7 +681,7 @@ GORO_TEST(chan, nonblock_recv_race, .timeout = 60) {
     cr_assert_eq(atomic_load(&fails), 0, "%d non-blocking receives said the ready channel was not ready",
                  atomic_load(&fails));
     goro_chan_release(done);
-    tc_await_count(start);
+    goro_test_await_count(start);
 }
 
 /* Go's TestNonblockSelectRace-like check for try_send: a channel with room
@@ -790,7 +750,7 @@ GORO_TEST(chan, elem_size_zero, .timeout = 10) {
     cr_assert_not(goro_chan_recv(c, &g2));
     cr_assert_eq(g2, 0xCD);
     goro_chan_release(c);
-    tc_await_count(start);
+    goro_test_await_count(start);
 }
 
 /* Big elements go through memcpy; check they arrive intact. */
@@ -830,7 +790,7 @@ GORO_TEST(chan, large_elements, .timeout = 20) {
         cr_assert_eq(want, 2000);
         goro_chan_release(c);
     }
-    tc_await_count(start);
+    goro_test_await_count(start);
 }
 
 /* ---------------------------------------------------------- reference counts */
@@ -873,7 +833,7 @@ GORO_TEST(chan, refcount_holds_and_waiters, .timeout = 10) {
 
     int v = 3;
     goro_chan_send(c, &v);
-    tc_await_count(start);
+    goro_test_await_count(start);
     goro__chan_refinfo(c, &info, holders, 4);
     cr_assert_eq(info.refs, 1);
     cr_assert_eq(info.held, 0);
@@ -900,7 +860,7 @@ GORO_TEST(chan, waiter_keeps_released_channel_alive, .timeout = 10) {
     goro__g_scan_end(g);
     goro_chan_release(c); /* refs 0, one pin: not freed until the waiter leaves */
     cr_assert_eq(goro__chan_live(), live0 + 1);
-    tc_await_count(start);
+    goro_test_await_count(start);
     cr_assert_eq(goro__chan_live(), live0);
     cr_assert_eq(atomic_load(&tc_timed_waiter_result), GORO_ETIMEDOUT);
 }
@@ -939,7 +899,7 @@ GORO_TEST(chan, pingpong_threads_and_goroutines, .timeout = 30) {
         goro_chan_close(cc[0]);
         if (mode == 0)
             pthread_join(th, NULL);
-        tc_await_count(start);
+        goro_test_await_count(start);
         goro_chan_release(cc[0]);
         goro_chan_release(cc[1]);
     }

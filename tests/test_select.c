@@ -17,45 +17,6 @@
 #include "chan/chan_internal.h"
 #include "goro_test.h"
 
-static void ts_await_count(int start) {
-    for (int i = 0; i < 4000 && goro_count() != start; i++)
-        goro_sleep(GORO_MS(1));
-    cr_assert_eq(goro_count(), start, "goroutines left behind: %d, started with %d", goro_count(), start);
-}
-
-static int ts_run_child(void (*fn)(void), char *out, size_t outlen) {
-#ifdef GORO__TSAN
-    /* The Criterion worker has threads already; TSan cannot start threads in
-       a child forked from a threaded process. Covered by the plain and ASan
-       runs (and the .exit_code tests run under TSan too). */
-    (void)fn, (void)out, (void)outlen;
-    cr_skip_test("fork of a threaded process is not supported under TSan");
-#endif
-    int p[2];
-    cr_assert_eq(pipe(p), 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        dup2(p[1], 2);
-        close(p[0]);
-        close(p[1]);
-        fn();
-        _exit(0);
-    }
-    close(p[1]);
-    size_t n = 0;
-    ssize_t r;
-    while ((r = read(p[0], out + n, outlen - 1 - n)) > 0 && n + 1 < outlen)
-        n += (size_t)r;
-    out[n] = 0;
-    close(p[0]);
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    return st;
-}
-
 static goro__g *ts_find_g(uint64_t id) {
     size_t n = goro__allg_count();
     for (size_t i = 0; i < n; i++) {
@@ -185,7 +146,7 @@ GORO_TEST(select, pseudo_random_send, .timeout = 20) {
         goro_chan_release(p.c);
         goro_chan_release(p.done);
     }
-    ts_await_count(start);
+    goro_test_await_count(start);
 }
 
 /* ------------------------------------------------- duplicates, self-select */
@@ -229,7 +190,7 @@ GORO_TEST(select, duplicate_channel, .timeout = 10) {
     cr_assert_eq(v, 9);
     int eight = 8;
     goro_chan_send(t.c, &eight); /* must wake B, not a stale record of A */
-    ts_await_count(start);
+    goro_test_await_count(start);
     goro__chan_info info;
     goro__chan_refinfo(t.c, &info, NULL, 0);
     cr_assert_eq(info.waiters, 0);
@@ -308,7 +269,7 @@ GORO_TEST(select, self_select, .timeout = 30) {
     cr_assert_null(u->sendq.first);
     cr_assert_null(u->recvq.first);
     goro_chan_release(u);
-    ts_await_count(start);
+    goro_test_await_count(start);
 }
 
 /* --------------------------------------------------- default and timeouts */
@@ -418,7 +379,7 @@ static void ts_timeout_race(size_t cap, bool thread) {
         got_sum += v;
         got_n++;
     }
-    ts_await_count(start);
+    goro_test_await_count(start);
     cr_assert_eq(got_n, r.sent_n, "received %lld, senders saw %lld delivered", (long long)got_n,
                  (long long)r.sent_n);
     cr_assert_eq(got_sum, r.sent_sum);
@@ -474,7 +435,7 @@ GORO_TEST(select, close_wakes_blocked_selects, .timeout = 10) {
     cr_assert_eq(goro_select(cs, 1, 0), 0);
     cr_assert_not(cs[0].ok);
     cr_assert_eq(v, 0);
-    ts_await_count(start);
+    goro_test_await_count(start);
     goro__chan_refinfo(t.other, &info, NULL, 0);
     cr_assert_eq(info.waiters, 0);
     goro_chan_release(t.c);
@@ -510,7 +471,7 @@ GORO_TEST(select, send_on_closed_panics, .timeout = 20) {
     static char out[1 << 16];
     void (*scn[2])(void) = {ts_scn_select_send_closed, ts_scn_blocked_select_send_closed};
     for (int i = 0; i < 2; i++) {
-        int st = ts_run_child(scn[i], out, sizeof out);
+        int st = goro_test_run_child_threaded(scn[i], out, sizeof out);
         cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "scenario %d: status %#x\n%s", i, st, out);
         cr_assert(strstr(out, "panic: send on closed channel") != NULL, "scenario %d:\n%s", i, out);
     }
@@ -551,7 +512,7 @@ static void ts_scn_forever(void) {
 
 GORO_TEST(select, empty_select_blocks_forever, .timeout = 20) {
     static char out[4096];
-    int st = ts_run_child(ts_scn_forever, out, sizeof out);
+    int st = goro_test_run_child_threaded(ts_scn_forever, out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x: %s", st, out);
     cr_assert(strstr(out, "still blocked") != NULL, "%s", out);
 }
@@ -632,7 +593,7 @@ GORO_TEST(select, stress_2p, .timeout = 60) {
             goro_chan_release(t.c[k]);
         goro_chan_release(t.done);
     }
-    ts_await_count(start);
+    goro_test_await_count(start);
 }
 
 /* More cases than fit on the stack, many repeated channels. */
@@ -675,7 +636,7 @@ GORO_TEST(select, many_cases, .timeout = 20) {
         cr_assert_null(chans[i]->recvq.first);
         goro_chan_release(chans[i]);
     }
-    ts_await_count(start);
+    goro_test_await_count(start);
 }
 
 /* Select from a plain thread while goroutines feed it, and vice versa. */
@@ -713,7 +674,7 @@ GORO_TEST(select, plain_thread_selects, .timeout = 30) {
     cr_assert_eq(sum, 2 * (10000LL * 10001 / 2));
     for (int i = 0; i < 3; i++)
         goro_chan_release(c[i]);
-    ts_await_count(start);
+    goro_test_await_count(start);
 }
 
 /* Unbuffered select ping-pong between two goroutines over two channels. */
@@ -747,7 +708,7 @@ GORO_TEST(select, unbuffered_select_pingpong, .timeout = 20) {
         cr_assert_eq(r, -i);
     }
     goro_chan_close(c[2]);
-    ts_await_count(start);
+    goro_test_await_count(start);
     for (int i = 0; i < 3; i++)
         goro_chan_release(c[i]);
 }
@@ -779,7 +740,7 @@ GORO_TEST(select, waiter_keeps_released_channels_alive, .timeout = 10) {
     goro_chan_release(c[0]); /* refs 0, pinned: freed by the select's last pass */
     goro_chan_release(c[1]);
     cr_assert_eq(goro__chan_live(), live0 + 2, "freed while a select still waits on it");
-    ts_await_count(start);
+    goro_test_await_count(start);
     cr_assert_eq(atomic_load(&ts_released_result), -1);
     cr_assert_eq(goro__chan_live(), live0, "not freed after the select left");
 }

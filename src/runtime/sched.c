@@ -226,7 +226,9 @@ static goro__g *globrunq_pop_locked(void) {
 }
 
 /* Takes a batch from the global queue (sched.lock held): returns one, puts
-   the rest on p's local queue. */
+   the rest on p's local queue. Callers ask for more than one only when p's
+   queue is empty, so those puts never spill back here (which would take
+   sched.lock again). */
 static goro__g *globrunq_get_locked(goro__p *p, int32_t max) {
     int32_t sz = atomic_load(&goro__sched.runq_size);
     if (sz == 0)
