@@ -15,14 +15,6 @@
 #include "goro.h"
 #include "goro_test.h"
 
-static void ctx_settle(int start) {
-    int64_t end = goro_nanotime() + GORO_SEC(3);
-    while (goro_count() != start && goro_nanotime() < end)
-        goro_sleep(GORO_MS(1));
-    cr_assert_eq(goro_count(), start, "goroutines left behind: %d, started with %d", goro_count(),
-                 start);
-}
-
 /* Is c's done channel closed (a receive completes at once with ok false)? */
 static bool ctx_is_done(goro_ctx *c) {
     goro_chan *d = goro_ctx_done(c);
@@ -208,7 +200,7 @@ GORO_TEST(ctx, done_in_select, .timeout = 10) {
     for (int i = 1; i <= 10; i++)
         goro_chan_send(w.work, &i);
     goro_ctx_cancel(c);
-    ctx_settle(start);
+    goro_test_await_count(start);
     cr_assert_eq(atomic_load(&w.got), 55);
     cr_assert_eq(atomic_load(&w.result), 1);
     goro_ctx_release(c);
@@ -252,7 +244,7 @@ GORO_TEST(ctx, deadline_wakes_goroutines_and_threads, .timeout = 20) {
         pthread_create(&th[i], NULL, ctx_fan_t, &f);
     for (int i = 0; i < T; i++)
         pthread_join(th[i], NULL);
-    ctx_settle(start);
+    goro_test_await_count(start);
     cr_assert_eq(atomic_load(&f.wrong), 0);
     cr_assert_eq(atomic_load(&f.timedout), G + T);
     cr_assert_eq(goro_ctx_err(f.parent), GORO_ETIMEDOUT);
@@ -327,7 +319,7 @@ GORO_TEST(ctx, churn, .timeout = 60) {
     }
     goro_ctx_release(root);
     goro_chan_release(fin);
-    ctx_settle(start);
+    goro_test_await_count(start);
 }
 
 GORO_TEST(ctx, nil_parent_panics, .timeout = 10, .exit_code = 2) {
@@ -382,5 +374,5 @@ GORO_TEST(ctx, deep_chain_cancel, .timeout = 30) {
         chain[i] = goro_ctx_with_cancel(chain[i - 1]);
     for (int i = DEPTH - 1; i >= 0; i--)
         goro_ctx_release(chain[i]);
-    ctx_settle(start);
+    goro_test_await_count(start);
 }

@@ -181,10 +181,12 @@ GORO_TEST(observe, dump_during_churn_lists_no_id_twice, .timeout = 60) {
     goro_maxprocs(2);
     goro_go(obs_spawner, NULL);
     goro_go(obs_spawner, NULL);
-    int64_t end = goro_nanotime() + GORO_SEC(2);
+    /* At least 2 s of churn and at least 4 dumps: under TSan on a loaded
+       machine one dump pair can take most of a second. */
+    int64_t t0 = goro_nanotime();
     int dumps = 0;
     static uint64_t ids[1 << 16];
-    while (goro_nanotime() < end) {
+    while (goro_nanotime() - t0 < GORO_SEC(2) || (dumps < 4 && goro_nanotime() - t0 < GORO_SEC(40))) {
         char *d = obs_profile(2);
         size_t n = 0;
         for (const char *q = d; (q = strstr(q, "goroutine ")) != NULL; q++) {

@@ -15,15 +15,6 @@
 #include "goro.h"
 #include "goro_test.h"
 
-/* Waits until the live goroutine count is back to `start`. */
-static void sync_settle(int start) {
-    int64_t end = goro_nanotime() + GORO_SEC(3);
-    while (goro_count() != start && goro_nanotime() < end)
-        goro_sleep(GORO_MS(1));
-    cr_assert_eq(goro_count(), start, "goroutines left behind: %d, started with %d", goro_count(),
-                 start);
-}
-
 /* Polls cond() (an atomic read) for up to `ns`. */
 static bool sync_eventually(bool (*cond)(void *), void *arg, int64_t ns) {
     int64_t end = goro_nanotime() + ns;
@@ -83,7 +74,7 @@ GORO_TEST(sync, mutex_stress_goroutines_and_threads, .timeout = 60) {
         pthread_join(th[i], NULL);
     cr_assert_eq(atomic_load(&s.violations), 0, "two holders at once");
     cr_assert_eq(s.counter, (long)(G + T) * s.iters, "lost increments: %ld", s.counter);
-    sync_settle(start);
+    goro_test_await_count(start);
 }
 
 GORO_TEST(sync, mutex_trylock, .timeout = 10) {
@@ -125,7 +116,7 @@ GORO_TEST(sync, mutex_blocks_then_wakes, .timeout = 10) {
     cr_assert(strstr(buf, "[sync.Mutex.Lock") != NULL, "no sync.Mutex.Lock state in:\n%s", buf);
     goro_mutex_unlock(&m);
     cr_assert(sync_eventually(mtry_got, &t, GORO_SEC(2)));
-    sync_settle(start);
+    goro_test_await_count(start);
 }
 
 GORO_TEST(sync, mutex_unlock_of_unlocked_panics, .timeout = 10, .exit_code = 2) {
@@ -150,7 +141,7 @@ GORO_TEST(sync, mutex_unlock_of_unlocked_message, .timeout = 10) {
     goro_mutex m = {0};
     goro_opts o = {.on_panic = note_panic};
     goro_go_opts(&o, unlock_unlocked_g, &m);
-    sync_settle(start);
+    goro_test_await_count(start);
     cr_assert_not_null(sync_last_panic);
     cr_assert_str_eq(sync_last_panic, "sync: unlock of unlocked mutex");
     /* The mutex is still usable. */
@@ -209,7 +200,7 @@ GORO_TEST(sync, mutex_starvation_mode, .timeout = 30) {
     cr_assert(atomic_load(&f.saw_starving), "the mutex never entered starvation mode");
     /* Starvation mode bounds the wait to ~1 ms plus the hog's 100 us holds. */
     cr_assert_lt(f.max_wait, GORO_MS(500), "waited %lld ns", (long long)f.max_wait);
-    sync_settle(start);
+    goro_test_await_count(start);
 }
 
 /* =============================================================== rwmutex */
@@ -249,7 +240,7 @@ GORO_TEST(sync, rwmutex_parallel_readers, .timeout = 20) {
     /* Now free: a writer gets it at once. */
     goro_rwmutex_lock(&p.rw);
     goro_rwmutex_unlock(&p.rw);
-    sync_settle(start);
+    goro_test_await_count(start);
 }
 
 /* Go's HammerRWMutex: activity counts readers + 10000 * writers. */
@@ -320,7 +311,7 @@ GORO_TEST(sync, rwmutex_hammer, .timeout = 60) {
     pthread_join(tw, NULL);
     cr_assert_eq(atomic_load(&h.bad), 0, "reader/writer exclusion violated");
     cr_assert_eq(atomic_load(&h.activity), 0);
-    sync_settle(start);
+    goro_test_await_count(start);
 }
 
 /* A stream of overlapping readers must not starve a writer. */
@@ -368,7 +359,7 @@ GORO_TEST(sync, rwmutex_writer_not_starved, .timeout = 20) {
     }
     atomic_store(&s.stop, true);
     goro_waitgroup_wait(&s.wg);
-    sync_settle(start);
+    goro_test_await_count(start);
 }
 
 /* A waiting writer blocks new readers; they get in after the writer. */
@@ -417,7 +408,7 @@ GORO_TEST(sync, rwmutex_waiting_writer_blocks_new_readers, .timeout = 20) {
     goro_waitgroup_wait(&o.wg);
     cr_assert_eq(atomic_load(&o.writer_at), 1);
     cr_assert_eq(atomic_load(&o.reader_at), 2);
-    sync_settle(start);
+    goro_test_await_count(start);
 }
 
 GORO_TEST(sync, rwmutex_runlock_of_unlocked_panics, .timeout = 10, .exit_code = 2) {
@@ -481,7 +472,7 @@ GORO_TEST(sync, waitgroup_basic, .timeout = 20) {
     /* A zero WaitGroup does not block. */
     goro_waitgroup z = {0};
     goro_waitgroup_wait(&z);
-    sync_settle(start);
+    goro_test_await_count(start);
 }
 
 static void wg_stuck(void *a) { goro_waitgroup_wait(a); }
@@ -496,7 +487,7 @@ GORO_TEST(sync, waitgroup_wait_state, .timeout = 10) {
     goro_stack(buf, sizeof buf, true);
     cr_assert(strstr(buf, "[sync.WaitGroup.Wait") != NULL, "no sync.WaitGroup.Wait in:\n%s", buf);
     goro_waitgroup_done(&wg);
-    sync_settle(start);
+    goro_test_await_count(start);
 }
 
 GORO_TEST(sync, waitgroup_negative_counter_panics, .timeout = 10, .exit_code = 2) {
@@ -513,7 +504,7 @@ GORO_TEST(sync, waitgroup_negative_counter_message, .timeout = 10) {
     goro_waitgroup wg = {0};
     goro_opts o = {.on_panic = note_panic};
     goro_go_opts(&o, wg_negative_g, &wg);
-    sync_settle(start);
+    goro_test_await_count(start);
     cr_assert_not_null(sync_last_panic);
     cr_assert_str_eq(sync_last_panic, "sync: negative WaitGroup counter");
 }
@@ -565,7 +556,7 @@ GORO_TEST(sync, once_concurrent, .timeout = 20) {
     cr_assert_eq(atomic_load(&t.early), 0, "a caller returned before fn finished");
     goro_once_do(&t.once, once_fn, &t);
     cr_assert_eq(atomic_load(&t.calls), 1);
-    sync_settle(start);
+    goro_test_await_count(start);
 }
 
 static void once_panicking_fn(void *a) {
@@ -585,7 +576,7 @@ GORO_TEST(sync, once_panic_counts_as_done, .timeout = 10) {
     goro_once o = {0};
     goro_opts opts = {.on_panic = note_panic};
     goro_go_opts(&opts, once_panic_g, &o);
-    sync_settle(start);
+    goro_test_await_count(start);
     cr_assert_str_eq(sync_last_panic, "once fn failed");
     goro_once_do(&o, once_second_fn, NULL); /* must neither hang nor call */
     cr_assert_eq(atomic_load(&once_second_calls), 0);
@@ -681,7 +672,7 @@ GORO_TEST(sync, cond_signal_wakes_exactly_one, .timeout = 20) {
     }
     goro_cond_signal(&c.cond); /* nobody left: a no-op */
     goro_waitgroup_wait(&c.wg);
-    sync_settle(start);
+    goro_test_await_count(start);
 }
 
 /* Signals wake waiters in the order they started waiting. */
@@ -705,7 +696,7 @@ GORO_TEST(sync, cond_signal_fifo, .timeout = 20) {
     goro_waitgroup_wait(&c.wg);
     for (int i = 0; i < N; i++)
         cr_assert_eq(c.order[i], i, "wake %d went to waiter %d", i, c.order[i]);
-    sync_settle(start);
+    goro_test_await_count(start);
 }
 
 /* Go's TestCondBroadcast: every waiter wakes exactly once per broadcast. */
@@ -765,7 +756,7 @@ GORO_TEST(sync, cond_broadcast_wakes_all, .timeout = 30) {
     for (int i = 0; i < N; i++)
         cr_assert_eq(args[i].wakes, ROUNDS, "waiter %d woke %d times", i, args[i].wakes);
     goro_cond_broadcast(&c.cond);
-    sync_settle(start);
+    goro_test_await_count(start);
 }
 
 /* No spurious wake-ups: a signal sent before a wait does not wake it. */
@@ -789,7 +780,7 @@ GORO_TEST(sync, cond_no_spurious_wakeup, .timeout = 20) {
     goro_cond_signal(&c.cond);
     cond_wait_awake(&c, 1);
     goro_waitgroup_wait(&c.wg);
-    sync_settle(start);
+    goro_test_await_count(start);
 }
 
 /* ================================================================== sem */
@@ -868,7 +859,7 @@ GORO_TEST(sync, sem_fifo_fairness, .timeout = 20) {
     cr_assert_eq(atomic_load(&small.at), 2);
     goro_sem_release(&s, 1);
     cr_assert(goro_sem_try_acquire(&s, 4));
-    sync_settle(start);
+    goro_test_await_count(start);
 }
 
 static void sem_doomed(void *a) { goro_sem_acquire(a, 100); }
@@ -939,7 +930,7 @@ GORO_TEST(sync, sem_stress_weighted, .timeout = 60) {
         pthread_join(th[i], NULL);
     cr_assert_eq(atomic_load(&st.bad), 0, "more weight held than the capacity");
     cr_assert(goro_sem_try_acquire(&st.s, st.cap), "weight leaked");
-    sync_settle(start);
+    goro_test_await_count(start);
 }
 
 GORO_TEST(sync, sem_release_more_than_held_panics, .timeout = 10, .exit_code = 2) {
