@@ -19,6 +19,7 @@
 #include "goro.h"
 #include "chan/chan_internal.h"
 #include "goro_test.h"
+#include "goro_test_internal.h"
 
 /* ------------------------------------------------------------- helpers */
 
@@ -483,44 +484,15 @@ static void tc_nil_send(void *arg) {
 }
 
 /* Finds the record of goroutine `id` (internal: allg). */
-static goro__g *tc_find_g(uint64_t id) {
-    size_t n = goro__allg_count();
-    for (size_t i = 0; i < n; i++) {
-        goro__g *g = goro__allg_at(i);
-        if (g && g->id == id)
-            return g;
-    }
-    return NULL;
-}
-
-/* Waits until goroutine id is parked with `reason`; returns its record pinned
-   (goro__g_scan_end it). */
-static goro__g *tc_await_parked(uint64_t id, int reason) {
-    goro__g *g = tc_find_g(id);
-    cr_assert_not_null(g);
-    for (int i = 0; i < 5000; i++) {
-        uint32_t st;
-        if (goro__g_scan_begin(g, &st)) {
-            if (st == GORO__G_WAITING && atomic_load(&g->waitreason) == reason)
-                return g;
-            goro__g_scan_end(g);
-        }
-        goro_sleep(GORO_US(200));
-    }
-    cr_assert_fail("goroutine %llu never parked with reason %s", (unsigned long long)id,
-                   goro__waitreason_str(reason));
-    return NULL;
-}
-
 static void tc_scn_nil_blocks(void) {
     uint64_t r = goro_go(tc_nil_recv, NULL);
     uint64_t s = goro_go(tc_nil_send, NULL);
-    goro__g *g = tc_await_parked(r, GORO__WAIT_CHAN_RECV_NIL);
+    goro__g *g = goro_test_await_parked(r, GORO__WAIT_CHAN_RECV_NIL);
     goro_chan *out[4];
     if (goro__g_wait_chans(g, out, 4) != 0)
         _exit(3);
     goro__g_scan_end(g);
-    g = tc_await_parked(s, GORO__WAIT_CHAN_SEND_NIL);
+    g = goro_test_await_parked(s, GORO__WAIT_CHAN_SEND_NIL);
     goro__g_scan_end(g);
     goro_sleep(GORO_MS(20));
     fprintf(stderr, "still blocked\n");
@@ -822,7 +794,7 @@ GORO_TEST(chan, refcount_holds_and_waiters, .timeout = 10) {
     cr_assert_eq(holders[0]->id, id);
 
     /* parked in recv: its record pins the channel and names it */
-    goro__g *g = tc_await_parked(id, GORO__WAIT_CHAN_RECV);
+    goro__g *g = goro_test_await_parked(id, GORO__WAIT_CHAN_RECV);
     goro_chan *wc[4];
     cr_assert_eq(goro__g_wait_chans(g, wc, 4), 1);
     cr_assert_eq(wc[0], c);
@@ -856,7 +828,7 @@ GORO_TEST(chan, waiter_keeps_released_channel_alive, .timeout = 10) {
     int64_t live0 = goro__chan_live();
     goro_chan *c = goro_chan_make(sizeof(int), 0);
     uint64_t id = goro_go(tc_timed_waiter, c);
-    goro__g *g = tc_await_parked(id, GORO__WAIT_SELECT); /* a timed op shows as select */
+    goro__g *g = goro_test_await_parked(id, GORO__WAIT_SELECT); /* a timed op shows as select */
     goro__g_scan_end(g);
     goro_chan_release(c); /* refs 0, one pin: not freed until the waiter leaves */
     cr_assert_eq(goro__chan_live(), live0 + 1);

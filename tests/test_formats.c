@@ -19,6 +19,7 @@
 #include "observe/observe.h"
 #include "observe/tabwriter.h"
 #include "goro_test.h"
+#include "goro_test_internal.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SANITIZED 1
@@ -273,21 +274,11 @@ static void fmt_recv_forever(void *arg) {
     goro_chan_recv(arg, &v);
 }
 
-static goro__g *fmt_find_g(uint64_t id) {
-    size_t n = goro__allg_count();
-    for (size_t i = 0; i < n; i++) {
-        goro__g *g = goro__allg_at(i);
-        if (g && g->id == id)
-            return g;
-    }
-    return NULL;
-}
-
 GORO_TEST(formats, wait_minutes_in_header, .timeout = 30) {
     goro_chan *c = goro_chan_make(sizeof(int), 0);
     uint64_t id = goro_go(fmt_recv_forever, c);
     free(fmt_wait_state(id, "chan receive]"));
-    goro__g *g = fmt_find_g(id);
+    goro__g *g = goro_test_find_g(id);
     cr_assert(g);
     /* Fake clock: it blocked 3.5 minutes ago. */
     int64_t now = goro_nanotime();

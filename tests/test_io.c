@@ -30,6 +30,7 @@
 #include "goro.h"
 #include "runtime/runtime.h"
 #include "goro_test.h"
+#include "goro_test_internal.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -72,22 +73,9 @@ static int io_threads(void) {
     return n;
 }
 
-/* Finds goroutine id's record and reports whether it waits in "IO wait". */
-static bool io_in_io_wait(uint64_t id) {
-    size_t n = goro__allg_count();
-    for (size_t i = 0; i < n; i++) {
-        goro__g *g = goro__allg_at(i);
-        if (g && g->id == id) {
-            uint32_t st = atomic_load(&g->status) & ~(uint32_t)GORO__G_SCAN;
-            return st == GORO__G_WAITING && atomic_load(&g->waitreason) == GORO__WAIT_IO;
-        }
-    }
-    return false;
-}
-
 static bool io_wait_until_io_wait(uint64_t id) {
     int64_t end = goro_nanotime() + GORO_SEC(5);
-    while (!io_in_io_wait(id)) {
+    while (!goro_test_parked_as(id, GORO__WAIT_IO)) {
         if (goro_nanotime() > end)
             return false;
         goro_sleep(GORO_US(200));

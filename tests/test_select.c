@@ -16,33 +16,7 @@
 #include "goro.h"
 #include "chan/chan_internal.h"
 #include "goro_test.h"
-
-static goro__g *ts_find_g(uint64_t id) {
-    size_t n = goro__allg_count();
-    for (size_t i = 0; i < n; i++) {
-        goro__g *g = goro__allg_at(i);
-        if (g && g->id == id)
-            return g;
-    }
-    return NULL;
-}
-
-/* Waits until goroutine id is parked with `reason`; returns it pinned. */
-static goro__g *ts_await_parked(uint64_t id, int reason) {
-    goro__g *g = ts_find_g(id);
-    cr_assert_not_null(g);
-    for (int i = 0; i < 5000; i++) {
-        uint32_t st;
-        if (goro__g_scan_begin(g, &st)) {
-            if (st == GORO__G_WAITING && atomic_load(&g->waitreason) == reason)
-                return g;
-            goro__g_scan_end(g);
-        }
-        goro_sleep(GORO_US(200));
-    }
-    cr_assert_fail("goroutine %llu never parked as %s", (unsigned long long)id, goro__waitreason_str(reason));
-    return NULL;
-}
+#include "goro_test_internal.h"
 
 /* ------------------------------------------------------------ fairness */
 
@@ -176,14 +150,14 @@ GORO_TEST(select, duplicate_channel, .timeout = 10) {
     int start = goro_count();
     ts_dup t = {goro_chan_make(sizeof(int), 0), goro_chan_make(sizeof(int), 0), goro_chan_make(sizeof(int), 0)};
     uint64_t a = goro_go(ts_dup_a, &t);
-    goro__g *g = ts_await_parked(a, GORO__WAIT_SELECT); /* A is queued first on c, twice */
+    goro__g *g = goro_test_await_parked(a, GORO__WAIT_SELECT); /* A is queued first on c, twice */
     goro_chan *wc[4];
     cr_assert_eq(goro__g_wait_chans(g, wc, 4), 2, "c (twice) and d: two distinct channels");
     cr_assert((wc[0] == t.c && wc[1] == t.d) || (wc[0] == t.d && wc[1] == t.c));
     cr_assert_null(g->waitobj);
     goro__g_scan_end(g);
     uint64_t b = goro_go(ts_dup_b, &t);
-    goro__g_scan_end(ts_await_parked(b, GORO__WAIT_CHAN_RECV));
+    goro__g_scan_end(goro_test_await_parked(b, GORO__WAIT_CHAN_RECV));
     int seven = 7, v = 0;
     goro_chan_send(t.d, &seven); /* wakes A, which dequeues itself from c */
     goro_chan_recv(t.e, &v);
@@ -496,12 +470,12 @@ static void ts_nil_forever(void *arg) {
 static void ts_scn_forever(void) {
     uint64_t a = goro_go(ts_empty_forever, NULL);
     uint64_t b = goro_go(ts_nil_forever, NULL);
-    goro__g *g = ts_await_parked(a, GORO__WAIT_SELECT_NO_CASES);
+    goro__g *g = goro_test_await_parked(a, GORO__WAIT_SELECT_NO_CASES);
     goro_chan *wc[2];
     if (goro__g_wait_chans(g, wc, 2) != 0)
         _exit(3);
     goro__g_scan_end(g);
-    g = ts_await_parked(b, GORO__WAIT_SELECT);
+    g = goro_test_await_parked(b, GORO__WAIT_SELECT);
     if (goro__g_wait_chans(g, wc, 2) != 0)
         _exit(4);
     goro__g_scan_end(g);
@@ -729,7 +703,7 @@ GORO_TEST(select, waiter_keeps_released_channels_alive, .timeout = 10) {
     goro_chan *c[2] = {goro_chan_make(sizeof(int), 0), goro_chan_make(sizeof(int), 0)};
     cr_assert_eq(goro__chan_live(), live0 + 2);
     uint64_t id = goro_go(ts_select_on_released, c);
-    goro__g *g = ts_await_parked(id, GORO__WAIT_SELECT);
+    goro__g *g = goro_test_await_parked(id, GORO__WAIT_SELECT);
     goro_chan *wc[4];
     cr_assert_eq(goro__g_wait_chans(g, wc, 4), 2);
     goro__g_scan_end(g);
