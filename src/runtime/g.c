@@ -23,27 +23,64 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+/* allgs: every record ever made, for observers (dumps, leak checks, counts).
+ * Records are never freed, so an index stays valid forever. To keep the
+ * registry at 4 bytes per record (parked goroutines are otherwise one page
+ * each), an entry is a code: group << 6 | slot, where a group is a run of at
+ * most 64 records at a fixed stride (a chunk of default stack slots) or a
+ * single record (a custom-size stack, a plain thread's record).
+ * Invariant: a code is published (allg_len, release) only after its group's
+ * entry is written; both arrays grow in chunks that never move. */
 #define ALLG_CHUNK 65536
 #define ALLG_CHUNKS 4096
+#define GROUP_SLOTS 64
+#define GROUP_CHUNK 16384
+#define GROUP_CHUNKS 4096
+
+typedef struct allg_group {
+    char *first;   /* the first record */
+    size_t stride; /* bytes from one record to the next */
+} allg_group;
 
 static goro__lock allg_lock = GORO__LOCK_INIT;
-static goro__g **allg_chunks[ALLG_CHUNKS];
+static uint32_t *allg_chunks[ALLG_CHUNKS];
 static _Atomic size_t allg_len;
+static allg_group *group_chunks[GROUP_CHUNKS];
+static uint32_t ngroups;
 static _Atomic uint64_t goidgen;
 static _Atomic int32_t live;
 
-void goro__g_register(goro__g *g) {
+uint32_t goro__allg_group(goro__g *first, size_t stride) {
+    goro__lock_acquire(&allg_lock);
+    uint32_t id = ngroups;
+    uint32_t c = id / GROUP_CHUNK;
+    if (c >= GROUP_CHUNKS)
+        goro__throw("too many goroutine records");
+    if (!group_chunks[c]) {
+        group_chunks[c] = calloc(GROUP_CHUNK, sizeof(allg_group));
+        if (!group_chunks[c])
+            goro__throw("out of memory growing allgs");
+    }
+    group_chunks[c][id % GROUP_CHUNK] = (allg_group){(char *)first, stride};
+    ngroups = id + 1;
+    goro__lock_release(&allg_lock);
+    return id;
+}
+
+void goro__g_register(uint32_t group, uint32_t slot) {
+    if (slot >= GROUP_SLOTS)
+        goro__throw("goro__g_register: slot out of range");
     goro__lock_acquire(&allg_lock);
     size_t n = atomic_load_explicit(&allg_len, memory_order_relaxed);
     size_t c = n / ALLG_CHUNK;
     if (c >= ALLG_CHUNKS)
         goro__throw("too many goroutine records");
     if (!allg_chunks[c]) {
-        allg_chunks[c] = calloc(ALLG_CHUNK, sizeof(goro__g *));
+        allg_chunks[c] = calloc(ALLG_CHUNK, sizeof(uint32_t));
         if (!allg_chunks[c])
             goro__throw("out of memory growing allgs");
     }
-    allg_chunks[c][n % ALLG_CHUNK] = g;
+    allg_chunks[c][n % ALLG_CHUNK] = group * GROUP_SLOTS + slot;
     atomic_store_explicit(&allg_len, n + 1, memory_order_release);
     goro__lock_release(&allg_lock);
 }
@@ -53,7 +90,10 @@ size_t goro__allg_count(void) { return atomic_load_explicit(&allg_len, memory_or
 goro__g *goro__allg_at(size_t i) {
     if (i >= goro__allg_count())
         return NULL;
-    return allg_chunks[i / ALLG_CHUNK][i % ALLG_CHUNK];
+    uint32_t code = allg_chunks[i / ALLG_CHUNK][i % ALLG_CHUNK];
+    uint32_t group = code / GROUP_SLOTS;
+    const allg_group *gr = &group_chunks[group / GROUP_CHUNK][group % GROUP_CHUNK];
+    return (goro__g *)(gr->first + (size_t)(code % GROUP_SLOTS) * gr->stride);
 }
 
 void goro__live_add(int delta) { atomic_fetch_add_explicit(&live, delta, memory_order_relaxed); }
@@ -141,7 +181,7 @@ static goro__g *make_thread_record(uint64_t id) {
     goro__set_thread_g(g);
     pthread_setspecific(thread_key, g);
     if (fresh)
-        goro__g_register(g);
+        goro__g_register(goro__allg_group(g, 0), 0);
     return g;
 }
 

@@ -151,7 +151,11 @@ GORO__HIDDEN int64_t goro__timers_earliest(void);
 GORO__HIDDEN int32_t goro__timers_pending(void);
 /* Called with sched.lock held by the last thing going to sleep. */
 GORO__HIDDEN void goro__checkdead(void);
-GORO__HIDDEN void goro__g_register(goro__g *g);
+/* allgs registration: a group of up to 64 records `stride` bytes apart
+   starting at `first` (stride 0: a lone record), then each record by its
+   group and its index in it. */
+GORO__HIDDEN uint32_t goro__allg_group(goro__g *first, size_t stride);
+GORO__HIDDEN void goro__g_register(uint32_t group, uint32_t slot);
 GORO__HIDDEN void goro__signals_init_thread(goro__m *m);
 GORO__HIDDEN void goro__live_add(int delta);
 

@@ -43,11 +43,13 @@
 #include <sanitizer/asan_interface.h>
 #endif
 
-#define CHUNK_SLOTS 64
+#define CHUNK_SLOTS 64 /* == one allgs group (goro__g_register) */
 
 static _Atomic size_t page_size;
 static goro__lock chunk_lock = GORO__LOCK_INIT;
 static char *chunk_next, *chunk_end;   /* default-size carving, under chunk_lock */
+static char *chunk_start;
+static uint32_t chunk_group;           /* the chunk's allgs group */
 static long guard_budget = -1;
 static long guards_used;
 
@@ -96,7 +98,7 @@ static size_t slot_size_for(size_t stack_size) {
 }
 
 /* Sets up a fresh slot at base (already mapped read-write). */
-static goro__g *slot_init(char *base, size_t slot_size, bool guard) {
+static goro__g *slot_init(char *base, size_t slot_size, bool guard, uint32_t group, uint32_t slot) {
     size_t ps = goro__page_size();
     if (guard && mprotect(base, ps, PROT_NONE) != 0)
         guard = false;
@@ -111,7 +113,7 @@ static goro__g *slot_init(char *base, size_t slot_size, bool guard) {
 #ifdef GORO__HAVE_VALGRIND
     g->vg_stack_id = VALGRIND_STACK_REGISTER(g->stack_lo, g->stack_hi);
 #endif
-    goro__g_register(g);
+    goro__g_register(group, slot);
     return g;
 }
 
@@ -126,14 +128,16 @@ static goro__g *alloc_default_slot(void) {
             goro__lock_release(&chunk_lock);
             return NULL;
         }
-        chunk_next = m;
+        chunk_start = chunk_next = m;
         chunk_end = (char *)m + len;
+        chunk_group = goro__allg_group((goro__g *)((char *)m + ss - record_size()), ss);
     }
     char *base = chunk_next;
     chunk_next += ss;
     bool guard = take_guard();
+    uint32_t group = chunk_group, slot = (uint32_t)((size_t)(base - chunk_start) / ss);
     goro__lock_release(&chunk_lock);
-    return slot_init(base, ss, guard);
+    return slot_init(base, ss, guard, group, slot);
 }
 
 static goro__g *alloc_custom_slot(size_t stack_size) {
@@ -145,7 +149,7 @@ static goro__g *alloc_custom_slot(size_t stack_size) {
     goro__lock_acquire(&chunk_lock);
     bool guard = take_guard();
     goro__lock_release(&chunk_lock);
-    return slot_init(m, ss, guard);
+    return slot_init(m, ss, guard, goro__allg_group((goro__g *)((char *)m + ss - record_size()), 0), 0);
 }
 
 /* Dead records with a non-default stack size, any size (rare). */
