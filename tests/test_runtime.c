@@ -20,6 +20,7 @@
 
 #include "goro.h"
 #include "goro_test.h"
+#include "runtime/runtime.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SANITIZED 1
@@ -450,6 +451,20 @@ GORO_TEST(runtime, plain_pthread_blocks_and_is_woken, .timeout = 10) {
 #endif
 OPAQUE static int *errno_now(void) { return &errno; }
 OPAQUE static pthread_t self_now(void) { return pthread_self(); }
+
+/* The runtime's own blocking (a contended internal lock, a sleeping
+   thread) happens inside goro calls that succeed: it must not leak its
+   errno (EAGAIN from a futex word that changed, ETIMEDOUT) to the caller. */
+GORO_TEST(runtime, internal_futex_keeps_errno, .timeout = 10) {
+    _Atomic uint32_t word = 0;
+    errno = 1234;
+    cr_assert_eq(goro__futex_wait(&word, 1, -1), EAGAIN, "the word is 0, not 1");
+    cr_assert_eq(errno, 1234);
+    cr_assert_eq(goro__futex_wait(&word, 0, GORO_MS(1)), ETIMEDOUT);
+    cr_assert_eq(errno, 1234);
+    goro__futex_wake(&word, 1);
+    cr_assert_eq(errno, 1234);
+}
 
 static _Atomic int migration_failures;
 static _Atomic int migrations_seen;

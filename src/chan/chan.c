@@ -63,6 +63,7 @@
  */
 #include "chan_internal.h"
 
+#include <errno.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,12 +74,15 @@
 /* Contended acquire: spin on a plain load (no cache-line ping-pong), then
    give the CPU away so that a preempted holder can finish. */
 void goro__chan_lock_slow(goro__chan_lock *l) {
+    int saved_errno = errno; /* nanosleep may fail with EINTR: not the caller's business */
     for (unsigned i = 0;; i++) {
         if (atomic_load_explicit(&l->state, memory_order_relaxed) == 0) {
             uint32_t z = 0;
             if (atomic_compare_exchange_weak_explicit(&l->state, &z, 1, memory_order_acquire,
-                                                      memory_order_relaxed))
+                                                      memory_order_relaxed)) {
+                errno = saved_errno;
                 return;
+            }
         }
         if (i < 64) {
             goro__cpu_relax();

@@ -26,13 +26,21 @@ int goro__futex_wait(_Atomic uint32_t *addr, uint32_t val, int64_t timeout_ns) {
         ts.tv_nsec = timeout_ns % 1000000000LL;
         tsp = &ts;
     }
-    /* Relative timeout on FUTEX_WAIT; private: the words never cross processes. */
+    /* Relative timeout on FUTEX_WAIT; private: the words never cross processes.
+       errno is left as it was: these run inside goro calls that succeed
+       (a contended lock, a sleeping thread), and the caller's errno must
+       survive them (EAGAIN from a changed futex word would leak out). */
+    int saved = errno;
     long r = syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT_PRIVATE, val, tsp, NULL, 0);
-    return r == 0 ? 0 : errno;
+    int err = r == 0 ? 0 : errno;
+    errno = saved;
+    return err;
 }
 
 void goro__futex_wake(_Atomic uint32_t *addr, int n) {
+    int saved = errno;
     syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+    errno = saved;
 }
 
 bool goro__lock_try(goro__lock *l) {

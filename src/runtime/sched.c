@@ -526,8 +526,11 @@ void goro__wakep(void) {
         notewakeup(m);
     }
     goro__lock_release(&goro__sched.lock);
-    if (!m)
+    if (!m) {
+        int saved_errno = errno; /* thread creation is no business of the caller's errno */
         newm(p, true);
+        errno = saved_errno;
+    }
 }
 
 /* A new earliest timer: wake idle Ms that sleep past it (they re-check). */
