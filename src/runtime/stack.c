@@ -29,6 +29,7 @@
  */
 #include "sched.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,8 +101,12 @@ static size_t slot_size_for(size_t stack_size) {
 /* Sets up a fresh slot at base (already mapped read-write). */
 static goro__g *slot_init(char *base, size_t slot_size, bool guard, uint32_t group, uint32_t slot) {
     size_t ps = goro__page_size();
-    if (guard && mprotect(base, ps, PROT_NONE) != 0)
-        guard = false;
+    if (guard) {
+        int saved_errno = errno; /* a refused guard is not goro_go's failure */
+        if (mprotect(base, ps, PROT_NONE) != 0)
+            guard = false;
+        errno = saved_errno;
+    }
     goro__g *g = (goro__g *)(base + slot_size - record_size());
     memset(g, 0, sizeof *g);
     g->slot_base = base;
