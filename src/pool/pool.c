@@ -102,7 +102,8 @@
  * Workers leave (set_size/close) either because the sizer popped them from
  * the idle stack with w->stop, or by taking one unit of p->excess at a check
  * point (before block_until_ready, and under p->lock before taking a job).
- * `leaving` counts both until the worker's exit handshake (its last action):
+ * A worker whose job called goro_exit() counts itself in `leaving` too.
+ * `leaving` counts them all until the worker's exit handshake (its last action):
  * the sizer waits for leaving == 0, then for each exited record's goroutine
  * to be gone, then frees the records.
  */
@@ -408,9 +409,20 @@ static void worker_defer(void *arg) {
     if (goro__getg()->panicking)
         return; /* a panic in a job: the program is about to die (see top) */
 
-    bool vanished = w->in_job;
-    if (vanished) {
-        /* goro_exit() inside process(): fail the job as "worker closed". */
+    if (w->in_job) {
+        /* goro_exit() inside process(). The worker was not told to leave:
+           first count it out of the pool (size one smaller) and in as
+           leaving, or let it stand for a pending leave-token of a shrink
+           (already counted as leaving), so that the caller, once it has its
+           GORO_ECLOSED, sees the new size; close and set_size wait for it
+           like any leaving worker. Then fail the job as "worker closed". */
+        goro__lock_acquire(&p->lock);
+        if (!take_excess_locked(p)) {
+            p->nworkers--;
+            publish_size(p);
+            p->leaving++;
+        }
+        goro__lock_release(&p->lock);
         w->in_job = false;
         job_finish(w, w->job, NULL, GORO_ECLOSED);
     }
@@ -418,18 +430,7 @@ static void worker_defer(void *arg) {
         w->wk->terminate(w->wk);
 
     goro__lock_acquire(&p->lock);
-    if (vanished) {
-        /* Not told to leave: count it out of the pool now (or let it stand for
-           a pending leave-token of a shrink). */
-        if (take_excess_locked(p)) {
-            p->leaving--;
-        } else {
-            p->nworkers--;
-            publish_size(p);
-        }
-    } else {
-        p->leaving--;
-    }
+    p->leaving--;
     w->next_exited = p->exited;
     p->exited = w;
     if (p->leaving == 0 && p->sizer) {
