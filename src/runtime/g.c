@@ -43,25 +43,32 @@ typedef struct allg_group {
 } allg_group;
 
 static goro__lock allg_lock = GORO__LOCK_INIT;
-static uint32_t *allg_chunks[ALLG_CHUNKS];
+static void *allg_chunks[ALLG_CHUNKS];    /* uint32_t[ALLG_CHUNK] each */
 static _Atomic size_t allg_len;
-static allg_group *group_chunks[GROUP_CHUNKS];
+static void *group_chunks[GROUP_CHUNKS];  /* allg_group[GROUP_CHUNK] each */
 static uint32_t ngroups;
 static _Atomic uint64_t goidgen;
 static _Atomic int32_t live;
 
+/* The chunk that holds entry i of a chunked array (allg_lock held),
+   allocated on first use; chunks never move or go away. */
+static void *chunk_for(size_t i, void **chunks, size_t nchunks, size_t per_chunk, size_t elem) {
+    size_t c = i / per_chunk;
+    if (c >= nchunks)
+        goro__throw("too many goroutine records");
+    if (!chunks[c]) {
+        chunks[c] = calloc(per_chunk, elem);
+        if (!chunks[c])
+            goro__throw("out of memory growing allgs");
+    }
+    return chunks[c];
+}
+
 uint32_t goro__allg_group(goro__g *first, size_t stride) {
     goro__lock_acquire(&allg_lock);
     uint32_t id = ngroups;
-    uint32_t c = id / GROUP_CHUNK;
-    if (c >= GROUP_CHUNKS)
-        goro__throw("too many goroutine records");
-    if (!group_chunks[c]) {
-        group_chunks[c] = calloc(GROUP_CHUNK, sizeof(allg_group));
-        if (!group_chunks[c])
-            goro__throw("out of memory growing allgs");
-    }
-    group_chunks[c][id % GROUP_CHUNK] = (allg_group){(char *)first, stride};
+    allg_group *chunk = chunk_for(id, group_chunks, GROUP_CHUNKS, GROUP_CHUNK, sizeof(allg_group));
+    chunk[id % GROUP_CHUNK] = (allg_group){(char *)first, stride};
     ngroups = id + 1;
     goro__lock_release(&allg_lock);
     return id;
@@ -72,15 +79,8 @@ void goro__g_register(uint32_t group, uint32_t slot) {
         goro__throw("goro__g_register: slot out of range");
     goro__lock_acquire(&allg_lock);
     size_t n = atomic_load_explicit(&allg_len, memory_order_relaxed);
-    size_t c = n / ALLG_CHUNK;
-    if (c >= ALLG_CHUNKS)
-        goro__throw("too many goroutine records");
-    if (!allg_chunks[c]) {
-        allg_chunks[c] = calloc(ALLG_CHUNK, sizeof(uint32_t));
-        if (!allg_chunks[c])
-            goro__throw("out of memory growing allgs");
-    }
-    allg_chunks[c][n % ALLG_CHUNK] = group * GROUP_SLOTS + slot;
+    uint32_t *chunk = chunk_for(n, allg_chunks, ALLG_CHUNKS, ALLG_CHUNK, sizeof(uint32_t));
+    chunk[n % ALLG_CHUNK] = group * GROUP_SLOTS + slot;
     atomic_store_explicit(&allg_len, n + 1, memory_order_release);
     goro__lock_release(&allg_lock);
 }
@@ -90,9 +90,9 @@ size_t goro__allg_count(void) { return atomic_load_explicit(&allg_len, memory_or
 goro__g *goro__allg_at(size_t i) {
     if (i >= goro__allg_count())
         return NULL;
-    uint32_t code = allg_chunks[i / ALLG_CHUNK][i % ALLG_CHUNK];
+    uint32_t code = ((const uint32_t *)allg_chunks[i / ALLG_CHUNK])[i % ALLG_CHUNK];
     uint32_t group = code / GROUP_SLOTS;
-    const allg_group *gr = &group_chunks[group / GROUP_CHUNK][group % GROUP_CHUNK];
+    const allg_group *gr = &((const allg_group *)group_chunks[group / GROUP_CHUNK])[group % GROUP_CHUNK];
     return (goro__g *)(gr->first + (size_t)(code % GROUP_SLOTS) * gr->stride);
 }
 
