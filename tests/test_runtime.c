@@ -560,9 +560,13 @@ GORO_TEST(runtime, syscall_hands_off_processor, .timeout = 20) {
     goro_go(blocker, NULL);
     goro_sleep(GORO_MS(10));
     goro_go(spinner, NULL);
-    goro_sleep(GORO_MS(300));
+    /* While the blocker still sleeps (1 s), the spinner makes progress on
+       the one P; poll rather than trust a fixed slice of a busy machine. */
+    while (atomic_load(&progress) <= 1000 && !atomic_load(&blocker_done))
+        goro_sleep(GORO_MS(5));
     long mid = atomic_load(&progress);
-    cr_assert_gt(mid, 1000, "another goroutine runs while one sits in a syscall (%ld)", mid);
+    bool during = !atomic_load(&blocker_done);
+    cr_assert(mid > 1000 && during, "another goroutine runs while one sits in a syscall (%ld)", mid);
     goro_waitgroup_wait(&mig_wg);
 }
 
