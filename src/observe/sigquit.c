@@ -16,7 +16,10 @@
  *   PC=0x<pc> m=<M id, or nil on a plain thread> sigcode=<si_code>
  *   <blank line>
  *   goroutine 1 [...]: ...
- * A handler the program installed itself for SIGQUIT is left alone.
+ * A handler the program installed itself for SIGQUIT is left alone. An
+ * ignored SIGQUIT (SIG_IGN, which a shell hands to every background job) is
+ * taken over, as Go does: Go respects an inherited SIG_IGN only for SIGHUP
+ * and SIGINT.
  */
 #include "observe.h"
 
@@ -89,7 +92,7 @@ static void sigquit_init(void) {
     struct sigaction old;
     if (sigaction(SIGQUIT, NULL, &old) != 0)
         return;
-    if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
+    if ((old.sa_flags & SA_SIGINFO) || (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN))
         return; /* the program handles SIGQUIT itself */
     if (sem_init(&quit_sem, 0, 0) != 0)
         return;
