@@ -386,6 +386,7 @@ static int evictable(void)
 static void *server_main(void *arg)
 {
     (void)arg;
+    goro__helper_thread_register();
     /* Like Go's HTTP server waiting in netpoll, a running debug server keeps
        the deadlock check quiet: a stuck program stays up to be inspected. */
     goro__external_waiters_add(1);
@@ -683,11 +684,9 @@ int goro_debug_serve(const char *addr)
     for (size_t i = 0; i < sizeof blocked / sizeof blocked[0]; i++)
         sigaddset(&set, blocked[i]);
     pthread_sigmask(SIG_BLOCK, &set, &old);
-    goro__helper_thread_register(); /* before it exists: see sysmon.c */
     int e = pthread_create(&srv.thread, NULL, server_main, NULL);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e != 0) {
-        goro__helper_thread_unregister();
         close(lfd);
         close(wfd);
         srv.listen_fd = srv.wake_fd = -1;

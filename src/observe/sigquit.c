@@ -77,6 +77,7 @@ static void dump_all(void) {
 
 static void *dumper(void *arg) {
     (void)arg;
+    goro__helper_thread_register();
     for (;;) {
         while (sem_wait(&quit_sem) != 0) {
         }
@@ -103,10 +104,7 @@ static void sigquit_init(void) {
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 1 << 20);
     pthread_t t;
-    goro__helper_thread_register(); /* before it exists: see sysmon.c */
     int e = pthread_create(&t, &attr, dumper, NULL);
-    if (e != 0)
-        goro__helper_thread_unregister();
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &prev, NULL);
     if (e != 0)

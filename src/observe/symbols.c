@@ -89,6 +89,7 @@ static struct {
 
 static void *dw_thread(void *unused) {
     (void)unused;
+    goro__helper_thread_register();
     uint32_t seen = 0;
     for (;;) {
         uint32_t s;
@@ -114,10 +115,7 @@ static bool dw_thread_start(void) {
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, (size_t)8 << 20);
     pthread_t t;
-    goro__helper_thread_register(); /* before it exists: see sysmon.c */
     int e = pthread_create(&t, &attr, dw_thread, NULL);
-    if (e != 0)
-        goro__helper_thread_unregister();
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &prev, NULL);
     atomic_store(&dwt.state, e == 0 ? 1 : -1);

@@ -24,6 +24,7 @@ bool goro__retake(uint32_t *seen_ticks);
 
 static void *sysmon(void *arg) {
     (void)arg;
+    goro__helper_thread_register();
     static uint32_t seen[GORO__MAXPROCS];
     static uint32_t last_tick[GORO__MAXPROCS];
     static int64_t tick_since[GORO__MAXPROCS];
@@ -112,14 +113,7 @@ void goro__sysmon_start(void) {
     pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
     /* Symbolizing a stack for the starvation report needs room (libdw). */
     pthread_attr_setstacksize(&a, 8 << 20);
-    /* Counted as a known thread before it exists: the deadlock check
-       compares /proc/self/task with the known threads, and a thread that is
-       running but not yet counted would make the one check that matters
-       (the last M going to sleep) come out "unknown thread" forever. */
-    goro__helper_thread_register();
-    if (pthread_create(&t, &a, sysmon, NULL) != 0) {
-        goro__helper_thread_unregister();
+    if (pthread_create(&t, &a, sysmon, NULL) != 0)
         atomic_store(&goro__sched.sysmon_started, 0);
-    }
     pthread_attr_destroy(&a);
 }
