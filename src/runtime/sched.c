@@ -1315,6 +1315,19 @@ void goro__sched_init(int32_t procs) {
     procresize(procs);
 }
 
+/* A helper thread (sysmon, the symbolizer, the debug server, the SIGQUIT
+   dumper) has just counted itself. If the last M went to sleep while that
+   thread existed but was not yet counted, its deadlock check saw an unknown
+   thread and gave up, and nothing would ever check again: wake one idle M,
+   whose idle loop runs the check once more on its way back to sleep. */
+void goro__deadlock_recheck(void) {
+    goro__lock_acquire(&goro__sched.lock);
+    goro__m *m = goro__sched.midle;
+    if (m)
+        notewakeup(m);
+    goro__lock_release(&goro__sched.lock);
+}
+
 /* sched.lock held. Called by whatever goes to sleep last. */
 void goro__checkdead_impl(void);
 void goro__checkdead(void) {
