@@ -52,6 +52,8 @@
 #define GORO_TEST_H
 
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,9 +157,21 @@ static inline __attribute__((unused)) int goro_test_collect(pid_t pid, int fd, c
     return st;
 }
 
-/* Runs fn in a child whose stderr is captured; returns its wait status. */
-static inline __attribute__((unused)) int goro_test_run_child(void (*fn)(void), char *out,
-                                                              size_t cap) {
+/* What the child does around fn (all zero: capture stderr, exit 0 if fn
+   returns). */
+typedef struct goro_test_child_opts {
+    int capture_fd;         /* the descriptor read into out: 2 (when 0) or 1 */
+    bool stderr_to_devnull; /* with capture_fd 1: drop stderr */
+    const char *env_name;   /* if set: setenv(env_name, env_value), or unsetenv when NULL */
+    const char *env_value;
+    int exit_if_returns;    /* _exit status when fn returns instead of exiting */
+} goro_test_child_opts;
+
+/* Runs fn in a forked child as o says, reads what it writes to the captured
+   descriptor into out; returns its wait status. */
+static inline __attribute__((unused)) int goro_test_run_child_opts(const goro_test_child_opts *o,
+                                                                   void (*fn)(void), char *out,
+                                                                   size_t cap) {
     int pfd[2];
     cr_assert_eq(pipe(pfd), 0);
     fflush(NULL);
@@ -165,23 +179,38 @@ static inline __attribute__((unused)) int goro_test_run_child(void (*fn)(void), 
     cr_assert_neq(pid, -1);
     if (pid == 0) {
         close(pfd[0]);
-        dup2(pfd[1], 2);
+        dup2(pfd[1], o->capture_fd ? o->capture_fd : 2);
+        if (o->stderr_to_devnull)
+            dup2(open("/dev/null", O_WRONLY), 2);
+        if (o->env_name && o->env_value)
+            setenv(o->env_name, o->env_value, 1);
+        else if (o->env_name)
+            unsetenv(o->env_name);
         fn();
-        _exit(0);
+        _exit(o->exit_if_returns);
     }
     close(pfd[1]);
     return goro_test_collect(pid, pfd[0], out, cap);
 }
 
-/* goro_test_run_child for a test process that already runs threads: TSan
-   cannot start threads in a child forked from a threaded process, so under
-   TSan the test is skipped (the plain and ASan suites run it). */
+/* Runs fn in a child whose stderr is captured; returns its wait status. */
+static inline __attribute__((unused)) int goro_test_run_child(void (*fn)(void), char *out,
+                                                              size_t cap) {
+    return goro_test_run_child_opts(&(goro_test_child_opts){0}, fn, out, cap);
+}
+
+/* Skips the test under TSan: it cannot start threads in a child forked from
+   a process that already runs threads (the plain and ASan suites run it). */
+#ifdef __SANITIZE_THREAD__
+#define goro_test_skip_threaded_fork() cr_skip_test("fork of a threaded process is not supported under TSan")
+#else
+#define goro_test_skip_threaded_fork() ((void)0)
+#endif
+
+/* goro_test_run_child for a test process that already runs threads. */
 static inline __attribute__((unused)) int goro_test_run_child_threaded(void (*fn)(void), char *out,
                                                                        size_t cap) {
-#ifdef __SANITIZE_THREAD__
-    (void)fn, (void)out, (void)cap;
-    cr_skip_test("fork of a threaded process is not supported under TSan");
-#endif
+    goro_test_skip_threaded_fork();
     return goro_test_run_child(fn, out, cap);
 }
 

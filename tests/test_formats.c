@@ -21,11 +21,7 @@
 #include "goro_test.h"
 #include "goro_test_internal.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#else
-#define SANITIZED 0
-#endif
+#define SANITIZED GORO_TEST_SANITIZED
 
 /* ------------------------------------------------------------ helpers */
 

@@ -38,11 +38,7 @@
 #include "runtime/runtime.h"
 #include "goro_test.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#else
-#define SANITIZED 0
-#endif
+#define SANITIZED GORO_TEST_SANITIZED
 #if defined(__SANITIZE_THREAD__)
 #define TSAN 1 /* every goroutine is a TSan fiber: at most 8128 of them */
 #else
@@ -675,32 +671,9 @@ GORO_TEST(leak, runtime_goroutines_never_reported, .timeout = 30) {
    GOROLEAKCHECK set to env (NULL: unset); returns the wait status and what
    the child wrote to stderr. */
 static int run_child(void (*fn)(void), const char *env, char *out, size_t cap) {
-#if defined(__SANITIZE_THREAD__)
-    /* Criterion's process already has threads; TSan cannot start threads in
-       a child forked from it. The plain and ASan suites run these. */
-    (void)fn;
-    (void)env;
-    (void)out;
-    (void)cap;
-    cr_skip_test("TSan: no threads after a multi-threaded fork");
-#endif
-    int pfd[2];
-    cr_assert_eq(pipe(pfd), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        close(pfd[0]);
-        dup2(pfd[1], 2);
-        if (env)
-            setenv("GOROLEAKCHECK", env, 1);
-        else
-            unsetenv("GOROLEAKCHECK");
-        fn();
-        _exit(99); /* fn ends with exit() */
-    }
-    close(pfd[1]);
-    return goro_test_collect(pid, pfd[0], out, cap);
+    goro_test_skip_threaded_fork();
+    goro_test_child_opts o = {.env_name = "GOROLEAKCHECK", .env_value = env, .exit_if_returns = 99};
+    return goro_test_run_child_opts(&o, fn, out, cap); /* fn ends with exit() */
 }
 
 static bool print_before_exit;
@@ -748,36 +721,10 @@ GORO_TEST(leak, goroleakcheck_reports_at_exit, .timeout = 30) {
 
 /* Output the program buffered before exit() is not lost by the check. */
 static int run_child_stdout(void (*fn)(void), char *out, size_t cap) {
-#if defined(__SANITIZE_THREAD__)
-    (void)fn;
-    (void)out;
-    (void)cap;
-    cr_skip_test("TSan: no threads after a multi-threaded fork");
-#endif
-    int pfd[2];
-    cr_assert_eq(pipe(pfd), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        close(pfd[0]);
-        dup2(pfd[1], 1);
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, 2);
-        setenv("GOROLEAKCHECK", "1", 1);
-        fn();
-        _exit(99);
-    }
-    close(pfd[1]);
-    size_t n = 0;
-    ssize_t r;
-    while ((r = read(pfd[0], out + n, cap - 1 - n)) > 0)
-        n += (size_t)r;
-    out[n] = 0;
-    close(pfd[0]);
-    int st;
-    waitpid(pid, &st, 0);
-    return st;
+    goro_test_skip_threaded_fork();
+    goro_test_child_opts o = {.capture_fd = 1, .stderr_to_devnull = true, .env_name = "GOROLEAKCHECK",
+                              .env_value = "1", .exit_if_returns = 99};
+    return goro_test_run_child_opts(&o, fn, out, cap);
 }
 
 GORO_TEST(leak, goroleakcheck_keeps_buffered_output, .timeout = 30) {

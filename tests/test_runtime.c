@@ -22,11 +22,7 @@
 #include "goro_test.h"
 #include "runtime/runtime.h"
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#else
-#define SANITIZED 0
-#endif
+#define SANITIZED GORO_TEST_SANITIZED
 /* TSan counts every goroutine (a fiber) against its limit of 8128 threads. */
 #if defined(__SANITIZE_THREAD__)
 #define MANY(n) ((n) > 2000 ? 2000 : (n))
