@@ -838,13 +838,19 @@ static void timed_holder(void *arg) {
     goro_chan_send(t->c, &v);
 }
 
+/* A receiver on r->c, whose only other holder is a goroutine asleep with a
+   timeout (it sends once r->go is set): the receiver can still be woken. */
+static void start_receiver_and_sleepy_holder(runner_arg *r) {
+    r->c = goro_chan_make(sizeof(int), 0);
+    atomic_store(&r->go, 0);
+    go_holding(recv_on, r->c, r->c, NULL, NULL);
+    go_holding(sleepy_holder, r, r->c, NULL, NULL);
+    goro_chan_release(r->c);
+}
+
 GORO_TEST(leakprof, reference_held_by_sleeping_goroutine_never_leaked, .timeout = 30) {
     static runner_arg r;
-    r.c = goro_chan_make(sizeof(int), 0);
-    atomic_store(&r.go, 0);
-    go_holding(recv_on, r.c, r.c, NULL, NULL);
-    go_holding(sleepy_holder, &r, r.c, NULL, NULL);
-    goro_chan_release(r.c);
+    start_receiver_and_sleepy_holder(&r);
     wait_parked(GORO__WAIT_CHAN_RECV, 1);
     wait_parked(GORO__WAIT_SLEEP, 1);
     assert_none_leaked("receiver whose channel a sleeping goroutine holds");
@@ -1381,11 +1387,7 @@ GORO_TEST_UNCHECKED(leakprof, null_channels_and_empty_select,
     go_holding(nil_recv, NULL, c, NULL, NULL);
     goro_chan_release(c);
     static runner_arg r;
-    r.c = goro_chan_make(sizeof(int), 0);
-    atomic_store(&r.go, 0);
-    go_holding(recv_on, r.c, r.c, NULL, NULL);
-    go_holding(sleepy_holder, &r, r.c, NULL, NULL);
-    goro_chan_release(r.c);
+    start_receiver_and_sleepy_holder(&r);
     wait_parked(GORO__WAIT_CHAN_RECV_NIL, 2);
     wait_parked(GORO__WAIT_CHAN_RECV, 2);
     cr_assert_eq(leaked(), 6);
