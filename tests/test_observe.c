@@ -528,6 +528,24 @@ GORO_TEST(observe, sigquit_dumps_and_goes_on, .timeout = 30) {
     cr_assert(strstr(out, "still alive\n") > strstr(out, "obs_quit_parked"), "%s", out);
 }
 
+/* A shell starts background jobs with SIGQUIT ignored; Go dumps anyway (it
+   respects an inherited SIG_IGN only for SIGHUP and SIGINT), and so do we. */
+static void obs_sigquit_ignored_child(void) {
+    signal(SIGQUIT, SIG_IGN); /* before the runtime starts */
+    obs_sigquit_child();
+}
+
+GORO_TEST(observe, sigquit_dumps_when_inherited_ignored, .timeout = 30) {
+    if (OBS_TSAN)
+        cr_skip("TSan cannot start threads after a multi-threaded fork");
+    char out[65536];
+    int st = obs_child(obs_sigquit_ignored_child, out, sizeof out);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d:\n%s", st, out);
+    cr_assert(strncmp(out, "SIGQUIT: quit\nPC=0x", 19) == 0, "%s", out);
+    cr_assert(strstr(out, "[chan receive]:\nobs_quit_parked()\n") != NULL, "%s", out);
+    cr_assert(strstr(out, "still alive\n") != NULL, "%s", out);
+}
+
 static void obs_sigquit_crash_child(void) {
     setenv("GOROTRACEBACK", "crash", 1);
     obs_sigquit_child();
