@@ -91,7 +91,7 @@ static int leak_story(bool serve) {
         if (port < 0)
             port = goro_debug_serve("127.0.0.1:0");
         if (port < 0) {
-            perror("goro_debug_serve");
+            fprintf(stderr, "goro_debug_serve: %s\n", goro_strerror(port));
             return 1;
         }
         banner("debug server");

@@ -13,7 +13,9 @@
  *                             300; 0: never, as Go's net.Conn without a
  *                             deadline)
  *
- * Every failure is reported with the call that failed and why.
+ * Every failure is reported with the call that failed and why. The I/O
+ * calls return the error (-ETIMEDOUT, -ECONNRESET, ...): errno is not
+ * reliable after a call that may have moved the goroutine to another thread.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -42,9 +44,10 @@ static int64_t IDLE_TIMEOUT = GORO_SEC(300);
 static void serve_conn(void *arg) {
     int fd = (int)(intptr_t)arg;
     for (;;) {
-        if (goro_wait_fd(fd, POLLIN, IDLE_TIMEOUT) < 0) {
-            if (errno != ETIMEDOUT)
-                fprintf(stderr, "echo: wait on connection %d: %s\n", fd, strerror(errno));
+        int ready = goro_wait_fd(fd, POLLIN, IDLE_TIMEOUT);
+        if (ready < 0) {
+            if (ready != -ETIMEDOUT)
+                fprintf(stderr, "echo: wait on connection %d: %s\n", fd, goro_strerror(ready));
             break;
         }
         char *buf = malloc(BUF_SIZE);
@@ -54,11 +57,12 @@ static void serve_conn(void *arg) {
         }
         ssize_t n = goro_read(fd, buf, BUF_SIZE, IDLE_TIMEOUT);
         bool done = n <= 0;
-        if (n < 0 && errno != ETIMEDOUT && errno != ECONNRESET)
-            fprintf(stderr, "echo: read from connection %d: %s\n", fd, strerror(errno));
-        if (n > 0 && goro_write(fd, buf, (size_t)n, IDLE_TIMEOUT) < 0) {
-            if (errno != EPIPE && errno != ECONNRESET)
-                fprintf(stderr, "echo: write to connection %d: %s\n", fd, strerror(errno));
+        if (n < 0 && n != -ETIMEDOUT && n != -ECONNRESET)
+            fprintf(stderr, "echo: read from connection %d: %s\n", fd, goro_strerror((int)n));
+        ssize_t w = n > 0 ? goro_write(fd, buf, (size_t)n, IDLE_TIMEOUT) : 0;
+        if (w < 0) {
+            if (w != -EPIPE && w != -ECONNRESET)
+                fprintf(stderr, "echo: write to connection %d: %s\n", fd, goro_strerror((int)w));
             done = true;
         }
         free(buf);
@@ -73,15 +77,15 @@ static void accept_loop(void *arg) {
     for (;;) {
         int fd = goro_accept(ln, GORO_FOREVER);
         if (fd < 0) {
-            if (errno == EBADF)
+            if (fd == -EBADF)
                 return; /* the listener was closed: shut down */
-            fprintf(stderr, "echo: accept: %s\n", strerror(errno));
-            if (errno == EMFILE || errno == ENFILE)
+            fprintf(stderr, "echo: accept: %s\n", goro_strerror(fd));
+            if (fd == -EMFILE || fd == -ENFILE)
                 goro_sleep(GORO_MS(10)); /* out of descriptors: back off, as Go does */
             continue;
         }
         if (goro_go(serve_conn, (void *)(intptr_t)fd) == 0) {
-            fprintf(stderr, "echo: cannot start a goroutine: %s\n", strerror(errno));
+            fprintf(stderr, "echo: cannot start a goroutine: out of memory\n");
             goro_close(fd);
         }
     }
@@ -109,7 +113,8 @@ static bool read_full(int fd, char *buf, size_t n) {
     while (got < n) {
         ssize_t r = goro_read(fd, buf + got, n - got, GORO_SEC(10));
         if (r <= 0) {
-            fprintf(stderr, "echo client: read: %s\n", r == 0 ? "connection closed early" : strerror(errno));
+            fprintf(stderr, "echo client: read: %s\n",
+                    r == 0 ? "connection closed early" : goro_strerror((int)r));
             return false;
         }
         got += (size_t)r;
@@ -122,15 +127,16 @@ static void client(void *arg) {
     bool good = false;
     int fd = goro_dial_tcp(c->addr, GORO_SEC(10));
     if (fd < 0) {
-        fprintf(stderr, "echo client: dial %s: %s\n", c->addr, strerror(errno));
+        fprintf(stderr, "echo client: dial %s: %s\n", c->addr, goro_strerror(fd));
     } else {
         good = true;
         for (int i = 0; i < c->msgs && good; i++) {
             char msg[96], back[96];
             int n = snprintf(msg, sizeof msg, "goroutine %llu, message %d\n",
                              (unsigned long long)goro_id(), i);
-            if (goro_write(fd, msg, (size_t)n, GORO_SEC(10)) != n) {
-                fprintf(stderr, "echo client: write: %s\n", strerror(errno));
+            ssize_t w = goro_write(fd, msg, (size_t)n, GORO_SEC(10));
+            if (w < 0) {
+                fprintf(stderr, "echo client: write: %s\n", goro_strerror((int)w));
                 good = false;
             } else if (!read_full(fd, back, (size_t)n)) {
                 good = false;
@@ -175,7 +181,7 @@ int main(int argc, char **argv) {
     snprintf(addr, sizeof addr, "127.0.0.1:%d", serve_port < 0 ? 0 : serve_port);
     int ln = goro_listen_tcp(addr, 0);
     if (ln < 0) {
-        fprintf(stderr, "echo: listen on %s: %s\n", addr, strerror(errno));
+        fprintf(stderr, "echo: listen on %s: %s\n", addr, goro_strerror(ln));
         return 1;
     }
     int port = local_port(ln);
@@ -187,7 +193,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (goro_go(accept_loop, (void *)(intptr_t)ln) == 0) {
-        fprintf(stderr, "echo: cannot start the acceptor: %s\n", strerror(errno));
+        fprintf(stderr, "echo: cannot start the acceptor: out of memory\n");
         return 1;
     }
     client_state c = {.msgs = msgs};
@@ -196,7 +202,7 @@ int main(int argc, char **argv) {
     goro_waitgroup_add(&c.wg, conns);
     for (int i = 0; i < conns; i++) {
         if (goro_go(client, &c) == 0) {
-            fprintf(stderr, "echo: cannot start client %d: %s\n", i, strerror(errno));
+            fprintf(stderr, "echo: cannot start client %d: out of memory\n", i);
             atomic_fetch_add(&c.failed, 1);
             goro_waitgroup_done(&c.wg);
         }

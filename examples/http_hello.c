@@ -235,8 +235,8 @@ static void serve_conn(void *arg) {
             break;
         ssize_t n = goro_read(c->fd, c->in + c->inlen, sizeof c->in - c->inlen, IDLE_TIMEOUT);
         if (n <= 0) {
-            if (n < 0 && errno != ETIMEDOUT && errno != ECONNRESET)
-                fprintf(stderr, "http_hello: read: %s\n", strerror(errno));
+            if (n < 0 && n != -ETIMEDOUT && n != -ECONNRESET)
+                fprintf(stderr, "http_hello: read: %s\n", goro_strerror((int)n));
             break;
         }
         c->inlen += (size_t)n;
@@ -250,15 +250,15 @@ static void accept_loop(void *arg) {
     for (;;) {
         int fd = goro_accept(ln, GORO_FOREVER);
         if (fd < 0) {
-            if (errno == EBADF)
-                return;
-            fprintf(stderr, "http_hello: accept: %s\n", strerror(errno));
-            if (errno == EMFILE || errno == ENFILE)
+            if (fd == -EBADF)
+                return; /* the listener was closed */
+            fprintf(stderr, "http_hello: accept: %s\n", goro_strerror(fd));
+            if (fd == -EMFILE || fd == -ENFILE)
                 goro_sleep(GORO_MS(10));
             continue;
         }
         if (goro_go(serve_conn, (void *)(intptr_t)fd) == 0) {
-            fprintf(stderr, "http_hello: cannot start a goroutine: %s\n", strerror(errno));
+            fprintf(stderr, "http_hello: cannot start a goroutine: out of memory\n");
             goro_close(fd);
         }
     }
@@ -317,12 +317,12 @@ static void check(bool ok, const char *what) {
 static int dial(const char *addr) {
     int fd = goro_dial_tcp(addr, GORO_SEC(5));
     if (fd < 0)
-        fprintf(stderr, "http_hello: dial %s: %s\n", addr, strerror(errno));
+        fprintf(stderr, "http_hello: dial %s: %s\n", addr, goro_strerror(fd));
     return fd;
 }
 
 static bool send_all(int fd, const char *s) {
-    return goro_write(fd, s, strlen(s), GORO_SEC(5)) == (ssize_t)strlen(s);
+    return goro_write(fd, s, strlen(s), GORO_SEC(5)) >= 0; /* all of s, or an error */
 }
 
 static bool closed_by_server(int fd) {
@@ -423,7 +423,7 @@ int main(int argc, char **argv) {
     snprintf(addr, sizeof addr, "127.0.0.1:%d", serve_port < 0 ? 0 : serve_port);
     int ln = goro_listen_tcp(addr, 0);
     if (ln < 0) {
-        fprintf(stderr, "http_hello: listen on %s: %s\n", addr, strerror(errno));
+        fprintf(stderr, "http_hello: listen on %s: %s\n", addr, goro_strerror(ln));
         return 1;
     }
     struct sockaddr_in sa;
@@ -437,7 +437,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (goro_go(accept_loop, (void *)(intptr_t)ln) == 0) {
-        fprintf(stderr, "http_hello: cannot start the acceptor: %s\n", strerror(errno));
+        fprintf(stderr, "http_hello: cannot start the acceptor: out of memory\n");
         return 1;
     }
     self_test(addr);

@@ -169,8 +169,13 @@ static void accept_loop(void *arg) {
     server *srv = arg;
     for (;;) {
         int fd = goro_accept(srv->listener, GORO_FOREVER);
-        if (fd < 0)
+        if (fd == -EBADF)
             break; /* the listener was closed: shut down */
+        if (fd < 0) {
+            fprintf(stderr, "pool_http: accept: %s\n", goro_strerror(fd));
+            goro_sleep(GORO_MS(10)); /* out of descriptors, say: back off, as Go does */
+            continue;
+        }
         conn *c = malloc(sizeof *c);
         c->srv = srv;
         c->fd = fd;
@@ -202,7 +207,7 @@ static int do_request(const char *addr, const char *body, char *resp, size_t cap
     int n = snprintf(req, sizeof req,
                      "POST /work HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
                      addr, strlen(body), body);
-    if (goro_write(fd, req, (size_t)n, GORO_SEC(5)) != n) {
+    if (goro_write(fd, req, (size_t)n, GORO_SEC(5)) < 0) {
         goro_close(fd);
         return -1;
     }
@@ -262,8 +267,12 @@ int main(int argc, char **argv) {
     const char *t = getenv("POOL_TIMEOUT_MS");
     srv.timeout_ns = t ? GORO_MS(atoll(t)) : 0;
     srv.listener = goro_listen_tcp(serve_addr ? serve_addr : "127.0.0.1:0", 128);
-    if (!srv.pool || srv.listener < 0) {
-        perror("pool_http: setup");
+    if (!srv.pool) {
+        fprintf(stderr, "pool_http: cannot start %d workers: out of memory\n", ncpu);
+        return 1;
+    }
+    if (srv.listener < 0) {
+        fprintf(stderr, "pool_http: listen: %s\n", goro_strerror(srv.listener));
         return 1;
     }
     struct sockaddr_in sa;

@@ -10,7 +10,7 @@
  * goroutine) and on a plain OS thread (it blocks the thread).
  *
  * Durations are int64_t nanoseconds; GORO_FOREVER (-1) means "no timeout".
- * Fallible calls return 0 or a positive errno-valued code (GORO_E*).
+ * Errors are return values (see "conventions" below), never errno alone.
  */
 #ifndef GORO_H
 #define GORO_H
@@ -33,6 +33,9 @@ extern "C" {
 #define GORO_SEC(x)   ((int64_t)(x) * 1000000000LL)
 #define GORO_FOREVER  ((int64_t)-1)
 
+/* Errors are return values: 0 or a GORO_E* code; calls that return a count or an fd: it, or -errno.
+   Never read errno after a goro call in a goroutine: it may have resumed on another thread. */
+
 #define GORO_ETIMEDOUT ETIMEDOUT
 #define GORO_ECANCELED ECANCELED
 #define GORO_ECLOSED   EPIPE
@@ -40,7 +43,7 @@ extern "C" {
 #define GORO_ENOMEM    ENOMEM
 #define GORO_EINVAL    EINVAL
 
-/* The name of a GORO_E* code ("timed out", "canceled", "closed", ...). */
+/* The name of a GORO_E* code or any errno value, of either sign ("timed out", ...). */
 const char *goro_strerror(int err);
 
 /* ------------------------------------------------------------- goroutines */
@@ -57,7 +60,9 @@ typedef struct goro_opts {
                                                   when it ends), like a Go closure's captures */
 } goro_opts;
 
-uint64_t goro_go(goro_fn fn, void *arg);       /* the new goroutine's id; 0 and errno on failure */
+/* goro_go and goro_go_opts return the new goroutine's id, or 0 when fn is NULL or memory ran out
+   (they never park, so the errno they also set is this thread's). */
+uint64_t goro_go(goro_fn fn, void *arg);
 uint64_t goro_go_opts(const goro_opts *opts, goro_fn fn, void *arg);
 uint64_t goro_id(void);                        /* current goroutine id; O(1), no locks */
 int      goro_count(void);                     /* live goroutines, like runtime.NumGoroutine */
@@ -71,7 +76,8 @@ void     goro_panic(const char *fmt, ...) __attribute__((noreturn, format(printf
 
 /* ------------------------------------------------------ channels and select */
 
-goro_chan *goro_chan_make(size_t elem_size, size_t cap); /* refcount 1; NULL and errno on failure */
+goro_chan *goro_chan_make(size_t elem_size, size_t cap); /* refcount 1; NULL: elem_size * cap too big
+                                                            (GORO_EINVAL) or no memory; never parks */
 goro_chan *goro_chan_retain(goro_chan *c);               /* returns c */
 void       goro_chan_release(goro_chan *c);              /* frees at zero references and no waiters */
 void       goro_chan_send(goro_chan *c, const void *elem);
@@ -141,13 +147,19 @@ void       goro_ctx_release(goro_ctx *c); /* also cancels, like Go's defer cance
 
 /* --------------------------------------------------- I/O and blocking calls */
 
-int     goro_listen_tcp(const char *addr, int backlog);           /* "127.0.0.1:8080" or "[::1]:0"; fd or -1 */
-int     goro_dial_tcp(const char *addr, int64_t timeout_ns);      /* fd or -1 */
-int     goro_accept(int fd, int64_t timeout_ns);                  /* fd or -1 */
-ssize_t goro_read(int fd, void *buf, size_t n, int64_t timeout_ns);
-ssize_t goro_write(int fd, const void *buf, size_t n, int64_t timeout_ns);
-int     goro_wait_fd(int fd, int events, int64_t timeout_ns);     /* POLLIN/POLLOUT readiness */
-int     goro_close(int fd);                                       /* wakes its waiters with an error */
+/* Each returns its result or a negative errno value: -ETIMEDOUT when timeout_ns passed, -EBADF for
+   a descriptor goro_close closed (also while the call waited), -ECONNREFUSED, -EINVAL (a bad
+   address string), ... errno is set as well, but only the return value is reliable in a goroutine.
+   Addresses: "127.0.0.1:8080", "[::1]:0", "localhost:0", ":8080". */
+int     goro_listen_tcp(const char *addr, int backlog);           /* fd or -errno */
+int     goro_dial_tcp(const char *addr, int64_t timeout_ns);      /* fd or -errno */
+int     goro_accept(int fd, int64_t timeout_ns);                  /* fd or -errno */
+ssize_t goro_read(int fd, void *buf, size_t n, int64_t timeout_ns);  /* bytes (0: EOF) or -errno */
+ssize_t goro_write(int fd, const void *buf, size_t n, int64_t timeout_ns); /* n (all of buf) or -errno */
+int     goro_wait_fd(int fd, int events, int64_t timeout_ns);     /* ready poll(2) events (> 0) or -errno */
+int     goro_close(int fd);                                       /* 0 or -errno; waiters get -EBADF */
+/* Around your own call that may block in the kernel (the processor serves other goroutines
+   meanwhile). Read its errno before goro_syscall_exit, which may move you to another thread. */
 void    goro_syscall_enter(void);
 void    goro_syscall_exit(void);
 
@@ -155,7 +167,7 @@ void    goro_syscall_exit(void);
 
 size_t goro_stack(char *buf, size_t len, bool all);   /* runtime.Stack: debug=2 text */
 int    goro_profile_write(FILE *f, int debug);        /* 0 gzipped pprof proto, 1 grouped, 2 every goroutine */
-int    goro_debug_serve(const char *addr);            /* the port, or -1 and errno */
+int    goro_debug_serve(const char *addr);            /* the port, or -errno */
 void   goro_debug_stop(void);
 void   goro_label_set(const char *key, const char *value);
 
@@ -173,7 +185,7 @@ typedef struct goro_leak_opts {
     const char **ignore_created_by;      /* NULL-terminated */
 } goro_leak_opts;
 typedef struct goro_leak_mark goro_leak_mark;
-goro_leak_mark *goro_leak_mark_now(void);
+goro_leak_mark *goro_leak_mark_now(void);         /* NULL: no memory */
 void            goro_leak_mark_free(goro_leak_mark *m);
 int  goro_leak_check(goro_leak_mark *m, const goro_leak_opts *o, FILE *report);
 int  goro_leak_verify_none(const goro_leak_opts *o, FILE *report);
@@ -189,6 +201,8 @@ struct goro_worker {
     void  (*terminate)(goro_worker *w);           /* NULL: nothing to release */
 };
 typedef struct goro_pool goro_pool;
+/* NULL when n < 0 or ctor/fn is NULL, or when a worker could not be made (ctor returned NULL, no
+   memory). Tell them apart by the arguments, not errno: starting and stopping workers may park. */
 goro_pool *goro_pool_new(int n, goro_worker *(*ctor)(void *ctx), void *ctx);
 goro_pool *goro_pool_new_func(int n, void *(*fn)(void *payload, void *ctx), void *ctx);
 int     goro_pool_process(goro_pool *p, void *payload, void **result);
@@ -201,7 +215,8 @@ void    goro_pool_close(goro_pool *p);
 void    goro_pool_free(goro_pool *p);
 
 typedef struct goro_limiter goro_limiter;
-goro_limiter *goro_limiter_new(int max, void (*on_panic)(const char *msg, void *arg));
+goro_limiter *goro_limiter_new(int max, void (*on_panic)(const char *msg, void *arg)); /* NULL: max <= 0
+                                                                       or no memory; never parks */
 int  goro_limiter_go(goro_limiter *l, goro_fn fn, void *arg);     /* waits for a slot; 0 or GORO_ECLOSED */
 int  goro_limiter_try_go(goro_limiter *l, goro_fn fn, void *arg); /* GORO_EAGAIN when full */
 int  goro_limiter_running(goro_limiter *l);

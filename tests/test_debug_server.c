@@ -211,7 +211,7 @@ static size_t count_substr(const char *s, size_t n, const char *needle)
 static int start(void)
 {
     int port = goro_debug_serve("127.0.0.1:0");
-    cr_assert_gt(port, 0, "goro_debug_serve: %s", strerror(errno));
+    cr_assert_gt(port, 0, "goro_debug_serve: %s", goro_strerror(port));
     return port;
 }
 
@@ -911,9 +911,7 @@ GORO_TEST(debug_server, answers_while_goroutines_are_stuck, .timeout = 60)
 GORO_TEST(debug_server, stop_closes_the_port_and_restart_works, .timeout = 20)
 {
     int port = start();
-    errno = 0;
-    cr_assert_eq(goro_debug_serve("127.0.0.1:0"), -1);
-    cr_assert_eq(errno, EBUSY);
+    cr_assert_eq(goro_debug_serve("127.0.0.1:0"), -EBUSY);
     hresp r;
     cr_assert(get(port, "/debug/pprof/cmdline", &r));
     hresp_free(&r);
@@ -947,17 +945,14 @@ GORO_TEST(debug_server, addresses, .timeout = 20)
                                 "127.0.0.1:-1", "127.0.0.1:http", "::1:0", "[::1]0", "[::1]",
                                 "", "127.0.0.1:0:0"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        errno = 0;
-        cr_assert_eq(goro_debug_serve(bad[i]), -1, "'%s' was accepted", bad[i]);
-        cr_assert_eq(errno, EINVAL, "'%s': %s", bad[i], strerror(errno));
+        int r = goro_debug_serve(bad[i]);
+        cr_assert_eq(r, -EINVAL, "'%s': %d (%s)", bad[i], r, goro_strerror(r));
     }
-    errno = 0;
-    cr_assert_eq(goro_debug_serve(NULL), -1);
-    cr_assert_eq(errno, EINVAL);
+    cr_assert_eq(goro_debug_serve(NULL), -EINVAL);
 
     /* localhost: the IPv4 loopback first, as Go's Listen */
     int port = goro_debug_serve("localhost:0");
-    cr_assert_gt(port, 0, "%s", strerror(errno));
+    cr_assert_gt(port, 0, "%s", goro_strerror(port));
     hresp r;
     cr_assert(get(port, "/debug/pprof/cmdline", &r));
     cr_assert_eq(r.status, 200);
@@ -970,22 +965,20 @@ GORO_TEST(debug_server, addresses, .timeout = 20)
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     goro_debug_stop();
     int again = goro_debug_serve(addr);
-    cr_assert_eq(again, port, "%s", strerror(errno));
+    cr_assert_eq(again, port, "%s", goro_strerror(again));
     goro_debug_stop();
     int other = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     cr_assert_eq(bind(other, (struct sockaddr *)&sa, sizeof sa), 0);
     cr_assert_eq(listen(other, 1), 0);
-    errno = 0;
-    cr_assert_eq(goro_debug_serve(addr), -1);
-    cr_assert_eq(errno, EADDRINUSE);
+    cr_assert_eq(goro_debug_serve(addr), -EADDRINUSE);
     close(other);
 
     /* IPv6 loopback, where the machine has it; only that address */
     port = goro_debug_serve("[::1]:0");
     if (port < 0) {
-        cr_assert(errno == EADDRNOTAVAIL || errno == EAFNOSUPPORT, "%s", strerror(errno));
+        cr_assert(port == -EADDRNOTAVAIL || port == -EAFNOSUPPORT, "%s", goro_strerror(port));
         return;
     }
     int fd = dial_family(AF_INET6, port);

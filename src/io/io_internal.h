@@ -14,11 +14,15 @@
  *   for (;;) {
  *       s = goro__pd_snap(pd);                     // readiness counters
  *       n = read(fd, ...);                         // the non-blocking attempt
- *       if (n >= 0 || errno != EAGAIN) break;
+ *       if (n >= 0 || errno != EAGAIN) break;      // (errno read at once: no park since)
  *       err = goro__pd_wait(pd, POLLIN, s, deadline);   // 0: try again
  *       if (err) break;                            // ETIMEDOUT, EBADF, ...
  *   }
  *   goro__pd_exit(pd)
+ *   return n >= 0 ? n : -err                       // the public calls: result or -errno
+ *
+ * The functions here return 0 or a (positive) errno value; net.c turns
+ * them into the public calls' negative ones.
  *
  * The snapshot is taken BEFORE the attempt, and goro__pd_wait parks only if
  * no readiness event arrived since the snapshot (checked under the record's

@@ -2,10 +2,19 @@
  * net.c - the public I/O calls: TCP listen/dial/accept, read, write,
  * goro_wait_fd and goro_close, on top of the netpoller (netpoll.c).
  *
- * Every call follows POSIX: the result, or -1 with errno. On a timeout errno
- * is ETIMEDOUT (exactly once per call: the deadline is fixed when the call
- * starts and covers all its retries). A call on a descriptor that goro_close
- * is closing, or closed while the call waited, fails with EBADF.
+ * Every call returns its result or a negative errno value, as libuv does:
+ * never -1 with errno alone. A call that parks may resume on another thread,
+ * and the caller's compiler may have kept the address of the first thread's
+ * errno (glibc declares __errno_location const), so errno read by the
+ * caller after the call is not reliable inside a goroutine. errno is still
+ * set (io_return), as a courtesy to plain threads. Inside this file
+ * GORO__ERRNO reads the errno of the thread running now, right after the
+ * system call that set it, never across a park.
+ *
+ * On a timeout the result is -ETIMEDOUT (exactly once per call: the
+ * deadline is fixed when the call starts and covers all its retries). A
+ * call on a descriptor that goro_close is closing, or closed while the call
+ * waited, fails with -EBADF.
  *
  * Pattern of each call (io_internal.h): snapshot the readiness counters,
  * attempt the non-blocking system call, and on EAGAIN wait through
@@ -44,17 +53,17 @@
  * at all (examples/echo.c).
  *
  * goro_write writes all of buf: it retries partial writes and waits on EAGAIN.
- * It returns n, or -1 with errno if an error or the deadline comes first
- * (then some prefix of buf may have been written, as with Go's Write, which
+ * It returns n, or -errno if an error or the deadline comes first (then
+ * some prefix of buf may have been written, as with Go's Write, which
  * returns n < len(b) with the error). Writes to sockets use MSG_NOSIGNAL: a
- * peer that went away gives EPIPE, never SIGPIPE.
+ * peer that went away gives -EPIPE, never SIGPIPE.
  *
  * Addresses are "host:port" (Go's net.SplitHostPort): "127.0.0.1:8080",
  * "[::1]:0", "localhost:0", ":8080" (listen: every interface; dial: the local
  * host). The port is a number 0..65535 or a service name. Bad strings fail
- * with EINVAL ("", "nohost", "1.2.3.4:99999", "[::1", "127.0.0.1:"). A host
+ * with -EINVAL ("", "nohost", "1.2.3.4:99999", "[::1", "127.0.0.1:"). A host
  * name is looked up with getaddrinfo inside goro_syscall_enter/exit; one that
- * does not resolve fails with EHOSTUNREACH. listen tries the IPv4 addresses
+ * does not resolve fails with -EHOSTUNREACH. listen tries the IPv4 addresses
  * of a name first (as Go does) and returns the first error; dial tries every
  * address in turn within one deadline and returns the last error.
  */
@@ -86,7 +95,8 @@ static int64_t deadline_of(int64_t timeout_ns) {
     return now + timeout_ns;
 }
 
-/* Whether a descriptor goro did not create is in blocking mode. */
+/* Whether a descriptor goro did not create is in blocking mode. 0 or an
+   errno value. */
 static int fd_blocking(goro__pd *pd, int fd, bool *blocking) {
     if (goro__pd_owned(pd)) {
         *blocking = false;
@@ -103,10 +113,10 @@ typedef ssize_t (*attempt_fn)(int fd, void *arg);
 
 /*
  * Runs fn(fd, arg) until it returns >= 0 (returned), fails with anything but
- * EAGAIN/EINTR, or waiting for `events` fails (-1, *errp set).
+ * EAGAIN/EINTR, or waiting for `events` fails (then -errno).
  */
 static ssize_t io_loop(goro__pd *pd, int fd, int events, bool blocking, int64_t deadline,
-                       attempt_fn fn, void *arg, int *errp) {
+                       attempt_fn fn, void *arg) {
     for (;;) {
         goro__pd_snap s = goro__pd_snapshot(pd);
         ssize_t r;
@@ -119,21 +129,18 @@ static ssize_t io_loop(goro__pd *pd, int fd, int events, bool blocking, int64_t 
                 e = GORO__ERRNO;
                 if (e == EINTR)
                     continue;
-                *errp = e;
-                return -1;
+                return -e;
             }
-            if (pr > 0 && (p.revents & POLLNVAL)) {
-                *errp = EBADF;
-                return -1;
-            }
+            if (pr > 0 && (p.revents & POLLNVAL))
+                return -EBADF;
             if (pr == 0) {
                 int err = goro__pd_wait(pd, events, s, deadline, NULL);
-                if (err) {
-                    *errp = err;
-                    return -1;
-                }
+                if (err)
+                    return -err;
                 continue;
             }
+            /* errno is read inside the bracket: goro_syscall_exit may move
+               this goroutine to another thread. */
             goro_syscall_enter();
             r = fn(fd, arg);
             e = GORO__ERRNO;
@@ -146,34 +153,27 @@ static ssize_t io_loop(goro__pd *pd, int fd, int events, bool blocking, int64_t 
             return r;
         if (e == EINTR)
             continue;
-        if (e != EAGAIN && e != EWOULDBLOCK) {
-            *errp = e;
-            return -1;
-        }
+        if (e != EAGAIN && e != EWOULDBLOCK)
+            return -e;
         if (blocking)
             continue; /* someone else made it non-blocking meanwhile */
         int err = goro__pd_wait(pd, events, s, deadline, NULL);
-        if (err) {
-            *errp = err;
-            return -1;
-        }
+        if (err)
+            return -err;
     }
 }
 
 /* Waits until poll(2) reports one of `events` (or an error condition) on fd.
-   Returns the revents (> 0), or -1 with *errp. may_skip: a wait for reading
-   only, with a timeout other than 0, may use "known empty". */
-static int wait_ready(goro__pd *pd, int fd, int events, int64_t deadline, bool may_skip,
-                      int *errp) {
+   Returns the revents (> 0) or -errno. may_skip: a wait for reading only,
+   with a timeout other than 0, may use "known empty". */
+static int wait_ready(goro__pd *pd, int fd, int events, int64_t deadline, bool may_skip) {
     for (;;) {
         goro__pd_snap s = goro__pd_snapshot(pd);
         if (may_skip && goro__pd_known_empty(pd, s)) {
             int rev = 0;
             int err = goro__pd_wait(pd, events, s, deadline, &rev);
-            if (err) {
-                *errp = err;
-                return -1;
-            }
+            if (err)
+                return -err;
             rev &= events | POLLERR | POLLHUP;
             if (rev)
                 return rev;
@@ -182,26 +182,18 @@ static int wait_ready(goro__pd *pd, int fd, int events, int64_t deadline, bool m
         }
         struct pollfd p = {.fd = fd, .events = (short)events};
         int pr = poll(&p, 1, 0);
-        if (pr > 0) {
-            if (p.revents & POLLNVAL) {
-                *errp = EBADF;
-                return -1;
-            }
-            return p.revents;
-        }
+        if (pr > 0)
+            return (p.revents & POLLNVAL) ? -EBADF : p.revents;
         if (pr < 0) {
             int e = GORO__ERRNO;
             if (e == EINTR)
                 continue;
-            *errp = e;
-            return -1;
+            return -e;
         }
         int rev = 0;
         int err = goro__pd_wait(pd, events, s, deadline, &rev);
-        if (err) {
-            *errp = err;
-            return -1;
-        }
+        if (err)
+            return -err;
         /* Woken by a readiness event for what we wait for: report it
            without asking poll(2) again. */
         rev &= events | POLLERR | POLLHUP;
@@ -210,24 +202,27 @@ static int wait_ready(goro__pd *pd, int fd, int events, int64_t deadline, bool m
     }
 }
 
-static ssize_t fail(int err) {
-    GORO__ERRNO = err;
-    return -1;
+/* Every public call returns through here: r is its result, or -errno. The
+   return value is the truth; errno is also set, as a courtesy to plain
+   threads, on the thread the call ends on (a goroutine's caller may still
+   read another thread's errno: see goro.h). */
+static ssize_t io_return(ssize_t r) {
+    if (r < 0)
+        GORO__ERRNO = (int)-r;
+    return r;
 }
 
-/* Looks up fd's record and counts the call in; NULL with errno set. */
-static goro__pd *enter(int fd) {
+/* Looks up fd's record and counts the call in: 0 and *pdp, or an errno
+   value. */
+static int enter(int fd, goro__pd **pdp) {
     int err;
     goro__pd *pd = goro__pd_get(fd, &err);
-    if (!pd) {
-        GORO__ERRNO = err;
-        return NULL;
-    }
-    if ((err = goro__pd_enter(pd)) != 0) {
-        GORO__ERRNO = err;
-        return NULL;
-    }
-    return pd;
+    if (!pd)
+        return err;
+    if ((err = goro__pd_enter(pd)) != 0)
+        return err;
+    *pdp = pd;
+    return 0;
 }
 
 /* ------------------------------------------------------- read and write */
@@ -242,17 +237,15 @@ static ssize_t do_read(int fd, void *arg) {
     return read(fd, a->buf, a->n);
 }
 
-/* The non-blocking read loop, with "known empty". */
+/* The non-blocking read loop, with "known empty". Bytes read or -errno. */
 static ssize_t read_loop(goro__pd *pd, int fd, void *buf, size_t n, int64_t timeout_ns,
-                         int64_t deadline, int *errp) {
+                         int64_t deadline) {
     for (;;) {
         goro__pd_snap s = goro__pd_snapshot(pd);
         if (timeout_ns != 0 && goro__pd_known_empty(pd, s)) {
             int err = goro__pd_wait(pd, POLLIN, s, deadline, NULL);
-            if (err) {
-                *errp = err;
-                return -1;
-            }
+            if (err)
+                return -err;
             goro__pd_forget_empty(pd); /* now really try (a thread's wait moves no rseq) */
             continue;
         }
@@ -265,39 +258,34 @@ static ssize_t read_loop(goro__pd *pd, int fd, void *buf, size_t n, int64_t time
         int e = GORO__ERRNO;
         if (e == EINTR)
             continue;
-        if (e != EAGAIN && e != EWOULDBLOCK) {
-            *errp = e;
-            return -1;
-        }
+        if (e != EAGAIN && e != EWOULDBLOCK)
+            return -e;
         int err = goro__pd_wait(pd, POLLIN, s, deadline, NULL);
-        if (err) {
-            *errp = err;
-            return -1;
-        }
+        if (err)
+            return -err;
     }
 }
 
 ssize_t goro_read(int fd, void *buf, size_t n, int64_t timeout_ns) {
     goro__init();
     int64_t deadline = deadline_of(timeout_ns);
-    goro__pd *pd = enter(fd);
-    if (!pd)
-        return -1;
+    goro__pd *pd = NULL;
+    int err = enter(fd, &pd);
+    if (err)
+        return io_return(-err);
     bool blocking = false;
-    int err = fd_blocking(pd, fd, &blocking);
-    ssize_t r = -1;
+    err = fd_blocking(pd, fd, &blocking);
+    ssize_t r = -err;
     if (!err) {
         if (blocking) {
             read_arg a = {buf, n};
-            r = io_loop(pd, fd, POLLIN, true, deadline, do_read, &a, &err);
+            r = io_loop(pd, fd, POLLIN, true, deadline, do_read, &a);
         } else {
-            r = read_loop(pd, fd, buf, n, timeout_ns, deadline, &err);
+            r = read_loop(pd, fd, buf, n, timeout_ns, deadline);
         }
     }
     goro__pd_exit(pd);
-    if (r < 0)
-        return fail(err);
-    return r;
+    return io_return(r);
 }
 
 typedef struct {
@@ -320,30 +308,27 @@ static ssize_t do_write(int fd, void *arg) {
 ssize_t goro_write(int fd, const void *buf, size_t n, int64_t timeout_ns) {
     goro__init();
     int64_t deadline = deadline_of(timeout_ns);
-    goro__pd *pd = enter(fd);
-    if (!pd)
-        return -1;
+    goro__pd *pd = NULL;
+    int err = enter(fd, &pd);
+    if (err)
+        return io_return(-err);
     bool blocking = false;
-    int err = fd_blocking(pd, fd, &blocking);
+    err = fd_blocking(pd, fd, &blocking);
+    ssize_t r = -err;
     size_t done = 0;
-    bool ok = !err;
-    if (ok) {
+    if (!err) {
         write_arg a = {pd, buf, n};
         do {
             a.p = (const char *)buf + done;
             a.n = n - done;
-            ssize_t r = io_loop(pd, fd, POLLOUT, blocking, deadline, do_write, &a, &err);
-            if (r < 0) {
-                ok = false;
+            r = io_loop(pd, fd, POLLOUT, blocking, deadline, do_write, &a);
+            if (r < 0)
                 break;
-            }
             done += (size_t)r;
         } while (done < n);
     }
     goro__pd_exit(pd);
-    if (!ok)
-        return fail(err);
-    return (ssize_t)done;
+    return io_return(r < 0 ? r : (ssize_t)done);
 }
 
 /* ------------------------------------------------------------ wait, close */
@@ -352,26 +337,21 @@ int goro_wait_fd(int fd, int events, int64_t timeout_ns) {
     goro__init();
     if (!(events & (POLLIN | POLLPRI | POLLOUT | POLLRDHUP | POLLRDNORM | POLLRDBAND | POLLWRNORM |
                     POLLWRBAND)))
-        return (int)fail(EINVAL);
+        return (int)io_return(-EINVAL);
     int64_t deadline = deadline_of(timeout_ns);
-    goro__pd *pd = enter(fd);
-    if (!pd)
-        return -1;
-    int err = 0;
+    goro__pd *pd = NULL;
+    int err = enter(fd, &pd);
+    if (err)
+        return (int)io_return(-err);
     bool read_only = !(events & ~(POLLIN | POLLRDNORM));
-    int r = wait_ready(pd, fd, events, deadline, read_only && timeout_ns != 0, &err);
+    int r = wait_ready(pd, fd, events, deadline, read_only && timeout_ns != 0);
     goro__pd_exit(pd);
-    if (r < 0)
-        return (int)fail(err);
-    return r;
+    return (int)io_return(r);
 }
 
 int goro_close(int fd) {
     goro__init();
-    int err = goro__pd_close(fd);
-    if (err)
-        return (int)fail(err);
-    return 0;
+    return (int)io_return(-goro__pd_close(fd));
 }
 
 /* ------------------------------------------------------------- addresses */
@@ -411,7 +391,7 @@ static void add_v6(addr_list *l, struct in6_addr ip, uint32_t scope, uint16_t po
     l->a[l->n++].len = sizeof *s;
 }
 
-static int gai_errno(int rc) {
+static int gai_errno(int rc, int sys_errno) {
     switch (rc) {
     case EAI_NONAME:
 #ifdef EAI_NODATA
@@ -429,7 +409,7 @@ static int gai_errno(int rc) {
     case EAI_FAMILY:
         return EAFNOSUPPORT;
     case EAI_SYSTEM:
-        return GORO__ERRNO ? GORO__ERRNO : EIO;
+        return sys_errno ? sys_errno : EIO;
     default:
         return EINVAL;
     }
@@ -557,10 +537,8 @@ static int resolve(const char *addr, bool listening, addr_list *l) {
     int rc = getaddrinfo(host, NULL, &hints, &res);
     int sys_errno = GORO__ERRNO;
     goro_syscall_exit();
-    if (rc != 0) {
-        GORO__ERRNO = sys_errno;
-        return gai_errno(rc);
-    }
+    if (rc != 0)
+        return gai_errno(rc, sys_errno);
     for (int pass = 0; pass < 2; pass++) {
         for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
             if (pass == 0 && ai->ai_family == AF_INET)
@@ -598,19 +576,16 @@ static void set_nodelay(int fd) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* not TCP: harmless */
 }
 
-/* Closes a socket goro made during a failed call, keeping errno's meaning. */
-static void discard(int fd) {
-    int saved = GORO__ERRNO;
-    goro__pd_close(fd);
-    GORO__ERRNO = saved;
-}
+/* Closes a socket goro made during a failed call (the call reports its own
+   error, not this one's). */
+static void discard(int fd) { (void)goro__pd_close(fd); }
 
 int goro_listen_tcp(const char *addr, int backlog) {
     goro__init();
     addr_list l;
     int err = resolve(addr, true, &l);
     if (err)
-        return (int)fail(err);
+        return (int)io_return(-err);
     if (backlog <= 0)
         backlog = somaxconn();
     int first_err = 0;
@@ -640,45 +615,42 @@ int goro_listen_tcp(const char *addr, int backlog) {
         if (err != EAFNOSUPPORT && err != EADDRNOTAVAIL && err != EPROTONOSUPPORT)
             break;
     }
-    return (int)fail(first_err ? first_err : EADDRNOTAVAIL);
+    return (int)io_return(-(first_err ? first_err : EADDRNOTAVAIL));
 }
 
-/* One connect attempt: the connected fd, or -1 with *errp. */
-static int dial_one(const addr_t *a, int64_t deadline, int *errp) {
+/* One connect attempt: the connected fd, or -errno. */
+static int dial_one(const addr_t *a, int64_t deadline) {
     const struct sockaddr *sa = (const struct sockaddr *)&a->ss;
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        *errp = GORO__ERRNO;
-        return -1;
-    }
+    if (fd < 0)
+        return -GORO__ERRNO;
     set_nodelay(fd);
     /* EINTR: the connection goes on asynchronously, as with EINPROGRESS. */
     int r = connect(fd, sa, a->len);
     int err = r == 0 ? 0 : GORO__ERRNO;
     if (err != 0 && err != EINPROGRESS && err != EINTR && err != EALREADY) {
         close(fd); /* never registered */
-        *errp = err;
-        return -1;
+        return -err;
     }
     /* Registered only now: a socket that is not connecting yet polls as
        hung up, which would be a false event. */
     if ((err = goro__pd_open(fd)) != 0) {
         discard(fd);
-        *errp = err;
-        return -1;
+        return -err;
     }
     if (r == 0)
         return fd;
-    goro__pd *pd = enter(fd);
-    if (!pd) {
-        *errp = GORO__ERRNO;
+    goro__pd *pd = NULL;
+    if ((err = enter(fd, &pd)) != 0) {
         discard(fd);
-        return -1;
+        return -err;
     }
     for (;;) {
-        int rev = wait_ready(pd, fd, POLLOUT, deadline, false, &err);
-        if (rev < 0)
+        int rev = wait_ready(pd, fd, POLLOUT, deadline, false);
+        if (rev < 0) {
+            err = -rev;
             break;
+        }
         int soerr = 0;
         socklen_t sl = sizeof soerr;
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) {
@@ -694,10 +666,9 @@ static int dial_one(const addr_t *a, int64_t deadline, int *errp) {
                 err = 0;
                 break;
             }
-            if (GORO__ERRNO != ENOTCONN) {
-                err = GORO__ERRNO;
+            if ((err = GORO__ERRNO) != ENOTCONN)
                 break;
-            }
+            err = 0;
             continue;
         }
         if (soerr != EINPROGRESS && soerr != EALREADY && soerr != EINTR) {
@@ -708,8 +679,7 @@ static int dial_one(const addr_t *a, int64_t deadline, int *errp) {
     goro__pd_exit(pd);
     if (err) {
         discard(fd);
-        *errp = err;
-        return -1;
+        return -err;
     }
     return fd;
 }
@@ -720,15 +690,16 @@ int goro_dial_tcp(const char *addr, int64_t timeout_ns) {
     addr_list l;
     int err = resolve(addr, false, &l);
     if (err)
-        return (int)fail(err);
+        return (int)io_return(-err);
+    int fd = -EHOSTUNREACH;
     for (int i = 0; i < l.n; i++) {
-        int fd = dial_one(&l.a[i], deadline, &err);
+        fd = dial_one(&l.a[i], deadline);
         if (fd >= 0)
             return fd;
-        if (err == ETIMEDOUT || err == EMFILE || err == ENFILE || err == ENOMEM)
+        if (fd == -ETIMEDOUT || fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM)
             break;
     }
-    return (int)fail(err);
+    return (int)io_return(fd);
 }
 
 static ssize_t do_accept(int fd, void *arg) {
@@ -739,26 +710,27 @@ static ssize_t do_accept(int fd, void *arg) {
 int goro_accept(int fd, int64_t timeout_ns) {
     goro__init();
     int64_t deadline = deadline_of(timeout_ns);
-    goro__pd *pd = enter(fd);
-    if (!pd)
-        return -1;
+    goro__pd *pd = NULL;
+    int err = enter(fd, &pd);
+    if (err)
+        return (int)io_return(-err);
     bool blocking = false;
-    int err = fd_blocking(pd, fd, &blocking);
-    ssize_t nfd = -1;
-    while (!err) {
-        nfd = io_loop(pd, fd, POLLIN, blocking, deadline, do_accept, NULL, &err);
-        if (nfd >= 0 || err != ECONNABORTED)
-            break;
-        err = 0; /* the client gave up before we got to it: take the next one */
+    err = fd_blocking(pd, fd, &blocking);
+    ssize_t nfd = -err;
+    if (!err) {
+        /* ECONNABORTED: the client gave up before we got to it; take the next one. */
+        do
+            nfd = io_loop(pd, fd, POLLIN, blocking, deadline, do_accept, NULL);
+        while (nfd == -ECONNABORTED);
     }
     goro__pd_exit(pd);
     if (nfd < 0)
-        return (int)fail(err);
+        return (int)io_return(nfd);
     int c = (int)nfd;
     set_nodelay(c);
     if ((err = goro__pd_open(c)) != 0) {
         discard(c);
-        return (int)fail(err);
+        return (int)io_return(-err);
     }
     return c;
 }

@@ -643,7 +643,7 @@ static void atfork_install(void)
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 }
 
-int goro_debug_serve(const char *addr)
+static int debug_serve(const char *addr)
 {
     char host[256], port[8];
     if (!addr || !split_host_port(addr, host, sizeof host, port, sizeof port)) {
@@ -699,6 +699,14 @@ int goro_debug_serve(const char *addr)
     srv.port = bport;
     pthread_mutex_unlock(&srv.mu);
     return bport;
+}
+
+/* The port or -errno (goro.h's convention). debug_serve sets errno and never
+   parks, so the errno read here is this thread's. */
+int goro_debug_serve(const char *addr)
+{
+    int port = debug_serve(addr);
+    return port >= 0 ? port : -errno;
 }
 
 void goro_debug_stop(void)

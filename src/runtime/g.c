@@ -473,6 +473,8 @@ void goro_panic(const char *fmt, ...) {
 }
 
 const char *goro_strerror(int err) {
+    if (err < 0 && err > -4096)
+        err = -err; /* the I/O calls' -errno */
     switch (err) {
     case 0: return "ok";
     case GORO_ETIMEDOUT: return "timed out";
