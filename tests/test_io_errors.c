@@ -73,7 +73,9 @@ static void noise_g(void *arg) {
     goro_waitgroup_done(&n->wg);
 }
 
+/* Two processors and the noise: what every test here runs under. */
 static void noise_start(noise *n) {
+    goro_maxprocs(2);
     memset(n, 0, sizeof *n);
     for (int i = 0; i < 3; i++) {
         goro_waitgroup_add(&n->wg, 1);
@@ -84,6 +86,18 @@ static void noise_start(noise *n) {
 static void noise_stop(noise *n) {
     atomic_store(&n->stop, true);
     goro_waitgroup_wait(&n->wg);
+}
+
+/* Runs fn(arg) in n goroutines under the noise; returns once each called
+   goro_waitgroup_done(wg). */
+static void run_migrating(int n, goro_fn fn, void *arg, goro_waitgroup *wg) {
+    noise ns;
+    noise_start(&ns);
+    goro_waitgroup_add(wg, n);
+    for (int i = 0; i < n; i++)
+        cr_assert_neq(goro_go(fn, arg), 0);
+    goro_waitgroup_wait(wg);
+    noise_stop(&ns);
 }
 
 /* What the calls of one test returned: counted, and the first result
@@ -183,9 +197,6 @@ static void timeouts_g(void *arg) {
 }
 
 GORO_TEST(io, migrating_timeouts_return_etimedout, .timeout = 60) {
-    goro_maxprocs(2);
-    noise n;
-    noise_start(&n);
     int a, b, c, d;
     tcp_pair(&a, &b);
     tcp_pair(&c, &d);
@@ -193,12 +204,7 @@ GORO_TEST(io, migrating_timeouts_return_etimedout, .timeout = 60) {
     int ln = goro_listen_tcp("127.0.0.1:0", 4);
     cr_assert_geq(ln, 0);
     timeouts s = {.quiet = b, .full = c, .ln = ln, .rounds = 40};
-    for (int i = 0; i < 6; i++) {
-        goro_waitgroup_add(&s.wg, 1);
-        cr_assert_neq(goro_go(timeouts_g, &s), 0);
-    }
-    goro_waitgroup_wait(&s.wg);
-    noise_stop(&n);
+    run_migrating(6, timeouts_g, &s, &s.wg);
     tally_check(&s.t, "timeouts");
     goro_close(a);
     goro_close(b);
@@ -232,22 +238,14 @@ static void refused_g(void *arg) {
 }
 
 GORO_TEST(io, migrating_dials_return_econnrefused, .timeout = 60) {
-    goro_maxprocs(2);
     /* A bound socket that does not listen: the port stays ours, and every
        connection to it is refused. */
     int holder = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     cr_assert_eq(bind(holder, (struct sockaddr *)&sa, sizeof sa), 0);
-    noise n;
-    noise_start(&n);
     refused s = {.rounds = 30};
     snprintf(s.addr, sizeof s.addr, "127.0.0.1:%d", port_of(holder));
-    for (int i = 0; i < 4; i++) {
-        goro_waitgroup_add(&s.wg, 1);
-        cr_assert_neq(goro_go(refused_g, &s), 0);
-    }
-    goro_waitgroup_wait(&s.wg);
-    noise_stop(&n);
+    run_migrating(4, refused_g, &s, &s.wg);
     tally_check(&s.t, "refused dials");
     close(holder);
 }
@@ -299,7 +297,6 @@ static void await_io_wait(waiter *w) {
 }
 
 GORO_TEST(io, migrating_close_returns_ebadf, .timeout = 90) {
-    goro_maxprocs(2);
     noise n;
     noise_start(&n);
     tally t = {0};
@@ -380,7 +377,6 @@ static void race_closer(void *arg) {
 }
 
 GORO_TEST(io, migrating_data_deadline_close_race, .timeout = 120) {
-    goro_maxprocs(2);
     noise n;
     noise_start(&n);
     int outcomes[3] = {0}; /* data, timed out, closed */
@@ -455,18 +451,10 @@ static void errno_demo_g(void *arg) {
 }
 
 GORO_TEST(io, errno_after_park_is_unreliable, .timeout = 60) {
-    goro_maxprocs(2);
-    noise n;
-    noise_start(&n);
     int a, b;
     tcp_pair(&a, &b);
     errno_demo d = {.fd = b, .rounds = 60};
-    for (int i = 0; i < 4; i++) {
-        goro_waitgroup_add(&d.wg, 1);
-        cr_assert_neq(goro_go(errno_demo_g, &d), 0);
-    }
-    goro_waitgroup_wait(&d.wg);
-    noise_stop(&n);
+    run_migrating(4, errno_demo_g, &d, &d.wg);
     cr_log_info("errno after a timed-out goro_read: wrong in %d of %d reads (%d of them resumed on "
                 "another thread; %d reads in all did); the return value was -ETIMEDOUT every time",
                 atomic_load(&d.errno_wrong), atomic_load(&d.reads), atomic_load(&d.errno_wrong_moved),
