@@ -467,3 +467,14 @@ GORO_TEST(io, errno_after_park_is_unreliable, .timeout = 60) {
     goro_close(a);
     goro_close(b);
 }
+
+/* ----------------------------------------------------------- goro_strerror */
+
+GORO_TEST(io, strerror_takes_either_sign, .timeout = 10) {
+    cr_assert_str_eq(goro_strerror(-ETIMEDOUT), "timed out");
+    cr_assert_str_eq(goro_strerror(GORO_ETIMEDOUT), "timed out");
+    cr_assert_str_eq(goro_strerror(-ECONNREFUSED), goro_strerror(ECONNREFUSED));
+    cr_assert_str_eq(goro_strerror(-EBADF), strerror(EBADF));
+    cr_assert_str_eq(goro_strerror(0), "ok");
+    cr_assert_not_null(goro_strerror(-2147483647 - 1)); /* INT_MIN: no overflow */
+}
