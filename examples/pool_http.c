@@ -173,7 +173,7 @@ static void accept_loop(void *arg) {
             break; /* the listener was closed: shut down */
         if (fd < 0) {
             fprintf(stderr, "pool_http: accept: %s\n", goro_strerror(fd));
-            goro_sleep(GORO_MS(10)); /* out of descriptors, say: back off, as Go does */
+            goro_sleep(GORO_MS(10)); /* e.g. out of descriptors: back off, as Go does */
             continue;
         }
         conn *c = malloc(sizeof *c);

@@ -706,7 +706,7 @@ static int debug_serve(const char *addr)
 int goro_debug_serve(const char *addr)
 {
     int port = debug_serve(addr);
-    return port >= 0 ? port : -errno;
+    return port >= 0 ? port : errno > 0 ? -errno : -EIO;
 }
 
 void goro_debug_stop(void)
