@@ -151,10 +151,28 @@ class Layout(object):
         self.aarch64 = "aarch64" in arch
         self.pc_reg, self.sp_reg = ("pc", "sp") if self.aarch64 else ("rip", "rsp")
         self.fp_reg = "x29" if self.aarch64 else "rbp"
+        self.ctx_pc, self.ctx_fp, self.entry = v["ctx.pc"], self.regs[self.fp_reg], v["entry"]
         st = {}
         for k in ("idle", "runnable", "running", "syscall", "waiting", "dead"):
             st[v["status." + k]] = k
         self.status_names = st
+        # One unpack per record: (attribute, struct code, offset), by offset.
+        fields = sorted([("id", "Q", v["g.id"]), ("parent_id", "Q", v["g.parent_id"]),
+                         ("status", "I", v["g.status"]), ("is_thread", "B", v["g.is_thread"]),
+                         ("is_g0", "B", v["g.is_g0"]), ("system", "B", v["g.system"]),
+                         ("waitsince", "q", v["g.waitsince"]), ("reason", "B", v["g.waitreason"]),
+                         ("fn", "Q", v["g.fn"]), ("gopc", "Q", v["g.gopc"]),
+                         ("name_ptr", "Q", v["g.name"]), ("labels_ptr", "Q", v["g.labels"]),
+                         ("m", "Q", v["g.m"]), ("tid", "i", v["g.tid"]),
+                         ("stack_lo", "Q", v["g.stack_lo"]), ("stack_hi", "Q", v["g.stack_hi"]),
+                         ("ctx_sp", "Q", v["g.ctx_sp"])], key=lambda f: f[2])
+        fmt, at = "<", 0
+        for _, code, off in fields:
+            fmt += "%dx%s" % (off - at, code) if off > at else code
+            at = off + struct.calcsize("<" + code)
+        self.g_struct = struct.Struct(fmt)
+        self.g_attrs = [f[0] for f in fields]
+        self.g_read = at
 
     def __getitem__(self, name):
         return self.v[name]
@@ -186,26 +204,10 @@ class G(object):
                  "stack_lo", "stack_hi", "ctx_sp", "_labels")
 
     def __init__(self, L, addr, raw):
-        u64 = lambda k: struct.unpack_from("<Q", raw, L[k])[0]
-        u8 = lambda k: raw[L[k]]
         self.addr = addr
-        self.id = u64("g.id")
-        self.parent_id = u64("g.parent_id")
-        self.status = struct.unpack_from("<I", raw, L["g.status"])[0] & ~L["status.scan"]
-        self.is_thread = u8("g.is_thread")
-        self.is_g0 = u8("g.is_g0")
-        self.system = u8("g.system")
-        self.waitsince = struct.unpack_from("<q", raw, L["g.waitsince"])[0]
-        self.reason = u8("g.waitreason")
-        self.fn = u64("g.fn")
-        self.gopc = u64("g.gopc")
-        self.name_ptr = u64("g.name")
-        self.labels_ptr = u64("g.labels")
-        self.m = u64("g.m")
-        self.tid = struct.unpack_from("<i", raw, L["g.tid"])[0]
-        self.stack_lo = u64("g.stack_lo")
-        self.stack_hi = u64("g.stack_hi")
-        self.ctx_sp = u64("g.ctx_sp")
+        for name, val in zip(L.g_attrs, L.g_struct.unpack_from(raw)):
+            setattr(self, name, val)
+        self.status &= ~L["status.scan"]
         self._labels = None
 
     def visible(self, L):
@@ -284,7 +286,7 @@ def all_gs(visible_only=True):
         for i in range(cnt):
             groups.append((struct.unpack_from("<Q", raw, i * gsize + L["allgs.group_first"])[0],
                            struct.unpack_from("<Q", raw, i * gsize + L["allgs.group_stride"])[0]))
-    size = L["g.size"]
+    size = L.g_read
     for code in codes:
         first, stride = groups[code // slots]
         addr = first + (code % slots) * stride
@@ -404,25 +406,31 @@ def top_index(kinds):
 def parked_pcs(L, g, max_frames=64):
     """Return addresses of a parked goroutine, innermost first, by its frame
     pointers (goro is built with them); stops at the first frame outside
-    goro, whose caller user code may not link by frame pointer."""
+    goro, whose caller user code may not link by frame pointer. Reads the
+    top of the stack once: goro's own frames there take a few hundred bytes."""
     sp = g.ctx_sp
     hi = g.stack_hi if g.stack_hi > sp else sp + 4096
-    span = min(hi - sp, 8192)
-    buf = read(sp, span)
+    span = min(hi - sp, 1024)
+    words = struct.unpack("<%dQ" % (span // 8), read(sp, span))
+    nwords = len(words)
 
     def word(addr):
-        if sp <= addr <= sp + span - 8:
-            return struct.unpack_from("<Q", buf, addr - sp)[0]
-        return read_u64(addr)
+        i = (addr - sp) >> 3
+        return words[i] if i < nwords else read_u64(addr)
 
-    pcs = [word(sp + L["ctx.pc"])]
-    fp = word(sp + L.regs[L.fp_reg])
-    while len(pcs) < max_frames and pc_info(pcs[-1] - 1).kind == K_INTERNAL:
+    pc = words[L.ctx_pc >> 3]
+    if pc == L.entry:
+        return [], []  # not started yet
+    pcs, infos = [pc], [pc_info(pc - 1)]
+    fp = words[L.ctx_fp >> 3]
+    while len(pcs) < max_frames and infos[-1].kind == K_INTERNAL:
         if not (sp < fp < hi - 8) or fp & 7:
             break
-        pcs.append(word(fp + 8))
+        pc = word(fp + 8)
+        pcs.append(pc)
+        infos.append(pc_info(pc - 1))
         fp = word(fp)
-    return pcs
+    return pcs, infos
 
 
 def frame_kind_and_info(frame, level0_exact):
@@ -677,10 +685,9 @@ def parse_id(arg):
 def top_frame_text(L, g):
     lwp = g.on_thread(L)
     if lwp is None:
-        if g.not_started(L):
+        pcs, infos = parked_pcs(L, g)
+        if not pcs:
             return fmt_where(pc_info(g.fn)) + " (not started)"
-        pcs = parked_pcs(L, g)
-        infos = [pc_info(pc - 1) for pc in pcs]
         i = top_index([x.kind for x in infos])
         return fmt_where(infos[min(i, len(infos) - 1)])
     t = thread_for_lwp(lwp)

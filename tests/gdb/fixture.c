@@ -7,14 +7,18 @@
  * Starts one goroutine parked in each kind of wait the gdb extension must
  * name (chan send, chan receive, select, sync.Mutex.Lock, sleep, IO wait, a
  * labelled one) plus N idle ones, waits until every one of them is parked,
- * prints "ready <pid>" on stdout and blocks in read(0) until stdin closes.
+ * writes goro's own debug=2 dump to $GORO_FIXTURE_DUMP (if set), prints
+ * "ready <pid>" on stdout, raises SIGTRAP if $GORO_FIXTURE_TRAP is set (gdb
+ * runs it: its commands run there) and blocks in read(0) until stdin closes.
  * Each waiter keeps a local computed at run time (not a constant) live
  * across its wait, so the test can print it from gdb: 606 * k.
  */
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "goro.h"
@@ -120,8 +124,20 @@ int main(int argc, char **argv) {
     while (idle >= 1000 && goro_count() < idle + 8 && goro_nanotime() < end)
         goro_sleep(GORO_MS(2));
     free(buf);
+    /* The dump goro itself writes, for the test to compare with `goro dump`. */
+    const char *dump = getenv("GORO_FIXTURE_DUMP");
+    FILE *f = dump ? fopen(dump, "w") : NULL;
+    if (f) {
+        goro_profile_write(f, 2);
+        fclose(f);
+    }
     printf("ready %d\n", (int)getpid());
     fflush(stdout);
+    /* Under a Yama ptrace scope of 1, let the test's gdb (not our parent)
+       attach; when gdb runs us, stop here for its commands. */
+    prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
+    if (getenv("GORO_FIXTURE_TRAP"))
+        raise(SIGTRAP);
     char c;
     while (read(0, &c, 1) > 0) {
     }
