@@ -433,10 +433,20 @@ def parked_pcs(L, g, max_frames=64):
     return pcs, infos
 
 
-def frame_kind_and_info(frame, level0_exact):
-    pc = frame.pc()
-    exact = level0_exact and frame.level() == 0
-    return pc_info(pc if exact else pc - 1)
+def classify_frames(frames, first_exact):
+    """(PcInfo, kind) per gdb frame, innermost first. A frame's pc is a
+    return address (looked up at pc - 1) except in the innermost physical
+    frame of a thread and in one a signal interrupted; a signal trampoline
+    is hidden like goro's own frames (frames.c)."""
+    out = []
+    exact = first_exact
+    for f in frames:
+        t = f.type()
+        info = pc_info(f.pc() if exact else f.pc() - 1)
+        out.append((info, K_INTERNAL if t == gdb.SIGTRAMP_FRAME else info.kind))
+        if t != gdb.INLINE_FRAME:
+            exact = t == gdb.SIGTRAMP_FRAME
+    return out
 
 
 def fmt_where(info, frame=None):
@@ -463,17 +473,18 @@ def thread_for_lwp(lwp):
 
 
 def thread_frames(thread, limit=256):
-    """gdb frames of an OS thread (no goroutine selected), innermost first."""
-    frames = []
+    """An OS thread's own frames (no goroutine view), innermost first:
+    (name, (path, line), PcInfo, kind)."""
     with Selection():
         view.release()
         thread.switch()
+        frames = []
         f = gdb.newest_frame()
         while f is not None and len(frames) < limit:
             frames.append(f)
             f = f.older()
-        out = [(fr.pc(), fr.level(), fr.name(), _sal(fr), fr.type()) for fr in frames]
-    return out
+        return [(fr.name(), _sal(fr), info, kind)
+                for fr, (info, kind) in zip(frames, classify_frames(frames, True))]
 
 
 def _sal(fr):
@@ -663,7 +674,7 @@ def select_goroutine(g, quiet=False):
     while f is not None and len(frames) < 64:
         frames.append(f)
         f = f.older()
-    kinds = [frame_kind_and_info(fr, exact0).kind for fr in frames]
+    kinds = [kind for _, kind in classify_frames(frames, exact0)]
     i = top_index(kinds)
     target = frames[i] if i < len(frames) else first
     if target is not None:
@@ -694,12 +705,11 @@ def top_frame_text(L, g):
     if t is None:
         return "(thread %d not found)" % lwp
     frames = thread_frames(t)
-    infos = [pc_info(pc if lvl == 0 else pc - 1) for pc, lvl, _, _, _ in frames]
-    i = min(top_index([x.kind for x in infos]), len(frames) - 1)
-    pc, lvl, name, (path, line), _ = frames[i]
+    i = min(top_index([fr[3] for fr in frames]), len(frames) - 1)
+    name, (path, line), info, _ = frames[i]
     if path:
-        return "%s (%s:%d)" % (name or infos[i].func, os.path.basename(path), line)
-    return name or infos[i].func or "??"
+        return "%s (%s:%d)" % (name or info.func, os.path.basename(path), line)
+    return name or info.func or "??"
 
 
 def labels_text(g, L):
@@ -846,14 +856,15 @@ def logical_frames(L, g):
         select_goroutine(g, quiet=True)
         lwp = g.on_thread(L)
         f = gdb.newest_frame() if lwp is not None else goroutine_newest_frame()
-        while f is not None and len(out) < 1024:
-            exact = lwp is not None and f.level() == 0
-            info = pc_info(f.pc() if exact else f.pc() - 1)
+        frames = []
+        while f is not None and len(frames) < 1024:
+            frames.append(f)
+            f = f.older()
+        for f, (info, kind) in zip(frames, classify_frames(frames, lwp is not None)):
             path, line = _sal(f)
             inlined = f.type() == gdb.INLINE_FRAME
             off = f.pc() - info.entry if info.entry and f.pc() > info.entry else 0
-            out.append((f.name() or info.func, path, line, inlined, off, info.kind))
-            f = f.older()
+            out.append((f.name() or info.func, path, line, inlined, off, kind))
     return out
 
 

@@ -6,14 +6,17 @@
  *
  * Starts one goroutine parked in each kind of wait the gdb extension must
  * name (chan send, chan receive, select, sync.Mutex.Lock, sleep, IO wait, a
- * labelled one) plus N idle ones, waits until every one of them is parked,
+ * labelled one), one that runs (spins), a plain thread blocked in a channel
+ * receive, plus N idle ones; waits until every one of them is parked,
  * writes goro's own debug=2 dump to $GORO_FIXTURE_DUMP (if set), prints
  * "ready <pid>" on stdout, raises SIGTRAP if $GORO_FIXTURE_TRAP is set (gdb
  * runs it: its commands run there) and blocks in read(0) until stdin closes.
  * Each waiter keeps a local computed at run time (not a constant) live
  * across its wait, so the test can print it from gdb: 606 * k.
  */
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +81,25 @@ static void labelled(void *arg) {
     printf("%p %ld %ld\n", arg, request, got);
 }
 
+/* Runs (never parks) until the program ends: shown on its thread. */
+static _Atomic long spins;
+static void spinner(void *arg) {
+    long laps = seed * 31; /* 18786 */
+    while (atomic_load_explicit(&spins, memory_order_relaxed) >= 0)
+        atomic_fetch_add_explicit(&spins, 1, memory_order_relaxed);
+    printf("%p %ld\n", arg, laps);
+}
+
+/* A plain thread (not a goroutine) blocked in goro: listed as a goroutine
+   of its own, shown on its thread. */
+static void *plain_thread(void *arg) {
+    long plain = seed * 37; /* 22422 */
+    long got = 0;
+    goro_chan_recv(never, &got);
+    printf("%p %ld %ld\n", arg, plain, got);
+    return NULL;
+}
+
 static void idle_worker(void *arg) {
     long got = 0;
     goro_chan_recv(never, &got);
@@ -96,11 +118,13 @@ static bool all_parked(char *buf, size_t cap, long idle) {
     long recv = 0;
     for (const char *p = buf; (p = strstr(p, "[chan receive]")); p++)
         recv++;
-    return recv >= 2 + (idle < 1000 ? idle : 0);
+    return recv >= 3 + (idle < 1000 ? idle : 0) && atomic_load(&spins) > 0;
 }
 
 int main(int argc, char **argv) {
     long idle = argc > 1 ? atol(argv[1]) : 0;
+    if (goro_maxprocs(0) < 3)
+        goro_maxprocs(3); /* the spinner keeps one to itself */
     never = goro_chan_make(sizeof(long), 0);
     unbuffered = goro_chan_make(sizeof(long), 0);
     if (pipe(io_pipe) != 0)
@@ -113,6 +137,9 @@ int main(int argc, char **argv) {
     goro_go(sleeper, (void *)5);
     goro_go(io_waiter, (void *)6);
     goro_go(labelled, (void *)7);
+    goro_go(spinner, (void *)8);
+    pthread_t th;
+    pthread_create(&th, NULL, plain_thread, (void *)9);
     for (long i = 0; i < idle; i++)
         goro_go(idle_worker, (void *)(intptr_t)i);
     /* Bounded: the test fails on "ready" never coming, not on a hang. */
