@@ -504,6 +504,7 @@ class View(object):
         self.host = None
         self.regs = None
         self.level = 0  # the host's frame that unwinds to the goroutine
+        self.home = None  # the thread selected before (`goroutine none` returns to it)
 
     def select(self, g):
         L = layout()
@@ -514,6 +515,8 @@ class View(object):
             regs[name] = struct.unpack_from("<Q", frame, off)[0]
         regs[L.pc_reg] = struct.unpack_from("<Q", frame, L["ctx.pc"])[0]
         regs[L.sp_reg] = sp + L["ctx.frame_size"]
+        if self.g is None:
+            self.home = gdb.selected_thread()
         self.release()
         self.host, self.level = pick_host()
         self.g = g
@@ -615,7 +618,7 @@ class Selection(object):
 
     def __enter__(self):
         self.thread = gdb.selected_thread()
-        self.g, self.host, self.regs, self.vlevel = view.g, view.host, view.regs, view.level
+        self.saved = (view.g, view.host, view.regs, view.level, view.home)
         try:
             self.level = gdb.selected_frame().level()
         except gdb.error:
@@ -625,7 +628,7 @@ class Selection(object):
     def __exit__(self, *exc):
         if self.thread is not None and self.thread.is_valid():
             self.thread.switch()
-        view.g, view.host, view.regs, view.level = self.g, self.host, self.regs, self.vlevel
+        view.g, view.host, view.regs, view.level, view.home = self.saved
         gdb.invalidate_cached_frames()
         if self.level is not None:
             try:
@@ -802,7 +805,10 @@ goroutine            which goroutine is selected"""
         head, _, cmd = arg.partition(" ")
         cmd = cmd.strip()
         if head == "none":
+            home = view.home
             view.release()
+            if home is not None and home.is_valid():
+                home.switch()
             return
         if head == "all":
             if not cmd:
