@@ -68,18 +68,23 @@ static __attribute__((format(printf, 1, 2))) char *str(const char *fmt, ...) {
     return out;
 }
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "r");
-    cr_assert(f, "cannot open %s", path);
-    size_t cap = 1 << 16, n = 0;
+/* Everything left to read from f, NUL-terminated, malloc'ed. */
+static char *read_all(FILE *f) {
+    size_t cap = 1 << 16, n = 0, r;
     char *buf = malloc(cap);
-    size_t r;
     while ((r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
         n += r;
         if (n + 1 == cap)
             buf = realloc(buf, cap *= 2);
     }
     buf[n] = 0;
+    return buf;
+}
+
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "cannot open %s", path);
+    char *buf = read_all(f);
     fclose(f);
     return buf;
 }
@@ -90,14 +95,7 @@ static char *run(const char *cmd) {
     FILE *p = popen(full, "r");
     free(full);
     cr_assert(p, "popen: %s", strerror(errno));
-    size_t cap = 1 << 16, n = 0, r;
-    char *buf = malloc(cap);
-    while ((r = fread(buf + n, 1, cap - n - 1, p)) > 0) {
-        n += r;
-        if (n + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
+    char *buf = read_all(p);
     pclose(p);
     return buf;
 }
