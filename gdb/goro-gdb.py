@@ -89,8 +89,11 @@ def read_cstr(addr, limit=4096):
     while len(out) < limit:
         try:
             chunk = bytes(_inferior().read_memory(addr + len(out), 64))
-        except gdb.MemoryError:
-            chunk = bytes(_inferior().read_memory(addr + len(out), 1))
+        except gdb.MemoryError:  # the string may end just before unmapped memory
+            try:
+                chunk = bytes(_inferior().read_memory(addr + len(out), 1))
+            except gdb.MemoryError:
+                break
         nul = chunk.find(b"\0")
         if nul >= 0:
             return (out + chunk[:nul]).decode("utf-8", "replace")
