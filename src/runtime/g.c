@@ -98,7 +98,7 @@ goro__g *goro__allg_at(size_t i) {
 }
 
 /* allgs for the gdb extension (gdb_layout.h): it reads the arrays above. */
-__attribute__((used)) const goro__gdb_entry goro__gdb_allgs[] = {
+GORO__GDB_KEEP const goro__gdb_entry goro__gdb_allgs[] = {
     {"allgs.codes", (uintptr_t)allg_chunks},   {"allgs.groups", (uintptr_t)group_chunks},
     {"allgs.len", (uintptr_t)&allg_len},       {"allgs.codes_per_chunk", ALLG_CHUNK},
     {"allgs.group_slots", GROUP_SLOTS},        {"allgs.groups_per_chunk", GROUP_CHUNK},

@@ -27,15 +27,6 @@
 
 #include "gdb_layout.h"
 
-#if defined(__has_attribute)
-#if __has_attribute(retain)
-#define GORO__GDB_KEEP __attribute__((used, retain))
-#endif
-#endif
-#ifndef GORO__GDB_KEEP
-#define GORO__GDB_KEEP __attribute__((used))
-#endif
-
 void goro__ctx_entry(void); /* switch_<arch>.S */
 
 #define G(field) {"g." #field, offsetof(goro__g, field)}

@@ -16,6 +16,16 @@
 
 #include "runtime.h"
 
+/* Tables are kept even by a link with --gc-sections: nothing refers to them. */
+#if defined(__has_attribute)
+#if __has_attribute(retain)
+#define GORO__GDB_KEEP __attribute__((used, retain))
+#endif
+#endif
+#ifndef GORO__GDB_KEEP
+#define GORO__GDB_KEEP __attribute__((used))
+#endif
+
 typedef struct goro__gdb_entry {
     const char *name;
     uint64_t value;

@@ -26,7 +26,7 @@ static const char *const reasons[GORO__WAIT_N] = {
 };
 
 /* For the gdb extension (gdb_layout.h). */
-__attribute__((used)) const goro__gdb_entry goro__gdb_status[] = {
+GORO__GDB_KEEP const goro__gdb_entry goro__gdb_status[] = {
     {"waitreasons", (uintptr_t)reasons}, {"waitreasons.n", GORO__WAIT_N}, {NULL, 0}};
 
 const char *goro__waitreason_str(int reason) {
