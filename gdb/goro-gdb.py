@@ -50,6 +50,9 @@ LAYOUT_NAMES = (
     "allgs.codes", "allgs.groups", "allgs.len", "allgs.codes_per_chunk", "allgs.group_slots",
     "allgs.groups_per_chunk", "allgs.group_size", "allgs.group_first", "allgs.group_stride",
     "waitreasons", "waitreasons.n",
+    "g.wake", "g.park_deadline", "g.waiting", "waiter.c", "waiter.waitlink", "chan.closed",
+    "chan.refs", "chan.nheld", "chan.holders", "wait.chan_send", "wait.chan_recv", "wait.select",
+    "wait.chan_send_nil", "wait.chan_recv_nil", "wait.select_no_cases",
 )
 # layout-names-end
 LAYOUT_VERSION = 1
@@ -168,7 +171,9 @@ class Layout(object):
                          ("name_ptr", "Q", v["g.name"]), ("labels_ptr", "Q", v["g.labels"]),
                          ("m", "Q", v["g.m"]), ("tid", "i", v["g.tid"]),
                          ("stack_lo", "Q", v["g.stack_lo"]), ("stack_hi", "Q", v["g.stack_hi"]),
-                         ("ctx_sp", "Q", v["g.ctx_sp"])], key=lambda f: f[2])
+                         ("ctx_sp", "Q", v["g.ctx_sp"]), ("wake", "Q", v["g.wake"]),
+                         ("park_deadline", "q", v["g.park_deadline"]),
+                         ("waiting", "Q", v["g.waiting"])], key=lambda f: f[2])
         fmt, at = "<", 0
         for _, code, off in fields:
             fmt += "%dx%s" % (off - at, code) if off > at else code
@@ -204,7 +209,8 @@ class G(object):
     """One goroutine record, as read from memory."""
     __slots__ = ("addr", "id", "parent_id", "status", "is_thread", "is_g0", "system",
                  "waitsince", "reason", "fn", "gopc", "name_ptr", "labels_ptr", "m", "tid",
-                 "stack_lo", "stack_hi", "ctx_sp", "_labels")
+                 "stack_lo", "stack_hi", "ctx_sp", "wake", "park_deadline", "waiting",
+                 "_labels")
 
     def __init__(self, L, addr, raw):
         self.addr = addr
@@ -299,6 +305,65 @@ def all_gs(visible_only=True):
             continue
         if not visible_only or g.visible(L):
             yield g
+
+
+def leaked_ids(L, gs):
+    """The goroutineleak profile (src/leak/leakprof.c) of a stopped process
+    or a core: goroutines waiting, with no deadline, on a nil channel, or on
+    channels whose every reference is held by goroutines of the same kind
+    (the largest such set). A channel referenced from anywhere else (its
+    maker, a retain) may still be used, so its waiters are not leaked."""
+    chan_waits = (L["wait.chan_send"], L["wait.chan_recv"], L["wait.select"])
+    nil_waits = (L["wait.chan_send_nil"], L["wait.chan_recv_nil"], L["wait.select_no_cases"])
+    chans = {}
+
+    def chan(c):
+        if c not in chans:
+            closed = struct.unpack("<I", read(c + L["chan.closed"], 4))[0]
+            refs = struct.unpack("<I", read(c + L["chan.refs"], 4))[0]
+            nheld = struct.unpack("<I", read(c + L["chan.nheld"], 4))[0]
+            hp = read_u64(c + L["chan.holders"])
+            holders = struct.unpack("<%dQ" % nheld, read(hp, 8 * nheld)) if nheld and hp else ()
+            chans[c] = None if closed else (refs, nheld, holders)
+        return chans[c]
+
+    wsize = max(L["waiter.c"], L["waiter.waitlink"]) + 8
+    cands, ids = {}, {}
+    for g in gs:
+        if (g.is_thread or g.is_g0 or g.system or g.status != L["status.waiting"]
+                or g.wake & 3 or g.park_deadline >= 0):
+            continue
+        if g.reason in nil_waits:
+            cands[g.addr] = ()
+        elif g.reason in chan_waits:
+            cs, w = [], g.waiting
+            try:
+                while w and len(cs) <= 64:
+                    rec = read(w, wsize)
+                    c = struct.unpack_from("<Q", rec, L["waiter.c"])[0]
+                    if not cs or cs[-1] != c:
+                        cs.append(c)
+                    w = struct.unpack_from("<Q", rec, L["waiter.waitlink"])[0]
+                if w or any(chan(c) is None for c in cs):
+                    continue  # too many to follow, or closed: it can run
+            except GoroError:
+                continue
+            cands[g.addr] = cs
+        else:
+            continue
+        ids[g.addr] = g.id
+    inside = set(cands)
+    changed = True
+    while changed:
+        changed = False
+        for a in list(inside):
+            for c in cands[a]:
+                refs, nheld, holders = chans[c]
+                if refs > nheld or any(h not in inside for h in holders):
+                    inside.discard(a)
+                    changed = True
+                    break
+    return set(ids[a] for a in inside)
 
 
 def find_g(gid):
@@ -754,9 +819,10 @@ def run_list(arg):
     gs = list(all_gs())
     now = now_ns(gs)
     cur_lwp = gdb.selected_thread().ptid[1] if gdb.selected_thread() else None
+    leaked = leaked_ids(L, gs)
     rows = []
     for g in gs:
-        state = g.state(L)
+        state = g.state(L) + (" (leaked)" if g.id in leaked else "")
         if state_f and state_f not in state:
             continue
         top = top_frame_text(L, g)

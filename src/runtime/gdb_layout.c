@@ -13,6 +13,9 @@
  *             pointer of a goroutine that is not running
  *   labels.*  goro__labels: n pairs of {key, value} char pointers at kv
  *   m.*       goro__m (sched.h): the OS thread id of a scheduler thread
+ *   waiter.*, chan.*, wait.*   what the leak analysis reads (leakprof.c):
+ *             a waiting goroutine's channels (g.waiting list), their
+ *             references and holders, and the channel wait reasons
  *   status.*  enum goro__status values; status.scan is OR-ed on while an
  *             observer pins the record
  *   ctx.*     the frame goro__ctx_switch leaves at g.ctx_sp (context.h):
@@ -26,6 +29,7 @@
 #include "sched.h"
 
 #include "gdb_layout.h"
+#include "../chan/chan_internal.h"
 
 void goro__ctx_entry(void); /* switch_<arch>.S */
 
@@ -39,11 +43,24 @@ GORO__GDB_KEEP const goro__gdb_entry goro__gdb_layout[] = {
     {"g.ctx_sp", offsetof(goro__g, ctx) + offsetof(goro__ctx, sp)},
     G(id), G(parent_id), G(status), G(is_thread), G(is_g0), G(system), G(waitsince),
     G(waitreason), G(waitobj), G(fn), G(gopc), G(name), G(labels), G(m), G(tid), G(stack_lo),
-    G(stack_hi),
+    G(stack_hi), G(wake), G(park_deadline), G(waiting),
     {"labels.n", offsetof(goro__labels, n)},
     {"labels.kv", offsetof(goro__labels, kv)},
     {"labels.kv_size", sizeof(((goro__labels *)0)->kv[0])},
     {"m.tid", offsetof(goro__m, tid)},
+    /* the leak analysis (src/leak/leakprof.c) */
+    {"waiter.c", offsetof(goro__waiter, c)},
+    {"waiter.waitlink", offsetof(goro__waiter, waitlink)},
+    {"chan.closed", offsetof(goro_chan, closed)},
+    {"chan.refs", offsetof(goro_chan, refs)},
+    {"chan.nheld", offsetof(goro_chan, nheld)},
+    {"chan.holders", offsetof(goro_chan, holders)},
+    {"wait.chan_send", GORO__WAIT_CHAN_SEND},
+    {"wait.chan_recv", GORO__WAIT_CHAN_RECV},
+    {"wait.select", GORO__WAIT_SELECT},
+    {"wait.chan_send_nil", GORO__WAIT_CHAN_SEND_NIL},
+    {"wait.chan_recv_nil", GORO__WAIT_CHAN_RECV_NIL},
+    {"wait.select_no_cases", GORO__WAIT_SELECT_NO_CASES},
     {"status.idle", GORO__G_IDLE},
     {"status.runnable", GORO__G_RUNNABLE},
     {"status.running", GORO__G_RUNNING},

@@ -7,7 +7,8 @@
  * Starts one goroutine parked in each kind of wait the gdb extension must
  * name (chan send, chan receive, select, sync.Mutex.Lock, sleep, IO wait, a
  * labelled one), one that runs (spins), a plain thread blocked in a channel
- * receive, plus N idle ones; waits until every one of them is parked,
+ * receive, two leaked ones (on a channel only it holds, on a nil channel),
+ * plus N idle ones; waits until every one of them is parked,
  * writes goro's own debug=2 dump to $GORO_FIXTURE_DUMP (if set), prints
  * "ready <pid>" on stdout, raises SIGTRAP if $GORO_FIXTURE_TRAP is set (gdb
  * runs it: its commands run there) and blocks in read(0) until stdin closes.
@@ -100,6 +101,22 @@ static void *plain_thread(void *arg) {
     return NULL;
 }
 
+/* Waits on a channel only it holds (goro_opts.holds): provably leaked. */
+static void leaker(void *arg) {
+    long lost = seed * 41; /* 24846 */
+    long got = 0;
+    goro_chan_recv(arg, &got);
+    printf("%ld %ld\n", lost, got);
+}
+
+/* Waits on a nil channel: leaked too. */
+static void nil_waiter(void *arg) {
+    long nothing = seed * 43; /* 26058 */
+    long got = 0;
+    goro_chan_recv(NULL, &got);
+    printf("%p %ld %ld\n", arg, nothing, got);
+}
+
 static void idle_worker(void *arg) {
     long got = 0;
     goro_chan_recv(never, &got);
@@ -118,7 +135,8 @@ static bool all_parked(char *buf, size_t cap, long idle) {
     long recv = 0;
     for (const char *p = buf; (p = strstr(p, "[chan receive]")); p++)
         recv++;
-    return recv >= 3 + (idle < 1000 ? idle : 0) && atomic_load(&spins) > 0;
+    return recv >= 4 + (idle < 1000 ? idle : 0) && strstr(buf, "[chan receive (nil chan)]") &&
+           atomic_load(&spins) > 0;
 }
 
 int main(int argc, char **argv) {
@@ -138,6 +156,11 @@ int main(int argc, char **argv) {
     goro_go(io_waiter, (void *)6);
     goro_go(labelled, (void *)7);
     goro_go(spinner, (void *)8);
+    goro_chan *lonely = goro_chan_make(sizeof(long), 0);
+    goro_chan *const holds[] = {lonely, NULL};
+    goro_go_opts(&(goro_opts){.name = "leaker", .holds = holds}, leaker, lonely);
+    goro_chan_release(lonely);
+    goro_go(nil_waiter, (void *)10);
     pthread_t th;
     pthread_create(&th, NULL, plain_thread, (void *)9);
     for (long i = 0; i < idle; i++)
