@@ -517,18 +517,11 @@ def classify_frames(frames, first_exact):
     return out
 
 
-def fmt_where(info, frame=None):
-    name = info.func or "??"
-    line = info.line
-    path = info.file
-    if frame is not None:
-        name = frame.name() or name
-        sal = frame.find_sal()
-        if sal.symtab is not None and sal.line:
-            path, line = sal.symtab.fullname(), sal.line
+def fmt_where(name, path, line):
+    """`func (file.c:42)` for the list's top-frame column."""
     if path:
-        return "%s (%s:%d)" % (name, os.path.basename(path), line)
-    return name
+        return "%s (%s:%d)" % (name or "??", os.path.basename(path), line)
+    return name or "??"
 
 
 # ------------------------------------------------------------ threads
@@ -769,18 +762,18 @@ def top_frame_text(L, g):
     if lwp is None:
         pcs, infos = parked_pcs(L, g)
         if not pcs:
-            return fmt_where(pc_info(g.fn)) + " (not started)"
+            info = pc_info(g.fn)
+            return fmt_where(info.func, info.file, info.line) + " (not started)"
         i = top_index([x.kind for x in infos])
-        return fmt_where(infos[min(i, len(infos) - 1)])
+        info = infos[min(i, len(infos) - 1)]
+        return fmt_where(info.func, info.file, info.line)
     t = thread_for_lwp(lwp)
     if t is None:
         return "(thread %d not found)" % lwp
     frames = thread_frames(t)
     i = min(top_index([fr[3] for fr in frames]), len(frames) - 1)
     name, (path, line), info, _ = frames[i]
-    if path:
-        return "%s (%s:%d)" % (name or info.func, os.path.basename(path), line)
-    return name or info.func or "??"
+    return fmt_where(name or info.func, path, line)
 
 
 def labels_text(g, L):
