@@ -38,6 +38,9 @@ if [ "$test_mode" = 1 ]; then
 	# Format tests compare with Go's own output (go, panicparse); skipped without them.
 	if [ "$all_mode" = 1 ]; then required="$required golang-go panicparse"
 	else optional="$optional golang-go panicparse"; fi
+	# The gdb extension's tests (tests/test_gdb.c) run gdb; skipped without it.
+	if [ "$all_mode" = 1 ]; then required="$required gdb"
+	else optional="$optional gdb"; fi
 fi
 if [ "$aarch64_mode" = 1 ]; then
 	case "$(uname -m)" in

@@ -15,6 +15,7 @@
  * until their exit, plus goroutine 1 while its thread lives.
  */
 #include "sched.h"
+#include "gdb_layout.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -95,6 +96,16 @@ goro__g *goro__allg_at(size_t i) {
     const allg_group *gr = &((const allg_group *)group_chunks[group / GROUP_CHUNK])[group % GROUP_CHUNK];
     return (goro__g *)(gr->first + (size_t)(code % GROUP_SLOTS) * gr->stride);
 }
+
+/* allgs for the gdb extension (gdb_layout.h): it reads the arrays above. */
+GORO__GDB_KEEP const goro__gdb_entry goro__gdb_allgs[] = {
+    {"allgs.codes", (uintptr_t)allg_chunks},   {"allgs.groups", (uintptr_t)group_chunks},
+    {"allgs.len", (uintptr_t)&allg_len},       {"allgs.codes_per_chunk", ALLG_CHUNK},
+    {"allgs.group_slots", GROUP_SLOTS},        {"allgs.groups_per_chunk", GROUP_CHUNK},
+    {"allgs.group_size", sizeof(allg_group)}, {"allgs.group_first", offsetof(allg_group, first)},
+    {"allgs.group_stride", offsetof(allg_group, stride)},
+    {"allgs.layout", (uintptr_t)goro__gdb_layout}, {NULL, 0},
+};
 
 void goro__live_add(int delta) { atomic_fetch_add_explicit(&live, delta, memory_order_relaxed); }
 

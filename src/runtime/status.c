@@ -3,6 +3,7 @@
  * (runtime2.go gStatusStrings and waitReasonStrings).
  */
 #include "runtime.h"
+#include "gdb_layout.h"
 
 static const char *const reasons[GORO__WAIT_N] = {
     [GORO__WAIT_ZERO] = "",
@@ -23,6 +24,10 @@ static const char *const reasons[GORO__WAIT_N] = {
     [GORO__WAIT_WAITGROUP] = "sync.WaitGroup.Wait",
     [GORO__WAIT_SYSCALL_OUT] = "",
 };
+
+/* For the gdb extension (gdb_layout.h). */
+GORO__GDB_KEEP const goro__gdb_entry goro__gdb_status[] = {
+    {"waitreasons", (uintptr_t)reasons}, {"waitreasons.n", GORO__WAIT_N}, {NULL, 0}};
 
 const char *goro__waitreason_str(int reason) {
     if (reason < 0 || reason >= GORO__WAIT_N || !reasons[reason])
