@@ -7,19 +7,19 @@
 #   scripts/bench.sh list         the names
 #
 # For each benchmark it runs goro's binary and then Go's twin back to back
-# with the same GOMAXPROCS/GOROMAXPROCS and CPU pinning as
-# ../shared/anchors/go/run.sh (p1: one processor pinned to CPU 0; p2: two
-# processors on CPUs 0,1), then prints a table: benchmark, metric, goro, Go,
+# with the same GOMAXPROCS/GOROMAXPROCS and CPU pinning (p1: one processor
+# pinned to CPU 0; p2: two processors on CPUs 0,1), then prints a table: benchmark, metric, goro, Go,
 # goro/Go, the target from the issues and whether it is met.
 #
-# Go's twins: shared/anchors/go/gobench (the anchors) and bench/go (the
-# channel-token limiter), built offline with the local Go toolchain.
+# Go's twins: bench/go/gobench (every scenario of bench/goro_bench_*.c) and
+# bench/go (the channel-token limiter), built offline with the local Go
+# toolchain.
 # "io" (echo and HTTP servers against Go's) is scripts/bench_io.sh; its table
 # is printed as it runs and kept in $OUT/io-run*/.
 #
 # Env: BENCHTIME (500ms)   per measured rep, as gobench's -benchtime
 #      BUILD_DIR (build)   CMake build directory
-#      GOBENCH_DIR         the anchors' gobench source (default ../shared/anchors/go/gobench)
+#      GOBENCH_DIR         gobench's source (default bench/go/gobench)
 #      BENCH_TIMEOUT (600) seconds before one benchmark process is killed
 #      RUNS (1)            repeat the whole plan; the table shows the median over runs
 #      OUT                 results directory (default $BUILD_DIR/bench-results/<date>)
@@ -32,7 +32,7 @@ BUILD_DIR=${BUILD_DIR:-build}
 BENCHTIME=${BENCHTIME:-500ms}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-600}
 RUNS=${RUNS:-1}
-GOBENCH_DIR=${GOBENCH_DIR:-$root/../shared/anchors/go/gobench}
+GOBENCH_DIR=${GOBENCH_DIR:-$root/bench/go/gobench}
 OUT=${OUT:-$BUILD_DIR/bench-results/$(date +%Y%m%d-%H%M%S)}
 
 # name  binary(goro)  pinning  -n  go-twin(gobench|gobenchx|-)

@@ -327,7 +327,8 @@ GORO_TEST(formats, wait_minutes_in_header, .timeout = 30) {
 /* ------------------------------------------------------------ debug=1 */
 
 GORO_TEST(formats, tabwriter_matches_go, .timeout = 10) {
-    /* The 6-frame group of the real Go 1.19.8 capture (anchors/go/leakdemo). */
+    /* The 6-frame group of a real Go 1.19.8 capture: main.main writing
+       pprof.Lookup("goroutine") at debug=1 (profile of a program leaking senders). */
     static const char *cells[6][3] = {
         {"0x45c9e4", "runtime/pprof.runtime_goroutineProfileWithLabels+0x24", "runtime/mprof.go:846"},
         {"0x4aec34", "runtime/pprof.writeRuntimeProfile+0xb4", "runtime/pprof/pprof.go:723"},

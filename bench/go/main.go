@@ -1,5 +1,4 @@
-// gobenchx: the Go reference benchmark the anchors (shared/anchors/go/gobench)
-// lack: the channel-token limiter. Standard library only, written the idiomatic
+// gobenchx: the Go reference benchmark that gobench (./gobench) lacks: the channel-token limiter. Standard library only, written the idiomatic
 // Go way. (The echo and net/http servers are the packages ./echo and
 // ./http_hello, driven by scripts/bench_io.sh.)
 //
