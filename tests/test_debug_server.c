@@ -791,20 +791,13 @@ static void spinner(void *arg)
     atomic_fetch_add(&spin_done, 1);
 }
 
-static void wait_until(atomic_int *v, int want)
-{
-    for (int i = 0; i < 5000 && atomic_load(v) != want; i++)
-        usleep(1000);
-    cr_assert_eq(atomic_load(v), want);
-}
-
 GORO_TEST(debug_server, answers_while_all_goroutines_spin, .timeout = 60)
 {
     goro_maxprocs(2);
     int port = start();
     for (int i = 0; i < 2; i++)
         cr_assert_neq(goro_go(spinner, NULL), 0);
-    wait_until(&spin_running, 2);
+    cr_assert(goro_test_wait_until(atomic_load(&spin_running) == 2, GORO_SEC(5)), "spin_running != 2");
 
     static const char *targets[] = {"/debug/pprof/", "/debug/pprof/cmdline",
                                     "/debug/pprof/goroutine?debug=1", "/debug/pprof/goroutine?debug=2",
@@ -826,7 +819,7 @@ GORO_TEST(debug_server, answers_while_all_goroutines_spin, .timeout = 60)
         }
     }
     atomic_store(&spin_stop, 1);
-    wait_until(&spin_done, 2);
+    cr_assert(goro_test_wait_until(atomic_load(&spin_done) == 2, GORO_SEC(5)), "spin_done != 2");
     goro_debug_stop();
 }
 
@@ -901,7 +894,7 @@ GORO_TEST(debug_server, answers_while_goroutines_are_stuck, .timeout = 60)
     hresp_free(&r);
 
     goro_chan_close(c);
-    wait_until(&stuck_done, 4);
+    cr_assert(goro_test_wait_until(atomic_load(&stuck_done) == 4, GORO_SEC(5)), "stuck_done != 4");
     goro_chan_release(c);
     goro_debug_stop();
 }

@@ -21,7 +21,6 @@
 #include "goro_test.h"
 #include "goro_test_internal.h"
 
-#define SANITIZED GORO_TEST_SANITIZED
 
 /* ------------------------------------------------------------ helpers */
 
