@@ -631,6 +631,7 @@ GORO_TEST(debug_server, oversized_requests, .timeout = 30)
     /* one header that never ends within 8 KiB */
     size_t n = 20000;
     char *big = malloc(n + 1);
+    cr_assert_not_null(big);
     int k = sprintf(big, "GET /debug/pprof/ HTTP/1.1\r\nHost: a\r\nX-Big: ");
     memset(big + k, 'a', n - (size_t)k);
     big[n] = '\0';
@@ -643,7 +644,7 @@ GORO_TEST(debug_server, oversized_requests, .timeout = 30)
     char *p = big;
     p += sprintf(p, "GET /debug/pprof/ HTTP/1.1\r\nHost: a\r\n");
     for (int i = 0; i < 600; i++)
-        p += sprintf(p, "X-%d: v\r\n", i);
+        p += snprintf(p, n + 1 - (size_t)(p - big), "X-%d: v\r\n", i);
     p += sprintf(p, "\r\n");
     cr_assert_eq(raw_status(port, big, (size_t)(p - big), &r), 431);
     hresp_free(&r);
@@ -1061,7 +1062,7 @@ GORO_TEST(debug_server, parser_request_line_and_headers, .timeout = 10)
     char buf[GORO__HTTP_MAX_HEAD];
     char *p = buf + sprintf(buf, "GET / HTTP/1.1\r\n");
     for (int i = 0; i <= GORO__HTTP_MAX_HEADERS; i++)
-        p += sprintf(p, "H%d: v\r\n", i);
+        p += snprintf(p, sizeof buf - (size_t)(p - buf), "H%d: v\r\n", i);
     p += sprintf(p, "\r\n");
     cr_assert_eq(goro__http_parse(&preq, buf, (size_t)(p - buf)), 431);
 
