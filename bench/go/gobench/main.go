@@ -43,7 +43,7 @@ import (
 var (
 	benchtime = flag.Duration("benchtime", 500*time.Millisecond, "target duration of one measured repetition (calibration grows n until a run takes this long)")
 	reps      = flag.Int("reps", 3, "measured repetitions after calibration/warm-up; median is reported")
-	nFlag     = flag.Int("n", 0, "goroutine count for spawn_many_blocked, profile_dump, timers, num_goroutine, leak_check (0 = benchmark default)")
+	nFlag     = flag.Int("n", 0, "goroutine count for spawn_many_blocked, profile_dump, timers, num_goroutine, leak_check; task count for limiter (0 = benchmark default)")
 )
 
 // ---------------------------------------------------------------- harness
@@ -126,13 +126,16 @@ func simple(label string, f func(n int) time.Duration, extra ...kv) {
 }
 
 // vmRSS returns VmRSS from /proc/self/status in bytes.
-func vmRSS() int64 {
+func vmRSS() int64 { return statusBytes("VmRSS") }
+
+// statusBytes returns a "<field>: N kB" line of /proc/self/status in bytes.
+func statusBytes(field string) int64 {
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return -1
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
+		if strings.HasPrefix(line, field+":") {
 			fs := strings.Fields(line)
 			if len(fs) >= 2 {
 				kb, _ := strconv.ParseInt(fs[1], 10, 64)
@@ -959,6 +962,7 @@ var benches = []struct {
 	{"num_goroutine", benchNumGoroutine, "runtime.NumGoroutine with -n (10000) parked goroutines"},
 	{"profile_dump", benchProfileDump, "pprof goroutine profile WriteTo, debug 0/1/2, n=10000,100000 over 3 stacks"},
 	{"leak_check", benchLeakCheck, "goleak-like runtime.Stack(all)+parse with -n (1000) goroutines"},
+	{"limiter", benchLimiter, "-n (1000000) tasks of ~1us through a 1000-token channel limiter; time, peak RSS"},
 }
 
 func main() {
