@@ -26,6 +26,8 @@ BUILD_TYPE ?= RelWithDebInfo
 CMAKE      ?= cmake
 CMAKE_ARGS ?=
 WERROR     ?= ON
+# A command the suites run under, e.g. TEST_WRAP=scripts/just_booted.sh (CI).
+TEST_WRAP  ?=
 
 # Sanitizer runtime options (override from the environment or the command line).
 # handle_segv=0: goro's own fault handler names the goroutine that overflowed
@@ -77,7 +79,7 @@ test: deps-test
 	$(call configure,build,)
 	$(call build,build)
 	@test -x build/goro_tests || { echo "make test: build/goro_tests was not built (no tests/*.c, or criterion missing)" >&2; exit 1; }
-	./build/goro_tests --jobs $(TEST_JOBS) $(TEST_ARGS)
+	$(TEST_WRAP) ./build/goro_tests --jobs $(TEST_JOBS) $(TEST_ARGS)
 
 test-asan: deps-test
 	$(call configure,build-asan,-DGORO_SANITIZE=address -DGORO_BUILD_EXAMPLES=OFF)
