@@ -49,6 +49,8 @@ static inline goro__sem *impl(goro_sem *s) { return (goro__sem *)(void *)s; }
 static void noop_unlock(void *arg) { (void)arg; }
 
 void goro_sem_init(goro_sem *sp, int64_t n) {
+    if (sp == NULL)
+        goro_panic("sync: goro_sem_init of a NULL goro_sem");
     goro__sem *s = impl(sp);
     if (n < 0)
         goro_panic("sync: goro_sem_init with negative capacity %lld", (long long)n);
