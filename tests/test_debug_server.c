@@ -420,8 +420,7 @@ GORO_TEST(debug_server, goroutineleak_count_on_index, .timeout = 30)
     int v = 0;
     cr_assert(goro_chan_recv(c, &v));
     cr_assert_eq(v, 1);
-    for (int i = 0; i < 5000 && goro_count() > 1; i++)
-        usleep(1000);
+    goro_test_wait_until(goro_count() <= 1, GORO_SEC(5));
     cr_assert_eq(goro_count(), 1);
 }
 

@@ -45,8 +45,7 @@ static int run_child(void (*fn)(void), char *out, size_t cap) {
 }
 
 static void wait_count(int want) {
-    for (int i = 0; i < 5000 && goro_count() != want; i++)
-        goro_sleep(GORO_MS(1));
+    goro_test_wait_until(goro_count() == want, GORO_SEC(5));
     cr_assert_eq(goro_count(), want, "goro_count %d, want %d", goro_count(), want);
 }
 
