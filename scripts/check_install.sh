@@ -49,9 +49,12 @@ run_app() {
 	grep -q 'goroutine' "$work/run.log" || { cat "$work/run.log" >&2; fail "$1 printed no goroutine"; }
 }
 
-run_app "$(cmake_app shared OFF)" shared
+# (assignments, so that set -e stops at a failed build)
+app=$(cmake_app shared OFF)
+run_app "$app" shared
 say "find_package(goro) + goro::goro (shared): ok"
-run_app "$(cmake_app static ON)" static
+app=$(cmake_app static ON)
+run_app "$app" static
 say "find_package(goro) + goro::goro (GORO_STATIC=ON): ok"
 
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
