@@ -30,10 +30,11 @@ say "installed into a scratch prefix"
 # $1 = name, $2 = GORO_STATIC
 cmake_app() {
 	local dir=$work/app-$1
-	cmake -S examples/find_package -B "$dir" -DCMAKE_BUILD_TYPE=Release \
-		-DCMAKE_PREFIX_PATH="$prefix" -DGORO_STATIC="$2" >"$work/$1.log" 2>&1 &&
-		cmake --build "$dir" >>"$work/$1.log" 2>&1 ||
-		{ cat "$work/$1.log" >&2; fail "CMake build against the install ($1)"; }
+	if ! { cmake -S examples/find_package -B "$dir" -DCMAKE_BUILD_TYPE=Release \
+		-DCMAKE_PREFIX_PATH="$prefix" -DGORO_STATIC="$2" && cmake --build "$dir"; } >"$work/$1.log" 2>&1; then
+		cat "$work/$1.log" >&2
+		fail "CMake build against the install ($1)"
+	fi
 	echo "$dir/demo"
 }
 
