@@ -7,8 +7,13 @@
 #   make test-tsan       the suite built with TSan in build-tsan/
 #   make test-aarch64    cross build in build-aarch64/, core self test under qemu-aarch64
 #   make bench           build bench/*.c and run scripts/bench.sh (or every bench_* binary)
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   only the libraries, in build-install/ (Release, no -Werror)
+#   make check-install  install into a scratch prefix, build an example against it with
+#                       CMake (find_package) and pkg-config, shared and static, and run it
 #   make clean
+#
+# The developer targets build with -Werror (WERROR=ON; `make WERROR=OFF` to relax);
+# `make install` does not: a newer compiler's new warning must not stop a user.
 #
 # Every target first runs scripts/deps.sh, which installs missing Debian
 # packages when run as root and otherwise prints the apt-get line to run.
@@ -20,6 +25,9 @@ PREFIX     ?= /usr/local
 BUILD_TYPE ?= RelWithDebInfo
 CMAKE      ?= cmake
 CMAKE_ARGS ?=
+WERROR     ?= ON
+# A command the suites run under, e.g. TEST_WRAP=scripts/just_booted.sh (CI).
+TEST_WRAP  ?=
 
 # Sanitizer runtime options (override from the environment or the command line).
 # handle_segv=0: goro's own fault handler names the goroutine that overflowed
@@ -42,12 +50,14 @@ AARCH64_CMAKE =
 AARCH64_RUN   =
 endif
 
-# $(call configure,DIR,EXTRA-CMAKE-ARGS): configure DIR once; later builds re-glob by themselves.
-configure = @test -f $(1)/CMakeCache.txt || $(CMAKE) -S . -B $(1) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS) $(2)
+# $(call configure,DIR,EXTRA-CMAKE-ARGS): configure DIR once (again when its GORO_WERROR
+# differs from $(WERROR)); later builds re-glob by themselves.
+configure = @{ test -f $(1)/CMakeCache.txt && grep -q '^GORO_WERROR:BOOL=$(WERROR)$$' $(1)/CMakeCache.txt; } || \
+	$(CMAKE) -S . -B $(1) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DGORO_WERROR=$(WERROR) $(CMAKE_ARGS) $(2)
 # $(call build,DIR[,TARGET])
 build = MAKEFLAGS= $(CMAKE) --build $(1) -j$(JOBS) $(if $(2),--target $(2))
 
-.PHONY: all build deps deps-test demo test test-asan test-tsan test-aarch64 bench install clean
+.PHONY: all build deps deps-test demo test test-asan test-tsan test-aarch64 bench install check-install clean
 
 all: build
 
@@ -69,7 +79,7 @@ test: deps-test
 	$(call configure,build,)
 	$(call build,build)
 	@test -x build/goro_tests || { echo "make test: build/goro_tests was not built (no tests/*.c, or criterion missing)" >&2; exit 1; }
-	./build/goro_tests --jobs $(TEST_JOBS) $(TEST_ARGS)
+	$(TEST_WRAP) ./build/goro_tests --jobs $(TEST_JOBS) $(TEST_ARGS)
 
 test-asan: deps-test
 	$(call configure,build-asan,-DGORO_SANITIZE=address -DGORO_BUILD_EXAMPLES=OFF)
@@ -98,8 +108,16 @@ bench: build
 		for b in build/bench_*; do [ -x "$$b" ] || continue; echo "$$b"; "$$b" || exit 1; done; \
 	fi
 
-install: build
-	$(CMAKE) --install build --prefix $(PREFIX)
+# Its own tree, so that it neither builds the tests and examples nor inherits
+# the developer build's -Werror.
+install: deps
+	@test -f build-install/CMakeCache.txt || $(CMAKE) -S . -B build-install -DCMAKE_BUILD_TYPE=Release \
+		-DGORO_WERROR=OFF -DGORO_BUILD_TESTS=OFF -DGORO_BUILD_EXAMPLES=OFF $(CMAKE_ARGS)
+	$(call build,build-install,goro_static goro_shared)
+	$(CMAKE) --install build-install --prefix $(PREFIX)
+
+check-install: deps
+	scripts/check_install.sh
 
 clean:
-	rm -rf build build-asan build-tsan build-aarch64
+	rm -rf build build-asan build-tsan build-aarch64 build-install

@@ -1,6 +1,6 @@
 /*
  * goro_bench_chan - channel, select and mutex benchmarks: the scenarios of
- * gobench (../shared/anchors/go/gobench/main.go), ported line by line.
+ * gobench (bench/go/gobench/main.go), ported line by line.
  *
  *   GOROMAXPROCS=2 taskset -c 0,1 goro_bench_chan chan_pingpong_unbuffered select2
  *

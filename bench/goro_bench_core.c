@@ -1,6 +1,6 @@
 /*
  * goro_bench_core - goroutine benchmarks: the scenarios of gobench
- * (../shared/anchors/go/gobench/main.go) for spawning, yielding, timers,
+ * (bench/go/gobench/main.go) for spawning, yielding, timers,
  * many parked goroutines, goroutine ids and counts.
  *
  *   GOROMAXPROCS=1 taskset -c 0 goro_bench_core spawn_join yield

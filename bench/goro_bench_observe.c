@@ -2,7 +2,7 @@
  * goro_bench_observe - seeing goroutines: the goroutine profile with many
  * parked goroutines, and the goroutine id the way Go users get it (format
  * the current goroutine's stack and parse the number). Scenarios of gobench
- * (../shared/anchors/go/gobench/main.go) ported line by line.
+ * (bench/go/gobench/main.go) ported line by line.
  *
  *   GOROMAXPROCS=2 taskset -c 0,1 goro_bench_observe profile_dump goid_stackparse
  *

@@ -9,8 +9,9 @@
  *
  * limiter: 1,000,000 tasks of ~1 us through a limit of 1,000, submitted from
  * one goroutine; time per task and peak RSS. Go's twin is the channel-token
- * pattern in bench/go (a buffered channel of 1,000 tokens, one goroutine per
- * task, AsyncGoForHandle-style). Three goro variants:
+ * pattern in bench/go/gobench/limiter.go (a buffered channel of 1,000
+ * tokens, one goroutine per task, AsyncGoForHandle-style). Three goro
+ * variants:
  *   limiter            goro_limiter_go + goro_limiter_wait
  *   limiter_chantoken  the Go code ported: goro_chan tokens + goro_go + waitgroup
  *   limiter_raw        no limit at all: goro_go per task + waitgroup

@@ -2,7 +2,7 @@
  * harness.h - the benchmark harness shared by bench/goro_bench_*.c.
  *
  * Header-only (every function static) because the build makes each
- * bench file its own executable. It mirrors ../shared/anchors/go/gobench
+ * bench file its own executable. It mirrors bench/go/gobench
  * exactly, so that our lines and Go's can be compared label by label:
  *
  *   goro_bench_X [-benchtime 500ms] [-reps 3] [-n N] name... | list | all

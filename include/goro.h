@@ -10,12 +10,15 @@
  * goroutine) and on a plain OS thread (it blocks the thread).
  *
  * Durations are int64_t nanoseconds; GORO_FOREVER (-1) means "no timeout".
- * Errors are return values (see "conventions" below), never errno alone.
+ * Errors are return values (see "conventions" below), never errno alone; a
+ * call that returns something else (an id, a count, a descriptor, a size)
+ * says so at its declaration.
  */
 #ifndef GORO_H
 #define GORO_H
 
 #include <errno.h>
+#include <poll.h>       /* POLLIN, POLLOUT for goro_wait_fd */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -104,7 +107,10 @@ int goro_select(goro_case *cases, size_t n, int64_t timeout_ns);
 /* ------------------------------------------------------- sync and contexts */
 
 /* Complete types so they can live on the stack or inside other structs; a
-   zeroed object is ready to use, as in Go. The fields are private. */
+   zeroed object is ready to use, as in Go, except goro_sem, which (like
+   x/sync's semaphore.NewWeighted) needs goro_sem_init for its capacity: any
+   call on a goro_sem that was never initialised panics. The fields are
+   private. */
 typedef struct goro_mutex     { uint64_t _private[2]; } goro_mutex;
 typedef struct goro_rwmutex   { uint64_t _private[6]; } goro_rwmutex;
 typedef struct goro_waitgroup { uint64_t _private[2]; } goro_waitgroup;
@@ -131,7 +137,8 @@ void goro_cond_wait(goro_cond *c, goro_mutex *m);
 void goro_cond_signal(goro_cond *c);
 void goro_cond_broadcast(goro_cond *c);
 
-void goro_sem_init(goro_sem *s, int64_t n);                /* weighted, FIFO (x/sync/semaphore) */
+void goro_sem_init(goro_sem *s, int64_t n);                /* weighted, FIFO (x/sync/semaphore);
+                                                              capacity n >= 0; weights are >= 0 */
 void goro_sem_acquire(goro_sem *s, int64_t n);
 bool goro_sem_try_acquire(goro_sem *s, int64_t n);         /* true: acquired */
 void goro_sem_release(goro_sem *s, int64_t n);
@@ -158,8 +165,13 @@ ssize_t goro_read(int fd, void *buf, size_t n, int64_t timeout_ns);  /* bytes (0
 ssize_t goro_write(int fd, const void *buf, size_t n, int64_t timeout_ns); /* n (all of buf) or -errno */
 int     goro_wait_fd(int fd, int events, int64_t timeout_ns);     /* ready poll(2) events (> 0) or -errno */
 int     goro_close(int fd);                                       /* 0 or -errno; waiters get -EBADF */
-/* Around your own call that may block in the kernel (the processor serves other goroutines
-   meanwhile). Read its errno before goro_syscall_exit, which may move you to another thread. */
+/* Bracket a call that may block in the kernel or in another library (a
+   blocking read, getaddrinfo, a foreign lock): in between the goroutine shows
+   as "syscall" and, once the call has lasted a scheduler tick (~20 us), its
+   processor is handed to other goroutines; exit takes a processor back. Read
+   the call's errno before goro_syscall_exit, which may move you to another
+   thread. Pair them on one goroutine and call nothing of goro's in between.
+   On a plain thread they do nothing. */
 void    goro_syscall_enter(void);
 void    goro_syscall_exit(void);
 
@@ -169,6 +181,11 @@ size_t goro_stack(char *buf, size_t len, bool all);   /* runtime.Stack: debug=2 
 int    goro_profile_write(FILE *f, int debug);        /* 0 gzipped pprof proto, 1 grouped, 2 every goroutine */
 int    goro_debug_serve(const char *addr);            /* the port, or -errno */
 void   goro_debug_stop(void);
+/* Sets (value != NULL) or removes (value NULL) the pprof label key of the
+   calling goroutine, like Go's pprof.SetGoroutineLabels; both strings are
+   copied. Goroutines it starts afterwards inherit its labels. Labels show in
+   the debug=0 and debug=1 profiles (debug=2 headers stay Go's). key NULL, or
+   an allocation failure, changes nothing. */
 void   goro_label_set(const char *key, const char *value);
 
 enum goro_log_level { GORO_LOG_DEBUG, GORO_LOG_INFO, GORO_LOG_WARN, GORO_LOG_ERROR };
@@ -187,9 +204,15 @@ typedef struct goro_leak_opts {
 typedef struct goro_leak_mark goro_leak_mark;
 goro_leak_mark *goro_leak_mark_now(void);         /* NULL: no memory */
 void            goro_leak_mark_free(goro_leak_mark *m);
+/* Both return a count, not a GORO_E* code: the goroutines still alive after
+   the timeout that were not alive at the mark (check) or are not the caller
+   (verify_none); 0 means no leak. Each one's debug=2 trace goes to report
+   (if not NULL). */
 int  goro_leak_check(goro_leak_mark *m, const goro_leak_opts *o, FILE *report);
 int  goro_leak_verify_none(const goro_leak_opts *o, FILE *report);
-int  goro_leak_profile_write(FILE *f, int debug);
+int  goro_leak_profile_write(FILE *f, int debug);   /* Go 1.26's goroutineleak profile (f may be
+                                                       NULL); returns the count of provably
+                                                       leaked goroutines */
 
 /* ------------------------------------------------------------------- pools */
 

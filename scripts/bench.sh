@@ -7,19 +7,18 @@
 #   scripts/bench.sh list         the names
 #
 # For each benchmark it runs goro's binary and then Go's twin back to back
-# with the same GOMAXPROCS/GOROMAXPROCS and CPU pinning as
-# ../shared/anchors/go/run.sh (p1: one processor pinned to CPU 0; p2: two
-# processors on CPUs 0,1), then prints a table: benchmark, metric, goro, Go,
+# with the same GOMAXPROCS/GOROMAXPROCS and CPU pinning (p1: one processor
+# pinned to CPU 0; p2: two processors on CPUs 0,1), then prints a table: benchmark, metric, goro, Go,
 # goro/Go, the target from the issues and whether it is met.
 #
-# Go's twins: shared/anchors/go/gobench (the anchors) and bench/go (the
-# channel-token limiter), built offline with the local Go toolchain.
+# Go's twin: bench/go/gobench (every scenario of bench/goro_bench_*.c, the
+# channel-token limiter included), built offline with the local Go toolchain.
 # "io" (echo and HTTP servers against Go's) is scripts/bench_io.sh; its table
 # is printed as it runs and kept in $OUT/io-run*/.
 #
 # Env: BENCHTIME (500ms)   per measured rep, as gobench's -benchtime
 #      BUILD_DIR (build)   CMake build directory
-#      GOBENCH_DIR         the anchors' gobench source (default ../shared/anchors/go/gobench)
+#      GOBENCH_DIR         gobench's source (default bench/go/gobench)
 #      BENCH_TIMEOUT (600) seconds before one benchmark process is killed
 #      RUNS (1)            repeat the whole plan; the table shows the median over runs
 #      OUT                 results directory (default $BUILD_DIR/bench-results/<date>)
@@ -32,10 +31,10 @@ BUILD_DIR=${BUILD_DIR:-build}
 BENCHTIME=${BENCHTIME:-500ms}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-600}
 RUNS=${RUNS:-1}
-GOBENCH_DIR=${GOBENCH_DIR:-$root/../shared/anchors/go/gobench}
+GOBENCH_DIR=${GOBENCH_DIR:-$root/bench/go/gobench}
 OUT=${OUT:-$BUILD_DIR/bench-results/$(date +%Y%m%d-%H%M%S)}
 
-# name  binary(goro)  pinning  -n  go-twin(gobench|gobenchx|-)
+# name  binary(goro)  pinning  -n  go-twin(gobench|-)
 # In the order of run.sh; p1 rows first.
 PLAN="
 machine_pagefault        core    p2 0       gobench
@@ -62,7 +61,7 @@ profile_dump             observe p2 0       gobench
 leak_profile             leak    p2 100000  -
 spawn_many_blocked       core    p2 100000  gobench
 spawn_many_blocked       core    p2 1000000 gobench
-limiter                  pool    p2 1000000 gobenchx
+limiter                  pool    p2 1000000 gobench
 limiter_chantoken        pool    p2 1000000 -
 limiter_raw              pool    p2 1000000 -
 io                       net     p1 0       -
@@ -120,17 +119,11 @@ export GO111MODULE=on GOFLAGS=-mod=mod GOPROXY=off GOTOOLCHAIN=local
 case $BUILD_DIR in /*) bd=$BUILD_DIR ;; *) bd=$root/$BUILD_DIR ;; esac
 export GOCACHE=${GOCACHE:-$bd/go-cache}
 GOBENCH=""
-GOBENCHX=""
 if command -v go >/dev/null 2>&1; then
 	if (cd "$GOBENCH_DIR" && go build -trimpath -o "$tmp/gobench" .) 2>"$OUT/build-gobench.log"; then
 		GOBENCH=$tmp/gobench
 	else
 		log "go: gobench did not build (see $OUT/build-gobench.log)"
-	fi
-	if (cd bench/go && go build -trimpath -o "$tmp/gobenchx" .) 2>"$OUT/build-gobenchx.log"; then
-		GOBENCHX=$tmp/gobenchx
-	else
-		log "go: bench/go did not build (see $OUT/build-gobenchx.log)"
 	fi
 	log "$(go version)"
 else
@@ -200,7 +193,6 @@ while [ "$run" -le "$RUNS" ]; do
 		fi
 		case $twin in
 		gobench) [ -n "$GOBENCH" ] && run_to "$GO_OUT" $(pin "$p") "$GOBENCH" -benchtime "$BENCHTIME" $nflag "$name" ;;
-		gobenchx) [ -n "$GOBENCHX" ] && run_to "$GO_OUT" $(pin "$p") "$GOBENCHX" -benchtime "$BENCHTIME" $nflag "$name" ;;
 		esac
 	done <<<"$PLAN"
 	run=$((run + 1))

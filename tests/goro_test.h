@@ -65,6 +65,7 @@
 
 #ifndef GORO_TEST_LEAK_TIMEOUT_NS
 #define GORO_TEST_LEAK_TIMEOUT_NS GORO_SEC(2)
+#endif
 
 /* 1 in the sanitizer suites, where everything runs several times slower and
    a timing bound needs a wider margin. */
@@ -72,7 +73,6 @@
 #define GORO_TEST_SANITIZED 1
 #else
 #define GORO_TEST_SANITIZED 0
-#endif
 #endif
 
 /* How much of the report the failed assertion repeats (all of it is on stderr). */
@@ -214,12 +214,29 @@ static inline __attribute__((unused)) int goro_test_run_child_threaded(void (*fn
     return goro_test_run_child(fn, out, cap);
 }
 
+/* ------------------------------------------------------------ waiting */
+
+/* The one way a test waits for a state: evaluates cond (any expression, e.g.
+   atomic_load(&x) == 2 or a call) every 200 us until it is true or timeout_ns
+   passed, and yields whether it became true. Use it instead of a fixed sleep
+   to order steps; bound it generously (a loaded machine, a sanitizer) and
+   assert on the result. cond is evaluated once per poll, and never again
+   after it was true, so it may have side effects (pin a record, count).
+   Between polls it sleeps with goro_sleep: inside a goroutine the goroutine
+   parks (others run on its processor); on a plain thread the thread sleeps. */
+#define goro_test_wait_until(cond, timeout_ns)                                                    \
+    __extension__({                                                                               \
+        int64_t goro_test__end = goro_nanotime() + (timeout_ns);                                  \
+        bool goro_test__ok;                                                                       \
+        while (!(goro_test__ok = (cond)) && goro_nanotime() < goro_test__end)                     \
+            goro_sleep(GORO_US(200));                                                             \
+        goro_test__ok;                                                                            \
+    })
+
 /* Waits (up to 10 s: goroutines finishing on a loaded machine under a
    sanitizer) for goro_count() to come back to start, then asserts it. */
 static inline __attribute__((unused)) void goro_test_await_count(int start) {
-    int64_t end = goro_nanotime() + GORO_SEC(10);
-    while (goro_count() != start && goro_nanotime() < end)
-        goro_sleep(GORO_MS(1));
+    goro_test_wait_until(goro_count() == start, GORO_SEC(10));
     cr_assert_eq(goro_count(), start, "goroutines left behind: %d, started with %d", goro_count(),
                  start);
 }

@@ -30,24 +30,27 @@ static inline __attribute__((unused)) bool goro_test_parked_as(uint64_t id, int 
     return st == GORO__G_WAITING && atomic_load(&g->waitreason) == reason;
 }
 
+/* If g is parked with `reason`, pins it with goro__g_scan_begin and returns
+   true; otherwise leaves it alone. */
+static inline __attribute__((unused)) bool goro_test__pin_parked(goro__g *g, int reason) {
+    uint32_t st;
+    if (!goro__g_scan_begin(g, &st))
+        return false;
+    if (st == GORO__G_WAITING && atomic_load(&g->waitreason) == reason)
+        return true;
+    goro__g_scan_end(g);
+    return false;
+}
+
 /* Waits (up to 5 s) until goroutine id is parked with `reason`; returns its
    record pinned with goro__g_scan_begin (the caller calls goro__g_scan_end). */
 static inline __attribute__((unused)) goro__g *goro_test_await_parked(uint64_t id, int reason) {
     goro__g *g = goro_test_find_g(id);
     cr_assert_not_null(g, "no goroutine %llu", (unsigned long long)id);
-    int64_t end = goro_nanotime() + GORO_SEC(5);
-    while (goro_nanotime() < end) {
-        uint32_t st;
-        if (goro__g_scan_begin(g, &st)) {
-            if (st == GORO__G_WAITING && atomic_load(&g->waitreason) == reason)
-                return g;
-            goro__g_scan_end(g);
-        }
-        goro_sleep(GORO_US(200));
-    }
-    cr_assert_fail("goroutine %llu never parked as %s", (unsigned long long)id,
-                   goro__waitreason_str(reason));
-    return NULL;
+    if (!goro_test_wait_until(goro_test__pin_parked(g, reason), GORO_SEC(5)))
+        cr_assert_fail("goroutine %llu never parked as %s", (unsigned long long)id,
+                       goro__waitreason_str(reason));
+    return g;
 }
 
 #endif /* GORO_TEST_INTERNAL_H */

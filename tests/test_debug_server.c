@@ -420,8 +420,7 @@ GORO_TEST(debug_server, goroutineleak_count_on_index, .timeout = 30)
     int v = 0;
     cr_assert(goro_chan_recv(c, &v));
     cr_assert_eq(v, 1);
-    for (int i = 0; i < 5000 && goro_count() > 1; i++)
-        usleep(1000);
+    goro_test_wait_until(goro_count() <= 1, GORO_SEC(5));
     cr_assert_eq(goro_count(), 1);
 }
 
@@ -631,6 +630,7 @@ GORO_TEST(debug_server, oversized_requests, .timeout = 30)
     /* one header that never ends within 8 KiB */
     size_t n = 20000;
     char *big = malloc(n + 1);
+    cr_assert_not_null(big);
     int k = sprintf(big, "GET /debug/pprof/ HTTP/1.1\r\nHost: a\r\nX-Big: ");
     memset(big + k, 'a', n - (size_t)k);
     big[n] = '\0';
@@ -643,7 +643,7 @@ GORO_TEST(debug_server, oversized_requests, .timeout = 30)
     char *p = big;
     p += sprintf(p, "GET /debug/pprof/ HTTP/1.1\r\nHost: a\r\n");
     for (int i = 0; i < 600; i++)
-        p += sprintf(p, "X-%d: v\r\n", i);
+        p += snprintf(p, n + 1 - (size_t)(p - big), "X-%d: v\r\n", i);
     p += sprintf(p, "\r\n");
     cr_assert_eq(raw_status(port, big, (size_t)(p - big), &r), 431);
     hresp_free(&r);
@@ -791,20 +791,13 @@ static void spinner(void *arg)
     atomic_fetch_add(&spin_done, 1);
 }
 
-static void wait_until(atomic_int *v, int want)
-{
-    for (int i = 0; i < 5000 && atomic_load(v) != want; i++)
-        usleep(1000);
-    cr_assert_eq(atomic_load(v), want);
-}
-
 GORO_TEST(debug_server, answers_while_all_goroutines_spin, .timeout = 60)
 {
     goro_maxprocs(2);
     int port = start();
     for (int i = 0; i < 2; i++)
         cr_assert_neq(goro_go(spinner, NULL), 0);
-    wait_until(&spin_running, 2);
+    cr_assert(goro_test_wait_until(atomic_load(&spin_running) == 2, GORO_SEC(5)), "spin_running != 2");
 
     static const char *targets[] = {"/debug/pprof/", "/debug/pprof/cmdline",
                                     "/debug/pprof/goroutine?debug=1", "/debug/pprof/goroutine?debug=2",
@@ -826,7 +819,7 @@ GORO_TEST(debug_server, answers_while_all_goroutines_spin, .timeout = 60)
         }
     }
     atomic_store(&spin_stop, 1);
-    wait_until(&spin_done, 2);
+    cr_assert(goro_test_wait_until(atomic_load(&spin_done) == 2, GORO_SEC(5)), "spin_done != 2");
     goro_debug_stop();
 }
 
@@ -901,7 +894,7 @@ GORO_TEST(debug_server, answers_while_goroutines_are_stuck, .timeout = 60)
     hresp_free(&r);
 
     goro_chan_close(c);
-    wait_until(&stuck_done, 4);
+    cr_assert(goro_test_wait_until(atomic_load(&stuck_done) == 4, GORO_SEC(5)), "stuck_done != 4");
     goro_chan_release(c);
     goro_debug_stop();
 }
@@ -1061,7 +1054,7 @@ GORO_TEST(debug_server, parser_request_line_and_headers, .timeout = 10)
     char buf[GORO__HTTP_MAX_HEAD];
     char *p = buf + sprintf(buf, "GET / HTTP/1.1\r\n");
     for (int i = 0; i <= GORO__HTTP_MAX_HEADERS; i++)
-        p += sprintf(p, "H%d: v\r\n", i);
+        p += snprintf(p, sizeof buf - (size_t)(p - buf), "H%d: v\r\n", i);
     p += sprintf(p, "\r\n");
     cr_assert_eq(goro__http_parse(&preq, buf, (size_t)(p - buf)), 431);
 

@@ -38,7 +38,6 @@
 #include "runtime/runtime.h"
 #include "goro_test.h"
 
-#define SANITIZED GORO_TEST_SANITIZED
 #if defined(__SANITIZE_THREAD__)
 #define TSAN 1 /* every goroutine is a TSan fiber: at most 8128 of them */
 #else
@@ -74,7 +73,7 @@ static int parked(int reason) {
 }
 
 static void wait_parked(int reason, int n) {
-    int64_t end = goro_nanotime() + GORO_SEC(SANITIZED ? 60 : 20);
+    int64_t end = goro_nanotime() + GORO_SEC(GORO_TEST_SANITIZED ? 60 : 20);
     while (parked(reason) < n && goro_nanotime() < end)
         goro_sleep(GORO_US(200));
     cr_assert_geq(parked(reason), n, "only %d goroutines parked with reason %d, want %d",
@@ -82,7 +81,7 @@ static void wait_parked(int reason, int n) {
 }
 
 static void wait_count(int want) {
-    int64_t end = goro_nanotime() + GORO_SEC(SANITIZED ? 60 : 20);
+    int64_t end = goro_nanotime() + GORO_SEC(GORO_TEST_SANITIZED ? 60 : 20);
     while (goro_count() != want && goro_nanotime() < end)
         goro_sleep(GORO_US(200));
     cr_assert_eq(goro_count(), want, "goro_count %d, want %d", goro_count(), want);
@@ -252,7 +251,7 @@ GORO_TEST(leak, goroutine_ending_during_check_not_reported, .timeout = 20) {
     cr_assert_eq(goro_leak_verify_none(NULL, stderr), 0);
     int64_t took = goro_nanotime() - t0;
     pthread_join(t, NULL);
-    cr_assert_lt(took, GORO_MS(SANITIZED ? 3000 : 500), "took %lld ns", (long long)took);
+    cr_assert_lt(took, GORO_MS(GORO_TEST_SANITIZED ? 3000 : 500), "took %lld ns", (long long)took);
     /* The same from a goroutine that only retries from the mark. */
     goro_leak_mark *m = goro_leak_mark_now();
     c = start_blocked_g();
@@ -566,13 +565,13 @@ GORO_TEST(leak, clean_check_fast_with_1000_goroutines, .timeout = 60) {
     }
     fprintf(stderr, "leak-perf: mark+check, 1000 goroutines alive, nothing leaked: best %.3f ms, worst %.3f ms\n",
             best / 1e6, worst / 1e6);
-    cr_assert_lt(best, GORO_MS(SANITIZED ? 50 : 5), "best %lld ns", (long long)best);
+    cr_assert_lt(best, GORO_MS(GORO_TEST_SANITIZED ? 50 : 5), "best %lld ns", (long long)best);
     /* The check alone against a mark taken earlier. */
     goro_leak_mark *m = goro_leak_mark_now();
     int64_t t0 = goro_nanotime();
     cr_assert_eq(goro_leak_check(m, NULL, stderr), 0);
     int64_t d = goro_nanotime() - t0;
-    cr_assert_lt(d, GORO_MS(SANITIZED ? 50 : 5), "check %lld ns", (long long)d);
+    cr_assert_lt(d, GORO_MS(GORO_TEST_SANITIZED ? 50 : 5), "check %lld ns", (long long)d);
     goro_leak_mark_free(m);
     unblock(c);
 }
@@ -585,7 +584,7 @@ GORO_TEST(leak, failing_check_returns_after_its_timeout, .timeout = 20) {
     int64_t d = goro_nanotime() - t0;
     cr_assert_eq(n, 1);
     cr_assert_geq(d, GORO_MS(200), "gave up early: %lld ns", (long long)d);
-    cr_assert_lt(d, GORO_MS(SANITIZED ? 3000 : 1000), "gave up late: %lld ns", (long long)d);
+    cr_assert_lt(d, GORO_MS(GORO_TEST_SANITIZED ? 3000 : 1000), "gave up late: %lld ns", (long long)d);
     goro_leak_mark *m = goro_leak_mark_now();
     goro_chan *c2 = start_blocked_g();
     t0 = goro_nanotime();
@@ -593,7 +592,7 @@ GORO_TEST(leak, failing_check_returns_after_its_timeout, .timeout = 20) {
     d = goro_nanotime() - t0;
     cr_assert_eq(n, 1);
     cr_assert_geq(d, GORO_MS(200));
-    cr_assert_lt(d, GORO_MS(SANITIZED ? 3000 : 1000));
+    cr_assert_lt(d, GORO_MS(GORO_TEST_SANITIZED ? 3000 : 1000));
     goro_leak_mark_free(m);
     unblock(c);
     unblock(c2);
@@ -1201,7 +1200,7 @@ GORO_TEST(leakprof, goroutines_racing_through_waits_never_listed, .timeout = 120
         pairs[i].ab = goro_chan_make(sizeof(int), 0);
         pairs[i].ba = goro_chan_make(sizeof(int), 0);
         pairs[i].buf = goro_chan_make(sizeof(int), 1);
-        pairs[i].rounds = SANITIZED ? ROUNDS / 10 : ROUNDS;
+        pairs[i].rounds = GORO_TEST_SANITIZED ? ROUNDS / 10 : ROUNDS;
         go_holding(ping, &pairs[i], pairs[i].ab, pairs[i].ba, pairs[i].buf);
         go_holding(pong, &pairs[i], pairs[i].ab, pairs[i].ba, pairs[i].buf);
         goro_chan_release(pairs[i].ab);
@@ -1211,7 +1210,7 @@ GORO_TEST(leakprof, goroutines_racing_through_waits_never_listed, .timeout = 120
     static relay_arg relays[4];
     for (int i = 0; i < 4; i++) {
         relays[i].c = goro_chan_make(sizeof(int), 0);
-        relays[i].left = SANITIZED ? 300 : 3000;
+        relays[i].left = GORO_TEST_SANITIZED ? 300 : 3000;
         go_holding(relay_sink, &relays[i], relays[i].c, NULL, NULL);
         go_holding(relay, &relays[i], relays[i].c, NULL, NULL);
         goro_chan_release(relays[i].c);
@@ -1467,7 +1466,7 @@ static void timed_profile(const char *what, bool in_goroutine, int debug, FILE *
 }
 
 GORO_TEST(leakprof, profile_over_100000_goroutines, .timeout = 180) {
-    const int total = TSAN ? 5000 : SANITIZED ? 10000 : 100000;
+    const int total = TSAN ? 5000 : GORO_TEST_SANITIZED ? 10000 : 100000;
     const int nleak = 1000;
     goro_maxprocs(2);
     goro_chan *pub = goro_chan_make(0, 0); /* referenced by the test: not leaked */
@@ -1512,8 +1511,8 @@ GORO_TEST(leakprof, profile_over_100000_goroutines, .timeout = 180) {
     }
     fclose(devnull);
     /* Generous bounds: the numbers go to docs/performance.md. */
-    cr_assert_lt(worst_took, GORO_SEC(SANITIZED ? 60 : 10), "analysis took %lld ns", (long long)worst_took);
-    cr_assert_lt(worst_gap, GORO_SEC(SANITIZED ? 30 : 2), "a spinning goroutine paused %lld ns",
+    cr_assert_lt(worst_took, GORO_SEC(GORO_TEST_SANITIZED ? 60 : 10), "analysis took %lld ns", (long long)worst_took);
+    cr_assert_lt(worst_gap, GORO_SEC(GORO_TEST_SANITIZED ? 30 : 2), "a spinning goroutine paused %lld ns",
                  (long long)worst_gap);
     atomic_store(&s.stop, 1);
     goro_chan_close(pub);

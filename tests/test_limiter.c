@@ -18,12 +18,7 @@
 #include "goro.h"
 #include "goro_test.h"
 
-#define WAIT_FOR(cond, ms)                                                                           \
-    do {                                                                                             \
-        int64_t wf_end_ = goro_nanotime() + GORO_MS(ms);                                             \
-        while (!(cond) && goro_nanotime() < wf_end_)                                                 \
-            goro_sleep(GORO_US(200));                                                                \
-    } while (0)
+#define WAIT_FOR(cond, ms) ((void)goro_test_wait_until((cond), GORO_MS(ms)))
 
 /* Shared task state: counts, the highest concurrency seen, and a gate that
    blocking tasks wait on until it is closed. */

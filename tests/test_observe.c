@@ -76,9 +76,7 @@ static char *obs_wait_block(uint64_t id, const char *state, const char *func) {
 }
 
 static void obs_wait_count(int want) {
-    for (int i = 0; i < 5000 && goro_count() != want; i++)
-        goro_sleep(GORO_MS(1));
-    if (goro_count() != want) {
+    if (!goro_test_wait_until(goro_count() == want, GORO_SEC(5))) {
         char *d = obs_profile(2);
         cr_assert_fail("goro_count() = %d, want %d:\n%s", goro_count(), want, d);
     }
@@ -579,8 +577,7 @@ static void obs_log_child(void) {
     obs_log_lines();
     for (int i = 0; i < 4; i++)
         goro_go(obs_log_in_goroutine, NULL);
-    for (int i = 0; i < 2000 && goro_count() > 1; i++)
-        goro_sleep(GORO_MS(1));
+    goro_test_wait_until(goro_count() <= 1, GORO_SEC(2));
 }
 
 GORO_TEST(observe, goro_log_lines, .timeout = 30) {

@@ -20,12 +20,7 @@
 #define I2P(i) ((void *)(intptr_t)(i))
 
 /* Polls cond (an expression) for up to ms milliseconds. */
-#define WAIT_FOR(cond, ms)                                                                           \
-    do {                                                                                             \
-        int64_t wf_end_ = goro_nanotime() + GORO_MS(ms);                                             \
-        while (!(cond) && goro_nanotime() < wf_end_)                                                 \
-            goro_sleep(GORO_US(200));                                                                \
-    } while (0)
+#define WAIT_FOR(cond, ms) ((void)goro_test_wait_until((cond), GORO_MS(ms)))
 
 static void *fn_double(void *payload, void *ctx) {
     (void)ctx;

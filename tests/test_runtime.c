@@ -22,7 +22,6 @@
 #include "goro_test.h"
 #include "runtime/runtime.h"
 
-#define SANITIZED GORO_TEST_SANITIZED
 /* TSan counts every goroutine (a fiber) against its limit of 8128 threads. */
 #if defined(__SANITIZE_THREAD__)
 #define MANY(n) ((n) > 2000 ? 2000 : (n))
@@ -46,8 +45,7 @@ static int run_child(void (*fn)(void), char *out, size_t cap) {
 }
 
 static void wait_count(int want) {
-    for (int i = 0; i < 5000 && goro_count() != want; i++)
-        goro_sleep(GORO_MS(1));
+    goro_test_wait_until(goro_count() == want, GORO_SEC(5));
     cr_assert_eq(goro_count(), want, "goro_count %d, want %d", goro_count(), want);
 }
 
@@ -144,7 +142,7 @@ static void parked(void *arg) {
 }
 
 GORO_TEST(runtime, million_parked_goroutines, .timeout = 180) {
-    const int n = MANY(SANITIZED ? 50000 : 1000000);
+    const int n = MANY(GORO_TEST_SANITIZED ? 50000 : 1000000);
     goro_chan *c = goro_chan_make(0, 0);
     goro_waitgroup_add(&parked_wg, n);
     for (int i = 0; i < n; i++)
@@ -354,8 +352,8 @@ GORO_TEST(runtime, sleep_wakes_on_time, .timeout = 30) {
         goro_go(sleeper, (void *)(intptr_t)GORO_MS(10 + i % 20));
     goro_waitgroup_wait(&sleep_wg);
     int64_t took = goro_nanotime() - t0;
-    cr_assert_lt(took, GORO_MS(SANITIZED ? 3000 : 500), "took %lld ns", (long long)took);
-    cr_assert_lt(atomic_load(&max_over), GORO_MS(SANITIZED ? 2000 : 200));
+    cr_assert_lt(took, GORO_MS(GORO_TEST_SANITIZED ? 3000 : 500), "took %lld ns", (long long)took);
+    cr_assert_lt(atomic_load(&max_over), GORO_MS(GORO_TEST_SANITIZED ? 2000 : 200));
     /* On a plain thread, too. */
     int64_t t1 = goro_nanotime();
     goro_sleep(GORO_MS(15));
@@ -589,7 +587,7 @@ static void starve_child(void) {
 }
 
 GORO_TEST(runtime, starvation_report, .timeout = 30) {
-#if SANITIZED
+#if GORO_TEST_SANITIZED
     /* A 10 ms budget measured against a 60 ms busy loop: too tight for the
        sanitizers' slowdown; the plain suite runs it. */
     cr_skip_test("timing-sensitive under sanitizers");

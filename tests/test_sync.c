@@ -14,16 +14,13 @@
 
 #include "goro.h"
 #include "goro_test.h"
+#include "goro_test_internal.h"
 
-/* Polls cond() (an atomic read) for up to `ns`. */
-static bool sync_eventually(bool (*cond)(void *), void *arg, int64_t ns) {
-    int64_t end = goro_nanotime() + ns;
-    while (!cond(arg)) {
-        if (goro_nanotime() > end)
-            return false;
-        goro_sleep(GORO_US(200));
-    }
-    return true;
+/* Waits (up to 5 s) until goroutine id is parked with `reason`. */
+static void sync_await_parked(uint64_t id, int reason) {
+    cr_assert(goro_test_wait_until(goro_test_parked_as(id, reason), GORO_SEC(5)),
+              "goroutine %llu never parked as %s", (unsigned long long)id,
+              goro__waitreason_str(reason));
 }
 
 /* ================================================================= mutex */
@@ -108,14 +105,14 @@ GORO_TEST(sync, mutex_blocks_then_wakes, .timeout = 10) {
     goro_mutex m = {0};
     mtry t = {.m = &m};
     goro_mutex_lock(&m);
-    goro_go(mutex_try_holder, &t);
-    goro_sleep(GORO_MS(20));
+    uint64_t id = goro_go(mutex_try_holder, &t);
+    sync_await_parked(id, GORO__WAIT_MUTEX);
     cr_assert_eq(atomic_load(&t.state), 1, "acquired a held mutex");
     char buf[1 << 16];
     goro_stack(buf, sizeof buf, true);
     cr_assert(strstr(buf, "[sync.Mutex.Lock") != NULL, "no sync.Mutex.Lock state in:\n%s", buf);
     goro_mutex_unlock(&m);
-    cr_assert(sync_eventually(mtry_got, &t, GORO_SEC(2)));
+    cr_assert(goro_test_wait_until(mtry_got(&t), GORO_SEC(2)));
     goro_test_await_count(start);
 }
 
@@ -194,7 +191,7 @@ GORO_TEST(sync, mutex_starvation_mode, .timeout = 30) {
     memset(&f, 0, sizeof f);
     goro_go(fair_hog, &f);
     goro_go(fair_waiter, &f);
-    bool ok = sync_eventually(fair_done, &f, GORO_SEC(10));
+    bool ok = goro_test_wait_until(fair_done(&f), GORO_SEC(10));
     atomic_store(&f.stop, true);
     cr_assert(ok, "can't acquire the mutex in 10 seconds");
     cr_assert(atomic_load(&f.saw_starving), "the mutex never entered starvation mode");
@@ -397,10 +394,10 @@ GORO_TEST(sync, rwmutex_waiting_writer_blocks_new_readers, .timeout = 20) {
     memset(&o, 0, sizeof o);
     goro_waitgroup_add(&o.wg, 2);
     goro_rwmutex_rlock(&o.rw); /* the main thread is a reader */
-    goro_go(order_writer, &o);
-    goro_sleep(GORO_MS(20));
-    goro_go(order_reader, &o);
-    goro_sleep(GORO_MS(20));
+    uint64_t writer = goro_go(order_writer, &o);
+    sync_await_parked(writer, GORO__WAIT_RWMUTEX_W); /* announced: new readers wait now */
+    uint64_t reader = goro_go(order_reader, &o);
+    sync_await_parked(reader, GORO__WAIT_RWMUTEX_R);
     cr_assert_eq(atomic_load(&o.writer_at), 0, "writer got in while a reader held the lock");
     cr_assert_eq(atomic_load(&o.reader_at), 0, "a new reader passed a waiting writer");
     char buf[1 << 16];
@@ -484,8 +481,7 @@ GORO_TEST(sync, waitgroup_wait_state, .timeout = 10) {
     int start = goro_count();
     goro_waitgroup wg = {0};
     goro_waitgroup_add(&wg, 1);
-    goro_go(wg_stuck, &wg);
-    goro_sleep(GORO_MS(20));
+    sync_await_parked(goro_go(wg_stuck, &wg), GORO__WAIT_WAITGROUP);
     char buf[1 << 16];
     goro_stack(buf, sizeof buf, true);
     cr_assert(strstr(buf, "[sync.WaitGroup.Wait") != NULL, "no sync.WaitGroup.Wait in:\n%s", buf);
@@ -803,9 +799,10 @@ GORO_TEST(sync, sem_weighted_basics, .timeout = 10) {
     cr_assert(goro_sem_try_acquire(&s, 10));
     goro_sem_release(&s, 10);
 
-    /* A zeroed goro_sem has capacity 0. */
+    /* Capacity 0 (NewWeighted(0)): only weight 0 fits. A zeroed goro_sem,
+       never initialised, panics instead (test_bad_args.c). */
     goro_sem z;
-    memset(&z, 0, sizeof z);
+    goro_sem_init(&z, 0);
     cr_assert(goro_sem_try_acquire(&z, 0));
     cr_assert_not(goro_sem_try_acquire(&z, 1));
 }
@@ -840,22 +837,24 @@ GORO_TEST(sync, sem_fifo_fairness, .timeout = 20) {
     big = (semwaiter_arg){&s, 4, &seq, 0, &wg};
     small = (semwaiter_arg){&s, 1, &seq, 0, &wg};
     goro_waitgroup_add(&wg, 2);
-    goro_go(sem_waiter_g, &big);
-    goro_sleep(GORO_MS(20));
-    goro_go(sem_waiter_g, &small);
-    goro_sleep(GORO_MS(20));
+    uint64_t big_id = goro_go(sem_waiter_g, &big);
+    sync_await_parked(big_id, GORO__WAIT_SEMACQUIRE); /* queued first */
+    uint64_t small_id = goro_go(sem_waiter_g, &small);
+    sync_await_parked(small_id, GORO__WAIT_SEMACQUIRE);
     char buf[1 << 16];
     goro_stack(buf, sizeof buf, true);
     cr_assert(strstr(buf, "[semacquire") != NULL, "no semacquire in:\n%s", buf);
 
+    /* release grants (and readies) under its lock before it returns, so
+       "still parked" right after it is a complete check, no waiting needed. */
     goro_sem_release(&s, 1); /* 1 free, but the head wants 4 */
-    goro_sleep(GORO_MS(20));
-    cr_assert_eq(atomic_load(&small.at), 0, "small request overtook the big one");
+    cr_assert(goro_test_parked_as(small_id, GORO__WAIT_SEMACQUIRE) && atomic_load(&small.at) == 0,
+              "small request overtook the big one");
     cr_assert_not(goro_sem_try_acquire(&s, 1), "try_acquire succeeded while waiters queue");
     goro_sem_release(&s, 3); /* the big one fits now */
-    cr_assert(sync_eventually(sem_at_set, &big, GORO_SEC(2)));
-    goro_sleep(GORO_MS(10));
-    cr_assert_eq(atomic_load(&small.at), 0, "small request got in beside the big one");
+    cr_assert(goro_test_parked_as(small_id, GORO__WAIT_SEMACQUIRE) && atomic_load(&small.at) == 0,
+              "small request got in beside the big one");
+    cr_assert(goro_test_wait_until(sem_at_set(&big), GORO_SEC(2)));
     goro_sem_release(&s, 4); /* as the big one's owner */
     goro_waitgroup_wait(&wg);
     cr_assert_eq(atomic_load(&big.at), 1);
@@ -876,8 +875,7 @@ GORO_TEST_UNCHECKED(sync, sem_request_above_capacity,
     int start = goro_count();
     static goro_sem s;
     goro_sem_init(&s, 4);
-    goro_go(sem_doomed, &s);
-    goro_sleep(GORO_MS(20));
+    sync_await_parked(goro_go(sem_doomed, &s), GORO__WAIT_SEMACQUIRE);
     cr_assert(goro_sem_try_acquire(&s, 4), "a doomed request blocks the others");
     goro_sem_release(&s, 4);
     cr_assert_eq(goro_count(), start + 1, "the doomed request returned");

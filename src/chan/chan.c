@@ -171,6 +171,12 @@ void goro__chan_free(goro_chan *c) {
 goro_chan *goro_chan_make(size_t elem_size, size_t cap) {
     size_t bufsz, total;
     size_t hdr = (sizeof(struct goro_chan) + 63) & ~(size_t)63;
+    if (elem_size >= ((size_t)1 << 16)) {
+        /* Go: "makechan: invalid channel element type" (elements are copied
+           on every send; send a pointer to anything bigger). */
+        *goro__errno_location() = GORO_EINVAL;
+        return NULL;
+    }
     if (elem_size == 0 || cap == 0)
         bufsz = 0;
     else if (__builtin_mul_overflow(elem_size, cap, &bufsz) || bufsz > (SIZE_MAX >> 2)) {

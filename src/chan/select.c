@@ -183,6 +183,8 @@ static void sel_complete(int r, goro__g *partner, void *heap) {
 }
 
 int goro_select(goro_case *cases, size_t n, int64_t timeout_ns) {
+    if (GORO__UNLIKELY(cases == NULL && n > 0))
+        goro_panic("goro_select: cases is NULL but n is %zu", n);
     if (timeout_ns < 0 && timeout_ns != GORO_FOREVER)
         timeout_ns = 0; /* an already expired timeout */
 

@@ -6,7 +6,7 @@
  * payload to one free worker and blocks until its result comes back.
  *
  * Semantics (tunny's, made strict where tunny is loose; see
- * shared/design/pool-and-leak-semantics.md section 9):
+ * github.com/Jeffail/tunny's tunny.go; each point below is goro's contract):
  *   - process* waits until some worker is free. process_timed has ONE deadline
  *     for the whole call (waiting for a worker and the job); process_ctx stops
  *     on the context (GORO_ECANCELED / GORO_ETIMEDOUT from goro_ctx_err).

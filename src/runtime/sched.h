@@ -158,5 +158,12 @@ GORO__HIDDEN uint32_t goro__allg_group(goro__g *first, size_t stride);
 GORO__HIDDEN void goro__g_register(uint32_t group, uint32_t slot);
 GORO__HIDDEN void goro__signals_init_thread(goro__m *m);
 GORO__HIDDEN void goro__live_add(int delta);
+/* signal.c: installs the process-wide handlers (once, at init). */
+GORO__HIDDEN void goro__signals_init(void);
+/* sysmon.c: starts the monitor thread (idempotent). */
+GORO__HIDDEN void goro__sysmon_start(void);
+/* sched.c, for sysmon: hands Ps stuck in a syscall for a whole tick to
+   other Ms; seen_ticks is sysmon's per-P memory. True if it retook one. */
+GORO__HIDDEN bool goro__retake(uint32_t *seen_ticks);
 
 #endif

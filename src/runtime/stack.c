@@ -202,6 +202,8 @@ goro__g *goro__stack_alloc(size_t stack_size, goro__p *p) {
                 g = alloc_default_slot();
         }
     } else {
+        if (stack_size > (SIZE_MAX >> 2))
+            return NULL; /* would wrap below; no such mapping exists anyway */
         size_t want = round_up(stack_size, ps);
         if (want < 4 * ps)
             want = 4 * ps;

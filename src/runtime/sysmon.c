@@ -18,8 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-bool goro__retake(uint32_t *seen_ticks);
-
 #define STARVE_NS (10 * 1000000LL)
 
 static void *sysmon(void *arg) {

@@ -2,9 +2,11 @@
  * sem.c - goro_sem, a weighted semaphore with FIFO fairness, like
  * golang.org/x/sync/semaphore.Weighted.
  *
- * size is the capacity (goro_sem_init; a zeroed goro_sem has capacity 0, so
- * every acquire of n > 0 blocks forever and every release of n > 0 panics
- * until goro_sem_init sets a capacity). cur is the weight held.
+ * size is the capacity, set by goro_sem_init (x/sync's NewWeighted); cur is
+ * the weight held. Unlike the other sync objects a zeroed goro_sem is not
+ * ready to use: it has no capacity yet, and waiting on it would block
+ * forever, so every call on a goro_sem that goro_sem_init never saw panics
+ * ("sync: goro_sem used before goro_sem_init"). A negative weight panics too.
  *
  * Invariants (lock protects cur, the queue and the waiter records in it):
  *  - 0 <= cur <= size.
@@ -33,8 +35,11 @@ typedef struct goro__sem {
     int64_t size;
     int64_t cur;
     goro__lock lock;
+    uint32_t magic; /* SEM_MAGIC once goro_sem_init ran; 0 in a zeroed goro_sem */
     semwaiter *head, *tail;
 } goro__sem;
+
+#define SEM_MAGIC 0x73656d31u /* "sem1" */
 
 _Static_assert(sizeof(goro__sem) <= sizeof(goro_sem), "goro_sem too small");
 _Static_assert(_Alignof(goro__sem) <= _Alignof(goro_sem), "goro_sem misaligned");
@@ -44,9 +49,26 @@ static inline goro__sem *impl(goro_sem *s) { return (goro__sem *)(void *)s; }
 static void noop_unlock(void *arg) { (void)arg; }
 
 void goro_sem_init(goro_sem *sp, int64_t n) {
+    if (sp == NULL)
+        goro_panic("sync: goro_sem_init of a NULL goro_sem");
     goro__sem *s = impl(sp);
+    if (n < 0)
+        goro_panic("sync: goro_sem_init with negative capacity %lld", (long long)n);
     memset(s, 0, sizeof *s);
     s->size = n;
+    s->magic = SEM_MAGIC;
+}
+
+/* The misuse checks of every call: Go-style panics naming the call. */
+static goro__sem *checked(goro_sem *sp, int64_t n, const char *call) {
+    if (sp == NULL)
+        goro_panic("sync: %s of a NULL goro_sem", call);
+    goro__sem *s = impl(sp);
+    if (s->magic != SEM_MAGIC)
+        goro_panic("sync: %s: goro_sem used before goro_sem_init", call);
+    if (n < 0)
+        goro_panic("sync: %s with negative weight %lld", call, (long long)n);
+    return s;
 }
 
 /* Grants queued requests in order while they fit (lock held). */
@@ -67,7 +89,7 @@ static void notify_waiters(goro__sem *s) {
 }
 
 void goro_sem_acquire(goro_sem *sp, int64_t n) {
-    goro__sem *s = impl(sp);
+    goro__sem *s = checked(sp, n, "goro_sem_acquire");
     goro__lock_acquire(&s->lock);
     if (s->size - s->cur >= n && s->head == NULL) {
         s->cur += n;
@@ -96,7 +118,7 @@ void goro_sem_acquire(goro_sem *sp, int64_t n) {
 }
 
 bool goro_sem_try_acquire(goro_sem *sp, int64_t n) {
-    goro__sem *s = impl(sp);
+    goro__sem *s = checked(sp, n, "goro_sem_try_acquire");
     goro__lock_acquire(&s->lock);
     bool ok = s->size - s->cur >= n && s->head == NULL;
     if (ok)
@@ -106,7 +128,7 @@ bool goro_sem_try_acquire(goro_sem *sp, int64_t n) {
 }
 
 void goro_sem_release(goro_sem *sp, int64_t n) {
-    goro__sem *s = impl(sp);
+    goro__sem *s = checked(sp, n, "goro_sem_release");
     goro__lock_acquire(&s->lock);
     if (s->cur - n < 0) {
         goro__lock_release(&s->lock);
