@@ -220,12 +220,13 @@ static int start(void)
 
 /* Go's index page: every profile Go lists (goroutineleak is goro's, as
    Go 1.26's), sorted by name, with Go's descriptions. */
-static char *expected_index(int goroutines, int leaked)
+static char *expected_index(int goroutines, int leaked, int threads)
 {
     static const struct {
         const char *name, *desc;
     } ent[] = {
         {"allocs", "A sampling of all past memory allocations"},
+        {"block", "Stack traces that led to blocking on synchronization primitives"},
         {"cmdline", "The command line invocation of the current program"},
         {"goroutine", "Stack traces of all current goroutines. Use debug=2 as a query parameter to "
                       "export in the same format as an unrecovered panic."},
@@ -233,6 +234,11 @@ static char *expected_index(int goroutines, int leaked)
                           "to export in the same format as an unrecovered panic."},
         {"heap", "A sampling of memory allocations of live objects. You can specify the gc GET "
                  "parameter to run GC before taking the heap sample."},
+        {"mutex", "Stack traces of holders of contended mutexes"},
+        {"profile", "CPU profile. You can specify the duration in the seconds GET parameter. After "
+                    "you get the profile file, use the go tool pprof command to investigate the "
+                    "profile."},
+        {"threadcreate", "Number of OS threads"},
         {"trace", "A trace of execution of the current program. You can specify the duration in "
                   "the seconds GET parameter. After you get the trace file, use the go tool trace "
                   "command to investigate the trace."},
@@ -251,6 +257,7 @@ static char *expected_index(int goroutines, int leaked)
     for (size_t i = 0; i < nent; i++) {
         int count = strcmp(ent[i].name, "goroutine") == 0       ? goroutines
                     : strcmp(ent[i].name, "goroutineleak") == 0 ? leaked
+                    : strcmp(ent[i].name, "threadcreate") == 0  ? threads
                                                                 : 0;
         fprintf(f, "<tr><td>%d</td><td><a href='%s?debug=1'>%s</a></td></tr>\n", count, ent[i].name,
                 ent[i].name);
@@ -277,7 +284,14 @@ GORO_TEST(debug_server, index_page_is_gos, .timeout = 20)
     cr_assert_null(header(&r, "Content-Disposition"));
     cr_assert_null(header(&r, "X-Go-Pprof"));
     cr_assert_not_null(header(&r, "Date"));
-    char *want = expected_index(goro_count(), 0);
+    /* the thread count is whatever it was when the page was made */
+    const char *tc = strstr(r.body, "</td><td><a href='threadcreate?debug=1'>");
+    cr_assert_not_null(tc, "%s", r.body);
+    while (tc > r.body && tc[-1] != '>')
+        tc--;
+    int threads = atoi(tc);
+    cr_assert_gt(threads, 1);
+    char *want = expected_index(goro_count(), 0, threads);
     cr_assert_str_eq(r.body, want);
     free(want);
     hresp_free(&r);
@@ -1215,5 +1229,202 @@ GORO_TEST(debug_server, symbol_get_and_post, .timeout = 20)
     cr_assert_eq(raw_status(port, req, (size_t)n, &r), 200);
     cr_assert_str_eq(r.body, want);
     hresp_free(&r);
+    goro_debug_stop();
+}
+
+/* go tool pprof against the server: skipped without go, except in CI
+   (.ci/run installs golang-go; CI=1 makes its absence a failure). */
+static bool have_go(void)
+{
+    if (access("/usr/bin/go", X_OK) == 0)
+        return true;
+    cr_assert_null(getenv("CI"), "go is missing in CI (apt-get install golang-go)");
+    return false;
+}
+
+static char *run_cmd(const char *cmd)
+{
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *out = open_memstream(&buf, &n);
+    char tmp[4096];
+    size_t k;
+    while ((k = fread(tmp, 1, sizeof tmp, p)) > 0)
+        fwrite(tmp, 1, k, out);
+    pclose(p);
+    fclose(out);
+    return buf;
+}
+
+static char *go_pprof(const char *flags, int port, const char *path)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "HOME=/tmp GOFLAGS= PPROF_TMPDIR=/tmp timeout 120 /usr/bin/go tool pprof %s "
+             "http://127.0.0.1:%d%s 2>&1",
+             flags, port, path);
+    return run_cmd(cmd);
+}
+
+void debug_fixture_burn(void *arg)
+{
+    _Atomic bool *stop = arg;
+    goro_label_set("request", "burner");
+    volatile uint64_t x = 1;
+    while (!atomic_load(stop))
+        for (int i = 0; i < 100000; i++)
+            x = x * 6364136223846793005ULL + 1;
+}
+
+GORO_TEST(debug_server, cpu_profile_endpoint, .timeout = 120)
+{
+    int port = start();
+    _Atomic bool stop = false;
+    goro_go(debug_fixture_burn, &stop);
+    hresp r;
+    int64_t t0 = mono_ms();
+    cr_assert(get(port, "/debug/pprof/profile?seconds=1", &r));
+    cr_assert_geq(mono_ms() - t0, 900, "collected for a second");
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    assert_framing(&r);
+    assert_header(&r, "Content-Type", "application/octet-stream");
+    assert_header(&r, "Content-Disposition", "attachment; filename=\"profile\"");
+    assert_header(&r, "X-Content-Type-Options", "nosniff");
+    cr_assert(r.body_len > 2 && (unsigned char)r.body[0] == 0x1f && (unsigned char)r.body[1] == 0x8b);
+    hresp_free(&r);
+
+    /* other clients are served while a profile is collected */
+    int fd = dial(port);
+    cr_assert_geq(fd, 0);
+    const char *req = "GET /debug/pprof/profile?seconds=2 HTTP/1.1\r\nHost: a\r\n\r\n";
+    send_all(fd, req, strlen(req));
+    t0 = mono_ms();
+    cr_assert(get(port, "/debug/pprof/cmdline", &r));
+    cr_assert_eq(r.status, 200);
+    cr_assert_lt(mono_ms() - t0, 1500, "the index waited for the profile");
+    hresp_free(&r);
+    /* a second CPU profile at the same time: Go's error */
+    cr_assert(get(port, "/debug/pprof/profile?seconds=1", &r));
+    cr_assert_eq(r.status, 500, "%s", r.raw);
+    assert_header(&r, "X-Go-Pprof", "1");
+    cr_assert_null(header(&r, "Content-Disposition"));
+    cr_assert_not_null(strstr(r.body, "Could not enable CPU profiling"), "%s", r.body);
+    hresp_free(&r);
+    /* the 2-second profile arrives whole */
+    char buf[4096];
+    size_t got = 0;
+    ssize_t k;
+    while ((k = recv(fd, buf, sizeof buf, 0)) > 0)
+        got += (size_t)k;
+    cr_assert_gt(got, 100);
+    close(fd);
+
+    if (have_go()) {
+        /* `go tool pprof http://host:port` with no path: /debug/pprof/profile */
+        char *top = go_pprof("-seconds 2 -top", port, "");
+        cr_assert_not_null(strstr(top, "Type: cpu"), "%s", top);
+        cr_assert_not_null(strstr(top, "debug_fixture_burn"), "%s", top);
+        free(top);
+        char *tags = go_pprof("-seconds 1 -tags", port, "/debug/pprof/profile");
+        cr_assert_not_null(strstr(tags, "request: Total"), "%s", tags);
+        cr_assert_not_null(strstr(tags, "burner"), "%s", tags);
+        free(tags);
+        char *traces = go_pprof("-seconds 1 -traces", port, "/debug/pprof/profile");
+        cr_assert_not_null(strstr(traces, "debug_fixture_burn"), "%s", traces);
+        cr_assert_not_null(strstr(traces, "request:  burner"), "%s", traces);
+        free(traces);
+    }
+    atomic_store(&stop, true);
+    goro_debug_stop();
+}
+
+void debug_fixture_blocked_recv(void *arg)
+{
+    goro_chan *c = arg;
+    int v;
+    goro_chan_recv(c, &v);
+}
+
+void debug_fixture_contender(void *arg)
+{
+    goro_mutex *m = arg;
+    goro_mutex_lock(m);
+    goro_mutex_unlock(m);
+}
+
+GORO_TEST(debug_server, block_mutex_threadcreate_endpoints, .timeout = 120)
+{
+    int port = start();
+    goro_set_block_profile_rate(1);
+    goro_set_mutex_profile_fraction(1);
+    goro_chan *c = goro_chan_make(sizeof(int), 0);
+    goro_go(debug_fixture_blocked_recv, c);
+    goro_sleep(GORO_MS(20));
+    int v = 0;
+    goro_chan_send(c, &v);
+    goro_mutex m = {0};
+    goro_mutex_lock(&m);
+    goro_go(debug_fixture_contender, &m);
+    goro_sleep(GORO_MS(20));
+    goro_mutex_unlock(&m);
+    /* wait (bounded) until the contender got its turn */
+    for (int i = 0; i < 5000 && goro_count() > 1; i++)
+        goro_sleep(GORO_MS(1));
+
+    static const struct {
+        const char *path, *want;
+    } text[] = {
+        {"/debug/pprof/block?debug=1", "debug_fixture_blocked_recv+0x"},
+        {"/debug/pprof/mutex?debug=1", "sampling period=1"},
+        {"/debug/pprof/threadcreate?debug=1", "threadcreate profile: total "},
+    };
+    for (size_t i = 0; i < 3; i++) {
+        hresp r;
+        cr_assert(get(port, text[i].path, &r));
+        cr_assert_eq(r.status, 200, "%s: %s", text[i].path, r.raw);
+        assert_header(&r, "Content-Type", "text/plain; charset=utf-8");
+        cr_assert_not_null(strstr(r.body, text[i].want), "%s:\n%s", text[i].path, r.body);
+        hresp_free(&r);
+    }
+    hresp r;
+    cr_assert(get(port, "/debug/pprof/block?seconds=1", &r));
+    cr_assert_eq(r.status, 200, "%s", r.raw);
+    assert_header(&r, "Content-Disposition", "attachment; filename=\"block-delta\"");
+    hresp_free(&r);
+
+    if (have_go()) {
+        char *out = go_pprof("-top", port, "/debug/pprof/block");
+        cr_assert_not_null(strstr(out, "Type: delay"), "%s", out);
+        cr_assert_not_null(strstr(out, "debug_fixture_blocked_recv"), "%s", out);
+        free(out);
+        out = go_pprof("-top", port, "/debug/pprof/mutex");
+        cr_assert_not_null(strstr(out, "Type: delay"), "%s", out);
+        free(out);
+        out = go_pprof("-tags", port, "/debug/pprof/threadcreate");
+        cr_assert_not_null(strstr(out, "thread: Total"), "%s", out);
+        free(out);
+        out = go_pprof("-top", port, "/debug/pprof/threadcreate");
+        cr_assert_not_null(strstr(out, "thread goro-debug"), "%s", out);
+        free(out);
+        out = go_pprof("-raw", port, "/debug/pprof/goroutine?seconds=1");
+        cr_assert_not_null(strstr(out, "PeriodType: goroutine count"), "%s", out);
+        free(out);
+        out = go_pprof("-top", port, "/debug/pprof/heap");
+        cr_assert_not_null(strstr(out, "not available in goro"), "%s", out);
+        free(out);
+        /* symbolization through /debug/pprof/symbol */
+        char cmd[256];
+        snprintf(cmd, sizeof cmd,
+                 "curl -s -d 0x%lx http://127.0.0.1:%d/debug/pprof/symbol 2>&1 || echo nocurl",
+                 (unsigned long)(uintptr_t)&goro_chan_send, port);
+        char *sym = run_cmd(cmd);
+        cr_assert(strstr(sym, "goro_chan_send") || strstr(sym, "nocurl"), "%s", sym);
+        free(sym);
+    }
+    goro_set_block_profile_rate(0);
+    goro_set_mutex_profile_fraction(0);
+    goro_chan_release(c);
     goro_debug_stop();
 }

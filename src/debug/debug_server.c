@@ -400,8 +400,8 @@ typedef struct slow_job {
 
 /* The worker's pause: false as soon as the server stops. */
 static bool slow_sleep(int64_t ns) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    struct timespec ts; /* slow_cv waits on CLOCK_REALTIME (static initializer) */
+    clock_gettime(CLOCK_REALTIME, &ts);
     int64_t until = (int64_t)ts.tv_sec * DS_NS + ts.tv_nsec + ns;
     ts.tv_sec = (time_t)(until / DS_NS);
     ts.tv_nsec = (long)(until % DS_NS);

@@ -121,4 +121,7 @@ void goro__pprof_register(void) {
     goro__debug_register_profile(&heap_profile);
     goro__debug_register_profile(&allocs_profile);
     goro__debug_register_profile(&trace_profile);
+    goro__cpuprof_register();
+    goro__waitprof_register();
+    goro__threadprof_register();
 }

@@ -14,6 +14,9 @@ typedef struct goro__psample {
     const goro__kv *labels; /* sorted by key */
     int nlabels;
     int64_t v[2];
+    /* With npcs == 0: the name of one stand-in frame (no address), for
+       samples that have no stack but must show up (threadcreate). */
+    const char *root;
 } goro__psample;
 
 /* What the profile's header says. */
@@ -53,6 +56,12 @@ GORO__HIDDEN int goro__sset_write_proto(const goro__sset *s, const goro__pmeta *
 
 /* The goroutine profile as a sample set (its delta profile). */
 GORO__HIDDEN goro__sset *goro__goroutine_sset(void);
+
+/* text.c: Go's debug=1 frame lines ("#\t0x..\tfunc+0x..\tfile:line") of
+   visible PCs, laid out by tw (flushed at the end). */
+struct goro__tw;
+GORO__HIDDEN void goro__format_pcs_frames(goro__ow *w, struct goro__tw *tw, const uintptr_t *pcs, int npcs,
+                                          bool leaf_exact);
 
 /* Registration with the debug server's registry, at start-up
    (pprof_register.c calls them all from goro__observe_init). */

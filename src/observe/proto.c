@@ -154,6 +154,7 @@ typedef struct builder {
     size_t locs_cap, nlocs;
     mapent *maps;
     size_t nmaps, maps_cap;
+    uint64_t nsynth;        /* stand-in locations made (loc_named) */
     bool oom;
 } builder;
 
@@ -498,10 +499,33 @@ static void builder_free(builder *b) {
 }
 
 /* One Sample: value, location_id, label (Go's field order). */
+/* A Location with no address whose one Line is the function `name` (a
+   stand-in frame for a sample without a stack). */
+static uint64_t loc_named(builder *b, const char *name) {
+    goro__symline l = {.func = name};
+    bool is_new = false;
+    uint64_t fid = func_id(b, &l, &is_new);
+    uint64_t id = ((uint64_t)1 << 40) + ++b->nsynth; /* apart from PC locations */
+    pb_u64opt(&b->tmp, 1, id);
+    pb_u64opt(&b->tmp2, 1, fid);
+    pb_msg(&b->tmp, 4, &b->tmp2);
+    pb_msg(&b->out, 4, &b->tmp);
+    if (is_new) {
+        int64_t nm = str_index(b, name);
+        pb_u64opt(&b->tmp, 1, fid);
+        pb_u64opt(&b->tmp, 2, (uint64_t)nm);
+        pb_u64opt(&b->tmp, 3, (uint64_t)nm);
+        pb_msg(&b->out, 5, &b->tmp);
+    }
+    return id;
+}
+
 static void emit_sample(builder *b, const uintptr_t *pcs, int npcs, const goro__kv *kv, int nkv,
-                        const int64_t *v, int nv) {
+                        const int64_t *v, int nv, const char *root) {
     uint64_t locs[GORO__DUMP_HEAD];
     size_t nl = 0;
+    if (npcs == 0 && root)
+        locs[nl++] = loc_named(b, root);
     for (int k = 0; k < npcs && nl < GORO__DUMP_HEAD; k++) {
         uint64_t id = loc_emit(b, pcs[k], false);
         if (id)
@@ -568,7 +592,8 @@ int goro__proto_write_samples(goro__ow *w, const goro__pmeta *m, const goro__psa
     for (int i = 0; i < m->nvalues; i++)
         value_type(&b, 1, m->type[i], m->unit[i]);
     for (size_t i = 0; i < n && !b.oom; i++)
-        emit_sample(&b, s[i].pcs, s[i].npcs, s[i].labels, s[i].nlabels, s[i].v, m->nvalues);
+        emit_sample(&b, s[i].pcs, s[i].npcs, s[i].labels, s[i].nlabels, s[i].v, m->nvalues,
+                    s[i].root);
     return builder_finish(&b, w, m->time_nanos ? m->time_nanos : wall_now(), m->duration_nanos,
                           m->period, m->period_type, m->period_unit);
 }
@@ -595,7 +620,7 @@ int goro__proto_write(goro__ow *w, const goro__snapshot *s, const bool *keep, co
         if (g->cap.labels || g->cap.name)
             nkv = goro__effective_labels(&g->cap, kv, 64);
         int64_t count = gr[i].count;
-        emit_sample(&b, gr[i].pcs, gr[i].npcs, kv, nkv, &count, 1);
+        emit_sample(&b, gr[i].pcs, gr[i].npcs, kv, nkv, &count, 1, NULL);
     }
     int err = builder_finish(&b, w, time_nanos, 0, 1, name, "count");
     goro__profile_groups_free(gr, ng);

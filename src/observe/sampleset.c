@@ -196,7 +196,7 @@ size_t goro__sset_len(const goro__sset *s) {
 
 goro__psample goro__sset_at(const goro__sset *s, size_t i) {
     const sentry *e = &s->e[i];
-    goro__psample p = {e->pcs, e->npcs, e->kv, e->nkv, {e->v[0], e->v[1]}};
+    goro__psample p = {e->pcs, e->npcs, e->kv, e->nkv, {e->v[0], e->v[1]}, NULL};
     return p;
 }
 
