@@ -96,6 +96,9 @@ static struct {
     _Atomic int inflight;
     _Atomic uint64_t lost;
     _Atomic uint32_t hint;
+    _Atomic int64_t handler_ns; /* time spent in the handler (its own cost) */
+    _Atomic int64_t samples;
+    int64_t writer_ns;          /* the writer thread's CPU time, at its end */
     cpu_slot *slots;
     struct sigaction prev;
     bool installed;
@@ -117,11 +120,11 @@ static pthread_mutex_t api_mu = PTHREAD_MUTEX_INITIALIZER;
 
 /* Copies [sp, sp + CPU_WINDOW) into dst as far as it is mapped, one page
    per iovec so that a partial read ends exactly at the first hole. */
-static uint32_t copy_stack(uintptr_t sp, char *dst) {
-    struct iovec local = {dst, CPU_WINDOW};
+static uint32_t copy_stack(uintptr_t sp, size_t len, char *dst) {
+    struct iovec local = {dst, len};
     struct iovec remote[CPU_WINDOW / CPU_PAGE + 1];
     int n = 0;
-    uintptr_t p = sp, end = sp + CPU_WINDOW;
+    uintptr_t p = sp, end = sp + len;
     while (p < end) {
         uintptr_t next = (p & ~(uintptr_t)(CPU_PAGE - 1)) + CPU_PAGE;
         if (next > end)
@@ -187,8 +190,15 @@ static void record(void *ucv, int overrun) {
     s->ticks = 1 + (uint32_t)(overrun > 0 ? overrun : 0);
     goro__regs_from_ucontext(ucv, &s->regs);
     s->sp = s->regs.r[GORO__REG_SP];
-    s->nstack = copy_stack(s->sp, s->stack);
-    copy_labels(s, goro__getg_maybe());
+    /* On a goroutine's own stack, only up to its top (usually a few
+       hundred bytes, not the whole window). */
+    goro__g *g = goro__getg_maybe();
+    size_t len = CPU_WINDOW;
+    if (g && !g->is_g0 && !g->is_thread && s->sp >= (uintptr_t)g->stack_lo &&
+        s->sp < (uintptr_t)g->stack_hi && (uintptr_t)g->stack_hi - s->sp < len)
+        len = (uintptr_t)g->stack_hi - s->sp;
+    s->nstack = copy_stack(s->sp, len, s->stack);
+    copy_labels(s, g);
     atomic_store_explicit(&s->state, SLOT_READY, memory_order_release);
 }
 
@@ -196,8 +206,12 @@ static void prof_handler(int sig, siginfo_t *si, void *ucv) {
     int saved = errno;
     atomic_fetch_add_explicit(&cp.inflight, 1, memory_order_acq_rel);
     bool ours = si && si->si_code == SI_TIMER && si->si_value.sival_int == CPU_TAG;
-    if (ours && atomic_load_explicit(&cp.on, memory_order_acquire))
+    if (ours && atomic_load_explicit(&cp.on, memory_order_acquire)) {
+        int64_t t0 = goro__nanotime();
         record(ucv, si->si_overrun);
+        atomic_fetch_add_explicit(&cp.handler_ns, goro__nanotime() - t0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&cp.samples, 1, memory_order_relaxed);
+    }
     atomic_fetch_sub_explicit(&cp.inflight, 1, memory_order_acq_rel);
     errno = saved;
     if (!ours) {
@@ -345,6 +359,9 @@ static void *writer_main(void *arg) {
     while (atomic_load_explicit(&cp.inflight, memory_order_acquire) != 0)
         sched_yield();
     drain();
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    cp.writer_ns = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
     return NULL;
 }
 
@@ -378,6 +395,9 @@ int goro_cpu_profile_start(FILE *f) {
         cp.installed = true;
     }
     atomic_store(&cp.lost, 0);
+    atomic_store(&cp.handler_ns, 0);
+    atomic_store(&cp.samples, 0);
+    cp.writer_ns = 0;
     cp.stop = false;
     cp.out = f;
     cp.start_ns = goro__nanotime();
@@ -438,8 +458,11 @@ void goro_cpu_profile_stop(void) {
     pthread_mutex_unlock(&api_mu);
 }
 
-uint64_t goro__cpuprof_lost(void) {
-    return atomic_load(&cp.lost);
+void goro__cpuprof_stats(goro__cpuprof_cost *c) {
+    c->samples = atomic_load(&cp.samples);
+    c->lost = (int64_t)atomic_load(&cp.lost);
+    c->handler_ns = atomic_load(&cp.handler_ns);
+    c->writer_ns = cp.writer_ns;
 }
 
 /* ------------------------------------------------- the debug endpoint */

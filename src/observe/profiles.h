@@ -63,6 +63,14 @@ struct goro__tw;
 GORO__HIDDEN void goro__format_pcs_frames(goro__ow *w, struct goro__tw *tw, const uintptr_t *pcs, int npcs,
                                           bool leaf_exact);
 
+/* What the last (or running) CPU profile cost: signals taken, samples
+   dropped (no free slot), time inside the handler, and the writer thread's
+   CPU time (known once stopped). For benchmarks. */
+typedef struct goro__cpuprof_cost {
+    int64_t samples, lost, handler_ns, writer_ns;
+} goro__cpuprof_cost;
+GORO__HIDDEN void goro__cpuprof_stats(goro__cpuprof_cost *c);
+
 /* Registration with the debug server's registry, at start-up
    (pprof_register.c calls them all from goro__observe_init). */
 GORO__HIDDEN void goro__pprof_register(void);

@@ -52,7 +52,8 @@ static uint64_t key_hash(const uintptr_t *pcs, int npcs, const goro__kv *kv, int
 }
 
 static bool key_eq(const sentry *e, const uintptr_t *pcs, int npcs, const goro__kv *kv, int nkv) {
-    if (e->npcs != npcs || e->nkv != nkv || memcmp(e->pcs, pcs, (size_t)npcs * sizeof *pcs) != 0)
+    if (e->npcs != npcs || e->nkv != nkv ||
+        (npcs && memcmp(e->pcs, pcs, (size_t)npcs * sizeof *pcs) != 0))
         return false;
     for (int i = 0; i < nkv; i++)
         if (strcmp(e->kv[i].key, kv[i].key) != 0 || strcmp(e->kv[i].value, kv[i].value) != 0)
@@ -128,7 +129,8 @@ bool goro__sset_add(goro__sset *s, const uintptr_t *pcs, int npcs, const goro__k
     memset(e, 0, sizeof *e);
     e->mem = mem;
     e->pcs = (uintptr_t *)mem;
-    memcpy(e->pcs, pcs, (size_t)npcs * sizeof *pcs);
+    if (npcs)
+        memcpy(e->pcs, pcs, (size_t)npcs * sizeof *pcs);
     e->npcs = npcs;
     e->kv = (goro__kv *)(mem + (size_t)npcs * sizeof(uintptr_t));
     e->nkv = nkv;
