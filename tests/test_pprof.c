@@ -29,18 +29,17 @@ static int64_t thread_cpu_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-volatile uint64_t pprof_sink;
-
 /* Spins until cpu_ns of this thread's CPU time went by, measured in 1 ms
    steps that never yield (a goroutine stays on its thread within a step). */
 void pprof_fixture_spin(int64_t cpu_ns) {
+    volatile uint64_t sink = 1;
     int64_t done = 0;
     while (done < cpu_ns) {
         int64_t t0 = thread_cpu_ns();
         int64_t t1 = t0;
         while (t1 - t0 < 1000000) {
             for (int i = 0; i < 1000; i++)
-                pprof_sink = pprof_sink * 6364136223846793005ULL + 1442695040888963407ULL;
+                sink = sink * 6364136223846793005ULL + 1442695040888963407ULL;
             t1 = thread_cpu_ns();
         }
         done += t1 - t0;
