@@ -14,6 +14,6 @@ CC=${CLANG:-clang}
 "$CC" -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -Iinclude -Isrc -o "$out/fuzz_http_parse" \
     fuzz/fuzz_http_parse.c src/debug/http_parse.c
-exec "$out/fuzz_http_parse" -max_total_time="$secs" -max_len=12000 \
+exec "$out/fuzz_http_parse" -max_total_time="$secs" -max_len=70000 \
     -artifact_prefix="$out/artifacts/" -print_final_stats=1 \
     -dict=fuzz/http.dict "$out/corpus" fuzz/corpus_http
