@@ -315,6 +315,21 @@ static char *form_value(const goro__http_req *q, const char *key) {
     return v;
 }
 
+void goro__debug_mem_free(goro__debug_mem *m) {
+    if (m)
+        free(m->buf);
+    free(m);
+}
+
+/* Go's words when StartCPUProfile fails (nothing was written yet). */
+static void timed_start_failed(resp *r, int rc) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "Could not enable CPU profiling: %s",
+             rc == EBUSY ? "cpu profiling already in use" : strerror(rc));
+    r->attachment = NULL;
+    serve_error(r, 500, msg);
+}
+
 /* Go's handler(name).ServeHTTP, and its Profile handler for timed ones. */
 static void serve_profile(resp *r, const goro__http_req *q, const char *name) {
     r->nosniff = true;
@@ -346,6 +361,20 @@ static void serve_profile(resp *r, const goro__http_req *q, const char *name) {
         /* Go's Profile: a bad or missing value is the default duration. */
         if (sec_err != 0 || sec <= 0)
             sec = p->default_seconds > 0 ? p->default_seconds : 30;
+        /* Started here, on the server thread, so that requests are served
+           in order: a second one while this one runs is refused at once. */
+        r->timed_mem = calloc(1, sizeof *r->timed_mem);
+        r->timed_out = r->timed_mem ? open_memstream(&r->timed_mem->buf, &r->timed_mem->len) : NULL;
+        int rc = r->timed_out ? p->timed_start(r->timed_out) : ENOMEM;
+        if (rc != 0) {
+            if (r->timed_out)
+                fclose(r->timed_out);
+            goro__debug_mem_free(r->timed_mem);
+            r->timed_out = NULL;
+            r->timed_mem = NULL;
+            timed_start_failed(r, rc);
+            return;
+        }
         r->ctype = "application/octet-stream";
         r->attachment = p->attachment ? p->attachment : p->name;
         r->slow = p;
@@ -391,17 +420,6 @@ typedef struct slow_arg {
     int64_t start;
 } slow_arg;
 
-static int write_timed(FILE *f, void *arg) {
-    slow_arg *a = arg;
-    const goro__debug_profile *p = a->r->slow;
-    int rc = p->timed_start(f);
-    if (rc != 0)
-        return rc;
-    a->sleep(a->r->slow_ns);
-    p->timed_stop();
-    return 0;
-}
-
 static int write_delta(FILE *f, void *arg) {
     slow_arg *a = arg;
     void *base = a->r->base;
@@ -413,29 +431,23 @@ void goro__debug_finish_slow(resp *r, bool (*sleep)(int64_t ns)) {
     const goro__debug_profile *p = r->slow;
     slow_arg a = {r, sleep, goro__nanotime()};
     if (p->timed_start) {
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
-        if (!f) {
+        /* started by serve_profile; a stopping server cuts it short */
+        sleep(r->slow_ns);
+        p->timed_stop();
+        bool ok = fclose(r->timed_out) == 0;
+        r->timed_out = NULL;
+        goro__debug_mem *m = r->timed_mem;
+        r->timed_mem = NULL;
+        if (!ok) {
+            goro__debug_mem_free(m);
             serve_error(r, 500, "out of memory");
-            return;
-        }
-        int rc = write_timed(f, &a);
-        bool failed = fclose(f) != 0 || rc != 0;
-        if (failed) {
-            free(buf);
-            char msg[160];
-            /* Go: StartCPUProfile failed, so no writes yet. */
-            snprintf(msg, sizeof msg, "Could not enable CPU profiling: %s",
-                     rc == EBUSY ? "cpu profiling already in use" : strerror(rc ? rc : EIO));
-            r->attachment = NULL;
-            serve_error(r, 500, msg);
             return;
         }
         r->status = 200;
         free(r->body);
-        r->body = buf;
-        r->body_len = len;
+        r->body = m->buf;
+        r->body_len = m->len;
+        free(m);
         return;
     }
     if (!sleep(r->slow_ns)) {

@@ -12,6 +12,11 @@
 #include "../runtime/runtime.h"
 #include "http_parse.h"
 
+typedef struct goro__debug_mem {
+    char *buf;
+    size_t len;
+} goro__debug_mem;
+
 /* One response, before it is serialized. Strings are static except
    location and body, which the response owns (malloc'd). */
 typedef struct goro__debug_resp {
@@ -32,6 +37,9 @@ typedef struct goro__debug_resp {
     const struct goro__debug_profile *slow;
     int64_t slow_ns;         /* how long it collects */
     void *base;              /* a delta profile's base (delta_begin) */
+    FILE *timed_out;         /* a timed profile's output, being collected */
+    struct goro__debug_mem *timed_mem; /* ... its memory (open_memstream's, malloc'd:
+                                          the response is copied to a worker) */
     char attach_buf[80];     /* attachment storage when it is not static */
 } goro__debug_resp;
 
@@ -40,6 +48,8 @@ typedef struct goro__debug_resp {
    net/http/pprof handlers would give it. */
 GORO__HIDDEN void goro__debug_route(goro__debug_resp *r, const goro__http_req *q, const char *body,
                                     size_t body_len);
+
+GORO__HIDDEN void goro__debug_mem_free(goro__debug_mem *m);
 
 /* Completes a response with r->slow set: collects for r->slow_ns, pausing
    with sleep (which returns false when the server is stopping; a CPU

@@ -493,6 +493,11 @@ static void slow_start(conn *c, resp *r) {
     /* No thread: answer at once with Go's words for a failed start. */
     if (r->slow && r->slow->delta_end && r->base)
         r->slow->delta_end(r->base, NULL, 0);
+    if (r->slow && r->slow->timed_stop && r->timed_out) {
+        r->slow->timed_stop();
+        fclose(r->timed_out);
+        goro__debug_mem_free(r->timed_mem);
+    }
     free(r->body);
     conn_respond_raw(c, 500, strerror(e), now_ns());
 }
