@@ -1395,25 +1395,23 @@ GORO_TEST(debug_server, block_mutex_threadcreate_endpoints, .timeout = 120)
     hresp_free(&r);
 
     if (have_go()) {
-        char *out = go_pprof("-top", port, "/debug/pprof/block");
-        cr_assert_not_null(strstr(out, "Type: delay"), "%s", out);
-        cr_assert_not_null(strstr(out, "debug_fixture_blocked_recv"), "%s", out);
-        free(out);
-        out = go_pprof("-top", port, "/debug/pprof/mutex");
-        cr_assert_not_null(strstr(out, "Type: delay"), "%s", out);
-        free(out);
-        out = go_pprof("-tags", port, "/debug/pprof/threadcreate");
-        cr_assert_not_null(strstr(out, "thread: Total"), "%s", out);
-        free(out);
-        out = go_pprof("-top", port, "/debug/pprof/threadcreate");
-        cr_assert_not_null(strstr(out, "thread goro-debug"), "%s", out);
-        free(out);
-        out = go_pprof("-raw", port, "/debug/pprof/goroutine?seconds=1");
-        cr_assert_not_null(strstr(out, "PeriodType: goroutine count"), "%s", out);
-        free(out);
-        out = go_pprof("-top", port, "/debug/pprof/heap");
-        cr_assert_not_null(strstr(out, "not available in goro"), "%s", out);
-        free(out);
+        static const struct {
+            const char *flags, *path, *want[2];
+        } runs[] = {
+            {"-top", "/debug/pprof/block", {"Type: delay", "debug_fixture_blocked_recv"}},
+            {"-top", "/debug/pprof/mutex", {"Type: delay", NULL}},
+            {"-tags", "/debug/pprof/threadcreate", {"thread: Total", NULL}},
+            {"-top", "/debug/pprof/threadcreate", {"thread goro-debug", NULL}},
+            {"-raw", "/debug/pprof/goroutine?seconds=1", {"PeriodType: goroutine count", NULL}},
+            {"-top", "/debug/pprof/heap", {"not available in goro", NULL}},
+        };
+        for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+            char *out = go_pprof(runs[i].flags, port, runs[i].path);
+            for (int k = 0; k < 2 && runs[i].want[k]; k++)
+                cr_assert_not_null(strstr(out, runs[i].want[k]), "%s %s:\n%s", runs[i].flags,
+                                   runs[i].path, out);
+            free(out);
+        }
         /* symbolization through /debug/pprof/symbol */
         char cmd[256];
         snprintf(cmd, sizeof cmd,

@@ -199,33 +199,36 @@ int goro_mutex_profile_write(FILE *f, int debug) {
 
 /* ------------------------------------------------- the debug endpoints */
 
-static void *block_delta_begin(void) {
+static goro__sset *block_snapshot(void) {
     return snapshot(GORO__PROF_BLOCK);
 }
 
-static void *mutex_delta_begin(void) {
+static goro__sset *mutex_snapshot(void) {
     return snapshot(GORO__PROF_MUTEX);
 }
 
-static int delta_end(int which, void *base, FILE *f, int64_t duration_ns) {
-    int err = 0;
-    if (f) {
-        goro__sset *cur = snapshot(which);
-        goro__sset *d = cur ? goro__sset_diff(cur, base) : NULL;
-        err = d ? write_proto(which, d, f, duration_ns) : ENOMEM;
-        goro__sset_free(d);
-        goro__sset_free(cur);
-    }
-    goro__sset_free(base);
-    return err;
+static void *block_delta_begin(void) {
+    return block_snapshot();
+}
+
+static void *mutex_delta_begin(void) {
+    return mutex_snapshot();
+}
+
+static int block_delta_write(const goro__sset *d, FILE *f, int64_t duration_ns) {
+    return write_proto(GORO__PROF_BLOCK, d, f, duration_ns);
+}
+
+static int mutex_delta_write(const goro__sset *d, FILE *f, int64_t duration_ns) {
+    return write_proto(GORO__PROF_MUTEX, d, f, duration_ns);
 }
 
 static int block_delta_end(void *base, FILE *f, int64_t duration_ns) {
-    return delta_end(GORO__PROF_BLOCK, base, f, duration_ns);
+    return goro__sset_delta_end(base, block_snapshot, block_delta_write, f, duration_ns);
 }
 
 static int mutex_delta_end(void *base, FILE *f, int64_t duration_ns) {
-    return delta_end(GORO__PROF_MUTEX, base, f, duration_ns);
+    return goro__sset_delta_end(base, mutex_snapshot, mutex_delta_write, f, duration_ns);
 }
 
 static long long count_of(int which) {

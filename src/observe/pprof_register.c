@@ -52,24 +52,19 @@ static void *goroutine_delta_begin(void) {
     return goro__goroutine_sset();
 }
 
+static int goroutine_delta_write(const goro__sset *d, FILE *f, int64_t duration_ns) {
+    goro__pmeta m = {.nvalues = 1,
+                     .type = {"goroutine"},
+                     .unit = {"count"},
+                     .period_type = "goroutine",
+                     .period_unit = "count",
+                     .period = 1,
+                     .duration_nanos = duration_ns};
+    return goro__sset_write_proto(d, &m, f);
+}
+
 static int goroutine_delta_end(void *base, FILE *f, int64_t duration_ns) {
-    int err = 0;
-    if (f) {
-        goro__sset *cur = goro__goroutine_sset();
-        goro__sset *d = cur ? goro__sset_diff(cur, base) : NULL;
-        goro__pmeta m = {.nvalues = 1,
-                         .type = {"goroutine"},
-                         .unit = {"count"},
-                         .period_type = "goroutine",
-                         .period_unit = "count",
-                         .period = 1,
-                         .duration_nanos = duration_ns};
-        err = d ? goro__sset_write_proto(d, &m, f) : ENOMEM;
-        goro__sset_free(d);
-        goro__sset_free(cur);
-    }
-    goro__sset_free(base);
-    return err;
+    return goro__sset_delta_end(base, goro__goroutine_sset, goroutine_delta_write, f, duration_ns);
 }
 
 static const goro__debug_profile goroutine_profile = {

@@ -54,6 +54,12 @@ GORO__HIDDEN goro__psample goro__sset_at(const goro__sset *s, size_t i);
 /* The proto of the whole set. */
 GORO__HIDDEN int goro__sset_write_proto(const goro__sset *s, const goro__pmeta *m, FILE *f);
 
+/* The end of a delta profile (?seconds=N): writes collect() minus base
+   with write (when f is not NULL) and frees base. */
+GORO__HIDDEN int goro__sset_delta_end(goro__sset *base, goro__sset *(*collect)(void),
+                                      int (*write)(const goro__sset *d, FILE *f, int64_t duration_ns),
+                                      FILE *f, int64_t duration_ns);
+
 /* The goroutine profile as a sample set (its delta profile). */
 GORO__HIDDEN goro__sset *goro__goroutine_sset(void);
 

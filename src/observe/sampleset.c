@@ -215,3 +215,18 @@ int goro__sset_write_proto(const goro__sset *s, const goro__pmeta *m, FILE *f) {
     free(ps);
     return err ? err : ferr;
 }
+
+int goro__sset_delta_end(goro__sset *base, goro__sset *(*collect)(void),
+                         int (*write)(const goro__sset *d, FILE *f, int64_t duration_ns), FILE *f,
+                         int64_t duration_ns) {
+    int err = 0;
+    if (f) {
+        goro__sset *cur = collect();
+        goro__sset *d = cur ? goro__sset_diff(cur, base) : NULL;
+        err = d ? write(d, f, duration_ns) : ENOMEM;
+        goro__sset_free(d);
+        goro__sset_free(cur);
+    }
+    goro__sset_free(base);
+    return err;
+}

@@ -122,19 +122,14 @@ static void *threads_delta_begin(void) {
     return threads_sset();
 }
 
+static int threads_delta_write(const goro__sset *d, FILE *f, int64_t duration_ns) {
+    goro__pmeta m = thread_meta;
+    m.duration_nanos = duration_ns;
+    return threads_proto(d, &m, f);
+}
+
 static int threads_delta_end(void *base, FILE *f, int64_t duration_ns) {
-    int err = 0;
-    if (f) {
-        goro__sset *cur = threads_sset();
-        goro__sset *d = cur ? goro__sset_diff(cur, base) : NULL;
-        goro__pmeta m = thread_meta;
-        m.duration_nanos = duration_ns;
-        err = d ? threads_proto(d, &m, f) : ENOMEM;
-        goro__sset_free(d);
-        goro__sset_free(cur);
-    }
-    goro__sset_free(base);
-    return err;
+    return goro__sset_delta_end(base, threads_sset, threads_delta_write, f, duration_ns);
 }
 
 static const goro__debug_profile threadcreate_profile = {
