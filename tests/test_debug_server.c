@@ -25,7 +25,7 @@
 
 #include "goro.h"
 #include "debug/debug_server.h"
-#include "debug/debug_registry.h"
+#include "observe/debug_registry.h"
 #include "debug/http_parse.h"
 #include "goro_test.h"
 

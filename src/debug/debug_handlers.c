@@ -45,7 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "debug_registry.h"
+#include "../observe/debug_registry.h"
 #include "../observe/observe.h" /* goro__symbolize (symbol) */
 
 typedef goro__debug_resp resp;

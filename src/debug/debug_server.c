@@ -77,7 +77,7 @@
 #include <unistd.h>
 
 #include "debug_handlers.h"
-#include "debug_registry.h"
+#include "../observe/debug_registry.h"
 #include "http_parse.h"
 
 #define DS_MAX_CONNS 16

@@ -34,7 +34,7 @@
 #include <string.h>
 
 #include "../chan/chan_internal.h"
-#include "../debug/debug_registry.h"
+#include "../observe/debug_registry.h"
 
 #define MAXCH 64   /* channels recorded per wait; more: treated as reachable */
 #define MAXHOLD 64 /* holders recorded per channel; more: treated as reachable */

@@ -32,7 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../debug/debug_registry.h"
+#include "debug_registry.h"
 #include "../runtime/waitprof.h"
 #include "tabwriter.h"
 

@@ -61,7 +61,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../debug/debug_registry.h"
+#include "debug_registry.h"
 
 #define CPU_HZ 100
 #define CPU_PERIOD_NS (1000000000LL / CPU_HZ)

@@ -10,7 +10,7 @@
 #include "observe.h"
 #include "profiles.h"
 
-#include "../debug/debug_registry.h"
+#include "debug_registry.h"
 
 #include <errno.h>
 

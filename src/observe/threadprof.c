@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../debug/debug_registry.h"
+#include "debug_registry.h"
 
 static goro__sset *threads_sset(void) {
     goro__sset *s = goro__sset_new(1);

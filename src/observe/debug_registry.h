@@ -5,17 +5,18 @@
  * goroutineleak, CPU, block, mutex and threadcreate profiles add
  * themselves). Internal.
  *
- * Layering: this registry (debug_registry.c) includes nothing but the
- * runtime header, so any layer may register here; the server
- * (debug_server.c, debug_handlers.c) reads the registry and never names a
- * pool, a leak check or a profile. Nothing below src/debug includes the
- * server's own headers.
+ * Layering (arch -> runtime -> chan/sync/io/observe -> leak/pool -> debug):
+ * the registry lives here in observe, below everything that registers
+ * (observe's own profiles, leak, pool) and below the server in src/debug,
+ * which reads it and never names a pool, a leak check or a profile. So
+ * every include points down: nothing below src/debug includes the server's
+ * own headers. It needs nothing but the runtime header.
  *
  * Registration normally happens from a constructor of the registering file
  * (profiles) or when the object is created (pools, limiters).
  */
-#ifndef GORO_DEBUG_REGISTRY_H
-#define GORO_DEBUG_REGISTRY_H
+#ifndef GORO_OBSERVE_DEBUG_REGISTRY_H
+#define GORO_OBSERVE_DEBUG_REGISTRY_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
