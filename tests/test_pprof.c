@@ -431,3 +431,26 @@ GORO_TEST(pprof, profiling_on_under_chan_and_sync_load, .timeout = 120) {
     goro_chan_release(c->pong);
     free(c);
 }
+
+/* A child forked while a profile runs has none running (no writer thread,
+   no timers) and can start its own. */
+GORO_TEST(pprof, cpu_profile_across_fork, .timeout = 60) {
+    goro_test_skip_threaded_fork();
+    FILE *f = tmpfile();
+    cr_assert_eq(goro_cpu_profile_start(f), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        goro_cpu_profile_stop(); /* nothing running here: returns at once */
+        FILE *g = tmpfile();
+        int rc = goro_cpu_profile_start(g);
+        goro_cpu_profile_stop();
+        _exit(rc == 0 && ftell(g) > 0 ? 0 : 1);
+    }
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "child status %d", st);
+    goro_cpu_profile_stop();
+    cr_assert_gt(ftell(f), 0);
+    fclose(f);
+}

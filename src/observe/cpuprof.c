@@ -367,10 +367,30 @@ static void *writer_main(void *arg) {
 
 /* ------------------------------------------------------------- the API */
 
+/* fork: the child has neither the writer thread nor the timers (POSIX
+   timers are not inherited); it starts with no profile running. */
+static void atfork_child(void) {
+    atomic_store(&cp.on, 0);
+    atomic_store(&cp.inflight, 0);
+    cp.out = NULL;
+    cp.set = NULL; /* the parent's, not ours to free */
+    cp.timers = NULL;
+    cp.ntimers = cp.timers_cap = 0;
+    pthread_mutex_init(&api_mu, NULL);
+    pthread_mutex_init(&cp.mu, NULL);
+    pthread_cond_init(&cp.cv, NULL);
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void atfork_install(void) {
+    pthread_atfork(NULL, NULL, atfork_child);
+}
+
 int goro_cpu_profile_start(FILE *f) {
     if (!f)
         return GORO_EINVAL;
     goro__init();
+    pthread_once(&atfork_once, atfork_install);
     pthread_mutex_lock(&api_mu);
     if (cp.out) {
         pthread_mutex_unlock(&api_mu);
