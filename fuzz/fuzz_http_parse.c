@@ -1,6 +1,6 @@
 /*
  * fuzz_http_parse.c - libFuzzer target for the debug server's request parser
- * (src/observe/http_parse.c). Run with fuzz/run.sh.
+ * (src/debug/http_parse.c). Run with fuzz/run.sh.
  *
  * Besides "no crash, no sanitizer report" it checks the parser's contract:
  *   - the result is 0, 200 or one of the error statuses, with a reason;
@@ -20,7 +20,7 @@
 #include <errno.h>
 #include <limits.h>
 
-#include "observe/http_parse.h"
+#include "debug/http_parse.h"
 
 static goro__http_req whole, part;
 

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds and runs the libFuzzer target for the debug server's HTTP request
-# parser (src/observe/http_parse.c) for a bounded time.
+# parser (src/debug/http_parse.c) for a bounded time.
 #   fuzz/run.sh [seconds]        default 60
 # Needs clang with libFuzzer (Debian: clang). Findings land in
 # build/fuzz/artifacts/; new interesting inputs in build/fuzz/corpus/ (the
@@ -13,7 +13,7 @@ mkdir -p "$out/corpus" "$out/artifacts"
 CC=${CLANG:-clang}
 "$CC" -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -Iinclude -Isrc -o "$out/fuzz_http_parse" \
-    fuzz/fuzz_http_parse.c src/observe/http_parse.c
-exec "$out/fuzz_http_parse" -max_total_time="$secs" -max_len=12000 \
+    fuzz/fuzz_http_parse.c src/debug/http_parse.c
+exec "$out/fuzz_http_parse" -max_total_time="$secs" -max_len=70000 \
     -artifact_prefix="$out/artifacts/" -print_final_stats=1 \
     -dict=fuzz/http.dict "$out/corpus" fuzz/corpus_http

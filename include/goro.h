@@ -194,6 +194,32 @@ void goro_log_write(enum goro_log_level level, const char *file, int line, const
 /* GORO_LOG(INFO, "x=%d", x): [MMDD/HHMMSS.mmm:INFO:gid-N:file.c:line] x=1 */
 #define GORO_LOG(level, ...) goro_log_write(GORO_LOG_##level, __FILE__, __LINE__, __VA_ARGS__)
 
+/* ----------------------------------------------- CPU, block and mutex profiles */
+
+/* Go's pprof.StartCPUProfile: samples every thread's CPU time at 100 Hz
+   (SIGPROF from per-thread CPU timers) with the running goroutine's labels,
+   until goro_cpu_profile_stop writes the gzipped profile.proto to f. Returns
+   0, GORO_EINVAL (f NULL), GORO_EBUSY (already running: "cpu profiling
+   already in use") or GORO_ENOMEM. Installs a SIGPROF handler (kept
+   installed; SIGPROFs goro did not ask for go to the previous handler). */
+#define GORO_EBUSY EBUSY
+int  goro_cpu_profile_start(FILE *f);
+void goro_cpu_profile_stop(void);     /* writes the profile; no-op if not running */
+
+/* Go's runtime.SetBlockProfileRate: on average one blocking event per rate
+   nanoseconds spent blocked is recorded (events of rate ns or more always);
+   1 records every event, <= 0 turns the profile off (the default). Covers
+   waits on channels, select, goro_mutex, goro_rwmutex, goro_cond,
+   goro_waitgroup and goro_sem. */
+void goro_set_block_profile_rate(int64_t rate);
+/* Go's runtime.SetMutexProfileFraction: on average 1/rate of contention
+   events on goro_mutex/goro_rwmutex are recorded (0 off, the default;
+   negative: no change). Returns the previous rate. */
+int  goro_set_mutex_profile_fraction(int rate);
+/* pprof.Lookup("block"/"mutex").WriteTo: 0 gzipped proto, >= 1 text. */
+int  goro_block_profile_write(FILE *f, int debug);
+int  goro_mutex_profile_write(FILE *f, int debug);
+
 /* ------------------------------------------------------------- leak checks */
 
 typedef struct goro_leak_opts {

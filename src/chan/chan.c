@@ -62,6 +62,7 @@
  * live on the stack).
  */
 #include "chan_internal.h"
+#include "../runtime/waitprof.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -388,7 +389,9 @@ static bool chan_wait(goro_chan *c, goro__waitq *q, goro__waiter *w, int reason,
     g->waiting = w;
     goro__waitq_enqueue(q, w);
     c->npins++;
+    int64_t t0 = goro__blockprof_begin();
     bool woke = goro__park(reason, c, chan_unlock_v, &c->lock, deadline);
+    goro__blockprof_end(t0);
     if (GORO__UNLIKELY(!woke) && deadline >= 0) {
         /* The deadline won the claim: no partner touched w's memory. A
            partner may already have unlinked the stale record. (A claimless

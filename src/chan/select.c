@@ -29,6 +29,7 @@
  * A case's element is written only for the case that ran.
  */
 #include "chan_internal.h"
+#include "../runtime/waitprof.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -318,7 +319,9 @@ int goro_select(goro_case *cases, size_t n, int64_t timeout_ns) {
 
     sel_locks ua = {chans, nlocks};
     int64_t deadline = timeout_ns == GORO_FOREVER ? -1 : goro__chan_deadline(timeout_ns);
+    int64_t t0 = goro__blockprof_begin();
     bool woke = goro__park(GORO__WAIT_SELECT, NULL, sel_unlock_v, &ua, deadline);
+    goro__blockprof_end(t0);
 
     /* pass 3: take back the records that did not win. */
     sel_lock(chans, nlocks);

@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "../chan/chan_internal.h"
+#include "../observe/debug_registry.h"
 
 #define MAXCH 64   /* channels recorded per wait; more: treated as reachable */
 #define MAXHOLD 64 /* holders recorded per channel; more: treated as reachable */
@@ -321,7 +322,28 @@ static void exit_check(void) {
     goro__snapshot_free(s);
 }
 
+static long long leak_count(void) {
+    /* Go's Profile.Count(): the last detection's result, stale until the
+       next run (0 before the first) */
+    return goro__leak_last_count();
+}
+
+static int leak_write(FILE *f, int debug) {
+    int rc = goro_leak_profile_write(f, debug); /* the count found, or -errno */
+    return rc < 0 ? -rc : 0;
+}
+
+static const goro__debug_profile leak_profile = {
+    .name = "goroutineleak",
+    .desc = "Stack traces of all leaked goroutines. Use debug=2 as a query parameter to export in "
+            "the same format as an unrecovered panic.",
+    .count = leak_count,
+    .write = leak_write,
+    .listed = true,
+};
+
 void goro__leak_init(void) {
+    goro__debug_register_profile(&leak_profile);
     const char *e = getenv("GOROLEAKCHECK");
     if (e && strcmp(e, "1") == 0)
         atexit(exit_check);

@@ -332,7 +332,8 @@ static _Atomic uint64_t token_gen;
 static struct sigaction prev_action;
 static _Atomic bool handler_installed;
 
-static void regs_from_ucontext(const ucontext_t *uc, goro__regs *rg) {
+void goro__regs_from_ucontext(const void *ucv, goro__regs *rg) {
+    const ucontext_t *uc = ucv;
     memset(rg, 0, sizeof *rg);
 #if defined(__x86_64__)
     static const int map[16] = {REG_RAX, REG_RDX, REG_RCX, REG_RBX, REG_RSI, REG_RDI,
@@ -383,7 +384,7 @@ static void capture_handler(int sig, siginfo_t *si, void *ucv) {
         errno = saved_errno;
         return;
     }
-    regs_from_ucontext((const ucontext_t *)ucv, &req.regs);
+    goro__regs_from_ucontext(ucv, &req.regs);
     goro__g *g = goro__getg_maybe();
     goro__g *want = req.want;
     bool match = g == want;

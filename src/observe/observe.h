@@ -155,6 +155,8 @@ GORO__HIDDEN int goro__capture_other(goro__g *g, goro__gcap *cap, goro__stk *stk
 GORO__HIDDEN void goro__capture_self(goro__g *g, goro__gcap *cap, goro__stk *stk, int max,
                                      int ntail);
 GORO__HIDDEN void goro__gcap_clear(goro__gcap *cap);
+/* The registers a signal handler's ucontext_t holds (async-signal-safe). */
+GORO__HIDDEN void goro__regs_from_ucontext(const void *uc, goro__regs *rg);
 /* Installs the capture signal handler (idempotent). */
 GORO__HIDDEN void goro__capture_init(void);
 /* Crash mode: observers use bounded waits and try-locks only. */

@@ -23,6 +23,7 @@
  * a valid gzip stream of stored blocks.
  */
 #include "observe.h"
+#include "profiles.h"
 
 #include <errno.h>
 #include <link.h>
@@ -153,6 +154,7 @@ typedef struct builder {
     size_t locs_cap, nlocs;
     mapent *maps;
     size_t nmaps, maps_cap;
+    uint64_t nsynth;        /* stand-in locations made (loc_named) */
     bool oom;
 } builder;
 
@@ -481,12 +483,125 @@ static int gzip_write(goro__ow *w, const uint8_t *d, size_t n) {
 
 /* ------------------------------------------------------------ the profile */
 
+static void builder_free(builder *b) {
+    for (size_t i = 0; i < b->nmaps; i++) {
+        free(b->maps[i].file);
+        free(b->maps[i].build_id);
+    }
+    free(b->maps);
+    free(b->out.d);
+    free(b->tmp.d);
+    free(b->tmp2.d);
+    free(b->strs);
+    free(b->strtab);
+    free(b->funcs);
+    free(b->locs);
+}
+
+/* One Sample: value, location_id, label (Go's field order). */
+/* A Location with no address whose one Line is the function `name` (a
+   stand-in frame for a sample without a stack). */
+static uint64_t loc_named(builder *b, const char *name) {
+    goro__symline l = {.func = name};
+    bool is_new = false;
+    uint64_t fid = func_id(b, &l, &is_new);
+    uint64_t id = ((uint64_t)1 << 40) + ++b->nsynth; /* apart from PC locations */
+    pb_u64opt(&b->tmp, 1, id);
+    pb_u64opt(&b->tmp2, 1, fid);
+    pb_msg(&b->tmp, 4, &b->tmp2);
+    pb_msg(&b->out, 4, &b->tmp);
+    if (is_new) {
+        int64_t nm = str_index(b, name);
+        pb_u64opt(&b->tmp, 1, fid);
+        pb_u64opt(&b->tmp, 2, (uint64_t)nm);
+        pb_u64opt(&b->tmp, 3, (uint64_t)nm);
+        pb_msg(&b->out, 5, &b->tmp);
+    }
+    return id;
+}
+
+static void emit_sample(builder *b, const uintptr_t *pcs, int npcs, const goro__kv *kv, int nkv,
+                        const int64_t *v, int nv, const char *root) {
+    uint64_t locs[GORO__DUMP_HEAD];
+    size_t nl = 0;
+    if (npcs == 0 && root)
+        locs[nl++] = loc_named(b, root);
+    for (int k = 0; k < npcs && nl < GORO__DUMP_HEAD; k++) {
+        uint64_t id = loc_emit(b, pcs[k], false);
+        if (id)
+            locs[nl++] = id;
+    }
+    pb sample = {0};
+    uint64_t vals[4];
+    for (int i = 0; i < nv && i < 4; i++)
+        vals[i] = (uint64_t)v[i];
+    pb_u64s(&sample, 2, vals, (size_t)nv);
+    pb_u64s(&sample, 1, locs, nl);
+    for (int k = 0; k < nkv; k++) {
+        pb_u64opt(&b->tmp, 1, (uint64_t)str_index(b, kv[k].key));
+        pb_u64opt(&b->tmp, 2, (uint64_t)str_index(b, kv[k].value));
+        pb_msg(&sample, 3, &b->tmp);
+    }
+    pb_msg(&b->out, 2, &sample);
+    b->oom |= sample.oom;
+    free(sample.d);
+}
+
+/* Mappings, the string table, compression; frees b. */
+static int builder_finish(builder *b, goro__ow *w, int64_t time_nanos, int64_t duration_nanos,
+                          int64_t period, const char *ptype, const char *punit) {
+    pb_u64opt(&b->out, 9, (uint64_t)time_nanos);
+    pb_u64opt(&b->out, 10, (uint64_t)duration_nanos);
+    value_type(b, 11, ptype, punit);
+    pb_u64opt(&b->out, 12, (uint64_t)period);
+    for (size_t i = 0; i < b->nmaps; i++) {
+        mapent *m = &b->maps[i];
+        pb_u64opt(&b->tmp, 1, i + 1);
+        pb_u64opt(&b->tmp, 2, m->lo);
+        pb_u64opt(&b->tmp, 3, m->hi);
+        pb_u64opt(&b->tmp, 4, m->offset);
+        pb_u64opt(&b->tmp, 5, (uint64_t)str_index(b, m->file));
+        pb_u64opt(&b->tmp, 6, (uint64_t)str_index(b, m->build_id ? m->build_id : ""));
+        if (m->used && !m->failed)
+            pb_u64(&b->tmp, 7, 1);
+        pb_msg(&b->out, 3, &b->tmp);
+    }
+    for (size_t i = 0; i < b->nstrs; i++)
+        pb_bytes(&b->out, 6, b->strtab[i], strlen(b->strtab[i]));
+    int err = 0;
+    b->oom |= b->out.oom | b->tmp.oom | b->tmp2.oom;
+    if (b->oom)
+        err = ENOMEM;
+    else
+        err = gzip_write(w, b->out.d, b->out.n);
+    builder_free(b);
+    return err ? err : w->err;
+}
+
+static int64_t wall_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int goro__proto_write_samples(goro__ow *w, const goro__pmeta *m, const goro__psample *s, size_t n) {
+    builder b;
+    memset(&b, 0, sizeof b);
+    str_index(&b, "");
+    read_mappings(&b);
+    for (int i = 0; i < m->nvalues; i++)
+        value_type(&b, 1, m->type[i], m->unit[i]);
+    for (size_t i = 0; i < n && !b.oom; i++)
+        emit_sample(&b, s[i].pcs, s[i].npcs, s[i].labels, s[i].nlabels, s[i].v, m->nvalues,
+                    s[i].root);
+    return builder_finish(&b, w, m->time_nanos ? m->time_nanos : wall_now(), m->duration_nanos,
+                          m->period, m->period_type, m->period_unit);
+}
+
 int goro__proto_write(goro__ow *w, const goro__snapshot *s, const bool *keep, const char *name) {
     builder b;
     memset(&b, 0, sizeof b);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t time_nanos = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    int64_t time_nanos = wall_now();
     str_index(&b, "");
     read_mappings(&b);
 
@@ -494,74 +609,20 @@ int goro__proto_write(goro__ow *w, const goro__snapshot *s, const bool *keep, co
     int64_t total = 0;
     goro__pgroup *gr = goro__profile_groups(s, keep, &ng, &total);
     if (!gr) {
-        b.oom = true;
-        goto out;
+        builder_free(&b);
+        return ENOMEM;
     }
-    value_type(&b, 11, name, "count");
-    pb_u64(&b.out, 12, 1);
     value_type(&b, 1, name, "count");
-
-    uint64_t locs[GORO__DUMP_HEAD];
     for (size_t i = 0; i < ng && !b.oom; i++) {
         const goro__gsnap *g = gr[i].first;
-        size_t nl = 0;
-        for (int k = 0; k < gr[i].npcs; k++) {
-            uint64_t id = loc_emit(&b, gr[i].pcs[k], false);
-            if (id)
-                locs[nl++] = id;
-        }
-        /* Sample: value, location_id, label (Go's field order). */
-        pb sample = {0};
-        uint64_t count = (uint64_t)gr[i].count;
-        pb_u64s(&sample, 2, &count, 1);
-        pb_u64s(&sample, 1, locs, nl);
-        if (g->cap.labels || g->cap.name) {
-            goro__kv kv[64];
-            int n = goro__effective_labels(&g->cap, kv, 64);
-            for (int k = 0; k < n; k++) {
-                pb_u64opt(&b.tmp, 1, (uint64_t)str_index(&b, kv[k].key));
-                pb_u64opt(&b.tmp, 2, (uint64_t)str_index(&b, kv[k].value));
-                pb_msg(&sample, 3, &b.tmp);
-            }
-        }
-        pb_msg(&b.out, 2, &sample);
-        b.oom |= sample.oom;
-        free(sample.d);
+        goro__kv kv[64];
+        int nkv = 0;
+        if (g->cap.labels || g->cap.name)
+            nkv = goro__effective_labels(&g->cap, kv, 64);
+        int64_t count = gr[i].count;
+        emit_sample(&b, gr[i].pcs, gr[i].npcs, kv, nkv, &count, 1, NULL);
     }
-    pb_u64opt(&b.out, 9, (uint64_t)time_nanos);
-    for (size_t i = 0; i < b.nmaps; i++) {
-        mapent *m = &b.maps[i];
-        pb_u64opt(&b.tmp, 1, i + 1);
-        pb_u64opt(&b.tmp, 2, m->lo);
-        pb_u64opt(&b.tmp, 3, m->hi);
-        pb_u64opt(&b.tmp, 4, m->offset);
-        pb_u64opt(&b.tmp, 5, (uint64_t)str_index(&b, m->file));
-        pb_u64opt(&b.tmp, 6, (uint64_t)str_index(&b, m->build_id ? m->build_id : ""));
-        if (m->used && !m->failed)
-            pb_u64(&b.tmp, 7, 1);
-        pb_msg(&b.out, 3, &b.tmp);
-    }
-    for (size_t i = 0; i < b.nstrs; i++)
-        pb_bytes(&b.out, 6, b.strtab[i], strlen(b.strtab[i]));
-out:;
-    int err = 0;
-    b.oom |= b.out.oom | b.tmp.oom | b.tmp2.oom;
-    if (b.oom)
-        err = ENOMEM;
-    else
-        err = gzip_write(w, b.out.d, b.out.n);
+    int err = builder_finish(&b, w, time_nanos, 0, 1, name, "count");
     goro__profile_groups_free(gr, ng);
-    for (size_t i = 0; i < b.nmaps; i++) {
-        free(b.maps[i].file);
-        free(b.maps[i].build_id);
-    }
-    free(b.maps);
-    free(b.out.d);
-    free(b.tmp.d);
-    free(b.tmp2.d);
-    free(b.strs);
-    free(b.strtab);
-    free(b.funcs);
-    free(b.locs);
-    return err ? err : w->err;
+    return err;
 }

@@ -22,6 +22,7 @@
  * and SIGINT.
  */
 #include "observe.h"
+#include "profiles.h"
 
 #include <semaphore.h>
 #include <signal.h>
@@ -120,4 +121,5 @@ static void sigquit_init(void) {
 void goro__observe_init(void) {
     goro__capture_init();
     sigquit_init();
+    goro__pprof_register();
 }

@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "profiles.h"
 #include "tabwriter.h"
 
 /* ------------------------------------------------------------ debug=2 */
@@ -355,15 +356,19 @@ void goro__profile_groups_free(goro__pgroup *g, size_t n) {
 /* ------------------------------------------------------------ debug=1 */
 
 static void put_record_frames(goro__ow *w, goro__tw *tw, const goro__pgroup *gr) {
-    goro__stk head = gr->first->stk;
-    head.pcs = gr->pcs;
-    head.n_head = gr->npcs;
-    head.n_tail = 0;
-    head.gap = 0;
-    head.nsig = 0; /* trampolines are gone from the visible list */
     /* The leaf keeps its exact-PC flag only if it is still the leaf. */
-    head.leaf_exact = gr->first->stk.leaf_exact && gr->npcs > 0 &&
-                      gr->first->stk.n_head > 0 && gr->pcs[0] == gr->first->stk.pcs[0];
+    bool leaf_exact = gr->first->stk.leaf_exact && gr->npcs > 0 && gr->first->stk.n_head > 0 &&
+                      gr->pcs[0] == gr->first->stk.pcs[0];
+    goro__format_pcs_frames(w, tw, gr->pcs, gr->npcs, leaf_exact);
+}
+
+void goro__format_pcs_frames(goro__ow *w, goro__tw *tw, const uintptr_t *pcs, int npcs,
+                             bool leaf_exact) {
+    goro__stk head;
+    memset(&head, 0, sizeof head);
+    head.pcs = (uintptr_t *)pcs;
+    head.n_head = npcs;
+    head.leaf_exact = leaf_exact; /* trampolines are gone from the visible list */
     goro__frames fr;
     if (!goro__frames_build(&head, &fr)) {
         w->err = w->err ? w->err : ENOMEM;

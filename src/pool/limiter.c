@@ -66,7 +66,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../observe/debug_server.h"
+#include "../observe/debug_registry.h"
 
 /* How long a goroutine with nothing to do stays for the next task. */
 #define GORO__LIMITER_IDLE_NS GORO_MS(50)

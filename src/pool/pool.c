@@ -114,7 +114,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../observe/debug_server.h"
+#include "../observe/debug_registry.h"
 
 /* How many times a worker that finds the queue empty yields before it goes
    idle (see worker_main). */

@@ -58,7 +58,9 @@ void goro_cond_wait(goro_cond *cp, goro_mutex *m) {
         else
             c->tail->next = &w;
         c->tail = &w;
+        int64_t t0 = goro__blockprof_begin();
         goro__park(GORO__WAIT_COND, c, goro__lock_release_v, &c->lock, GORO__SYNC_NO_DEADLINE);
+        goro__blockprof_end(t0);
     }
     goro_mutex_lock(m);
 }

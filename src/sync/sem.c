@@ -114,7 +114,9 @@ void goro_sem_acquire(goro_sem *sp, int64_t n) {
         s->tail->next = &w;
     s->tail = &w;
     /* Granted (cur already includes n) when this returns. */
+    int64_t t0 = goro__blockprof_begin();
     goro__park(GORO__WAIT_SEMACQUIRE, s, goro__lock_release_v, &s->lock, GORO__SYNC_NO_DEADLINE);
+    goro__blockprof_end(t0);
 }
 
 bool goro_sem_try_acquire(goro_sem *sp, int64_t n) {

@@ -41,6 +41,7 @@ typedef struct semawaiter {
     struct semawaiter *wnext; /* next waiter on the same address */
     struct semawaiter *wtail; /* heads only: last waiter on the same address */
     bool ticket;              /* set by a handoff release: the count is ours */
+    int64_t acquiretime;      /* mutex profile: when a mutex waiter began, else 0 */
 } semawaiter;
 
 typedef struct semroot {
@@ -119,15 +120,25 @@ static semawaiter *dequeue(semroot *root, uint32_t *addr) {
     return h;
 }
 
+static void semacquire_slow(uint32_t *addr, int reason, bool lifo);
+
 void goro__semacquire(uint32_t *addr, int reason, bool lifo) {
     if (cansemacquire(addr))
         return;
+    int64_t t0 = goro__blockprof_begin();
+    semacquire_slow(addr, reason, lifo);
+    goro__blockprof_end(t0);
+}
 
+static void semacquire_slow(uint32_t *addr, int reason, bool lifo) {
     goro__g *g = goro__getg();
     semroot *root = root_for(addr);
     semawaiter w;
     w.g = g;
     w.ticket = false;
+    bool is_mutex = reason == GORO__WAIT_MUTEX || reason == GORO__WAIT_RWMUTEX_R ||
+                    reason == GORO__WAIT_RWMUTEX_W;
+    w.acquiretime = is_mutex ? goro__mutexprof_begin() : 0;
     for (;;) {
         goro__lock_acquire(&root->lock);
         /* Announce ourselves before the last check: disables semrelease's
@@ -175,9 +186,12 @@ void goro__semrelease(uint32_t *addr, bool handoff) {
 
     /* w stays valid until goro__ready: its owner is parked. */
     goro__g *wg = w->g;
+    int64_t acquiretime = w->acquiretime;
     bool ticket = handoff && cansemacquire(addr);
     w->ticket = ticket;
     goro__ready(wg);
+    /* Charged to this (the unlocker's) stack, as Go does. */
+    goro__mutexprof_end(acquiretime);
     if (ticket) {
         /* Direct handoff (starvation mode): the woken goroutine sits in our
            P's runnext; yield so it runs now and inherits our time slice. */

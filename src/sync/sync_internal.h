@@ -17,6 +17,7 @@
 #define GORO_SYNC_INTERNAL_H
 
 #include "../runtime/runtime.h"
+#include "../runtime/waitprof.h"
 
 /* The deadline argument of goro__park meaning "no deadline". */
 #define GORO__SYNC_NO_DEADLINE ((int64_t)-1)

@@ -26,8 +26,13 @@
  * dropped for it (so idle or trickling clients cannot lock others out);
  * slots busy writing are never taken. Each connection:
  *   READ   head bytes; 10 s from accept (then 408 if it sent something,
- *          else a silent close, as Go on EOF); a head must end within 8 KiB
- *          (else 431); malformed heads get 400 at once (http_parse.c).
+ *          else a silent close, as Go on EOF); a head must end within 64 KiB
+ *          (else 431); malformed heads get 400 at once (http_parse.c); a
+ *          body (symbol's POST) of up to 64 KiB is read whole (else 413).
+ *   SLOW   a response that collects for a while (a CPU profile, a delta
+ *          profile) is handed with its socket to a detached worker thread,
+ *          which sleeps, writes it with blocking sends bounded by socket
+ *          timeouts, and closes; goro_debug_stop wakes and waits for them.
  *   WRITE  the whole response (head + body, two iovecs); the 10 s deadline
  *          moves on every write that makes progress.
  *   DRAIN  after shutdown(SHUT_WR), read and drop what the client still sends
@@ -40,10 +45,12 @@
  * Locks:
  *   srv.mu       (pthread mutex) serializes goro_debug_serve/goro_debug_stop
  *                and guards srv's fields. Never taken by the server thread.
- *   sections_mu  (debug_handlers.c) guards the section list; held by the
- *                server thread while it renders the index page and by
- *                register/unregister.
- *   Order: srv.mu before sections_mu (only the fork handlers take both).
+ *   registry_mu  (debug_registry.c) guards the sections and profiles; held
+ *                by the server thread while it renders the index page and
+ *                by register/unregister.
+ *   slow_mu      counts the workers finishing slow responses (below) and
+ *                wakes them when the server stops.
+ *   Order: srv.mu before registry_mu (only the fork handlers take both).
  *   The connection table, the request scratch and everything in the
  *   poll loop belong to the server thread alone (the fork child handler
  *   touches them when that thread no longer exists).
@@ -62,6 +69,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -69,6 +77,7 @@
 #include <unistd.h>
 
 #include "debug_handlers.h"
+#include "../observe/debug_registry.h"
 #include "http_parse.h"
 
 #define DS_MAX_CONNS 16
@@ -78,6 +87,8 @@
 #define DS_WRITE_TIMEOUT_NS (10 * DS_NS)
 #define DS_DRAIN_NS (1 * DS_NS)
 #define DS_DRAIN_MAX (64 * 1024)
+#define DS_MAX_BODY (64 * 1024) /* a POST body we read (symbol lookups) */
+#define DS_IN_MAX (GORO__HTTP_MAX_HEAD + DS_MAX_BODY)
 
 /* ------------------------------------------------------------------ state */
 
@@ -92,7 +103,8 @@ typedef struct conn {
     size_t head_len, body_len;
     size_t off;        /* bytes of head + body sent */
     size_t drained;
-    char in[GORO__HTTP_MAX_HEAD];
+    char *in;          /* malloc'd, in_cap bytes, grown up to DS_IN_MAX */
+    size_t in_cap;
 } conn;
 
 static struct {
@@ -102,7 +114,17 @@ static struct {
     int listen_fd;
     int wake_fd;
     int port;
-} srv = {.mu = PTHREAD_MUTEX_INITIALIZER, .listen_fd = -1, .wake_fd = -1};
+    /* Slow responses (CPU and delta profiles) each run on a detached
+       worker thread; stop waits for them. Guarded by slow_mu. */
+    pthread_mutex_t slow_mu;
+    pthread_cond_t slow_cv;
+    int slow_running;
+    bool stopping;
+} srv = {.mu = PTHREAD_MUTEX_INITIALIZER,
+         .listen_fd = -1,
+         .wake_fd = -1,
+         .slow_mu = PTHREAD_MUTEX_INITIALIZER,
+         .slow_cv = PTHREAD_COND_INITIALIZER};
 
 /* Server thread only. */
 static conn conns[DS_MAX_CONNS];
@@ -227,6 +249,9 @@ static void conn_close(conn *c)
         close(c->fd);
     free(c->head);
     free(c->body);
+    free(c->in);
+    c->in = NULL;
+    c->in_cap = 0;
     c->head = c->body = NULL;
     c->head_len = c->body_len = c->off = c->in_len = c->drained = 0;
     c->fd = -1;
@@ -289,10 +314,33 @@ static void conn_respond_raw(conn *c, int status, const char *why, int64_t now)
     conn_write(c, now);
 }
 
+static void slow_start(conn *c, resp *r);
+
+/* Grows c->in so that it can take more bytes. False when at DS_IN_MAX. */
+static bool conn_in_grow(conn *c) {
+    if (c->in_len < c->in_cap)
+        return true;
+    if (c->in_cap >= DS_IN_MAX)
+        return false;
+    size_t cap = c->in_cap ? c->in_cap * 2 : 4096;
+    if (cap > DS_IN_MAX)
+        cap = DS_IN_MAX;
+    char *n = realloc(c->in, cap);
+    if (!n)
+        return false;
+    c->in = n;
+    c->in_cap = cap;
+    return true;
+}
+
 static void conn_read(conn *c, int64_t now)
 {
     for (;;) {
-        ssize_t k = recv(c->fd, c->in + c->in_len, sizeof c->in - c->in_len, MSG_DONTWAIT);
+        if (!conn_in_grow(c)) {
+            conn_respond_raw(c, 431, NULL, now);
+            return;
+        }
+        ssize_t k = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
         if (k == 0) {
             /* EOF before a complete head: Go closes without a word. */
             conn_close(c);
@@ -309,13 +357,28 @@ static void conn_read(conn *c, int64_t now)
         goro__http_req *q = &req_scratch;
         int st = goro__http_parse(q, c->in, c->in_len);
         if (st == 0)
-            continue; /* the buffer is never full here: a full one is 431 */
+            continue; /* the head is not complete (a head too long is 431) */
         if (st != 200) {
             conn_respond_raw(c, st, q->error, now);
             return;
         }
+        /* A body (symbol's POST): read it whole first, up to DS_MAX_BODY. */
+        size_t body_len = 0;
+        if (q->content_length > 0) {
+            if (q->content_length > DS_MAX_BODY) {
+                conn_respond_raw(c, 413, NULL, now);
+                return;
+            }
+            body_len = (size_t)q->content_length;
+            if (c->in_len < q->head_len + body_len)
+                continue;
+        }
         resp r = {.status = 200};
-        goro__debug_route(&r, q);
+        goro__debug_route(&r, q, c->in + q->head_len, body_len);
+        if (r.slow) {
+            slow_start(c, &r);
+            return;
+        }
         now = now_ns(); /* a profile may have taken a while */
         if (!conn_set_response(c, &r)) {
             conn_close(c);
@@ -326,6 +389,117 @@ static void conn_read(conn *c, int64_t now)
         conn_write(c, now);
         return;
     }
+}
+
+/* ---------------------------------------------------- slow responses */
+
+typedef struct slow_job {
+    int fd;
+    resp r;
+} slow_job;
+
+/* The worker's pause: false as soon as the server stops. */
+static bool slow_sleep(int64_t ns) {
+    struct timespec ts; /* slow_cv waits on CLOCK_REALTIME (static initializer) */
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t until = (int64_t)ts.tv_sec * DS_NS + ts.tv_nsec + ns;
+    ts.tv_sec = (time_t)(until / DS_NS);
+    ts.tv_nsec = (long)(until % DS_NS);
+    pthread_mutex_lock(&srv.slow_mu);
+    while (!srv.stopping && pthread_cond_timedwait(&srv.slow_cv, &srv.slow_mu, &ts) != ETIMEDOUT)
+        ;
+    bool ok = !srv.stopping;
+    pthread_mutex_unlock(&srv.slow_mu);
+    return ok;
+}
+
+/* Writes everything, blocking, until done or DS_WRITE_TIMEOUT_NS passes
+   without progress (SO_SNDTIMEO). */
+static void send_all(int fd, const char *p, size_t n) {
+    while (n > 0) {
+        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return;
+        p += k;
+        n -= (size_t)k;
+    }
+}
+
+static void *slow_main(void *arg) {
+    slow_job *j = arg;
+    goro__helper_thread_register();
+    goro__debug_finish_slow(&j->r, slow_sleep);
+    conn c = {.fd = -1};
+    if (conn_set_response(&c, &j->r)) {
+        int flags = 0;
+        (void)flags;
+        struct timeval tv = {.tv_sec = DS_WRITE_TIMEOUT_NS / DS_NS};
+        (void)setsockopt(j->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        tv.tv_sec = DS_DRAIN_NS / DS_NS;
+        (void)setsockopt(j->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        send_all(j->fd, c.head, c.head_len);
+        send_all(j->fd, c.body, c.body_len);
+        shutdown(j->fd, SHUT_WR);
+        char scratch[4096];
+        size_t drained = 0;
+        ssize_t k;
+        while (drained < DS_DRAIN_MAX && (k = recv(j->fd, scratch, sizeof scratch, 0)) > 0)
+            drained += (size_t)k;
+        free(c.head);
+        free(c.body);
+    }
+    close(j->fd);
+    free(j);
+    goro__helper_thread_unregister();
+    pthread_mutex_lock(&srv.slow_mu);
+    srv.slow_running--;
+    pthread_cond_broadcast(&srv.slow_cv);
+    pthread_mutex_unlock(&srv.slow_mu);
+    return NULL;
+}
+
+/* Hands c's socket and the unfinished response r to a worker thread, so
+   that a 30-second CPU profile does not hold up other clients. */
+static void slow_start(conn *c, resp *r) {
+    slow_job *j = malloc(sizeof *j);
+    int e = ENOMEM;
+    if (j) {
+        j->fd = c->fd;
+        j->r = *r;
+        /* blocking I/O from here on, bounded by socket timeouts */
+        (void)fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) & ~O_NONBLOCK);
+        pthread_mutex_lock(&srv.slow_mu);
+        srv.slow_running++;
+        pthread_mutex_unlock(&srv.slow_mu);
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_t t;
+        e = pthread_create(&t, &attr, slow_main, j);
+        pthread_attr_destroy(&attr);
+        if (e == 0) {
+            pthread_setname_np(t, "goro-debug-prof");
+            c->fd = -1; /* the worker owns it */
+            conn_close(c);
+            return;
+        }
+        pthread_mutex_lock(&srv.slow_mu);
+        srv.slow_running--;
+        pthread_mutex_unlock(&srv.slow_mu);
+        free(j);
+    }
+    /* No thread: answer at once with Go's words for a failed start. */
+    if (r->slow && r->slow->delta_end && r->base)
+        r->slow->delta_end(r->base, NULL, 0);
+    if (r->slow && r->slow->timed_stop && r->timed_out) {
+        r->slow->timed_stop();
+        fclose(r->timed_out);
+        goro__debug_mem_free(r->timed_mem);
+    }
+    free(r->body);
+    conn_respond_raw(c, 500, strerror(e), now_ns());
 }
 
 static void conn_drain(conn *c)
@@ -613,17 +787,21 @@ static int bound_port(int fd)
 static void atfork_prepare(void)
 {
     pthread_mutex_lock(&srv.mu);
-    goro__debug_sections_lock();
+    goro__debug_registry_lock();
 }
 
 static void atfork_parent(void)
 {
-    goro__debug_sections_unlock();
+    goro__debug_registry_unlock();
     pthread_mutex_unlock(&srv.mu);
 }
 
 static void atfork_child(void)
 {
+    /* No worker threads in the child; their sockets stay the parent's. */
+    pthread_mutex_init(&srv.slow_mu, NULL);
+    pthread_cond_init(&srv.slow_cv, NULL);
+    srv.slow_running = 0;
     if (srv.running) {
         for (int i = 0; i < DS_MAX_CONNS; i++)
             if (conns[i].state != C_FREE)
@@ -633,7 +811,7 @@ static void atfork_child(void)
         srv.listen_fd = srv.wake_fd = -1;
         srv.running = false;
     }
-    goro__debug_sections_unlock();
+    goro__debug_registry_unlock();
     pthread_mutex_unlock(&srv.mu);
 }
 
@@ -725,6 +903,14 @@ void goro_debug_stop(void)
        to make progress: do not hold this one's processor while waiting. */
     goro_syscall_enter();
     pthread_join(srv.thread, NULL);
+    /* Workers finishing slow responses: cut their collection short. */
+    pthread_mutex_lock(&srv.slow_mu);
+    srv.stopping = true;
+    pthread_cond_broadcast(&srv.slow_cv);
+    while (srv.slow_running > 0)
+        pthread_cond_wait(&srv.slow_cv, &srv.slow_mu);
+    srv.stopping = false;
+    pthread_mutex_unlock(&srv.slow_mu);
     goro_syscall_exit();
     close(srv.listen_fd);
     close(srv.wake_fd);

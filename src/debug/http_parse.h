@@ -21,8 +21,8 @@
  * error: early rejection of partial input only fires on bytes no valid
  * continuation could accept.
  */
-#ifndef GORO_OBSERVE_HTTP_PARSE_H
-#define GORO_OBSERVE_HTTP_PARSE_H
+#ifndef GORO_DEBUG_HTTP_PARSE_H
+#define GORO_DEBUG_HTTP_PARSE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,7 +30,9 @@
 
 #include "../runtime/runtime.h"
 
-#define GORO__HTTP_MAX_HEAD    8192  /* request line + headers + blank line */
+/* request line + headers + blank line: 64 KiB, as browsers with many
+   cookies send more than 8 KiB (Go's DefaultMaxHeaderBytes is 1 MiB) */
+#define GORO__HTTP_MAX_HEAD    65536
 #define GORO__HTTP_MAX_HEADERS 100
 
 typedef struct goro__http_header {
