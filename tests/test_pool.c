@@ -1167,7 +1167,7 @@ GORO_TEST(pool, debug_index_shows_pools_and_limiters, .timeout = 20) {
 
     goro_chan_close(g.gate);
     goro_chan_recv(done, NULL);
-    goro_limiter_close(l);
+    goro_limiter_free(l);
     goro_pool_free(p);
     page = http_get(port, "/debug/pprof/");
     cr_assert_not_null(page);
