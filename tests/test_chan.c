@@ -23,7 +23,8 @@
 
 /* ------------------------------------------------------------- helpers */
 
-static void tc_expect_panic(void (*fn)(void), const char *msg) {
+/* Runs fn in a child that must die of the panic msg; returns its stderr. */
+static const char *tc_expect_panic(void (*fn)(void), const char *msg) {
     static char out[1 << 16];
     int st = goro_test_run_child_threaded(fn, out, sizeof out);
     cr_assert(WIFEXITED(st), "child did not exit normally (status %#x); stderr:\n%s", st, out);
@@ -31,6 +32,7 @@ static void tc_expect_panic(void (*fn)(void), const char *msg) {
     char want[256];
     snprintf(want, sizeof want, "panic: %s", msg);
     cr_assert(strstr(out, want) != NULL, "stderr does not contain \"%s\":\n%s", want, out);
+    return out;
 }
 
 /* Collects one int64 per goroutine that finished. */
@@ -935,10 +937,7 @@ static void tc_scn_late_senders(void) {
 }
 
 GORO_TEST(chan, late_sender_on_released_channel_panics_with_its_trace, .timeout = 30) {
-    static char out[1 << 16];
-    int st = goro_test_run_child_threaded(tc_scn_late_senders, out, sizeof out);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %#x; stderr:\n%s", st, out);
-    cr_assert(strstr(out, "panic: use of released channel\n\ngoroutine ") != NULL, "%s", out);
+    const char *out = tc_expect_panic(tc_scn_late_senders, "use of released channel\n\ngoroutine ");
     cr_assert(strstr(out, "tc_late_sender(") != NULL, "no sender frame:\n%s", out);
     cr_assert(strstr(out, "created by tc_scn_late_senders") != NULL, "%s", out);
 }
