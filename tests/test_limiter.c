@@ -675,7 +675,7 @@ static void lim_scn_crash_on_panic(void) {
 
 GORO_TEST(pool_limiter, crash_on_panic_ends_the_program, .timeout = 20) {
     static char out[1 << 16];
-    int st = goro_test_run_child(lim_scn_crash_on_panic, out, sizeof out);
+    int st = goro_test_run_child_threaded(lim_scn_crash_on_panic, out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %#x; stderr:\n%s", st, out);
     cr_assert(strstr(out, "panic: bad 7\n\ngoroutine ") != NULL, "stderr:\n%s", out);
     cr_assert(strstr(out, "task_panic(") != NULL, "stderr:\n%s", out);
