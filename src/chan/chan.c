@@ -184,13 +184,16 @@ int64_t goro__chan_live(void) { return atomic_load_explicit(&chan_live, memory_o
  * Why this and not the alternatives:
  *   - parked waiters keeping the channel alive: already the rule (pins, see
  *     chan_internal.h), but it cannot help a goroutine that reaches the
- *     channel only after the release, which is the common mistake (the
- *     README's example releases at the end of main while senders start);
+ *     channel only after the release, which is the common mistake (main
+ *     releases its reference at the end while goroutines it started
+ *     without goro_opts.holds have yet to send);
  *   - a generation check: needs a handle (index + generation) instead of a
  *     pointer in every goro_chan *, an API and ABI change, and one more
  *     indirection on every operation;
  *   - quarantine: one load of a word on a cache line the operation touches
- *     anyway, and a short locked push per channel freed. A use after the
+ *     anyway, and a short push under one global lock per channel freed
+ *     (a program that frees channels from many threads at a high rate
+ *     meets there; none of goro's own paths does). A use after the
  *     channel left the quarantine is undefined as before (ASan and valgrind
  *     report it); a check racing with the last release is best effort.
  * Measured (bench_goro_bench_chan, 2-core VM, GOROMAXPROCS=1, 5 reps,
