@@ -253,9 +253,36 @@ static int64_t make_release_run(int64_t n, void *ctx)
     return hb_now() - t0;
 }
 
+typedef struct mr_arg {
+    int64_t n;
+    goro_waitgroup *wg;
+} mr_arg;
+
+static void mr_worker(void *arg)
+{
+    mr_arg *a = arg;
+    make_release_run(a->n, NULL);
+    goro_waitgroup_done(a->wg);
+}
+
+/* The same from two goroutines at once: they meet on the quarantine's lock. */
+static int64_t make_release_2g_run(int64_t n, void *ctx)
+{
+    (void)ctx;
+    goro_waitgroup wg = {{0}};
+    mr_arg a = {n / 2, &wg};
+    goro_waitgroup_add(&wg, 2);
+    int64_t t0 = hb_now();
+    hb_go(mr_worker, &a);
+    hb_go(mr_worker, &a);
+    goro_waitgroup_wait(&wg);
+    return hb_now() - t0;
+}
+
 static void bench_make_release(void)
 {
     hb_simple("chan_make_release/cap16", make_release_run, NULL, NULL);
+    hb_simple("chan_make_release/cap16/2g", make_release_2g_run, NULL, NULL);
 }
 
 /* ------------------------------------------------------------------ main */
