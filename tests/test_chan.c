@@ -920,19 +920,30 @@ GORO_TEST(chan, every_operation_on_a_released_channel_panics, .timeout = 60) {
         tc_expect_panic(scn[i], "use of released channel");
 }
 
-/* The README mistake: goroutines started without .holds, the only
-   reference released while they are still on their way to the channel. */
+/* The classic mistake: goroutines started without .holds, the only
+   reference released while they are still on their way to the channel.
+   They arrive 20 ms, 1 s and 2 s later: the first one's panic ends the
+   process (two panics at the same instant on two threads would interleave
+   their output). */
+typedef struct tc_late {
+    goro_chan *c;
+    int64_t delay;
+} tc_late;
 static void tc_late_sender(void *arg) {
-    goro_sleep(GORO_MS(20));
+    tc_late *l = arg;
+    goro_sleep(l->delay);
     int v = 1;
-    goro_chan_send(arg, &v);
+    goro_chan_send(l->c, &v);
 }
 static void tc_scn_late_senders(void) {
+    static tc_late late[3];
     goro_chan *c = goro_chan_make(sizeof(int), 0);
-    for (int i = 0; i < 3; i++)
-        goro_go(tc_late_sender, c);
+    for (int i = 0; i < 3; i++) {
+        late[i] = (tc_late){c, i == 0 ? GORO_MS(20) : GORO_SEC(i)};
+        goro_go(tc_late_sender, &late[i]);
+    }
     goro_chan_release(c);
-    goro_sleep(GORO_SEC(5)); /* the first sender's panic ends the process */
+    goro_sleep(GORO_SEC(5));
     _exit(0);
 }
 
