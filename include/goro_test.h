@@ -14,11 +14,10 @@
  *
  * GORO_TEST takes the same arguments as Criterion's Test(), options
  * included or not (the GNU `, ##__VA_ARGS__` that gcc and clang accept lets
- * the list be empty). When the body
- * returns, it runs goro_leak_verify_none (goleak's VerifyNone): every
- * goroutine still alive except the caller, retried with goleak's back-off for
- * up to GORO_TEST_LEAK_TIMEOUT_NS (2 s unless defined before the include), is
- * a leak. The test then fails with an assertion whose message is the report:
+ * the list be empty). When the body returns, it runs goro_leak_verify_none
+ * (goleak's VerifyNone): every goroutine still alive except the caller,
+ * retried with goleak's back-off for up to GORO_TEST_LEAK_TIMEOUT_NS (2 s
+ * unless defined before the include), is a leak. The test then fails with an assertion whose message is the report:
  * `found N unexpected goroutines:`, then each leaked goroutine's name (a
  * `# labels:` line) and trace (debug=2 format, with `created by`). A report
  * longer than GORO_TEST__MSG_MAX goes to stderr instead, and the assertion
