@@ -236,12 +236,62 @@ static void bench_mutex(void)
     hb_simple("mutex_contended/4g", mutex_run, NULL, NULL);
 }
 
+/* ------------------------------------------------------ chan_make_release */
+
+/* make(chan long, 16) and let it go: the cost of a channel's whole life,
+   including the quarantine a released channel passes through (chan.c). */
+static int64_t make_release_run(int64_t n, void *ctx)
+{
+    (void)ctx;
+    int64_t t0 = hb_now();
+    for (int64_t i = 0; i < n; i++) {
+        goro_chan *c = goro_chan_make(sizeof(long), 16);
+        if (!c)
+            hb_die("goro_chan_make");
+        goro_chan_release(c);
+    }
+    return hb_now() - t0;
+}
+
+typedef struct mr_arg {
+    int64_t n;
+    goro_waitgroup *wg;
+} mr_arg;
+
+static void mr_worker(void *arg)
+{
+    mr_arg *a = arg;
+    make_release_run(a->n, NULL);
+    goro_waitgroup_done(a->wg);
+}
+
+/* The same from two goroutines at once: they meet on the quarantine's lock. */
+static int64_t make_release_2g_run(int64_t n, void *ctx)
+{
+    (void)ctx;
+    goro_waitgroup wg = {{0}};
+    mr_arg a = {n / 2, &wg};
+    goro_waitgroup_add(&wg, 2);
+    int64_t t0 = hb_now();
+    hb_go(mr_worker, &a);
+    hb_go(mr_worker, &a);
+    goro_waitgroup_wait(&wg);
+    return hb_now() - t0;
+}
+
+static void bench_make_release(void)
+{
+    hb_simple("chan_make_release/cap16", make_release_run, NULL, NULL);
+    hb_simple("chan_make_release/cap16/2g", make_release_2g_run, NULL, NULL);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static const hb_bench benches[] = {
     {"chan_pingpong_unbuffered", bench_pingpong, "round trip over two unbuffered chans"},
     {"chan_buffered_throughput", bench_buffered, "cap-128 chan, 1p1c and 2p2c; ns per item"},
     {"select2", bench_select2, "one goroutine selecting over 2 chans fed by 2 producers; ns per select"},
+    {"chan_make_release", bench_make_release, "goro_chan_make(8, 16) + goro_chan_release; ns per channel"},
     {"mutex_contended", bench_mutex, "goro_mutex, 4 goroutines incrementing; ns per lock/unlock"},
     {NULL, NULL, NULL},
 };

@@ -185,7 +185,7 @@ static int64_t run_limiter(long n)
     }
     goro_limiter_wait(l);
     int64_t d = hb_now() - t0;
-    goro_limiter_close(l);
+    goro_limiter_free(l);
     return d;
 }
 

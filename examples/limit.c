@@ -104,7 +104,7 @@ int main(int argc, char **argv) {
            n, atomic_load(&handled), atomic_load(&recovered), atomic_load(&peak), limit, busy, (double)took / 1e6);
     printf("limit: after wait: %d running, %d goroutine(s) beyond the start\n", goro_limiter_running(l),
            goro_count() - start);
-    goro_limiter_close(l);
+    goro_limiter_free(l);
     free(jobs);
 
     bool ok = atomic_load(&handled) + atomic_load(&recovered) == n && atomic_load(&peak) <= limit;

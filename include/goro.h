@@ -75,15 +75,31 @@ int64_t  goro_nanotime(void);                  /* monotonic */
 void     goro_exit(void) __attribute__((noreturn)); /* runtime.Goexit: runs defers, ends the goroutine */
 int      goro_maxprocs(int n);                 /* GOMAXPROCS: sets when n > 0, returns the previous */
 void     goro_defer(void (*fn)(void *), void *arg); /* runs LIFO when the goroutine ends or panics */
+/* goro_defer belongs to the goroutine, not to the C function that called it.
+   On goroutine 1 (main's thread) the defers run only on goro_exit() or a
+   panic: returning from main() ends the process without running them, so
+   release there what main owns by hand.
+   On a panic the defers run first (LIFO), then on_panic(msg, arg): a defer
+   must not free what on_panic's arg points to. */
 void     goro_panic(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 /* ------------------------------------------------------ channels and select */
 
+/* Ownership: C has no garbage collector, so a channel is reference counted.
+   Whoever may still use it must own a reference: a goroutine gets one
+   through goro_opts.holds (released when it ends), plain code through
+   goro_chan_retain. goro_chan_release drops one; the memory goes when the
+   last is gone and no goroutine is parked on the channel (a parked waiter
+   keeps it, as Go's GC would). Any operation after the last release panics
+   with "use of released channel" (a recent release is always caught; with
+   GORODEBUG=chanrelease=1 every one is, at the price of never reusing a
+   released channel's memory). Elements are copied in and out by value;
+   a send with elem == NULL sends the zero value (all bytes 0). */
 goro_chan *goro_chan_make(size_t elem_size, size_t cap); /* refcount 1; NULL: elem_size * cap too big
                                                             (GORO_EINVAL) or no memory; never parks */
 goro_chan *goro_chan_retain(goro_chan *c);               /* returns c */
 void       goro_chan_release(goro_chan *c);              /* frees at zero references and no waiters */
-void       goro_chan_send(goro_chan *c, const void *elem);
+void       goro_chan_send(goro_chan *c, const void *elem);    /* elem NULL: the zero value */
 bool       goro_chan_recv(goro_chan *c, void *elem);     /* false: closed and drained, elem zeroed */
 int        goro_chan_try_send(goro_chan *c, const void *elem);        /* 0 or GORO_EAGAIN */
 int        goro_chan_try_recv(goro_chan *c, void *elem, bool *ok);    /* 0 or GORO_EAGAIN */
@@ -249,30 +265,57 @@ struct goro_worker {
     void  (*interrupt)(goro_worker *w);           /* NULL: nothing to interrupt */
     void  (*terminate)(goro_worker *w);           /* NULL: nothing to release */
 };
+/* tunny's pool (docs/pools.md). Both objects below have one shape: close
+   refuses new work (GORO_ECLOSED, also to callers already waiting) and
+   waits for the work in flight; the object stays valid, every call on it
+   returns GORO_ECLOSED (sizes read 0, a second close does nothing); free
+   closes if needed and releases the memory, after which no call is allowed.
+
+   Payload ownership: when process* returns 0, *result is yours and the
+   payload is yours again. When it returns any other error (except
+   GORO_EINVAL for a NULL pool), the payload is no longer yours: a worker
+   may still be running the job (process_timed / process_ctx gave up). The
+   discard hook then gets (payload, result, ctx) exactly once: on your
+   goroutine before the call returns if no worker runs the job (result
+   NULL), or on the worker when the abandoned job ends (its late result).
+   Every hook call has happened when goro_pool_close returns. Without a hook
+   a late result is dropped and the payload must stay valid until close.
+
+   A panic in a job is not recovered: the program ends (tunny; recover in
+   your own process function if you must). */
 typedef struct goro_pool goro_pool;
 /* NULL when n < 0 or ctor/fn is NULL, or when a worker could not be made (ctor returned NULL, no
    memory). Tell them apart by the arguments, not errno: starting and stopping workers may park. */
 goro_pool *goro_pool_new(int n, goro_worker *(*ctor)(void *ctx), void *ctx);
 goro_pool *goro_pool_new_func(int n, void *(*fn)(void *payload, void *ctx), void *ctx);
+void    goro_pool_set_discard(goro_pool *p, void (*discard)(void *payload, void *result, void *ctx),
+                              void *ctx);    /* set before the first process* call */
 int     goro_pool_process(goro_pool *p, void *payload, void **result);
 int     goro_pool_process_timed(goro_pool *p, void *payload, int64_t ns, void **result);
 int     goro_pool_process_ctx(goro_pool *p, goro_ctx *c, void *payload, void **result);
 void    goro_pool_set_size(goro_pool *p, int n);
 int     goro_pool_size(goro_pool *p);
 int64_t goro_pool_queue_length(goro_pool *p);
-void    goro_pool_close(goro_pool *p);
-void    goro_pool_free(goro_pool *p);
+void    goro_pool_close(goro_pool *p);       /* refuses new work, waits for jobs in flight */
+void    goro_pool_free(goro_pool *p);        /* closes if open, then frees; no call after it */
 
+/* Bounded spawning (ants; the channel-token pattern done right). A task is
+   fire-and-forget, so its panic is recovered: on_panic(msg, task arg) is
+   called, or with on_panic NULL the message and the goroutine's trace go to
+   stderr (ants' default). Pass goro_limiter_crash_on_panic instead to let a
+   panic end the program, as in a pool. Either way the slot comes back. */
 typedef struct goro_limiter goro_limiter;
 goro_limiter *goro_limiter_new(int max, void (*on_panic)(const char *msg, void *arg)); /* NULL: max <= 0
                                                                        or no memory; never parks */
+void goro_limiter_crash_on_panic(const char *msg, void *arg);    /* an on_panic value, never called */
 int  goro_limiter_go(goro_limiter *l, goro_fn fn, void *arg);     /* waits for a slot; 0 or GORO_ECLOSED */
 int  goro_limiter_try_go(goro_limiter *l, goro_fn fn, void *arg); /* GORO_EAGAIN when full */
 int  goro_limiter_running(goro_limiter *l);
 int  goro_limiter_waiting(goro_limiter *l);
 void goro_limiter_tune(goro_limiter *l, int max);
-void goro_limiter_wait(goro_limiter *l);
-void goro_limiter_close(goro_limiter *l);
+void goro_limiter_wait(goro_limiter *l);                          /* until none is running */
+void goro_limiter_close(goro_limiter *l);  /* refuses new work, waits for running tasks */
+void goro_limiter_free(goro_limiter *l);   /* closes if open, then frees; no call after it */
 
 #ifdef __cplusplus
 }

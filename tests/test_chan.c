@@ -23,7 +23,8 @@
 
 /* ------------------------------------------------------------- helpers */
 
-static void tc_expect_panic(void (*fn)(void), const char *msg) {
+/* Runs fn in a child that must die of the panic msg; returns its stderr. */
+static const char *tc_expect_panic(void (*fn)(void), const char *msg) {
     static char out[1 << 16];
     int st = goro_test_run_child_threaded(fn, out, sizeof out);
     cr_assert(WIFEXITED(st), "child did not exit normally (status %#x); stderr:\n%s", st, out);
@@ -31,6 +32,7 @@ static void tc_expect_panic(void (*fn)(void), const char *msg) {
     char want[256];
     snprintf(want, sizeof want, "panic: %s", msg);
     cr_assert(strstr(out, want) != NULL, "stderr does not contain \"%s\":\n%s", want, out);
+    return out;
 }
 
 /* Collects one int64 per goroutine that finished. */
@@ -875,4 +877,147 @@ GORO_TEST(chan, pingpong_threads_and_goroutines, .timeout = 30) {
         goro_chan_release(cc[0]);
         goro_chan_release(cc[1]);
     }
+}
+
+/* ----------------------------------------------------- released channels */
+
+/* Each scenario releases the only reference, then uses the channel once. */
+static goro_chan *tc_released(size_t elem_size, size_t cap) {
+    goro_chan *c = goro_chan_make(elem_size, cap);
+    goro_chan_release(c);
+    return c;
+}
+static void tc_scn_rel_send(void) { int v = 1; goro_chan_send(tc_released(sizeof v, 0), &v); }
+static void tc_scn_rel_recv(void) { goro_chan_recv(tc_released(sizeof(int), 1), NULL); }
+static void tc_scn_rel_try_send(void) { goro_chan_try_send(tc_released(sizeof(int), 1), NULL); }
+static void tc_scn_rel_try_recv(void) { goro_chan_try_recv(tc_released(sizeof(int), 1), NULL, NULL); }
+static void tc_scn_rel_send_timeout(void) { goro_chan_send_timeout(tc_released(0, 0), NULL, GORO_MS(5)); }
+static void tc_scn_rel_recv_timeout(void) {
+    goro_chan_recv_timeout(tc_released(0, 0), NULL, NULL, GORO_MS(5));
+}
+static void tc_scn_rel_close(void) { goro_chan_close(tc_released(0, 0)); }
+static void tc_scn_rel_len(void) { goro_chan_len(tc_released(sizeof(int), 4)); }
+static void tc_scn_rel_cap(void) { goro_chan_cap(tc_released(sizeof(int), 4)); }
+static void tc_scn_rel_retain(void) { goro_chan_retain(tc_released(0, 0)); }
+static void tc_scn_rel_release(void) { goro_chan_release(tc_released(0, 0)); }
+static void tc_scn_rel_select(void) {
+    goro_case cs[] = {{.chan = tc_released(0, 0), .dir = GORO_RECV}};
+    goro_select(cs, 1, 0);
+}
+static void tc_scn_rel_holds(void) {
+    goro_chan *c = tc_released(0, 0);
+    goro_go_opts(&(goro_opts){.holds = (goro_chan *const[]){c, NULL}}, (goro_fn)goro_yield, NULL);
+}
+
+GORO_TEST(chan, every_operation_on_a_released_channel_panics, .timeout = 60) {
+    static void (*const scn[])(void) = {
+        tc_scn_rel_send,  tc_scn_rel_recv,   tc_scn_rel_try_send, tc_scn_rel_try_recv,
+        tc_scn_rel_send_timeout, tc_scn_rel_recv_timeout, tc_scn_rel_close, tc_scn_rel_len,
+        tc_scn_rel_cap,   tc_scn_rel_retain, tc_scn_rel_release, tc_scn_rel_select,
+        tc_scn_rel_holds,
+    };
+    for (size_t i = 0; i < sizeof scn / sizeof scn[0]; i++)
+        tc_expect_panic(scn[i], "use of released channel");
+}
+
+/* The classic mistake: goroutines started without .holds, the only
+   reference released while they are still on their way to the channel.
+   They arrive 20 ms, 1 s and 2 s later: the first one's panic ends the
+   process (two panics at the same instant on two threads would interleave
+   their output). */
+typedef struct tc_late {
+    goro_chan *c;
+    int64_t delay;
+} tc_late;
+static void tc_late_sender(void *arg) {
+    tc_late *l = arg;
+    goro_sleep(l->delay);
+    int v = 1;
+    goro_chan_send(l->c, &v);
+}
+static void tc_scn_late_senders(void) {
+    static tc_late late[3];
+    goro_chan *c = goro_chan_make(sizeof(int), 0);
+    for (int i = 0; i < 3; i++) {
+        late[i] = (tc_late){c, i == 0 ? GORO_MS(20) : GORO_SEC(i)};
+        goro_go(tc_late_sender, &late[i]);
+    }
+    goro_chan_release(c);
+    goro_sleep(GORO_SEC(5));
+    _exit(0);
+}
+
+GORO_TEST(chan, late_sender_on_released_channel_panics_with_its_trace, .timeout = 30) {
+    const char *out = tc_expect_panic(tc_scn_late_senders, "use of released channel\n\ngoroutine ");
+    cr_assert(strstr(out, "tc_late_sender(") != NULL, "no sender frame:\n%s", out);
+    cr_assert(strstr(out, "created by tc_scn_late_senders") != NULL, "%s", out);
+}
+
+/* Senders that parked before the last release keep the channel allocated
+   (their records pin it): they are in `chan send`, not running, and the
+   leak profile counts them, since nobody holds a reference any more. */
+static void tc_parked_sender(void *arg) {
+    int v = 1;
+    goro_chan_send(arg, &v);
+}
+
+GORO_TEST_UNCHECKED(chan, parked_senders_on_released_channel_are_leaked,
+                    "its senders stay blocked forever on purpose", .timeout = 30) {
+    goro_chan *c = goro_chan_make(sizeof(int), 0);
+    uint64_t ids[3];
+    for (int i = 0; i < 3; i++)
+        ids[i] = goro_go(tc_parked_sender, c);
+    for (int i = 0; i < 3; i++)
+        goro__g_scan_end(goro_test_await_parked(ids[i], GORO__WAIT_CHAN_SEND));
+    goro_chan_release(c);
+
+    static char buf[1 << 16];
+    size_t n = goro_stack(buf, sizeof buf - 1, true);
+    buf[n < sizeof buf ? n : sizeof buf - 1] = 0;
+    for (int i = 0; i < 3; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "goroutine %llu [chan send]:", (unsigned long long)ids[i]);
+        cr_assert(strstr(buf, want) != NULL, "no \"%s\" in:\n%s", want, buf);
+    }
+    char *prof = NULL;
+    size_t plen = 0;
+    FILE *f = open_memstream(&prof, &plen);
+    cr_assert_eq(goro_leak_profile_write(f, 1), 3);
+    fclose(f);
+    cr_assert(strstr(prof, "goroutineleak profile: total 3\n") != NULL, "%s", prof);
+    free(prof);
+}
+
+/* GORODEBUG=chanrelease=1: no released channel's memory is ever reused, so
+   a use long after the release (hundreds of channels later, past the
+   default quarantine) is still caught. */
+static void tc_scn_late_use_debug_mode(void) {
+    goro_chan *c = tc_released(sizeof(int), 0);
+    for (int i = 0; i < 1000; i++)
+        goro_chan_release(goro_chan_make(sizeof(int), 8));
+    goro_chan_close(c);
+}
+
+GORO_TEST(chan, chanrelease_mode_catches_a_late_use, .timeout = 30) {
+    goro_test_skip_threaded_fork();
+    static char out[1 << 16];
+    goro_test_child_opts o = {.env_name = "GORODEBUG", .env_value = "chanrelease=1"};
+    int st = goro_test_run_child_opts(&o, tc_scn_late_use_debug_mode, out, sizeof out);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %#x; stderr:\n%s", st, out);
+    cr_assert(strstr(out, "panic: use of released channel") != NULL, "%s", out);
+}
+
+/* A send with elem == NULL sends the zero value (documented in goro.h). */
+GORO_TEST(chan, send_null_sends_the_zero_value, .timeout = 10) {
+    goro_chan *c = goro_chan_make(sizeof(int64_t), 2);
+    int64_t v = 7;
+    goro_chan_send(c, NULL);
+    goro_case cs[] = {{.chan = c, .dir = GORO_SEND, .elem = NULL}};
+    cr_assert_eq(goro_select(cs, 1, 0), 0);
+    cr_assert(goro_chan_recv(c, &v));
+    cr_assert_eq(v, 0);
+    v = 7;
+    cr_assert(goro_chan_recv(c, &v));
+    cr_assert_eq(v, 0);
+    goro_chan_release(c);
 }

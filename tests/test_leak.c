@@ -235,6 +235,27 @@ GORO_TEST(leak, finds_blocked_goroutine, .timeout = 20) {
     cr_assert_eq(goro_leak_verify_none(NULL, stderr), 0, "after unblock: nothing");
 }
 
+/* A named goroutine's report block is preceded by its name, in the debug=1
+   label syntax; the debug=2 block itself stays Go's. */
+GORO_TEST(leak, report_prints_goroutine_names, .timeout = 20) {
+    goro_chan *c = goro_chan_make(0, 0);
+    goro_chan *held[] = {c, NULL};
+    goro_opts o = {.name = "refresher", .holds = held};
+    uint64_t id = goro_go_opts(&o, blocked_top, c);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_eq(goro_leak_verify_none(&quick, f), 1);
+    fclose(f);
+    char want[160];
+    snprintf(want, sizeof want,
+             "found 1 unexpected goroutine:\n# labels: {\"name\":\"refresher\"}\ngoroutine %llu [chan receive]:\n",
+             (unsigned long long)id);
+    cr_assert(strncmp(buf, want, strlen(want)) == 0, "report:\n%s", buf);
+    free(buf);
+    unblock(c);
+}
+
 /* goleak's TestFindRetry: unblocked by someone else 1 ms into the check. */
 static void *unblock_later(void *arg) {
     usleep(1000);
@@ -290,7 +311,8 @@ static void check_seed_report(const char *buf) {
     cr_assert(strncmp(buf, "found 2 unexpected goroutines:\n", 31) == 0, "report:\n%s", buf);
     cr_assert_eq(count_str(buf, " [chan send]:\nquery_sender()\n"), 2, "report:\n%s", buf);
     cr_assert_eq(count_str(buf, "\ncreated by query_all in goroutine 1\n"), 2, "report:\n%s", buf);
-    cr_assert_eq(count_str(buf, "\n\ngoroutine "), 1, "one blank line between the blocks:\n%s", buf);
+    cr_assert_eq(count_str(buf, "\n\n"), 1, "one blank line between the blocks:\n%s", buf);
+    cr_assert_eq(count_str(buf, "\n# labels: {\"name\":\"query\"}\ngoroutine "), 2, "names:\n%s", buf);
     cr_assert_eq(count_str(buf, "goroutine 1 ["), 0, "the caller is not reported:\n%s", buf);
 }
 
@@ -520,7 +542,8 @@ GORO_TEST(leak, report_format, .timeout = 20) {
     FILE *f = open_memstream(&buf, &len);
     cr_assert_eq(goro_leak_verify_none(&quick, f), 2);
     fclose(f);
-    /* The summary, then each goroutine in debug=2 format, blank-line separated. */
+    /* The summary, then each goroutine in debug=2 format, blank-line
+       separated, a named one preceded by its name as debug=1 shows labels. */
     cr_assert(strncmp(buf, "found 2 unexpected goroutines:\ngoroutine ", 41) == 0, "report:\n%s", buf);
     char want[256];
     uint64_t ids[2] = {a, b};
@@ -528,13 +551,14 @@ GORO_TEST(leak, report_format, .timeout = 20) {
         snprintf(want, sizeof want, "goroutine %llu [chan receive]:\nblocked_top()\n\t", (unsigned long long)ids[i]);
         cr_assert_eq(count_str(buf, want), 1, "report:\n%s", buf);
     }
-    cr_assert_eq(count_str(buf, "\n\ngoroutine "), 1, "blocks are separated by one blank line:\n%s", buf);
+    cr_assert_eq(count_str(buf, "\n\n# labels: {\"name\":\"worker\"}\ngoroutine "), 1,
+                 "blocks are separated by one blank line, the name precedes its block:\n%s", buf);
     cr_assert_eq(count_str(buf, "created by "), 2, "%s", buf);
     cr_assert_eq(buf[len - 1], '\n');
     cr_assert_neq(buf[len - 2], '\n', "no blank line after the last block");
     /* The same text as the goroutine's own debug=2 block in a full dump. */
     char *dump = capture(goro_profile_write, 2, NULL);
-    const char *blk = strstr(buf, "\n\ngoroutine ");
+    const char *blk = strstr(buf, "}\ngoroutine ");
     cr_assert_not_null(blk);
     blk += 2;
     cr_assert_not_null(strstr(dump, blk), "report block:\n%s\nnot in the dump:\n%s", blk, dump);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "goro.h"
@@ -81,7 +82,7 @@ GORO_TEST(pool_limiter_ants, wait_to_get_worker, .timeout = 20) {
     cr_assert_leq(atomic_load(&t.max_running), 100);
     cr_assert_eq(goro_limiter_running(l), 0);
     cr_assert_eq(goro_limiter_waiting(l), 0);
-    goro_limiter_close(l);
+    goro_limiter_free(l);
     ts_fini(&t);
 }
 
@@ -122,7 +123,7 @@ GORO_TEST(pool_limiter_ants, panic_handler, .timeout = 10) {
     WAIT_FOR(goro_limiter_running(l) == 0, 2000);
     cr_assert_eq(goro_limiter_running(l), 0, "the limiter should be empty after a panic");
     goro_limiter_wait(l);
-    goro_limiter_close(l);
+    goro_limiter_free(l);
     goro_chan_release(plog.seen);
 }
 
@@ -162,7 +163,7 @@ GORO_TEST(pool_limiter_ants, panic_without_handler, .timeout = 10) {
     tstate t;
     ts_init(&t);
     cr_assert_eq(goro_limiter_go(l, task_quick, &t), 0);
-    goro_limiter_close(l);
+    goro_limiter_free(l);
     char *out = capture_stderr_end(saved, tmp);
     cr_assert_eq(atomic_load(&t.finished), 1, "the limiter must keep working after a panic");
     cr_assert(strstr(out, "bad 1") != NULL, "stderr: %s", out);
@@ -190,7 +191,7 @@ GORO_TEST(pool_limiter_ants, nonblocking_submit, .timeout = 10) {
     goro_chan_close(t.gate);
     goro_limiter_wait(l);
     cr_assert_eq(atomic_load(&t.finished), 11);
-    goro_limiter_close(l);
+    goro_limiter_free(l);
     ts_fini(&t);
 }
 
@@ -241,7 +242,7 @@ GORO_TEST(pool_limiter_ants, blocking_submit_counts, .timeout = 10) {
     cr_assert_eq(goro_limiter_waiting(l), 0);
     goro_limiter_wait(l);
     cr_assert_eq(atomic_load(&t.finished), 13);
-    goro_limiter_close(l);
+    goro_limiter_free(l);
     goro_chan_release(done);
     ts_fini(&t);
 }
@@ -265,7 +266,7 @@ GORO_TEST(pool_limiter_ants, close_when_running, .timeout = 10) {
     goro_go(submit_loop, &s[1]);
     WAIT_FOR(atomic_load(&t.finished) >= 3, 2000);
     WAIT_FOR(goro_limiter_waiting(l) >= 1, 2000);
-    goro_limiter_close(l); /* returns once the running task ended */
+    goro_limiter_free(l); /* returns once the running task ended */
     cr_assert_eq(atomic_load(&t.running), 0);
     goro_chan_recv(done, NULL);
     goro_chan_recv(done, NULL);
@@ -308,7 +309,7 @@ GORO_TEST(pool_limiter_ants, tune_scale_up, .timeout = 10) {
     goro_chan_close(t.gate);
     goro_limiter_wait(l);
     cr_assert_eq(atomic_load(&t.finished), 8);
-    goro_limiter_close(l);
+    goro_limiter_free(l);
     goro_chan_release(done);
     ts_fini(&t);
 }
@@ -340,7 +341,7 @@ GORO_TEST(pool_limiter, tune_down, .timeout = 10) {
     goro_chan_close(t.gate);
     goro_limiter_wait(l);
     cr_assert_eq(atomic_load(&t.finished), 5);
-    goro_limiter_close(l);
+    goro_limiter_free(l);
     ts_fini(&t);
 }
 
@@ -373,7 +374,7 @@ GORO_TEST(pool_limiter, limit_holds_under_churn, .timeout = 20) {
     cr_assert_eq(atomic_load(&sum), 50000);
     cr_assert_leq(atomic_load(&t.max_running), 50);
     cr_assert_eq(goro_count(), start, "after wait: %d goroutines, expected %d", goro_count(), start);
-    goro_limiter_close(l);
+    goro_limiter_free(l);
     cr_assert_eq(goro_count(), start);
     ts_fini(&t);
 }
@@ -411,7 +412,7 @@ GORO_TEST(pool_limiter, counts_exact, .timeout = 10) {
     }
     goro_limiter_wait(l);
     cr_assert_eq(atomic_load(&t.finished), 7);
-    goro_limiter_close(l);
+    goro_limiter_free(l);
     goro_chan_release(done);
     ts_fini(&t);
 }
@@ -463,7 +464,7 @@ GORO_TEST(pool_limiter, fifo_submitters, .timeout = 10) {
     }
     for (int i = 0; i < N; i++)
         goro_chan_recv(done, NULL);
-    goro_limiter_close(l);
+    goro_limiter_free(l);
     goro_chan_release(order);
     goro_chan_release(done);
     ts_fini(&t);
@@ -485,7 +486,7 @@ GORO_TEST(pool_limiter, slot_returned_after_panic, .timeout = 10) {
     cr_assert_eq(atomic_load(&t.finished), 200);
     cr_assert_eq(goro_limiter_running(l), 0);
     int start = goro_count();
-    goro_limiter_close(l);
+    goro_limiter_free(l);
     cr_assert_eq(goro_count(), start);
     ts_fini(&t);
 }
@@ -509,7 +510,7 @@ GORO_TEST(pool_limiter, slot_returned_after_goro_exit, .timeout = 10) {
     cr_assert_eq(atomic_load(&t.finished), 100);
     cr_assert_eq(goro_limiter_running(l), 0);
     cr_assert_eq(goro_count(), start);
-    goro_limiter_close(l);
+    goro_limiter_free(l);
     ts_fini(&t);
 }
 
@@ -526,7 +527,7 @@ GORO_TEST(pool_limiter, no_goroutine_left, .timeout = 10) {
             goro_limiter_wait(l);
             cr_assert_eq(goro_count(), start, "round %d after wait: %d, expected %d", round, goro_count(), start);
         }
-        goro_limiter_close(l);
+        goro_limiter_free(l);
         cr_assert_eq(goro_count(), start, "round %d after close: %d, expected %d", round, goro_count(), start);
         cr_assert_eq(atomic_load(&t.finished), 40);
         ts_fini(&t);
@@ -545,7 +546,7 @@ GORO_TEST(pool_limiter, idle_goroutines_time_out, .timeout = 10) {
     WAIT_FOR(goro_count() == start, 3000);
     cr_assert_eq(goro_count(), start);
     cr_assert_eq(goro_limiter_go(l, task_quick, &t), 0);
-    goro_limiter_close(l);
+    goro_limiter_free(l);
     cr_assert_eq(atomic_load(&t.finished), 9);
     ts_fini(&t);
 }
@@ -587,7 +588,7 @@ GORO_TEST(pool_limiter, plain_thread_submitters, .timeout = 20) {
     cr_assert_eq(atomic_load(&bad), 0);
     cr_assert_eq(atomic_load(&t.finished), T * 500);
     cr_assert_leq(atomic_load(&t.max_running), 3);
-    goro_limiter_close(l);
+    goro_limiter_free(l);
     ts_fini(&t);
 }
 
@@ -629,9 +630,51 @@ GORO_TEST(pool_limiter, close_refuses_blocked_and_waits, .timeout = 10) {
     goro_chan_recv(closed, NULL);
     cr_assert_eq(atomic_load(&t.finished), 2);
     cr_assert_eq(atomic_load(&t.started), 2);
+    goro_limiter_free(l);
     goro_chan_release(done);
     goro_chan_release(closed);
     ts_fini(&t);
+}
+
+/* The pool's shape: a closed limiter stays valid until free; every call on
+   it says GORO_ECLOSED or does nothing. (It used to be freed by close, and
+   a later try_go was a use after free.) */
+GORO_TEST(pool_limiter, closed_limiter_stays_valid_until_free, .timeout = 10) {
+    tstate t;
+    ts_init(&t);
+    goro_limiter *l = goro_limiter_new(2, NULL);
+    cr_assert_eq(goro_limiter_go(l, task_quick, &t), 0);
+    goro_limiter_close(l);
+    cr_assert_eq(atomic_load(&t.finished), 1, "close waits for the running task");
+    cr_assert_eq(goro_limiter_go(l, task_quick, &t), GORO_ECLOSED);
+    cr_assert_eq(goro_limiter_try_go(l, task_quick, &t), GORO_ECLOSED);
+    goro_limiter_tune(l, 5);
+    cr_assert_eq(goro_limiter_try_go(l, task_quick, &t), GORO_ECLOSED);
+    cr_assert_eq(goro_limiter_running(l), 0);
+    cr_assert_eq(goro_limiter_waiting(l), 0);
+    goro_limiter_wait(l);
+    goro_limiter_close(l); /* a second close does nothing */
+    goro_limiter_free(l);
+    cr_assert_eq(atomic_load(&t.started), 1);
+    ts_fini(&t);
+}
+
+/* goro_limiter_crash_on_panic: the task's panic is not recovered and ends
+   the program like a panic anywhere else (and like a pool worker's). */
+static void lim_scn_crash_on_panic(void) {
+    goro_limiter *l = goro_limiter_new(1, goro_limiter_crash_on_panic);
+    goro_limiter_go(l, task_panic, (void *)(intptr_t)7);
+    goro_limiter_wait(l);
+    _exit(0); /* not reached */
+}
+
+GORO_TEST(pool_limiter, crash_on_panic_ends_the_program, .timeout = 20) {
+    static char out[1 << 16];
+    int st = goro_test_run_child_threaded(lim_scn_crash_on_panic, out, sizeof out);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %#x; stderr:\n%s", st, out);
+    cr_assert(strstr(out, "panic: bad 7\n\ngoroutine ") != NULL, "stderr:\n%s", out);
+    cr_assert(strstr(out, "task_panic(") != NULL, "stderr:\n%s", out);
+    cr_assert(strstr(out, "recovered panic") == NULL, "stderr:\n%s", out);
 }
 
 /* Tasks may submit to their own limiter with try_go; go from a task to a
@@ -663,7 +706,7 @@ GORO_TEST(pool_limiter, nested_try_go, .timeout = 10) {
     goro_limiter_wait(l);
     cr_assert_eq(atomic_load(&n.eagain), 1);
     cr_assert_eq(atomic_load(&t.finished), 3);
-    goro_limiter_close(l);
+    goro_limiter_free(l);
     ts_fini(&t);
 }
 
@@ -676,8 +719,8 @@ GORO_TEST(pool_limiter, bad_arguments, .timeout = 10) {
     cr_assert_eq(goro_limiter_try_go(l, NULL, NULL), GORO_EINVAL);
     cr_assert_eq(goro_limiter_running(NULL), 0);
     cr_assert_eq(goro_limiter_waiting(NULL), 0);
-    goro_limiter_close(l);
-    goro_limiter_close(NULL);
+    goro_limiter_free(l);
+    goro_limiter_free(NULL);
 }
 
 /* Limited goroutines carry their name in profiles. */
@@ -698,6 +741,6 @@ GORO_TEST(pool_limiter, named_in_profile, .timeout = 10) {
     cr_assert(strstr(buf, "limited goroutine") != NULL, "profile:\n%s", buf);
     free(buf);
     goro_chan_close(t.gate);
-    goro_limiter_close(l);
+    goro_limiter_free(l);
     ts_fini(&t);
 }

@@ -127,6 +127,17 @@ struct goro_chan {
 
 /* ------------------------------------------------ shared by chan.c/select.c */
 
+/* Every operation starts here: a channel whose references are all released
+   panics with "use of released channel" (chan.c, "Released channels"). */
+GORO__HIDDEN void goro__chan_released_panic(void) __attribute__((noreturn, cold));
+static inline bool goro__chan_is_released(goro_chan *c) {
+    return GORO__UNLIKELY(atomic_load_explicit(&c->refs, memory_order_relaxed) == 0);
+}
+static inline void goro__chan_check_live(goro_chan *c) {
+    if (goro__chan_is_released(c))
+        goro__chan_released_panic();
+}
+
 GORO__HIDDEN void goro__chan_free(goro_chan *c);
 GORO__HIDDEN void goro__waitq_enqueue(goro__waitq *q, goro__waiter *w);
 GORO__HIDDEN void goro__waitq_remove(goro__waitq *q, goro__waiter *w);

@@ -216,6 +216,10 @@ int goro_select(goro_case *cases, size_t n, int64_t timeout_ns) {
     for (size_t i = 0; i < n; i++) {
         if (cases[i].chan == NULL)
             continue;
+        if (goro__chan_is_released(cases[i].chan)) {
+            free(heap);
+            goro__chan_released_panic();
+        }
         if (GORO__UNLIKELY(cases[i].dir != GORO_SEND && cases[i].dir != GORO_RECV)) {
             free(heap);
             goro_panic("goro_select: case %zu has an invalid direction", i);

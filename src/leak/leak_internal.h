@@ -23,6 +23,12 @@ static inline bool goro__leak_flags_skip(goro__g *g) {
    stale until the next run), for the debug server's index page. */
 GORO__HIDDEN int goro__leak_last_count(void);
 
+/* Writes one goroutine of a leak report: its name and labels, when it has
+   any, as the line `# labels: {"name":"refresher"}` (the goroutine
+   profile's debug=1 syntax), then its trace in the debug=2 format, which
+   stays exactly Go's so that panicparse and gostackparse parse the blocks. */
+GORO__HIDDEN void goro__leak_write_goroutine(goro__ow *w, const goro__gsnap *gs, int64_t now);
+
 /* Installs the GOROLEAKCHECK=1 exit check (called once by goro__init). */
 GORO__HIDDEN void goro__leak_init(void);
 

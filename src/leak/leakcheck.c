@@ -138,6 +138,16 @@ static bool has_filters(const goro_leak_opts *o) {
     return o && (o->ignore_top_functions || o->ignore_created_by);
 }
 
+void goro__leak_write_goroutine(goro__ow *w, const goro__gsnap *gs, int64_t now) {
+    goro__kv kv[16];
+    int n = goro__effective_labels(&gs->cap, kv, 16);
+    char *labels = n > 0 ? goro__labels_string(kv, n) : NULL;
+    if (labels)
+        goro__ow_printf(w, "# labels: %s\n", labels);
+    free(labels);
+    goro__format_goroutine(w, gs, now, NULL);
+}
+
 /* Counts goroutines that are not in the mark (or, without a mark, all), not
    the caller. With filters, captures the candidates to apply them. When
    report is set, writes the summary and every trace. */
@@ -179,7 +189,7 @@ static int scan(const goro_leak_mark *m, const goro_leak_opts *o, uint64_t self,
             if (!first)
                 goro__ow_puts(&w, "\n");
             first = false;
-            goro__format_goroutine(&w, &s->gs[i], s->now, NULL);
+            goro__leak_write_goroutine(&w, &s->gs[i], s->now);
         }
         goro__ow_flush(&w);
     }

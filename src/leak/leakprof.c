@@ -310,7 +310,7 @@ static void exit_check(void) {
             if (s->gs[i].cap.is_thread || s->gs[i].cap.status != GORO__G_WAITING)
                 continue;
             goro__ow_puts(&w, "\n");
-            goro__format_goroutine(&w, &s->gs[i], s->now, NULL);
+            goro__leak_write_goroutine(&w, &s->gs[i], s->now);
         }
         goro__ow_flush(&w);
         goro__snapshot_free(s);

@@ -15,14 +15,21 @@
  *     go(). tune(max) changes the limit (max <= 0 is ignored): raising it
  *     hands the new slots to blocked submitters at once; lowering it lets
  *     running tasks finish (no new task starts until running < max).
- *   - A panic in a task is recovered (goro_opts.on_panic of the goroutine):
- *     the limiter's on_panic(msg, task arg) gets the bare message ("bad 1"),
- *     or, when none was given, the message and the goroutine's trace
- *     (goro_stack) go to stderr. goro_exit() inside a task ends it too. Either
- *     way the slot is returned (the next blocked submitter gets it).
+ *   - Panics, chosen on purpose and unlike the pool (whose callers wait for
+ *     a result, as tunny's do): a limited task is fire-and-forget, nobody
+ *     waits for it, so by default its panic is recovered (goro_opts.on_panic
+ *     of the goroutine), as ants does: the limiter's on_panic(msg, task arg)
+ *     gets the bare message ("bad 1"), or, when it is NULL, the message and
+ *     the goroutine's trace (goro_stack) go to stderr. on_panic ==
+ *     goro_limiter_crash_on_panic opts out: the task's goroutine has no
+ *     on_panic and a panic ends the program as in plain Go (and in a pool).
+ *     goro_exit() inside a task ends it too. Either way the slot is
+ *     returned (the next blocked submitter gets it).
  *   - wait() returns when no task runs; close() refuses new and blocked
- *     submitters, waits for the running tasks, then frees the limiter. When
- *     either returns, no goroutine of the limiter exists any more
+ *     submitters (GORO_ECLOSED) and waits for the running tasks; free()
+ *     closes if needed and frees. A closed limiter stays valid: go/try_go
+ *     return GORO_ECLOSED, tune does nothing, running/waiting read 0. When
+ *     wait() or close() returns, no goroutine of the limiter exists any more
  *     (pool_internal.h explains how that is known), so a leak check right
  *     after passes without retrying.
  *   - A task that calls goro_limiter_go on its own full limiter waits for a
@@ -342,6 +349,8 @@ static int dispatch(goro_limiter *l, goro_fn fn, void *arg) {
         w->arg = arg;
         w->user_on_panic = user_on_panic;
         goro_opts o = {.name = "limited goroutine", .on_panic = worker_on_panic};
+        if (user_on_panic == goro_limiter_crash_on_panic)
+            o.on_panic = NULL; /* not recovered: the program ends (see top) */
         if (goro_go_opts(&o, worker_main, w) != 0)
             return 0;
         free(w);
@@ -447,6 +456,10 @@ void goro_limiter_tune(goro_limiter *l, int max) {
     if (!l || max <= 0)
         return;
     goro__lock_acquire(&l->lock);
+    if (l->closed) {
+        goro__lock_release(&l->lock);
+        return;
+    }
     l->max = max;
     atomic_store_explicit(&l->max_pub, max, memory_order_relaxed);
     grant_locked(l);
@@ -491,6 +504,12 @@ void goro_limiter_wait(goro_limiter *l) {
     }
 }
 
+void goro_limiter_crash_on_panic(const char *msg, void *arg) {
+    /* Never called: its address only tells dispatch() not to recover. */
+    (void)arg;
+    goro__throw(msg);
+}
+
 void goro_limiter_close(goro_limiter *l) {
     if (!l)
         return;
@@ -503,6 +522,12 @@ void goro_limiter_close(goro_limiter *l) {
     }
     goro__lock_release(&l->lock);
     goro_limiter_wait(l);
+}
+
+void goro_limiter_free(goro_limiter *l) {
+    if (!l)
+        return;
+    goro_limiter_close(l);
     if (l->debug_registered)
         goro__debug_unregister_section(render_limiter, l);
     free(l);

@@ -29,6 +29,16 @@
  *     every worker goroutine has ended (goro_count back down, see
  *     pool_internal.h). A closed pool stays valid (size and queue_length 0,
  *     second close a no-op) until goro_pool_free.
+ *   - Ownership of the payload (C has no GC to settle it; docs/pools.md):
+ *     a call that returns 0 gives the result to its caller and the payload
+ *     is the caller's again. A call that returns any other error (but
+ *     GORO_EINVAL, a NULL pool) hands the payload to the pool: the discard
+ *     hook (goro_pool_set_discard) receives it exactly once, with the late
+ *     result - on the caller, before the call returns, when no worker still
+ *     runs the job (result NULL); or on the worker, once process() of the
+ *     abandoned job returned and its interrupt is done. Every hook call has
+ *     happened when goro_pool_close returns. Without a hook, a late result
+ *     is dropped and the payload must stay valid until close returns.
  *   - A panic inside a job is not recovered (tunny and Go: the program dies
  *     with "panic: MSG" and the trace of the "pool worker K" goroutine, exit
  *     status 2); recover inside your own process function if you must. A job
@@ -183,6 +193,8 @@ struct goro_pool {
     void *ctor_ctx;
     void *(*fn)(void *payload, void *ctx);  /* goro_pool_new_func */
     void *fn_ctx;
+    void (*discard)(void *payload, void *result, void *ctx); /* goro_pool_set_discard */
+    void *discard_ctx;
     int next_no;                /* resize_mu */
     unsigned long serial;       /* pool number, for the debug page */
     bool debug_registered;
@@ -297,6 +309,10 @@ static void job_finish(pworker *w, pjob *j, void *r, int outcome) {
     w->intr_waiter = NULL;
     w->jstate = J_IDLE;
     goro__lock_release(&w->lock);
+    /* The caller has returned its error and left payload and result to us. */
+    goro_pool *p = w->pool;
+    if (p->discard)
+        p->discard(w->payload, r, p->discard_ctx);
 }
 
 /* Takes one leave-token if there is one (p->lock held). */
@@ -458,8 +474,9 @@ static void handoff_unlock(void *arg) {
 
 /* The caller stops waiting: its deadline passed, its context is done, or (chan
    mode) its token arrived. Decides the call's outcome under the locks. `why`
-   is the error to report when the job did not complete. */
-static int resolve(goro_pool *p, pjob *j, int why, void **result) {
+   is the error to report when the job did not complete. *late: the worker
+   still runs the job and will pass payload and result to the discard hook. */
+static int resolve(goro_pool *p, pjob *j, int why, void **result, bool *late) {
     goro__lock_acquire(&p->lock);
     switch (j->qstate) {
     case Q_QUEUED:
@@ -495,6 +512,7 @@ static int resolve(goro_pool *p, pjob *j, int why, void **result) {
     }
     /* J_RUNNING: the job had started. */
     w->jstate = J_ABANDONED;
+    *late = true;
     goro__lock_release(&w->lock);
     if (w->wk->interrupt)
         w->wk->interrupt(w->wk);
@@ -511,7 +529,7 @@ static int resolve(goro_pool *p, pjob *j, int why, void **result) {
 /* One call. deadline: absolute goro_nanotime or GORO__POOL_NO_DEADLINE.
    ctx/ctxdone: chan mode when ctxdone != NULL. */
 static int pool_call(goro_pool *p, void *payload, int64_t deadline, goro_ctx *ctx, goro_chan *ctxdone,
-                     void **result) {
+                     void **result, bool *late) {
     pjob j;
     memset(&j, 0, sizeof j);
     j.payload = payload;
@@ -585,7 +603,7 @@ static int pool_call(goro_pool *p, void *payload, int64_t deadline, goro_ctx *ct
             *result = j.result;
             return j.outcome;
         }
-        return resolve(p, &j, GORO_ETIMEDOUT, result);
+        return resolve(p, &j, GORO_ETIMEDOUT, result, late);
     }
 
     goro_case cases[2] = {
@@ -596,7 +614,7 @@ static int pool_call(goro_pool *p, void *payload, int64_t deadline, goro_ctx *ct
     int why = idx == 1 ? goro_ctx_err(ctx) : GORO_ECANCELED;
     if (why == 0)
         why = GORO_ECANCELED;
-    int err = resolve(p, &j, why, result);
+    int err = resolve(p, &j, why, result, late);
     bool worker_has_ref = atomic_load_explicit(&j.finished, memory_order_acquire) && j.qstate == Q_CLAIMED;
     goro_chan_release(j.done);
     if (!worker_has_ref)
@@ -607,7 +625,13 @@ static int pool_call(goro_pool *p, void *payload, int64_t deadline, goro_ctx *ct
 static int pool_enter(goro_pool *p, void *payload, int64_t deadline, goro_ctx *ctx, goro_chan *ctxdone,
                       void **result) {
     atomic_fetch_add_explicit(&p->queued, 1, memory_order_relaxed);
-    int err = pool_call(p, payload, deadline, ctx, ctxdone, result);
+    bool late = false;
+    int err = pool_call(p, payload, deadline, ctx, ctxdone, result, &late);
+    /* Any error hands the payload over (see the top); if no worker will,
+       pass it on here, before the call returns and before queue_length
+       drops (so goro_pool_free waits for this hook call too). */
+    if (err && !late && p->discard)
+        p->discard(payload, NULL, p->discard_ctx);
     atomic_fetch_sub_explicit(&p->queued, 1, memory_order_release);
     return err;
 }
@@ -726,6 +750,14 @@ static void shrink_locked(goro_pool *p, int n) {
         atomic_fetch_add_explicit(&p->excess, k, memory_order_relaxed);
     }
     publish_size(p);
+}
+
+void goro_pool_set_discard(goro_pool *p, void (*discard)(void *payload, void *result, void *ctx),
+                           void *ctx) {
+    if (!p)
+        return;
+    p->discard = discard;
+    p->discard_ctx = ctx;
 }
 
 void goro_pool_set_size(goro_pool *p, int n) {

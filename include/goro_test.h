@@ -2,20 +2,26 @@
  * goro_test.h - make a Criterion test fail when it leaks a goroutine.
  *
  *   #include <criterion/criterion.h>
- *   #include "goro.h"
- *   #include "goro_test.h"
+ *   #include <goro.h>
+ *   #include <goro_test.h>           // installed next to goro.h
  *
- *   GORO_TEST(cache, refresh_stops, .timeout = 10) {
+ *   GORO_TEST(cache, refresh_stops) {
  *       ...                      // any Criterion test body
  *   }
+ *   GORO_TEST(cache, refresh_restarts, .timeout = 10) { ... }
  *
- * GORO_TEST takes the same arguments as Criterion's Test(). When the body
- * returns, it runs goro_leak_verify_none (goleak's VerifyNone): every
- * goroutine still alive except the caller, retried with goleak's back-off for
- * up to GORO_TEST_LEAK_TIMEOUT_NS (2 s unless defined before the include), is
- * a leak. Each leaked goroutine's trace (debug=2 format, with `created by`)
- * goes to stderr under `found N unexpected goroutines:` and the test fails
- * with an assertion that repeats the start of that report.
+ *   cc test_cache.c $(pkg-config --cflags --libs goro criterion)
+ *
+ * GORO_TEST takes the same arguments as Criterion's Test(), options
+ * included or not (the GNU `, ##__VA_ARGS__` that gcc and clang accept lets
+ * the list be empty). When the body returns, it runs goro_leak_verify_none
+ * (goleak's VerifyNone): every goroutine still alive except the caller,
+ * retried with goleak's back-off for up to GORO_TEST_LEAK_TIMEOUT_NS (2 s
+ * unless defined before the include), is a leak. The test then fails with an assertion whose message is the report:
+ * `found N unexpected goroutines:`, then each leaked goroutine's name (a
+ * `# labels:` line) and trace (debug=2 format, with `created by`). A report
+ * longer than GORO_TEST__MSG_MAX goes to stderr instead, and the assertion
+ * says so: either way it is printed once.
  *
  * Why "every goroutine but the caller" is right here: Criterion runs each
  * test in a fresh worker process, so no goroutine of another test can be
@@ -45,8 +51,10 @@
  * test body itself, which is what GORO_TEST arranges: it defines the Test()
  * and makes your braces the body of a static function it calls.
  *
- * Everything here is static (all tests/ files are linked into one binary).
- * Include it after <criterion/criterion.h> and "goro.h".
+ * Everything here is static inline, so several test files linked into one
+ * binary may each include it. Include it after <criterion/criterion.h> and
+ * goro.h. The child-process helpers at the end (goro_test_run_child*) run a
+ * scenario that must crash or exit in a forked child and capture its output.
  */
 #ifndef GORO_TEST_H
 #define GORO_TEST_H
@@ -75,11 +83,12 @@
 #define GORO_TEST_SANITIZED 0
 #endif
 
-/* How much of the report the failed assertion repeats (all of it is on stderr). */
+/* The longest report a failed assertion carries (a longer one goes to stderr). */
 #define GORO_TEST__MSG_MAX 4096
 
 /* Runs the check; returns how many goroutines leaked and points *msg at the
-   start of the report (a static buffer). The whole report goes to stderr. */
+   report (a static buffer), or, for a report too long for an assertion
+   message, writes it to stderr and points *msg at a line saying so. */
 static inline __attribute__((unused)) int goro_test__leak_run(const goro_leak_opts *opts,
                                                               double *timeout_s, const char **msg) {
     static char buf[GORO_TEST__MSG_MAX];
@@ -97,12 +106,16 @@ static inline __attribute__((unused)) int goro_test__leak_run(const goro_leak_op
         fclose(f);
     buf[0] = 0;
     if (n > 0 && report) {
-        fputs("goro_test: goroutine leak:\n", stderr);
-        fputs(report, stderr);
-        fflush(stderr);
-        snprintf(buf, sizeof buf, "%s", report);
-        if (len >= sizeof buf)
-            memcpy(buf + sizeof buf - 5, "...\n", 5);
+        /* Printed once: in the failed assertion when it fits, else on
+           stderr with the assertion pointing there. */
+        if (len < sizeof buf) {
+            memcpy(buf, report, len + 1);
+        } else {
+            fputs("goro_test: goroutine leak:\n", stderr);
+            fputs(report, stderr);
+            fflush(stderr);
+            snprintf(buf, sizeof buf, "(the %zu-byte report is on stderr, above)\n", len);
+        }
     }
     free(report);
     *msg = buf;
@@ -127,17 +140,17 @@ static inline __attribute__((unused)) int goro_test__leak_run(const goro_leak_op
 
 #define GORO_TEST_LEAKOPTS(suite, name, opts, ...)                                                \
     static void GORO_TEST__BODY(suite, name)(void);                                               \
-    Test(suite, name, __VA_ARGS__) {                                                              \
+    Test(suite, name, ##__VA_ARGS__) {                                                            \
         GORO_TEST__BODY(suite, name)();                                                           \
         goro_test_leak_verify(opts);                                                              \
     }                                                                                             \
     static void GORO_TEST__BODY(suite, name)(void)
 
-#define GORO_TEST(suite, name, ...) GORO_TEST_LEAKOPTS(suite, name, NULL, __VA_ARGS__)
+#define GORO_TEST(suite, name, ...) GORO_TEST_LEAKOPTS(suite, name, NULL, ##__VA_ARGS__)
 
 #define GORO_TEST_UNCHECKED(suite, name, why, ...)                                                \
     static const char goro_test_unchecked_##suite##_##name[] __attribute__((unused)) = why;       \
-    Test(suite, name, __VA_ARGS__)
+    Test(suite, name, ##__VA_ARGS__)
 
 /* ------------------------------------------------------ child processes */
 
