@@ -1,29 +1,32 @@
 /*
- * test_io_close_race.c - goro_close racing the calls in flight on the same
- * descriptor, on many descriptors at once, many rounds: readers and writers
+ * test_io_close_race.c - goro_close racing the calls on the same descriptor,
+ * on many descriptors at once, many rounds: readers, writers and fd waiters
  * parked with short deadlines (the deadline timer, goro_close and the poller
- * all try to wake the same waiter), and "late" callers that start their call
- * at the moment goro_close starts (a goroutine read, write or wait, and a
- * plain thread's read).
+ * all try to wake the same waiter), and "late" callers (goroutines and plain
+ * threads) that start their call while goro_close runs: some a little after
+ * it starts, some right as goro_close reopens the record (race_await_reopen,
+ * white-box: it watches pd->ref).
  *
  * What must hold: goro_close returns 0; a call with a short deadline returns
  * EBADF or ETIMEDOUT (a writer may also finish, if the socket took it all);
- * a call with a long deadline returns EBADF at once - never ETIMEDOUT, which
- * would mean it slept on a descriptor that had been closed under it (it got
- * in after goro_close's drain and parked in epoll or ppoll on a number that
- * close(2) then removed). Under TSan the rounds also give the detector many
- * close(2)s racing read/write/poll/epoll_ctl on the same descriptor: each of
- * those must be ordered before the close(2) (see netpoll.c, "Closing").
+ * a late call returns EBADF at once - never ETIMEDOUT after its long
+ * deadline, which would mean it got in while the descriptor was being closed
+ * and parked in epoll or ppoll on a file that close(2) then removed; and a
+ * record never reopens while its descriptor is still open. Under TSan the
+ * rounds also give the detector many close(2)s next to reads, writes, polls
+ * and epoll_ctls of the same descriptor: each must be ordered before or after
+ * the close(2) (see netpoll.c, "Closing").
  *
- * Bounded: ROUNDS x PAIRS closes; no outcome depends on speed (the close
- * delays only vary where the close lands; every outcome is legal except the
- * ones above).
+ * Bounded: ROUNDS x PAIRS closes. No outcome depends on speed: the delays
+ * only vary where the calls land (a late call that landed after goro_close
+ * returned still gets EBADF: see race_holes_open).
  */
 #define _GNU_SOURCE 1
 #include <criterion/criterion.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -37,7 +40,7 @@
 #include "io/io_internal.h"
 
 enum {
-    ROUNDS = 24,
+    ROUNDS = 64,
     PAIRS = 12,
     THREADS = 4, /* plain-thread late callers per round */
     BIG = 1 << 20, /* far more than the shrunken socket buffers take */
@@ -64,6 +67,8 @@ typedef struct race_call {
     bool late;             /* waits for f->closing, then calls with LONG_DEADLINE */
     int64_t late_delay_ns; /* ... after this much more, */
     bool watch;            /* ... or when goro_close is past its drain (race_await_reopen) */
+    bool caught;           /* watch: saw the record reopen, */
+    bool open_after;       /* ... and the descriptor still open then (a bug) */
     int64_t timeout; /* early callers: a short deadline */
     ssize_t r;
 } race_call;
@@ -92,7 +97,7 @@ static void race_spin_until(int64_t t0, int64_t ns) {
         goro_yield();
 }
 
-static void race_await_reopen(race_fd *f, void (*yield)(void));
+static bool race_await_reopen(race_fd *f, void (*yield)(void), bool *open_after);
 
 static void race_call_g(void *arg) {
     race_call *c = arg;
@@ -100,7 +105,7 @@ static void race_call_g(void *arg) {
         while (!atomic_load(&c->f->closing))
             goro_yield();
         if (c->watch)
-            race_await_reopen(c->f, goro_yield);
+            c->caught = race_await_reopen(c->f, goro_yield, &c->open_after);
         else
             race_spin_until(goro_nanotime(), c->late_delay_ns);
         c->r = race_do(c, LONG_DEADLINE);
@@ -114,10 +119,8 @@ static void race_call_g(void *arg) {
    goro_close: they meet the closer through nothing but the descriptor's
    record (goroutines also meet it in the scheduler's run queues, which
    orders much for TSan), so TSan sees an unordered use of the descriptor if
-   there is one. A thread's first wait makes its eventfd: that
-   happens before the round (a descriptor made during the round could take a
-   closed one's number, and a late call would then be a call on that new
-   descriptor). */
+   there is one. A thread's first wait makes its eventfd: that happens
+   before the round (see race_holes_open). */
 typedef struct race_thread {
     race_call c;
     int warm_fd;
@@ -131,8 +134,10 @@ typedef struct race_thread {
    yielding, while CLOSING stays set (a short step: epoll_ctl, close(2)), so
    the call follows its end as closely as it can; gives up spinning hard
    after a while (the closer's thread may have been preempted). Also ends
-   when goro_close returned before any of this was seen. */
-static void race_await_reopen(race_fd *f, void (*yield)(void)) {
+   when goro_close returned before any of this was seen. Returns whether it
+   saw the record reopen while spinning hard; then it also looks at once
+   whether the descriptor is still open (*open_after): it must not be. */
+static bool race_await_reopen(race_fd *f, void (*yield)(void), bool *open_after) {
     int err;
     goro__pd *pd = goro__pd_get(f->b, &err);
     cr_assert_not_null(pd);
@@ -140,12 +145,20 @@ static void race_await_reopen(race_fd *f, void (*yield)(void)) {
         yield();
     while (atomic_load(&pd->ref) & ~GORO__PD_CLOSING)
         yield();
+    bool saw = false, hard = true;
     for (int spins = 0; atomic_load_explicit(&pd->ref, memory_order_relaxed) & GORO__PD_CLOSING;
          spins++) {
-        if (spins > 100000)
+        saw = true;
+        if (spins > 100000) {
+            hard = false;
             yield();
+        }
     }
     atomic_thread_fence(memory_order_acquire);
+    if (!saw || !hard)
+        return false;
+    *open_after = fcntl(f->b, F_GETFD) >= 0;
+    return true;
 }
 
 static void thread_yield(void) { sched_yield(); }
@@ -158,7 +171,7 @@ static void *race_call_thread(void *arg) {
     atomic_store(&t->warm, true);
     while (!atomic_load(&c->f->closing))
         sched_yield();
-    race_await_reopen(c->f, thread_yield);
+    c->caught = race_await_reopen(c->f, thread_yield, &c->open_after);
     c->r = race_do(c, LONG_DEADLINE);
     return NULL;
 }
@@ -191,6 +204,46 @@ static void race_pair(race_fd *f) {
     setsockopt(f->a, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
 }
 
+/* A late call that starts after close(2) is a call on whatever the number
+   names then: if the runtime opened something meanwhile (the deadlock
+   check reads /proc/self/task) and got a closed descriptor's number, the
+   call would use that. So each round first takes HOLES descriptors, lower
+   than every one under test, and gives them back just before the closes:
+   the kernel hands out the lowest free number, so what opens during the
+   round gets one of those. */
+enum { HOLES = 16 };
+
+static void race_holes_open(int *holes) {
+    for (int h = 0; h < HOLES; h++) {
+        holes[h] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        cr_assert_geq(holes[h], 0);
+    }
+}
+
+static void race_holes_close(const int *holes) {
+    for (int h = 0; h < HOLES; h++)
+        close(holes[h]);
+}
+
+typedef struct race_late_stats {
+    int ebadf, caught;
+} race_late_stats;
+
+/* A late call: EBADF, and if it started as the record reopened, the
+   descriptor was closed by then. */
+static void race_check_late(const race_call *c, int round, const char *who,
+                            race_late_stats *st) {
+    cr_assert_eq(c->r, -EBADF,
+                 "round %d: a %s's %s that started with goro_close returned %zd (%s), not EBADF",
+                 round, who, op_name(c->kind), c->r, goro_strerror((int)c->r));
+    cr_assert(!c->open_after,
+              "round %d: a %s saw the record of fd %d reopen while the descriptor was still "
+              "open (goro_close let calls in before close(2))",
+              round, who, c->f->b);
+    st->ebadf++;
+    st->caught += c->caught;
+}
+
 /* Early callers per descriptor: a reader, a writer and a waiter with short
    deadlines; late ones: the same three with a long one. */
 #define CALLS (2 * OP_KINDS)
@@ -200,8 +253,10 @@ GORO_TEST(io, close_race_stress, .timeout = 120) {
     static race_call calls[PAIRS][CALLS];
     static race_thread threads[THREADS];
     int early[3] = {0}; /* EBADF, ETIMEDOUT, completed */
-    int late_ok = 0;
+    race_late_stats late = {0};
     for (int round = 0; round < ROUNDS; round++) {
+        int holes[HOLES];
+        race_holes_open(holes);
         for (int i = 0; i < PAIRS; i++) {
             race_fd *f = &fds[i];
             *f = (race_fd){0};
@@ -218,6 +273,7 @@ GORO_TEST(io, close_race_stress, .timeout = 120) {
         }
         for (int t = 0; t < THREADS; t++)
             cr_assert(goro_test_wait_until(atomic_load(&threads[t].warm), GORO_SEC(10)));
+        race_holes_close(holes);
         for (int i = 0; i < PAIRS; i++) {
             race_fd *f = &fds[i];
             goro_waitgroup_add(&f->wg, CALLS + 1);
@@ -239,11 +295,7 @@ GORO_TEST(io, close_race_stress, .timeout = 120) {
             for (int j = 0; j < CALLS; j++) {
                 race_call *c = &calls[i][j];
                 if (c->late) {
-                    cr_assert_eq(c->r, -EBADF,
-                                 "round %d fd %d: a %s that started with goro_close returned "
-                                 "%zd (%s), not EBADF",
-                                 round, i, op_name(c->kind), c->r, goro_strerror((int)c->r));
-                    late_ok++;
+                    race_check_late(c, round, "goroutine", &late);
                     continue;
                 }
                 bool done = c->kind == OP_WRITE && c->r == (ssize_t)sizeof big_buf;
@@ -256,16 +308,12 @@ GORO_TEST(io, close_race_stress, .timeout = 120) {
         for (int t = 0; t < THREADS; t++) {
             race_call *c = &threads[t].c;
             pthread_join(threads[t].th, NULL);
-            cr_assert_eq(c->r, -EBADF,
-                         "round %d: a plain thread's %s that started with goro_close returned "
-                         "%zd (%s), not EBADF",
-                         round, op_name(c->kind), c->r, goro_strerror((int)c->r));
-            late_ok++;
+            race_check_late(c, round, "plain thread", &late);
         }
         for (int i = 0; i < PAIRS; i++)
             cr_assert_eq(goro_close(fds[i].a), 0);
     }
     cr_log_info("close race: %d closes; early calls: %d EBADF, %d ETIMEDOUT, %d completed; %d late "
-                "calls EBADF",
-                ROUNDS * PAIRS, early[0], early[1], early[2], late_ok);
+                "calls EBADF, %d of them started right as the record reopened",
+                ROUNDS * PAIRS, early[0], early[1], early[2], late.ebadf, late.caught);
 }
