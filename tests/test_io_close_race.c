@@ -34,6 +34,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "goro.h"
 #include "goro_test.h"
@@ -316,4 +318,47 @@ GORO_TEST(io, close_race_stress, .timeout = 120) {
     cr_log_info("close race: %d closes; early calls: %d EBADF, %d ETIMEDOUT, %d completed; %d late "
                 "calls EBADF, %d of them started right as the record reopened",
                 ROUNDS * PAIRS, early[0], early[1], early[2], late.ebadf, late.caught);
+}
+
+/* goro_close's last step, staged by hand: the count drained, CLOSING set,
+   pd->lock held (close(2) runs there). The kernel may already have given the
+   number to a new file - a pipe someone else made - and a call on that must
+   wait the step out, not fail with EBADF. */
+typedef struct tail_call {
+    int fd;
+    int r;
+    _Atomic bool done;
+} tail_call;
+
+static void *tail_call_thread(void *arg) {
+    tail_call *t = arg;
+    t->r = goro_wait_fd(t->fd, POLLIN, GORO_SEC(10));
+    atomic_store(&t->done, true);
+    return NULL;
+}
+
+GORO_TEST(io, enter_waits_out_close_tail, .timeout = 30) {
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    cr_assert_eq(write(p[1], "x", 1), 1);
+    int err;
+    goro__pd *pd = goro__pd_get(p[0], &err);
+    cr_assert_not_null(pd);
+    goro__lock_acquire(&pd->lock);
+    atomic_fetch_or(&pd->ref, GORO__PD_CLOSING);
+    tail_call t = {.fd = p[0]};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, tail_call_thread, &t), 0);
+    /* Give it time to get to goro__pd_enter (if it is slower, the test
+       proves less but cannot fail). It cannot finish while we hold the lock. */
+    struct timespec ts = {0, 50 * 1000000};
+    nanosleep(&ts, NULL);
+    cr_assert(!atomic_load(&t.done), "the call returned %d (%s) during goro_close's last step",
+              t.r, goro_strerror(t.r));
+    atomic_store(&pd->ref, 0);
+    goro__lock_release(&pd->lock);
+    pthread_join(th, NULL);
+    cr_assert_eq(t.r, POLLIN, "after goro_close's last step: %d (%s)", t.r, goro_strerror(t.r));
+    close(p[0]);
+    close(p[1]);
 }
