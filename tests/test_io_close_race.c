@@ -270,7 +270,8 @@ GORO_TEST(io, close_race_stress, .timeout = 120) {
             race_thread *rt = &threads[t];
             int k = round * THREADS + t;
             *rt = (race_thread){.warm_fd = fds[0].a};
-            rt->c = (race_call){.f = &fds[k % PAIRS], .kind = (op_kind)(k % OP_KINDS), .late = true};
+            rt->c = (race_call){
+                .f = &fds[k % PAIRS], .kind = (op_kind)(k % OP_KINDS), .late = true};
             cr_assert_eq(pthread_create(&rt->th, NULL, race_call_thread, rt), 0);
         }
         for (int t = 0; t < THREADS; t++)
