@@ -80,7 +80,9 @@ GORO__HIDDEN goro__pd *goro__pd_get(int fd, int *err);
    and registers it with epoll. 0 or an errno value. */
 GORO__HIDDEN int goro__pd_open(int fd);
 
-/* Counts a call in flight; EBADF (and no count) while goro_close runs. */
+/* Counts a call in flight; EBADF (and no count) while goro_close drains the
+   calls in flight. Waits (for pd->lock) while goro_close close(2)s, so a
+   call that gets in comes after the close(2) (netpoll.c, "Closing"). */
 GORO__HIDDEN int goro__pd_enter(goro__pd *pd);
 GORO__HIDDEN void goro__pd_exit(goro__pd *pd);
 
@@ -124,7 +126,8 @@ GORO__HIDDEN int goro__pd_wait(goro__pd *pd, int events, goro__pd_snap snap, int
                                int *revents);
 
 /* goro_close: wakes every waiter with EBADF, waits for the calls in flight
-   to leave, unregisters and closes. 0 or an errno value. */
+   to leave, unregisters and closes; the record reopens only after close(2)
+   returned. 0 or an errno value. */
 GORO__HIDDEN int goro__pd_close(int fd);
 
 static inline bool goro__pd_owned(goro__pd *pd) {

@@ -48,14 +48,57 @@
  * waits the thread's record shows "IO wait", as a goroutine's would.
  *
  * Closing (goro__pd_close). pd->ref counts calls in flight (goro__pd_enter /
- * goro__pd_exit) plus the GORO__PD_CLOSING bit. goro_close sets the bit
- * (after which goro__pd_enter fails with EBADF), wakes every waiter with
- * EBADF, waits until the count drains (parked as pd->closer, readied by the
- * last goro__pd_exit), removes the descriptor from epoll, resets the record
- * and only then close(2)s it. So no call ever touches a number that has been
- * closed and maybe reused by someone else. Errors: waiters and later calls
- * get EBADF (Go: "use of closed network connection"); a second goro_close
- * of the same descriptor during the first gets EBADF too.
+ * goro__pd_exit) plus the GORO__PD_CLOSING bit. Every use of the descriptor
+ * by a call - read/write/accept/connect, poll, fcntl, epoll_ctl ADD/MOD in
+ * pd_check_locked, a thread's ppoll - happens inside its enter/exit bracket.
+ * The record moves through three states:
+ *
+ *   open      CLOSING clear. enter: CAS count -> count+1, no lock (acquire);
+ *             exit: count-1 (release). fdseq, reg, waiters, closer: only
+ *             under pd->lock. rseq/wseq/flags(HUP): the poller, under pd->lock.
+ *   draining  goro_close set CLOSING (under pd->lock). enter now fails with
+ *             EBADF, and no waiter links itself any more: goro__pd_wait and
+ *             thread_wait look at CLOSING under pd->lock before they link.
+ *             goro_close, still under the lock, claims and readies (EBADF)
+ *             every goroutine waiter, or skips one whose deadline timer won
+ *             the claim (that waiter unlinks itself under pd->lock, so its
+ *             stack record stays valid while the list is walked); it kicks
+ *             the eventfd of every thread waiter. Then, while the count is
+ *             not 0, it parks as pd->closer (set under the lock, which the
+ *             park releases); the exit that drops the count to 0 takes
+ *             pd->lock, claims pd->closer and clears it. The poller may still
+ *             deliver events meanwhile: they only bump counters and wake
+ *             waiters that are left, under pd->lock, and never touch the
+ *             descriptor itself; a deadline timer only claims and readies.
+ *   closed    count 0, CLOSING still set. goro_close holds pd->lock without
+ *             a break from the last count check to the end: EPOLL_CTL_DEL,
+ *             record reset (fdseq++, so stale events are dropped; reg, flags,
+ *             "known empty"), close(2), and only then ref = 0 (release).
+ *
+ * So every use of the descriptor by a call is ordered before its close(2)
+ * (its exit's release, read by goro_close's acquire of the count) or after
+ * it (ref = 0 is stored after close(2) returned). If ref were cleared before
+ * close(2), a call starting at that moment would get in and use a descriptor
+ * that close(2) is taking away: a read racing close(2) (TSan's "data race in
+ * close_fd"), or, on EAGAIN, an EPOLL_CTL_ADD and a park on a file that is
+ * then closed under it - no event ever comes, and the call sleeps until its
+ * deadline (a thread's ppoll likewise: close(2) does not wake it).
+ *
+ * The kernel may give the number to a new file as soon as close(2) has
+ * released it, before ref is cleared. goro__pd_open (goro's own sockets)
+ * takes pd->lock and so waits for the clear. A call on a descriptor someone
+ * else created with that number (a pipe) would see CLOSING; so goro__pd_enter,
+ * on seeing CLOSING, takes pd->lock once to wait out goro_close's last step
+ * and fails only if CLOSING is still set then (goro_close is draining: the
+ * old file is still open and being closed). The price: close(2) runs under
+ * pd->lock, which only calls entering this number and the poller handing
+ * out an event for it (already fetched before the EPOLL_CTL_DEL) wait for.
+ *
+ * Errors: waiters and calls that start while goro_close drains get EBADF
+ * (Go: "use of closed network connection"); a call that starts after the
+ * close(2) gets whatever the number now is (EBADF from the kernel if
+ * nothing reused it); a second goro_close of the same descriptor during the
+ * first gets EBADF too.
  *
  * Descriptors goro did not create (goro_wait_fd on a pipe, a library's
  * socket) are registered on the first goroutine wait; because their owner may
@@ -288,12 +331,24 @@ static int events_mode(int events) {
 
 int goro__pd_enter(goro__pd *pd) {
     uint32_t v = atomic_load_explicit(&pd->ref, memory_order_relaxed);
-    do {
-        if (v & GORO__PD_CLOSING)
-            return EBADF;
-    } while (!atomic_compare_exchange_weak_explicit(&pd->ref, &v, v + 1, memory_order_acquire,
-                                                    memory_order_relaxed));
-    return 0;
+    bool waited = false;
+    for (;;) {
+        if (v & GORO__PD_CLOSING) {
+            /* goro_close may be in its last step, where the number may
+               already name a new file (see "Closing"): wait that step out
+               once. Still closing after it: goro_close is draining. */
+            if (waited)
+                return EBADF;
+            waited = true;
+            goro__lock_acquire(&pd->lock);
+            v = atomic_load_explicit(&pd->ref, memory_order_relaxed);
+            goro__lock_release(&pd->lock);
+            continue;
+        }
+        if (atomic_compare_exchange_weak_explicit(&pd->ref, &v, v + 1, memory_order_acquire,
+                                                  memory_order_relaxed))
+            return 0;
+    }
 }
 
 void goro__pd_exit(goro__pd *pd) {
@@ -518,9 +573,12 @@ int goro__pd_close(int fd) {
     pd->fdseq++;
     goro__pd_forget_empty(pd);
     atomic_store_explicit(&pd->flags, 0, memory_order_relaxed);
+    /* close(2) before the record looks open again, and without letting go of
+       pd->lock in between (see "Closing"). */
+    int err = close_fd(fd);
     atomic_store_explicit(&pd->ref, 0, memory_order_release);
     goro__lock_release(&pd->lock);
-    return close_fd(fd);
+    return err;
 }
 
 /* ------------------------------------------------------- the poller itself */
