@@ -77,7 +77,6 @@
 #include <unistd.h>
 
 #include "debug_handlers.h"
-#include "../io/hostport.h"
 #include "../observe/debug_registry.h"
 #include "http_parse.h"
 
@@ -670,13 +669,44 @@ static void *server_main(void *arg)
 
 /* -------------------------------------------------------- serve and stop */
 
-/* Go's net.SplitHostPort (goro's, shared with the I/O calls), plus: the
-   host must not be empty, the port must be a decimal number <= 65535. */
+/* Go's net.SplitHostPort, plus: the host must not be empty, the port must
+   be a decimal number <= 65535. */
 static bool split_host_port(const char *addr, char *host, size_t hcap, char *port, size_t pcap)
 {
-    uint16_t pn;
-    return goro__split_hostport(addr, host, hcap, port, pcap) == 0 && host[0] != '\0' &&
-           goro__port_decimal(port, &pn);
+    const char *h, *p;
+    size_t hn;
+    if (addr[0] == '[') {
+        const char *end = strchr(addr, ']');
+        if (!end || end[1] != ':')
+            return false;
+        h = addr + 1;
+        hn = (size_t)(end - h);
+        p = end + 2;
+    } else {
+        const char *colon = strrchr(addr, ':');
+        if (!colon)
+            return false;
+        h = addr;
+        hn = (size_t)(colon - addr);
+        if (memchr(h, ':', hn) || memchr(h, '[', hn) || memchr(h, ']', hn))
+            return false; /* too many colons: IPv6 needs brackets */
+        p = colon + 1;
+    }
+    size_t pn = strlen(p);
+    if (hn == 0 || hn >= hcap || pn == 0 || pn >= pcap || pn > 5)
+        return false;
+    long v = 0;
+    for (size_t i = 0; i < pn; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return false;
+        v = v * 10 + (p[i] - '0');
+    }
+    if (v > 65535)
+        return false;
+    memcpy(host, h, hn);
+    host[hn] = '\0';
+    memcpy(port, p, pn + 1);
+    return true;
 }
 
 static int try_listen(const struct addrinfo *ai)

@@ -67,10 +67,10 @@
  * of a name first (as Go does) and returns the first error; dial tries every
  * address in turn within one deadline and returns the last error.
  */
-#include "io/hostport.h"
 #include "io/io_internal.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -415,11 +415,54 @@ static int gai_errno(int rc, int sys_errno) {
     }
 }
 
+/* Splits "host:port" / "[host]:port". 0 or EINVAL. */
+static int split_hostport(const char *addr, char *host, size_t hostlen, char *port, size_t portlen) {
+    if (!addr || !*addr)
+        return EINVAL;
+    const char *h, *hend, *p;
+    if (addr[0] == '[') {
+        h = addr + 1;
+        hend = strchr(h, ']');
+        if (!hend || hend[1] != ':')
+            return EINVAL;
+        p = hend + 2;
+    } else {
+        const char *c = strrchr(addr, ':');
+        if (!c)
+            return EINVAL; /* missing port */
+        h = addr;
+        hend = c;
+        p = c + 1;
+        if (memchr(h, ':', (size_t)(hend - h)))
+            return EINVAL; /* too many colons: IPv6 needs brackets */
+        if (memchr(h, '[', (size_t)(hend - h)) || memchr(h, ']', (size_t)(hend - h)))
+            return EINVAL;
+    }
+    size_t hl = (size_t)(hend - h), pl = strlen(p);
+    if (hl >= hostlen || pl == 0 || pl >= portlen)
+        return EINVAL;
+    if (strchr(p, ':') || strchr(p, '[') || strchr(p, ']'))
+        return EINVAL;
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    memcpy(port, p, pl + 1);
+    return 0;
+}
+
 static int parse_port(const char *p, uint16_t *out) {
-    if (goro__port_decimal(p, out))
+    bool digits = true;
+    for (const char *c = p; *c; c++)
+        if (!isdigit((unsigned char)*c))
+            digits = false;
+    if (digits) {
+        if (strlen(p) > 5)
+            return EINVAL;
+        long v = strtol(p, NULL, 10);
+        if (v < 0 || v > 65535)
+            return EINVAL;
+        *out = (uint16_t)v;
         return 0;
-    if (p[strspn(p, "0123456789")] == 0)
-        return EINVAL; /* a number, but no port */
+    }
     /* A service name ("http"): /etc/services, which may be slow. */
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
@@ -437,7 +480,7 @@ static int parse_port(const char *p, uint16_t *out) {
 static int resolve(const char *addr, bool listening, addr_list *l) {
     char host[256], port[64];
     l->n = 0;
-    int err = goro__split_hostport(addr, host, sizeof host, port, sizeof port);
+    int err = split_hostport(addr, host, sizeof host, port, sizeof port);
     if (err)
         return err;
     uint16_t pnum;
