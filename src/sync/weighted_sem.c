@@ -1,5 +1,5 @@
 /*
- * sem.c - goro_sem, a weighted semaphore with FIFO fairness, like
+ * weighted_sem.c - goro_sem, a weighted semaphore with FIFO fairness, like
  * golang.org/x/sync/semaphore.Weighted.
  *
  * size is the capacity, set by goro_sem_init (x/sync's NewWeighted); cur is

@@ -1,5 +1,5 @@
 /*
- * sema.c - sleep and wake-up keyed by the address of a counter (Go's
+ * sema_table.c - sleep and wake-up keyed by the address of a counter (Go's
  * runtime/sema.go, after Mullender and Cox, "Semaphores in Plan 9").
  *
  * These are not semaphores for users: they are how mutex, rwmutex and
