@@ -195,6 +195,8 @@ void    goro_syscall_exit(void);
 
 size_t goro_stack(char *buf, size_t len, bool all);   /* runtime.Stack: debug=2 text */
 int    goro_profile_write(FILE *f, int debug);        /* 0 gzipped pprof proto, 1 grouped, 2 every goroutine */
+/* /debug/pprof/ over HTTP. addr follows goro_listen_tcp's rules, but the host must not be empty
+   (-EINVAL for ":6060"): the server binds only where told, e.g. "localhost:0", "0.0.0.0:6060". */
 int    goro_debug_serve(const char *addr);            /* the port, or -errno */
 void   goro_debug_stop(void);
 /* Sets (value != NULL) or removes (value NULL) the pprof label key of the

@@ -18,13 +18,13 @@
 
 #include "goro.h"
 #include "goro_test.h"
-
-#define WAIT_FOR(cond, ms) ((void)goro_test_wait_until((cond), GORO_MS(ms)))
+#include "pool_test_kit.h"
 
 /* Shared task state: counts, the highest concurrency seen, and a gate that
    blocking tasks wait on until it is closed. */
 typedef struct tstate {
-    _Atomic int started, finished, running, max_running;
+    _Atomic int started, finished;
+    pool_kit_meter meter;
     goro_chan *gate;
 } tstate;
 
@@ -37,14 +37,11 @@ static void ts_fini(tstate *t) { goro_chan_release(t->gate); }
 
 static void enter(tstate *t) {
     atomic_fetch_add(&t->started, 1);
-    int now = atomic_fetch_add(&t->running, 1) + 1;
-    int m = atomic_load(&t->max_running);
-    while (now > m && !atomic_compare_exchange_weak(&t->max_running, &m, now))
-        ;
+    pool_kit_meter_enter(&t->meter);
 }
 
 static void leave(tstate *t) {
-    atomic_fetch_sub(&t->running, 1);
+    pool_kit_meter_leave(&t->meter);
     atomic_fetch_add(&t->finished, 1);
 }
 
@@ -79,7 +76,7 @@ GORO_TEST(pool_limiter_ants, wait_to_get_worker, .timeout = 20) {
         cr_assert_eq(goro_limiter_go(l, task_sleep100us, &t), 0);
     goro_limiter_wait(l);
     cr_assert_eq(atomic_load(&t.finished), 5000);
-    cr_assert_leq(atomic_load(&t.max_running), 100);
+    cr_assert_leq(atomic_load(&t.meter.max_running), 100);
     cr_assert_eq(goro_limiter_running(l), 0);
     cr_assert_eq(goro_limiter_waiting(l), 0);
     goro_limiter_free(l);
@@ -107,7 +104,7 @@ static void on_panic_record(const char *msg, void *arg) {
 }
 
 static void task_panic(void *arg) {
-    intptr_t n = (intptr_t)arg;
+    intptr_t n = P2I(arg);
     goro_panic("bad %d", (int)n);
 }
 
@@ -115,11 +112,11 @@ GORO_TEST(pool_limiter_ants, panic_handler, .timeout = 10) {
     memset(&plog, 0, sizeof plog);
     plog.seen = goro_chan_make(0, 4);
     goro_limiter *l = goro_limiter_new(10, on_panic_record);
-    cr_assert_eq(goro_limiter_go(l, task_panic, (void *)(intptr_t)1), 0);
+    cr_assert_eq(goro_limiter_go(l, task_panic, I2P(1)), 0);
     goro_chan_recv(plog.seen, NULL);
     cr_assert_eq(atomic_load(&plog.calls), 1);
     cr_assert_str_eq(plog.msg, "bad 1");
-    cr_assert_eq(plog.arg, (void *)(intptr_t)1);
+    cr_assert_eq(plog.arg, I2P(1));
     WAIT_FOR(goro_limiter_running(l) == 0, 2000);
     cr_assert_eq(goro_limiter_running(l), 0, "the limiter should be empty after a panic");
     goro_limiter_wait(l);
@@ -157,7 +154,7 @@ GORO_TEST(pool_limiter_ants, panic_without_handler, .timeout = 10) {
     FILE *tmp;
     capture_stderr_begin(&saved, &tmp);
     goro_limiter *l = goro_limiter_new(10, NULL);
-    cr_assert_eq(goro_limiter_go(l, task_panic, (void *)(intptr_t)1), 0);
+    cr_assert_eq(goro_limiter_go(l, task_panic, I2P(1)), 0);
     goro_limiter_wait(l);
     cr_assert_eq(goro_limiter_running(l), 0);
     tstate t;
@@ -267,7 +264,7 @@ GORO_TEST(pool_limiter_ants, close_when_running, .timeout = 10) {
     WAIT_FOR(atomic_load(&t.finished) >= 3, 2000);
     WAIT_FOR(goro_limiter_waiting(l) >= 1, 2000);
     goro_limiter_free(l); /* returns once the running task ended */
-    cr_assert_eq(atomic_load(&t.running), 0);
+    cr_assert_eq(atomic_load(&t.meter.running), 0);
     goro_chan_recv(done, NULL);
     goro_chan_recv(done, NULL);
     cr_assert_eq(s[0].err, GORO_ECLOSED);
@@ -305,7 +302,7 @@ GORO_TEST(pool_limiter_ants, tune_scale_up, .timeout = 10) {
     WAIT_FOR(atomic_load(&t.started) == 8, 2000);
     cr_assert_eq(goro_limiter_running(l), 8);
     cr_assert_eq(goro_limiter_waiting(l), 0);
-    cr_assert_eq(atomic_load(&t.running), 8);
+    cr_assert_eq(atomic_load(&t.meter.running), 8);
     goro_chan_close(t.gate);
     goro_limiter_wait(l);
     cr_assert_eq(atomic_load(&t.finished), 8);
@@ -372,7 +369,7 @@ GORO_TEST(pool_limiter, limit_holds_under_churn, .timeout = 20) {
     }
     goro_limiter_wait(l);
     cr_assert_eq(atomic_load(&sum), 50000);
-    cr_assert_leq(atomic_load(&t.max_running), 50);
+    cr_assert_leq(atomic_load(&t.meter.max_running), 50);
     cr_assert_eq(goro_count(), start, "after wait: %d goroutines, expected %d", goro_count(), start);
     goro_limiter_free(l);
     cr_assert_eq(goro_count(), start);
@@ -478,7 +475,7 @@ GORO_TEST(pool_limiter, slot_returned_after_panic, .timeout = 10) {
     ts_init(&t);
     goro_limiter *l = goro_limiter_new(1, on_panic_record);
     for (int i = 0; i < 200; i++) {
-        cr_assert_eq(goro_limiter_go(l, task_panic, (void *)(intptr_t)i), 0);
+        cr_assert_eq(goro_limiter_go(l, task_panic, I2P(i)), 0);
         cr_assert_eq(goro_limiter_go(l, task_quick, &t), 0);
     }
     goro_limiter_wait(l);
@@ -587,22 +584,13 @@ GORO_TEST(pool_limiter, plain_thread_submitters, .timeout = 20) {
     goro_limiter_wait(l);
     cr_assert_eq(atomic_load(&bad), 0);
     cr_assert_eq(atomic_load(&t.finished), T * 500);
-    cr_assert_leq(atomic_load(&t.max_running), 3);
+    cr_assert_leq(atomic_load(&t.meter.max_running), 3);
     goro_limiter_free(l);
     ts_fini(&t);
 }
 
 /* A closed limiter refuses; blocked submitters of every kind come back. */
-typedef struct closer {
-    goro_limiter *l;
-    goro_chan *done;
-} closer;
-
-static void close_async(void *arg) {
-    closer *c = arg;
-    goro_limiter_close(c->l);
-    goro_chan_send(c->done, NULL);
-}
+static void close_limiter(void *l) { goro_limiter_close(l); }
 
 GORO_TEST(pool_limiter, close_refuses_blocked_and_waits, .timeout = 10) {
     tstate t;
@@ -618,14 +606,13 @@ GORO_TEST(pool_limiter, close_refuses_blocked_and_waits, .timeout = 10) {
     }
     WAIT_FOR(goro_limiter_waiting(l) == 4, 2000);
     goro_chan *closed = goro_chan_make(0, 1);
-    closer c = {l, closed};
-    goro_go(close_async, &c);
+    pool_kit_closer c = {close_limiter, l, closed};
+    goro_go(pool_kit_close_async, &c);
     for (int i = 0; i < 4; i++)
         goro_chan_recv(done, NULL);
     for (int i = 0; i < 4; i++)
         cr_assert_eq(s[i].err, GORO_ECLOSED);
-    cr_assert_eq(goro_chan_recv_timeout(closed, NULL, NULL, GORO_MS(20)), GORO_ETIMEDOUT,
-                 "close must wait for the running tasks");
+    cr_assert(pool_kit_still_silent(closed), "close must wait for the running tasks");
     goro_chan_close(t.gate);
     goro_chan_recv(closed, NULL);
     cr_assert_eq(atomic_load(&t.finished), 2);
@@ -663,7 +650,7 @@ GORO_TEST(pool_limiter, closed_limiter_stays_valid_until_free, .timeout = 10) {
    the program like a panic anywhere else (and like a pool worker's). */
 static void lim_scn_crash_on_panic(void) {
     goro_limiter *l = goro_limiter_new(1, goro_limiter_crash_on_panic);
-    goro_limiter_go(l, task_panic, (void *)(intptr_t)7);
+    goro_limiter_go(l, task_panic, I2P(7));
     goro_limiter_wait(l);
     _exit(0); /* not reached */
 }
@@ -730,14 +717,7 @@ GORO_TEST(pool_limiter, named_in_profile, .timeout = 10) {
     goro_limiter *l = goro_limiter_new(2, NULL);
     cr_assert_eq(goro_limiter_go(l, task_block, &t), 0);
     WAIT_FOR(atomic_load(&t.started) == 1, 2000);
-    FILE *f = tmpfile();
-    cr_assert_eq(goro_profile_write(f, 1), 0);
-    fflush(f);
-    long n = ftell(f);
-    rewind(f);
-    char *buf = malloc((size_t)n + 1);
-    buf[fread(buf, 1, (size_t)n, f)] = 0;
-    fclose(f);
+    char *buf = pool_kit_profile_text();
     cr_assert(strstr(buf, "limited goroutine") != NULL, "profile:\n%s", buf);
     free(buf);
     goro_chan_close(t.gate);

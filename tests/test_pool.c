@@ -15,12 +15,7 @@
 
 #include "goro.h"
 #include "goro_test.h"
-
-#define P2I(p) ((intptr_t)(p))
-#define I2P(i) ((void *)(intptr_t)(i))
-
-/* Polls cond (an expression) for up to ms milliseconds. */
-#define WAIT_FOR(cond, ms) ((void)goro_test_wait_until((cond), GORO_MS(ms)))
+#include "pool_test_kit.h"
 
 static void *fn_double(void *payload, void *ctx) {
     (void)ctx;
@@ -335,16 +330,13 @@ typedef struct gate_ctx {
     goro_chan *gate;            /* closed: blocked jobs return */
     goro_chan *started;         /* each started job sends its payload here (buffered) */
     _Atomic int made, terminated, interrupts, processed, readies, dropped;
-    _Atomic int running, max_running;
+    pool_kit_meter meter;
 } gate_ctx;
 
 static void *gate_process(goro_worker *w, void *payload) {
     gate_worker *gw = (gate_worker *)w;
     gate_ctx *g = gw->g;
-    int now = atomic_fetch_add(&g->running, 1) + 1;
-    int m = atomic_load(&g->max_running);
-    while (now > m && !atomic_compare_exchange_weak(&g->max_running, &m, now))
-        ;
+    pool_kit_meter_enter(&g->meter);
     if (g->started)
         goro_chan_send(g->started, &payload);
     intptr_t v = P2I(payload);
@@ -354,7 +346,7 @@ static void *gate_process(goro_worker *w, void *payload) {
         if (idx == 1)
             atomic_fetch_add(&g->dropped, 1);
     }
-    atomic_fetch_sub(&g->running, 1);
+    pool_kit_meter_leave(&g->meter);
     atomic_fetch_add(&g->processed, 1);
     return I2P(v + 1);
 }
@@ -888,11 +880,7 @@ GORO_TEST(pool, no_goroutine_left_after_close, .timeout = 20) {
 
 /* Close while callers wait and a job runs: the job delivers, waiters get
    GORO_ECLOSED, close returns after terminate. */
-static void close_async(void *arg) {
-    call *c = arg;
-    goro_pool_close(c->p);
-    goro_chan_send(c->done, NULL);
-}
+static void close_pool(void *p) { goro_pool_close(p); }
 
 GORO_TEST(pool, close_with_waiters_and_inflight, .timeout = 10) {
     gate_ctx g;
@@ -911,14 +899,13 @@ GORO_TEST(pool, close_with_waiters_and_inflight, .timeout = 10) {
         goro_go(do_call, &waiters[i]);
     }
     WAIT_FOR(goro_pool_queue_length(p) == 4, 2000);
-    call cl = {.p = p, .done = closed};
-    goro_go(close_async, &cl);
+    pool_kit_closer cl = {close_pool, p, closed};
+    goro_go(pool_kit_close_async, &cl);
     for (int i = 0; i < 3; i++)
         goro_chan_recv(done, NULL);
     for (int i = 0; i < 3; i++)
         cr_assert_eq(waiters[i].err, GORO_ECLOSED);
-    cr_assert_eq(goro_chan_recv_timeout(closed, NULL, NULL, GORO_MS(20)), GORO_ETIMEDOUT,
-                 "close returned while a job was in flight");
+    cr_assert(pool_kit_still_silent(closed), "close returned while a job was in flight");
     goro_chan_close(g.gate);
     goro_chan_recv(closed, NULL);
     cr_assert_eq(atomic_load(&g.terminated), 1);
@@ -1087,27 +1074,13 @@ GORO_TEST(pool, bad_arguments, .timeout = 10) {
     goro_pool_free(p);
 }
 
-/* Reads everything written to f. */
-static char *slurp(FILE *f) {
-    fflush(f);
-    long n = ftell(f);
-    rewind(f);
-    char *buf = malloc((size_t)n + 1);
-    size_t got = fread(buf, 1, (size_t)n, f);
-    buf[got] = 0;
-    return buf;
-}
-
 /* Workers are named in goroutine profiles (the "name" label of debug=1). */
 GORO_TEST(pool, workers_named_in_profile, .timeout = 10) {
     gate_ctx g;
     gate_init(&g, 2);
     goro_pool *p = goro_pool_new(2, gate_ctor, &g);
     WAIT_FOR(atomic_load(&g.readies) == 2, 2000);
-    FILE *f = tmpfile();
-    cr_assert_eq(goro_profile_write(f, 1), 0);
-    char *buf = slurp(f);
-    fclose(f);
+    char *buf = pool_kit_profile_text();
     cr_assert(strstr(buf, "pool worker 1") != NULL, "profile:\n%s", buf);
     cr_assert(strstr(buf, "pool worker 2") != NULL, "profile:\n%s", buf);
     free(buf);

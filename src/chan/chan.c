@@ -108,53 +108,27 @@ static void chan_unlock_v(void *l) { goro__chan_lock_release(l); }
 
 /* q->first and c->qcount are written under the lock with release stores and
    read lock-free with acquire loads by the try fast paths, which need their
-   two observations (readiness, then closed) to stay in program order. */
-static inline void q_set_first(goro__waitq *q, goro__waiter *w) {
-    __atomic_store_n(&q->first, w, __ATOMIC_RELEASE);
-}
-
-static inline goro__waiter *q_first_unlocked(goro__waitq *q) {
-    return __atomic_load_n(&q->first, __ATOMIC_ACQUIRE);
-}
+   two observations (readiness, then closed) to stay in program order. The
+   list publishes `first` that way (util/list.h). */
+static inline bool q_empty_unlocked(goro__waitq *q) { return goro__list_peek_empty(q); }
 
 void goro__waitq_enqueue(goro__waitq *q, goro__waiter *w) {
-    w->next = NULL;
-    w->prev = q->last;
     w->linked = true;
-    if (q->last)
-        q->last->next = w;
-    else
-        q_set_first(q, w);
-    q->last = w;
+    goro__list_push_back(q, &w->link);
 }
 
 void goro__waitq_remove(goro__waitq *q, goro__waiter *w) {
     if (!w->linked)
         return;
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        q_set_first(q, w->next);
-    if (w->next)
-        w->next->prev = w->prev;
-    else
-        q->last = w->prev;
-    w->next = w->prev = NULL;
+    goro__list_remove(q, &w->link);
     w->linked = false;
 }
 
 goro__waiter *goro__waitq_dequeue(goro__waitq *q) {
     for (;;) {
-        goro__waiter *w = q->first;
+        goro__waiter *w = goro__list_entry(goro__list_pop_front(q), goro__waiter, link);
         if (w == NULL)
             return NULL;
-        goro__waiter *n = w->next;
-        q_set_first(q, n);
-        if (n)
-            n->prev = NULL;
-        else
-            q->last = NULL;
-        w->next = w->prev = NULL;
         w->linked = false;
         if (GORO__LIKELY(w->claimless || goro__claim(w->g)))
             return w;
@@ -526,7 +500,7 @@ static bool chan_wait(goro_chan *c, goro__waitq *q, goro__waiter *w, int reason,
    not closed, then not ready (a closed channel never becomes unready). */
 static inline bool send_would_block(goro_chan *c) {
     if (c->dataqsiz == 0)
-        return q_first_unlocked(&c->recvq) == NULL;
+        return q_empty_unlocked(&c->recvq);
     return atomic_load_explicit(&c->qcount, memory_order_acquire) == c->dataqsiz;
 }
 
@@ -605,7 +579,7 @@ int goro_chan_send_timeout(goro_chan *c, const void *elem, int64_t ns) {
 
 static inline bool recv_would_block(goro_chan *c) {
     if (c->dataqsiz == 0)
-        return q_first_unlocked(&c->sendq) == NULL;
+        return q_empty_unlocked(&c->sendq);
     return atomic_load_explicit(&c->qcount, memory_order_acquire) == 0;
 }
 
@@ -738,30 +712,25 @@ void goro_chan_close(goro_chan *c) {
 
     /* Claim every waiter, then ready them after unlocking: receivers get a
        zero value and ok == false, senders wake to panic. The wake list is
-       chained through the dequeued records' `next` (each record belongs to
+       chained through the dequeued records' links (each record belongs to
        a different goroutine: a select is claimed at most once). */
-    goro__waiter *head = NULL, **tail = &head, *w;
+    goro__list wake = {0};
+    goro__waiter *w;
     while ((w = goro__waitq_dequeue(&c->recvq)) != NULL) {
         elem_zero(c, w->elem);
         wake_record(c, w, false);
-        *tail = w;
-        tail = &w->next;
+        goro__list_push_back(&wake, &w->link);
     }
     while ((w = goro__waitq_dequeue(&c->sendq)) != NULL) {
         wake_record(c, w, false);
-        *tail = w;
-        tail = &w->next;
+        goro__list_push_back(&wake, &w->link);
     }
-    *tail = NULL;
     goro__chan_lock_release(&c->lock);
 
-    while (head) {
-        /* Read the record before readying its owner: it lives on that stack. */
-        goro__waiter *next = head->next;
-        goro__g *g = head->g;
-        goro__ready(g);
-        head = next;
-    }
+    /* _SAFE: the next link is read before readying the owner (the record
+       lives on that stack). */
+    GORO__LIST_FOREACH_SAFE(r, &wake, goro__waiter, link)
+        goro__ready(r->g);
 }
 
 /* ------------------------------------------------------------ len and cap */

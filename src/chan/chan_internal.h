@@ -49,6 +49,7 @@
 #define GORO_CHAN_INTERNAL_H
 
 #include "../runtime/runtime.h"
+#include "../util/list.h"
 
 /* ------------------------------------------------------------ channel lock
  *
@@ -84,8 +85,8 @@ static inline void goro__chan_lock_release(goro__chan_lock *l) {
 
 typedef struct goro__waiter goro__waiter;
 struct goro__waiter {
-    goro__waiter *next;     /* queue links, under c->lock */
-    goro__waiter *prev;
+    goro__link link;        /* in c's sendq or recvq (c->lock); after a dequeue,
+                               in the waker's wake list */
     goro__g *g;             /* the waiting goroutine or thread record */
     goro_chan *c;           /* channel it waits on */
     void *elem;             /* send: the value; recv: destination (may be NULL) */
@@ -100,10 +101,9 @@ struct goro__waiter {
     bool success;           /* set by the waker: true = value passed, false = closed */
 };
 
-typedef struct goro__waitq {
-    goro__waiter *first;    /* also read without the lock (atomically) by fast paths */
-    goro__waiter *last;
-} goro__waitq;
+/* A queue of goro__waiter (by link). Its `first` is also read without the
+   lock (atomically) by the fast paths (util/list.h, "Lock-free peeks"). */
+typedef goro__list goro__waitq;
 
 struct goro_chan {
     goro__chan_lock lock;

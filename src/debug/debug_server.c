@@ -5,12 +5,14 @@
  * debug_handlers.c; this file owns the sockets, the thread and the
  * connection state machine.
  *
- * Binding: only the address given. "host:port" or "[v6]:port" (Go's
- * SplitHostPort); the host is resolved with getaddrinfo (no AI_PASSIVE), the
- * first IPv4 result is preferred (as Go's Listen), IPv6 sockets are
- * IPV6_V6ONLY. An empty host (":6060", which Go binds on every interface) is
- * refused with EINVAL: it never binds anywhere it was not told to. The port
- * must be numeric (0 picks a free one; the bound port is returned).
+ * Binding: only the address given. "host:port" or "[v6]:port", parsed with
+ * the TCP calls' rules (io/hostport.h, Go's SplitHostPort); the host is
+ * resolved with getaddrinfo (no AI_PASSIVE), the first IPv4 result is
+ * preferred (as Go's Listen), IPv6 sockets are IPV6_V6ONLY. One policy on
+ * top: an empty host (":6060", which Go binds on every interface) is refused
+ * with EINVAL, so the server never binds anywhere it was not told to (say
+ * "0.0.0.0:6060" to mean it). The port is a number or a service name (0
+ * picks a free one; the bound port is returned).
  * One server at a time: a second goro_debug_serve while one runs fails with
  * EBUSY; goro_debug_stop then goro_debug_serve again is fine.
  *
@@ -79,6 +81,7 @@
 #include "debug_handlers.h"
 #include "../observe/debug_registry.h"
 #include "http_parse.h"
+#include "../io/hostport.h"
 
 #define DS_MAX_CONNS 16
 #define DS_BACKLOG 64
@@ -669,46 +672,6 @@ static void *server_main(void *arg)
 
 /* -------------------------------------------------------- serve and stop */
 
-/* Go's net.SplitHostPort, plus: the host must not be empty, the port must
-   be a decimal number <= 65535. */
-static bool split_host_port(const char *addr, char *host, size_t hcap, char *port, size_t pcap)
-{
-    const char *h, *p;
-    size_t hn;
-    if (addr[0] == '[') {
-        const char *end = strchr(addr, ']');
-        if (!end || end[1] != ':')
-            return false;
-        h = addr + 1;
-        hn = (size_t)(end - h);
-        p = end + 2;
-    } else {
-        const char *colon = strrchr(addr, ':');
-        if (!colon)
-            return false;
-        h = addr;
-        hn = (size_t)(colon - addr);
-        if (memchr(h, ':', hn) || memchr(h, '[', hn) || memchr(h, ']', hn))
-            return false; /* too many colons: IPv6 needs brackets */
-        p = colon + 1;
-    }
-    size_t pn = strlen(p);
-    if (hn == 0 || hn >= hcap || pn == 0 || pn >= pcap || pn > 5)
-        return false;
-    long v = 0;
-    for (size_t i = 0; i < pn; i++) {
-        if (p[i] < '0' || p[i] > '9')
-            return false;
-        v = v * 10 + (p[i] - '0');
-    }
-    if (v > 65535)
-        return false;
-    memcpy(host, h, hn);
-    host[hn] = '\0';
-    memcpy(port, p, pn + 1);
-    return true;
-}
-
 static int try_listen(const struct addrinfo *ai)
 {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
@@ -736,7 +699,7 @@ static int listen_on(const char *host, const char *port)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_protocol = IPPROTO_TCP;
-    hints.ai_flags = AI_NUMERICSERV; /* no AI_PASSIVE: host is never NULL */
+    hints.ai_flags = AI_NUMERICSERV; /* no AI_PASSIVE: host is never empty */
     int g = getaddrinfo(host, port, &hints, &res);
     if (g != 0) {
         if (g == EAI_SYSTEM)
@@ -823,11 +786,16 @@ static void atfork_install(void)
 
 static int debug_serve(const char *addr)
 {
-    char host[256], port[8];
-    if (!addr || !split_host_port(addr, host, sizeof host, port, sizeof port)) {
+    /* The TCP calls' address rules (io/hostport.h), plus the binding policy
+       above: no empty host. The port goes to getaddrinfo as a number. */
+    char host[256], port[64];
+    uint16_t pnum;
+    if (goro__split_hostport(addr, host, sizeof host, port, sizeof port, NULL) != 0 || host[0] == '\0' ||
+        goro__parse_port(port, &pnum, NULL) != 0) {
         errno = EINVAL;
         return -1;
     }
+    snprintf(port, sizeof port, "%u", (unsigned)pnum);
     goro__init();
     pthread_once(&atfork_once, atfork_install);
 

@@ -58,7 +58,7 @@
  * returns n < len(b) with the error). Writes to sockets use MSG_NOSIGNAL: a
  * peer that went away gives -EPIPE, never SIGPIPE.
  *
- * Addresses are "host:port" (Go's net.SplitHostPort): "127.0.0.1:8080",
+ * Addresses are "host:port" (Go's net.SplitHostPort, hostport.h): "127.0.0.1:8080",
  * "[::1]:0", "localhost:0", ":8080" (listen: every interface; dial: the local
  * host). The port is a number 0..65535 or a service name. Bad strings fail
  * with -EINVAL ("", "nohost", "1.2.3.4:99999", "[::1", "127.0.0.1:"). A host
@@ -68,9 +68,9 @@
  * address in turn within one deadline and returns the last error.
  */
 #include "io/io_internal.h"
+#include "io/hostport.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -415,76 +415,15 @@ static int gai_errno(int rc, int sys_errno) {
     }
 }
 
-/* Splits "host:port" / "[host]:port". 0 or EINVAL. */
-static int split_hostport(const char *addr, char *host, size_t hostlen, char *port, size_t portlen) {
-    if (!addr || !*addr)
-        return EINVAL;
-    const char *h, *hend, *p;
-    if (addr[0] == '[') {
-        h = addr + 1;
-        hend = strchr(h, ']');
-        if (!hend || hend[1] != ':')
-            return EINVAL;
-        p = hend + 2;
-    } else {
-        const char *c = strrchr(addr, ':');
-        if (!c)
-            return EINVAL; /* missing port */
-        h = addr;
-        hend = c;
-        p = c + 1;
-        if (memchr(h, ':', (size_t)(hend - h)))
-            return EINVAL; /* too many colons: IPv6 needs brackets */
-        if (memchr(h, '[', (size_t)(hend - h)) || memchr(h, ']', (size_t)(hend - h)))
-            return EINVAL;
-    }
-    size_t hl = (size_t)(hend - h), pl = strlen(p);
-    if (hl >= hostlen || pl == 0 || pl >= portlen)
-        return EINVAL;
-    if (strchr(p, ':') || strchr(p, '[') || strchr(p, ']'))
-        return EINVAL;
-    memcpy(host, h, hl);
-    host[hl] = 0;
-    memcpy(port, p, pl + 1);
-    return 0;
-}
-
-static int parse_port(const char *p, uint16_t *out) {
-    bool digits = true;
-    for (const char *c = p; *c; c++)
-        if (!isdigit((unsigned char)*c))
-            digits = false;
-    if (digits) {
-        if (strlen(p) > 5)
-            return EINVAL;
-        long v = strtol(p, NULL, 10);
-        if (v < 0 || v > 65535)
-            return EINVAL;
-        *out = (uint16_t)v;
-        return 0;
-    }
-    /* A service name ("http"): /etc/services, which may be slow. */
-    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM};
-    struct addrinfo *res = NULL;
-    goro_syscall_enter();
-    int rc = getaddrinfo(NULL, p, &hints, &res);
-    goro_syscall_exit();
-    if (rc != 0 || !res)
-        return EINVAL;
-    *out = ntohs(((struct sockaddr_in *)res->ai_addr)->sin_port);
-    freeaddrinfo(res);
-    return 0;
-}
-
 /* Resolves addr into l, IPv4 addresses first. 0 or an errno value. */
 static int resolve(const char *addr, bool listening, addr_list *l) {
     char host[256], port[64];
     l->n = 0;
-    int err = split_hostport(addr, host, sizeof host, port, sizeof port);
+    int err = goro__split_hostport(addr, host, sizeof host, port, sizeof port, NULL);
     if (err)
         return err;
     uint16_t pnum;
-    if ((err = parse_port(port, &pnum)) != 0)
+    if ((err = goro__parse_port(port, &pnum, NULL)) != 0)
         return err;
     struct in_addr v4;
     struct in6_addr v6;

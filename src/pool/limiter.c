@@ -74,6 +74,7 @@
 #include <string.h>
 
 #include "../observe/debug_registry.h"
+#include "../util/list.h"
 
 /* How long a goroutine with nothing to do stays for the next task. */
 #define GORO__LIMITER_IDLE_NS GORO_MS(50)
@@ -81,7 +82,7 @@
 enum { OUT_NONE, OUT_TAKEN, OUT_GRANTED, OUT_CLOSED };
 
 typedef struct lsubmitter {
-    struct lsubmitter *next;
+    goro__link link;    /* in l->submitters (l->lock) */
     goro_fn fn;
     void *arg;
     goro__g *g;
@@ -101,8 +102,8 @@ struct lworker {
     goro_fn fn;         /* current task */
     void *arg;
     void (*user_on_panic)(const char *msg, void *arg);
-    lworker *iprev, *inext;  /* idle list (l->lock) */
-    lworker *dnext;          /* dead list (l->lock) */
+    goro__link ilink;        /* in l->idle (l->lock) */
+    goro__link dlink;        /* in l->dead (l->lock) */
     bool idle;               /* on the idle list (l->lock) */
     bool stop;               /* told to end while idle */
     bool in_task;            /* owned by the goroutine */
@@ -115,10 +116,10 @@ struct goro_limiter {
     _Atomic int running;
     _Atomic int waiting;
     _Atomic int max_pub;
-    lsubmitter *wq_head, *wq_tail;
-    lworker *idle;
+    goro__list submitters;   /* blocked lsubmitter by link, FIFO */
+    goro__list idle;         /* lworker by ilink, newest first */
     int nlive;
-    lworker *dead_head, *dead_tail;
+    goro__list dead;         /* lworker by dlink, oldest first */
     lwaitnode *waiters;
     void (*on_panic)(const char *msg, void *arg);
     unsigned long serial;
@@ -143,33 +144,20 @@ static void set_waiting(goro_limiter *l, int delta) {
 }
 
 static lsubmitter *wq_pop(goro_limiter *l) {
-    lsubmitter *s = l->wq_head;
+    lsubmitter *s = goro__list_entry(goro__list_pop_front(&l->submitters), lsubmitter, link);
     if (s) {
-        l->wq_head = s->next;
-        if (!l->wq_head)
-            l->wq_tail = NULL;
         set_waiting(l, -1);
     }
     return s;
 }
 
 static void idle_push(goro_limiter *l, lworker *w) {
-    w->iprev = NULL;
-    w->inext = l->idle;
-    if (l->idle)
-        l->idle->iprev = w;
-    l->idle = w;
+    goro__list_push_front(&l->idle, &w->ilink);
     w->idle = true;
 }
 
 static void idle_unlink(goro_limiter *l, lworker *w) {
-    if (w->iprev)
-        w->iprev->inext = w->inext;
-    else
-        l->idle = w->inext;
-    if (w->inext)
-        w->inext->iprev = w->iprev;
-    w->iprev = w->inext = NULL;
+    goro__list_remove(&l->idle, &w->ilink);
     w->idle = false;
 }
 
@@ -187,7 +175,7 @@ static int cur_running(goro_limiter *l) { return atomic_load_explicit(&l->runnin
 
 /* Hands free slots to blocked submitters, first come first served. */
 static void grant_locked(goro_limiter *l) {
-    while (l->wq_head && cur_running(l) < l->max) {
+    while (!goro__list_empty(&l->submitters) && cur_running(l) < l->max) {
         lsubmitter *s = wq_pop(l);
         set_running(l, +1);
         s->outcome = OUT_GRANTED;
@@ -205,12 +193,10 @@ static void release_slot_locked(goro_limiter *l) {
 
 /* A dead record whose goroutine is gone, for reuse (or NULL). */
 static lworker *dead_take_gone_locked(goro_limiter *l) {
-    lworker *w = l->dead_head;
+    lworker *w = goro__list_entry(l->dead.first, lworker, dlink);
     if (!w || !goro__pool_g_gone(w->g, w->gid))
         return NULL;
-    l->dead_head = w->dnext;
-    if (!l->dead_head)
-        l->dead_tail = NULL;
+    goro__list_remove(&l->dead, &w->dlink);
     return w;
 }
 
@@ -231,7 +217,7 @@ static void worker_main(void *arg) {
         w->in_task = false;
 
         goro__lock_acquire(&l->lock);
-        if (l->wq_head && cur_running(l) <= l->max) {
+        if (!goro__list_empty(&l->submitters) && cur_running(l) <= l->max) {
             /* Keep the slot and run the first blocked submitter's task. */
             lsubmitter *s = wq_pop(l);
             w->fn = s->fn;
@@ -285,12 +271,7 @@ static void worker_defer(void *arg) {
     if (w->in_task)
         release_slot_locked(l);
     l->nlive--;
-    w->dnext = NULL;
-    if (l->dead_tail)
-        l->dead_tail->dnext = w;
-    else
-        l->dead_head = w;
-    l->dead_tail = w;
+    goro__list_push_back(&l->dead, &w->dlink);
     if (l->nlive == 0 && l->waiters)
         wake_waiters_locked(l);
     goro__lock_release(&l->lock);
@@ -324,7 +305,7 @@ static void worker_on_panic(const char *msg, void *arg) {
 /* Gives the task (fn, arg), whose slot is already counted, to an idle
    goroutine or a new one. Called with l->lock held; releases it. */
 static int dispatch(goro_limiter *l, goro_fn fn, void *arg) {
-    for (lworker *w = l->idle; w; w = w->inext) {
+    GORO__LIST_FOREACH(w, &l->idle, lworker, ilink) {
         if (!goro__claim(w->g))
             continue; /* its idle time ran out: it unlinks itself */
         idle_unlink(l, w);
@@ -404,16 +385,12 @@ int goro_limiter_go(goro_limiter *l, goro_fn fn, void *arg) {
         goro__lock_release(&l->lock);
         return GORO_ECLOSED;
     }
-    if (!l->wq_head && cur_running(l) < l->max) {
+    if (goro__list_empty(&l->submitters) && cur_running(l) < l->max) {
         set_running(l, +1);
         return dispatch(l, fn, arg);
     }
     lsubmitter s = {.fn = fn, .arg = arg, .g = me, .outcome = OUT_NONE};
-    if (l->wq_tail)
-        l->wq_tail->next = &s;
-    else
-        l->wq_head = &s;
-    l->wq_tail = &s;
+    goro__list_push_back(&l->submitters, &s.link);
     set_waiting(l, +1);
     goro__g_prepare_wait(me);
     goro__park(GORO__POOL_WAIT_CALLER, NULL, goro__lock_release_v, &l->lock, GORO__POOL_NO_DEADLINE);
@@ -436,7 +413,7 @@ int goro_limiter_try_go(goro_limiter *l, goro_fn fn, void *arg) {
         goro__lock_release(&l->lock);
         return GORO_ECLOSED;
     }
-    if (l->wq_head || cur_running(l) >= l->max) {
+    if (!goro__list_empty(&l->submitters) || cur_running(l) >= l->max) {
         goro__lock_release(&l->lock);
         return GORO_EAGAIN;
     }
@@ -474,15 +451,12 @@ void goro_limiter_wait(goro_limiter *l) {
     for (;;) {
         if (cur_running(l) == 0) {
             /* Nothing runs: end the idle goroutines too. */
-            lworker *w = l->idle;
-            while (w) {
-                lworker *next = w->inext;
+            GORO__LIST_FOREACH_SAFE(w, &l->idle, lworker, ilink) {
                 if (goro__claim(w->g)) {
                     idle_unlink(l, w);
                     w->stop = true;
                     goro__ready(w->g);
                 }
-                w = next;
             }
             if (l->nlive == 0)
                 break;
@@ -493,14 +467,11 @@ void goro_limiter_wait(goro_limiter *l) {
         goro__park(GORO__POOL_WAIT_JOIN, NULL, goro__lock_release_v, &l->lock, GORO__POOL_NO_DEADLINE);
         goro__lock_acquire(&l->lock);
     }
-    lworker *dead = l->dead_head;
-    l->dead_head = l->dead_tail = NULL;
+    goro__list dead = goro__list_take(&l->dead);
     goro__lock_release(&l->lock);
-    while (dead) {
-        lworker *next = dead->dnext;
-        goro__pool_wait_gone(dead->g, dead->gid);
-        free(dead);
-        dead = next;
+    GORO__LIST_FOREACH_SAFE(w, &dead, lworker, dlink) {
+        goro__pool_wait_gone(w->g, w->gid);
+        free(w);
     }
 }
 

@@ -125,6 +125,7 @@
 #include <string.h>
 
 #include "../observe/debug_registry.h"
+#include "../util/list.h"
 
 /* How many times a worker that finds the queue empty yields before it goes
    idle (see worker_main). */
@@ -137,7 +138,7 @@ typedef struct pjob pjob;
 typedef struct pworker pworker;
 
 struct pjob {
-    pjob *next, *prev;          /* FIFO links (p->lock) */
+    goro__link qlink;           /* in p->queue (p->lock) */
     void *payload;
     void *result;
     int outcome;                /* 0 or GORO_ECLOSED, set by the waker before ready */
@@ -176,7 +177,7 @@ struct pworker {
 struct goro_pool {
     goro__lock lock;
     bool closed;
-    pjob *qhead, *qtail;
+    goro__list queue;           /* pjob by qlink, FIFO */
     pworker *idle;
     int nworkers;               /* workers not told to leave */
     _Atomic int excess;         /* leave-tokens not yet taken (written under lock) */
@@ -216,27 +217,13 @@ void goro__pool_wait_gone(goro__g *g, uint64_t id) {
 }
 
 static void q_push(goro_pool *p, pjob *j) {
-    j->next = NULL;
-    j->prev = p->qtail;
-    if (p->qtail)
-        p->qtail->next = j;
-    else
-        p->qhead = j;
-    p->qtail = j;
+    goro__list_push_back(&p->queue, &j->qlink);
     j->qstate = Q_QUEUED;
 }
 
-static void q_unlink(goro_pool *p, pjob *j) {
-    if (j->prev)
-        j->prev->next = j->next;
-    else
-        p->qhead = j->next;
-    if (j->next)
-        j->next->prev = j->prev;
-    else
-        p->qtail = j->prev;
-    j->next = j->prev = NULL;
-}
+static void q_unlink(goro_pool *p, pjob *j) { goro__list_remove(&p->queue, &j->qlink); }
+
+static pjob *q_first(goro_pool *p) { return goro__list_entry(p->queue.first, pjob, qlink); }
 
 static void wake_g(goro__g *g) {
     if (goro__claim(g))
@@ -355,7 +342,7 @@ static void worker_main(void *arg) {
             goro__lock_release(&p->lock);
             return;
         }
-        pjob *j = p->qhead;
+        pjob *j = q_first(p);
         if (j) {
             spins = 0;
             q_unlink(p, j);
@@ -809,7 +796,7 @@ void goro_pool_close(goro_pool *p) {
     atomic_store_explicit(&p->closed_pub, true, memory_order_release);
     /* Waiting callers: GORO_ECLOSED. Claimed jobs run to the end. */
     pjob *j;
-    while ((j = p->qhead) != NULL) {
+    while ((j = q_first(p)) != NULL) {
         q_unlink(p, j);
         j->qstate = Q_CLOSED;
         j->outcome = GORO_ECLOSED;

@@ -7,7 +7,7 @@
  * the next ticket to be notified: Signal advances it by one and wakes the
  * holder of that ticket; Broadcast sets it to wait and wakes everyone listed.
  *
- * Invariants (lock protects head/tail and notify's writes):
+ * Invariants (lock protects waiters and notify's writes):
  *  - tickets t with less(t, notify) have been notified; a waiter that finds
  *    its ticket already notified when it takes the lock does not sleep.
  *  - a listed waiter has prepared its wait and parks with `lock` as the unlock
@@ -19,18 +19,19 @@
  * bounded by the number of waiters.
  */
 #include "sync_internal.h"
+#include "../util/list.h"
 
 typedef struct condwaiter {
     goro__g *g;
     uint32_t ticket;
-    struct condwaiter *next;
+    goro__link link; /* in waiters (lock) */
 } condwaiter;
 
 typedef struct goro__cond {
     _Atomic uint32_t wait;   /* next ticket to hand out; incremented without the lock */
     _Atomic uint32_t notify; /* next ticket to notify; written under lock */
     goro__lock lock;
-    condwaiter *head, *tail;
+    goro__list waiters;      /* condwaiter by link, in ticket order (almost) */
 } goro__cond;
 
 _Static_assert(sizeof(goro__cond) <= sizeof(goro_cond), "goro_cond too small");
@@ -51,13 +52,9 @@ void goro_cond_wait(goro_cond *cp, goro_mutex *m) {
         goro__lock_release(&c->lock);
     } else {
         goro__g *g = goro__getg();
-        condwaiter w = {.g = g, .ticket = t, .next = NULL};
+        condwaiter w = {.g = g, .ticket = t};
         goro__g_prepare_wait(g);
-        if (c->tail == NULL)
-            c->head = &w;
-        else
-            c->tail->next = &w;
-        c->tail = &w;
+        goro__list_push_back(&c->waiters, &w.link);
         int64_t t0 = goro__blockprof_begin();
         goro__park(GORO__WAIT_COND, c, goro__lock_release_v, &c->lock, GORO__SYNC_NO_DEADLINE);
         goro__blockprof_end(t0);
@@ -82,17 +79,10 @@ void goro_cond_signal(goro_cond *cp) {
     /* Find the holder of ticket t. If it has not queued yet it will see the
        new notify value and not sleep. The scan stops early in practice:
        tickets are queued almost in order. */
-    condwaiter *prev = NULL;
-    for (condwaiter *w = c->head; w != NULL; prev = w, w = w->next) {
+    GORO__LIST_FOREACH(w, &c->waiters, condwaiter, link) {
         if (w->ticket != t)
             continue;
-        condwaiter *n = w->next;
-        if (prev != NULL)
-            prev->next = n;
-        else
-            c->head = n;
-        if (n == NULL)
-            c->tail = prev;
+        goro__list_remove(&c->waiters, &w->link);
         goro__g *g = w->g;
         if (!goro__claim(g))
             goro__throw("sync: cond waiter claimed twice");
@@ -110,22 +100,18 @@ void goro_cond_broadcast(goro_cond *cp) {
         return;
 
     goro__lock_acquire(&c->lock);
-    condwaiter *list = c->head;
-    c->head = c->tail = NULL;
+    goro__list list = goro__list_take(&c->waiters);
     /* Every ticket handed out so far is notified: those not listed yet will
        see it and not sleep. */
     atomic_store_explicit(&c->notify, atomic_load_explicit(&c->wait, memory_order_acquire),
                           memory_order_release);
-    for (condwaiter *w = list; w != NULL; w = w->next)
+    GORO__LIST_FOREACH(w, &list, condwaiter, link)
         if (!goro__claim(w->g))
             goro__throw("sync: cond waiter claimed twice");
     goro__lock_release(&c->lock);
 
-    /* Ready outside the lock; read next first: the record lives on the
-       waiter's stack and is gone once it runs. */
-    while (list != NULL) {
-        condwaiter *next = list->next;
-        goro__ready(list->g);
-        list = next;
-    }
+    /* Ready outside the lock; _SAFE reads the next link first: the record
+       lives on the waiter's stack and is gone once it runs. */
+    GORO__LIST_FOREACH_SAFE(w, &list, condwaiter, link)
+        goro__ready(w->g);
 }

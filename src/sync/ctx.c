@@ -15,7 +15,7 @@
  * happen after it was cancelled.
  *
  * Locks. c->mu protects: c->done's creation and closing, c->children and the
- * link fields (linked, sib_prev, sib_next) of every child in it, c->parent
+ * link fields (linked, sib) of every child in it, c->parent
  * and c->timer_armed. c->err is written once, under c->mu, and read with an
  * atomic load anywhere. At most one context's mu is held at a time (a
  * channel's lock may be taken inside it, to close done).
@@ -55,6 +55,7 @@
  * the worker's stack, and the worker owns the timer's reference.
  */
 #include "sync_internal.h"
+#include "../util/list.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -68,8 +69,8 @@ struct goro_ctx {
     bool linked;                 /* under parent->mu: in parent->children */
     goro_chan *_Atomic done;     /* created lazily under mu; closed by the first cancel */
     goro_ctx *parent;            /* referenced until cancelled; under mu, detached by the canceller */
-    goro_ctx *sib_prev, *sib_next; /* under parent->mu */
-    goro_ctx *children;          /* under mu */
+    goro__link sib;              /* in parent->children; under parent->mu */
+    goro__list children;         /* goro_ctx by sib; under mu */
     int64_t deadline;            /* absolute goro_nanotime(); INT64_MAX: none. Immutable */
     goro__timer timer;
     goro_ctx *expired_next;      /* expiry stack link (written by the timer callback) */
@@ -131,13 +132,7 @@ static inline void ctx_unref_nonlast(goro_ctx *c) {
 
 /* p->mu held, c->linked: unlinks c from p->children. */
 static void unlink_child(goro_ctx *p, goro_ctx *c) {
-    if (c->sib_prev != NULL)
-        c->sib_prev->sib_next = c->sib_next;
-    else
-        p->children = c->sib_next;
-    if (c->sib_next != NULL)
-        c->sib_next->sib_prev = c->sib_prev;
-    c->sib_prev = c->sib_next = NULL;
+    goro__list_remove(&p->children, &c->sib);
     c->linked = false;
 }
 
@@ -162,16 +157,13 @@ static bool cancel_node(goro_ctx *c, int err, goro_ctx **parent_out, goro_ctx **
         atomic_store_explicit(&c->done, closed_chan(), memory_order_release);
 
     /* Linked children are alive (see the top comment). */
-    goro_ctx *ch = c->children;
-    c->children = NULL;
-    while (ch != NULL) {
-        goro_ctx *next = ch->sib_next;
-        ch->sib_prev = ch->sib_next = NULL;
+    goro__link *l;
+    while ((l = goro__list_pop_front(&c->children)) != NULL) {
+        goro_ctx *ch = goro__list_entry(l, goro_ctx, sib);
         ch->linked = false;
         ctx_ref(ch);
         ch->work_next = *work;
         *work = ch;
-        ch = next;
     }
 
     if (c->timer_armed) {
@@ -313,11 +305,7 @@ static void propagate(goro_ctx *parent, goro_ctx *c) {
             ctx_ref(parent);
             c->parent = parent;
             c->linked = true;
-            c->sib_prev = NULL;
-            c->sib_next = parent->children;
-            if (parent->children != NULL)
-                parent->children->sib_prev = c;
-            parent->children = c;
+            goro__list_push_front(&parent->children, &c->sib);
         }
         goro__lock_release(&parent->mu);
     }

@@ -1,12 +1,13 @@
 /*
  * sync_internal.h - internals shared by the files of src/sync.
  *
- * Layering (Go's own): sema.c is a sleep/wake-up primitive keyed by the
+ * Layering (Go's own): sema_table.c is a sleep/wake-up primitive keyed by the
  * address of a uint32_t counter (Go's runtime/sema.go); mutex.c, rwmutex.c,
  * waitgroup.c and once.c keep their state in atomic words inside the user's
- * zeroed object and call sema.c only on the contended path. cond.c has its
- * own ticket list (Go's notifyList), sem.c its own FIFO of weighted waiters
- * (golang.org/x/sync/semaphore). Every waiter record lives on the waiting
+ * zeroed object and call sema_table.c only on the contended path. cond.c has
+ * its own ticket list (Go's notifyList), weighted_sem.c (the public goro_sem)
+ * its own FIFO of weighted waiters (golang.org/x/sync/semaphore). Every
+ * waiter record lives on the waiting
  * goroutine's (or thread's) stack, so no object ever allocates.
  *
  * All of them block and wake only through goro__g_prepare_wait / goro__park /

@@ -1,5 +1,5 @@
 /*
- * sem.c - goro_sem, a weighted semaphore with FIFO fairness, like
+ * weighted_sem.c - goro_sem, a weighted semaphore with FIFO fairness, like
  * golang.org/x/sync/semaphore.Weighted.
  *
  * size is the capacity, set by goro_sem_init (x/sync's NewWeighted); cur is
@@ -22,13 +22,14 @@
  *    does with a context that is never done.
  */
 #include "sync_internal.h"
+#include "../util/list.h"
 
 #include <string.h>
 
 typedef struct semwaiter {
     goro__g *g;
     int64_t n;
-    struct semwaiter *next;
+    goro__link link; /* in the queue (lock) */
 } semwaiter;
 
 typedef struct goro__sem {
@@ -36,7 +37,7 @@ typedef struct goro__sem {
     int64_t cur;
     goro__lock lock;
     uint32_t magic; /* SEM_MAGIC once goro_sem_init ran; 0 in a zeroed goro_sem */
-    semwaiter *head, *tail;
+    goro__list queue; /* semwaiter by link, FIFO */
 } goro__sem;
 
 #define SEM_MAGIC 0x73656d31u /* "sem1" */
@@ -73,14 +74,12 @@ static goro__sem *checked(goro_sem *sp, int64_t n, const char *call) {
 
 /* Grants queued requests in order while they fit (lock held). */
 static void notify_waiters(goro__sem *s) {
-    while (s->head != NULL) {
-        semwaiter *w = s->head;
+    semwaiter *w;
+    while ((w = goro__list_entry(s->queue.first, semwaiter, link)) != NULL) {
         if (s->size - s->cur < w->n)
             break; /* not enough for the first: everyone behind it waits too */
         s->cur += w->n;
-        s->head = w->next;
-        if (s->head == NULL)
-            s->tail = NULL;
+        goro__list_remove(&s->queue, &w->link);
         goro__g *g = w->g;
         if (!goro__claim(g))
             goro__throw("semaphore: waiter claimed twice");
@@ -91,7 +90,7 @@ static void notify_waiters(goro__sem *s) {
 void goro_sem_acquire(goro_sem *sp, int64_t n) {
     goro__sem *s = checked(sp, n, "goro_sem_acquire");
     goro__lock_acquire(&s->lock);
-    if (s->size - s->cur >= n && s->head == NULL) {
+    if (s->size - s->cur >= n && goro__list_empty(&s->queue)) {
         s->cur += n;
         goro__lock_release(&s->lock);
         return;
@@ -106,13 +105,9 @@ void goro_sem_acquire(goro_sem *sp, int64_t n) {
             g = goro__getg();
         }
     }
-    semwaiter w = {.g = g, .n = n, .next = NULL};
+    semwaiter w = {.g = g, .n = n};
     goro__g_prepare_wait(g);
-    if (s->tail == NULL)
-        s->head = &w;
-    else
-        s->tail->next = &w;
-    s->tail = &w;
+    goro__list_push_back(&s->queue, &w.link);
     /* Granted (cur already includes n) when this returns. */
     int64_t t0 = goro__blockprof_begin();
     goro__park(GORO__WAIT_SEMACQUIRE, s, goro__lock_release_v, &s->lock, GORO__SYNC_NO_DEADLINE);
@@ -122,7 +117,7 @@ void goro_sem_acquire(goro_sem *sp, int64_t n) {
 bool goro_sem_try_acquire(goro_sem *sp, int64_t n) {
     goro__sem *s = checked(sp, n, "goro_sem_try_acquire");
     goro__lock_acquire(&s->lock);
-    bool ok = s->size - s->cur >= n && s->head == NULL;
+    bool ok = s->size - s->cur >= n && goro__list_empty(&s->queue);
     if (ok)
         s->cur += n;
     goro__lock_release(&s->lock);

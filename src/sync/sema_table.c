@@ -1,5 +1,5 @@
 /*
- * sema.c - sleep and wake-up keyed by the address of a counter (Go's
+ * sema_table.c - sleep and wake-up keyed by the address of a counter (Go's
  * runtime/sema.go, after Mullender and Cox, "Semaphores in Plan 9").
  *
  * These are not semaphores for users: they are how mutex, rwmutex and
@@ -8,9 +8,9 @@
  * the sleep (semacquire): the count in *addr remembers it.
  *
  * Data: a fixed table of SEMTAB_SIZE roots, chosen by hashing addr. A root
- * holds, under root->lock, a singly linked list of "heads" - one waiter per
- * distinct address with sleepers - and each head a FIFO list (wnext/wtail) of
- * the other waiters on the same address. Go keeps the heads in a treap; we
+ * holds, under root->lock, a list of "heads" - one waiter per distinct
+ * address with sleepers - and each head a FIFO list (`others`) of the other
+ * waiters on the same address. Go keeps the heads in a treap; we
  * keep a list, which is short because the table is large (1021 roots) and
  * only addresses with sleepers are in it.
  *
@@ -31,15 +31,16 @@
  * *addr is only changed with atomics (CAS loops), never under the lock.
  */
 #include "sync_internal.h"
+#include "../util/list.h"
 
 #define SEMTAB_SIZE 1021 /* prime: does not correlate with allocation patterns */
 
 typedef struct semawaiter {
     goro__g *g;
     uint32_t *addr;
-    struct semawaiter *anext; /* heads only: next distinct address in the root */
-    struct semawaiter *wnext; /* next waiter on the same address */
-    struct semawaiter *wtail; /* heads only: last waiter on the same address */
+    goro__link alink;         /* heads only: in root->heads */
+    goro__link wlink;         /* others only: in its head's `others` */
+    goro__list others;        /* heads only: the other waiters on addr, FIFO */
     bool ticket;              /* set by a handoff release: the count is ours */
     int64_t acquiretime;      /* mutex profile: when a mutex waiter began, else 0 */
 } semawaiter;
@@ -47,7 +48,7 @@ typedef struct semawaiter {
 typedef struct semroot {
     goro__lock lock;
     _Atomic uint32_t nwait;   /* waiters (see invariants); read without the lock */
-    semawaiter *heads;
+    goro__list heads;         /* semawaiter by alink, one per address */
 } __attribute__((aligned(64))) semroot;
 
 static semroot semtable[SEMTAB_SIZE];
@@ -72,52 +73,39 @@ static bool cansemacquire(uint32_t *addr) {
 /* Adds w to the waiters of addr (root->lock held). */
 static void queue(semroot *root, uint32_t *addr, semawaiter *w, bool lifo) {
     w->addr = addr;
-    w->anext = w->wnext = w->wtail = NULL;
-    semawaiter **pp = &root->heads;
-    for (semawaiter *h = *pp; h != NULL; pp = &h->anext, h = *pp) {
+    w->others = (goro__list){0};
+    GORO__LIST_FOREACH(h, &root->heads, semawaiter, alink) {
         if (h->addr != addr)
             continue;
         if (lifo) {
             /* w replaces h as the head; h becomes the first of w's list. */
-            w->anext = h->anext;
-            w->wnext = h;
-            w->wtail = h->wtail != NULL ? h->wtail : h;
-            h->anext = NULL;
-            h->wtail = NULL;
-            *pp = w;
+            w->others = goro__list_take(&h->others);
+            goro__list_push_front(&w->others, &h->wlink);
+            goro__list_insert_before(&root->heads, &h->alink, &w->alink);
+            goro__list_remove(&root->heads, &h->alink);
         } else {
-            if (h->wtail != NULL)
-                h->wtail->wnext = w;
-            else
-                h->wnext = w;
-            h->wtail = w;
+            goro__list_push_back(&h->others, &w->wlink);
         }
         return;
     }
-    w->anext = root->heads;
-    root->heads = w;
+    goro__list_push_front(&root->heads, &w->alink);
 }
 
 /* Removes and returns the first waiter of addr, or NULL (root->lock held). */
 static semawaiter *dequeue(semroot *root, uint32_t *addr) {
-    semawaiter **pp = &root->heads;
-    semawaiter *h;
-    for (h = *pp; h != NULL; pp = &h->anext, h = *pp)
-        if (h->addr == addr)
-            break;
-    if (h == NULL)
-        return NULL;
-    semawaiter *t = h->wnext;
-    if (t != NULL) {
-        /* t becomes the head of addr's list. */
-        t->anext = h->anext;
-        t->wtail = t->wnext != NULL ? h->wtail : NULL;
-        *pp = t;
-    } else {
-        *pp = h->anext;
+    GORO__LIST_FOREACH(h, &root->heads, semawaiter, alink) {
+        if (h->addr != addr)
+            continue;
+        semawaiter *t = goro__list_entry(goro__list_pop_front(&h->others), semawaiter, wlink);
+        if (t != NULL) {
+            /* t becomes the head of addr's list, in h's place. */
+            t->others = goro__list_take(&h->others);
+            goro__list_insert_before(&root->heads, &h->alink, &t->alink);
+        }
+        goro__list_remove(&root->heads, &h->alink);
+        return h;
     }
-    h->anext = h->wnext = h->wtail = NULL;
-    return h;
+    return NULL;
 }
 
 static void semacquire_slow(uint32_t *addr, int reason, bool lifo);
