@@ -137,6 +137,8 @@ goro_ctx  *goro_ctx_with_timeout(goro_ctx *parent, int64_t ns);
 void       goro_ctx_cancel(goro_ctx *c);
 goro_chan *goro_ctx_done(goro_ctx *c);    /* closed on cancel or deadline; use in select */
 int        goro_ctx_err(goro_ctx *c);     /* 0, GORO_ECANCELED or GORO_ETIMEDOUT */
+/* Go's ctx.Err().Error(): "context canceled", "context deadline exceeded", or NULL (not done). */
+const char *goro_ctx_err_str(goro_ctx *c);
 void       goro_ctx_release(goro_ctx *c); /* also cancels, like Go's defer cancel() */
 
 /* --------------------------------------------------- I/O and blocking calls */

@@ -76,6 +76,8 @@ static void fill_info(goro__g *g, uint32_t status, goro__gcap *cap) {
     cap->waitobj = g->waitobj;
     cap->gopc = g->gopc;
     cap->startpc = 0;
+    cap->fn = g->is_thread ? 0 : (uintptr_t)g->fn;
+    cap->parent_fn = (uintptr_t)g->parent_fn;
     cap->unavailable = false;
 }
 
@@ -196,6 +198,8 @@ void goro__capture_self(goro__g *g, goro__gcap *cap, goro__stk *stk, int max, in
         if (g->name)
             cap->name = strdup(g->name);
         take_labels(g, cap);
+        goro__stk_note(stk, cap);
+        stk->blocked = false; /* it is running: it called us */
         return;
     }
     goro__regs rg;
@@ -236,6 +240,8 @@ void goro__capture_self(goro__g *g, goro__gcap *cap, goro__stk *stk, int max, in
             cap->name = strdup(g->name);
         take_labels(g, cap);
     }
+    goro__stk_note(stk, cap);
+    stk->blocked = false;
 }
 
 /* ------------------------------------------------------------ 2. parked */
@@ -680,8 +686,10 @@ int goro__capture_other(goro__g *g, goro__gcap *cap, goro__stk *stk, int max, in
         } else {
             return GORO__CAP_SKIP; /* idle */
         }
-        if (r == CAP_DONE)
+        if (r == CAP_DONE) {
+            goro__stk_note(stk, cap);
             return GORO__CAP_OK;
+        }
         if (r == CAP_SKIP_)
             return GORO__CAP_SKIP;
         if (r == CAP_UNAVAIL)

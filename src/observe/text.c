@@ -78,7 +78,8 @@ static void put_created_by(goro__ow *w, const goro__gcap *cap) {
     if (cap->id == 1 || cap->gopc < 2)
         return;
     const goro__sym *s = NULL;
-    const goro__symline *l = goro__creator_line(cap->gopc, &s);
+    uintptr_t pc;
+    const goro__symline *l = goro__creator(cap, &s, &pc);
     if (!l)
         return;
     goro__ow_puts(w, "created by ");
@@ -91,9 +92,9 @@ static void put_created_by(goro__ow *w, const goro__gcap *cap) {
     goro__ow_puts(w, l->file ? l->file : "??");
     goro__ow_write(w, ":", 1);
     goro__ow_dec(w, l->line);
-    if (s->entry && cap->gopc > s->entry) {
+    if (s->entry && pc > s->entry + 1) {
         goro__ow_write(w, " +", 2);
-        goro__ow_hex(w, cap->gopc - s->entry);
+        goro__ow_hex(w, pc - s->entry);
     }
     goro__ow_write(w, "\n", 1);
 }
@@ -269,7 +270,7 @@ goro__pgroup *goro__profile_groups(const goro__snapshot *s, const bool *keep, si
     size_t npc = 0;
     for (size_t i = 0; i < s->n; i++)
         if (!keep || keep[i])
-            npc += (size_t)s->gs[i].stk.n_head;
+            npc += (size_t)s->gs[i].stk.n_head + 2; /* + synthesized frames */
     int32_t *tab = malloc(cap * sizeof *tab);
     grec *recs = malloc((s->n ? s->n : 1) * sizeof *recs);
     uintptr_t *vbuf = malloc((npc ? npc : 1) * sizeof *vbuf);
@@ -361,6 +362,8 @@ static void put_record_frames(goro__ow *w, goro__tw *tw, const goro__pgroup *gr)
     head.n_tail = 0;
     head.gap = 0;
     head.nsig = 0; /* trampolines are gone from the visible list */
+    head.start_fn = 0; /* and the synthesized frames are in it */
+    head.blocked = false;
     /* The leaf keeps its exact-PC flag only if it is still the leaf. */
     head.leaf_exact = gr->first->stk.leaf_exact && gr->npcs > 0 &&
                       gr->first->stk.n_head > 0 && gr->pcs[0] == gr->first->stk.pcs[0];
@@ -369,8 +372,10 @@ static void put_record_frames(goro__ow *w, goro__tw *tw, const goro__pgroup *gr)
         w->err = w->err ? w->err : ENOMEM;
         return;
     }
-    for (int i = 0; i < fr.n; i++) /* already filtered by goro__visible_pcs */
-        fr.f[i].shown = true;
+    /* Already filtered by goro__visible_pcs; only goro's code inlined into
+       a shown goro call (its entry, synthesized) stays hidden. */
+    for (int i = 0; i < fr.n; i++)
+        fr.f[i].shown = !goro__inlined_internal(fr.f[i].sym, fr.f[i].line_idx);
     char buf[40];
     for (int i = 0; i < fr.n; i++) {
         const goro__frame *f = &fr.f[i];

@@ -241,6 +241,7 @@ uint64_t goro__newproc(const goro_opts *opts, goro_fn fn, void *arg, uintptr_t c
     g->fn = fn;
     g->arg = arg;
     g->gopc = creator_pc;
+    g->parent_fn = parent->is_thread || parent->is_g0 ? NULL : parent->fn;
     g->parent_id = parent->is_g0 ? 0 : parent->id;
     g->system = system;
     g->name = NULL;

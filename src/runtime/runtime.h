@@ -195,6 +195,7 @@ struct goro__g {
     goro_fn fn;                    /* entry function and its argument */
     void *arg;
     uintptr_t gopc;                /* return address inside the creator: the `go` statement */
+    goro_fn parent_fn;             /* the creator goroutine's fn ("created by" when gopc is lost) */
     char *name;                    /* goro_opts.name (owned copy) or NULL */
     goro__labels *labels;
     goro__defer *defers;
