@@ -16,6 +16,7 @@
  *     frames nothing can name are dropped.
  *  3. Anywhere else, goro frames are dropped.
  *  4. A blocked goroutine shows the goro call it is blocked in on top
+ *     (a goroutine that faulted inside a goro call shows that call)
  *     (apiframes.c says which calls): the outermost public goro_* frame of
  *     the run dropped by rule 1 if it is one that shows, else, when the
  *     compiler turned the user's call into a jump and no public frame is
@@ -105,11 +106,14 @@ static goro__frame synth(uintptr_t fn) {
 /* Rule 4: the frame to put on top (*add), or an existing frame to show. */
 static void top_call(goro__frames *fr, int dropped_to, const goro__stk *stk, uintptr_t *add) {
     *add = 0;
+    /* A fault inside a goro call (goro_mutex_lock(NULL)) shows the call, as
+       Go shows sync.(*Mutex).Lock above a nil dereference. */
+    bool faulted = stk->nsig > 0;
     for (int i = dropped_to; i >= 0; i--) {
         const char *fn = func_of(&fr->f[i]);
         if (!goro__api_public(fn))
             continue;
-        if (goro__api_shown(fn) && stk->blocked)
+        if ((goro__api_shown(fn) && stk->blocked) || faulted)
             fr->f[i].shown = true;
         return;
     }
@@ -159,7 +163,8 @@ bool goro__frames_build(const goro__stk *stk, goro__frames *out) {
             last = i;
             break;
         }
-    if (stk->start_fn && (last < 0 || out->f[last].sym->entry != stk->start_fn)) {
+    if (stk->start_fn && !stk->truncated &&
+        (last < 0 || out->f[last].sym->entry != stk->start_fn)) {
         goro__frame f = synth(stk->start_fn);
         bool internal = f.sym->lines[f.line_idx].internal;
         if (!internal || (last < 0 && !top))
@@ -187,12 +192,16 @@ int goro__visible_pcs(const goro__stk *stk, uintptr_t *out) {
     goro__frames fr;
     if (!goro__frames_build(&head, &fr))
         return 0;
+    /* A physical PC is kept when any of its logical frames is shown; its
+       frames are consecutive, the first with line_idx 0. */
     int m = 0;
-    uintptr_t prev = 0;
     for (int i = 0; i < fr.n; i++) {
-        if (!fr.f[i].shown || (m > 0 && fr.f[i].pc == prev && !fr.f[i].synthetic))
-            continue;
-        out[m++] = prev = fr.f[i].pc;
+        bool shown = fr.f[i].shown;
+        while (i + 1 < fr.n && fr.f[i + 1].line_idx > 0 && !fr.f[i + 1].synthetic &&
+               fr.f[i + 1].sym == fr.f[i].sym)
+            shown |= fr.f[++i].shown;
+        if (shown)
+            out[m++] = fr.f[i].pc;
     }
     goro__frames_free(&fr);
     return m;

@@ -112,6 +112,7 @@ typedef struct goro__stk {
        function at the bottom when the compiler removed its frame, and the
        goro call it is blocked in at the top (from the wait reason). */
     uintptr_t start_fn;     /* goro_go's fn; 0: a thread or unknown */
+    bool truncated;         /* the walk stopped at max with no tail kept */
     bool blocked;           /* parked (waiting) when captured */
     uint8_t reason;         /* its wait reason then */
 } goro__stk;
@@ -163,6 +164,13 @@ GORO__HIDDEN int goro__capture_other(goro__g *g, goro__gcap *cap, goro__stk *stk
 GORO__HIDDEN void goro__capture_self(goro__g *g, goro__gcap *cap, goro__stk *stk, int max,
                                      int ntail);
 GORO__HIDDEN void goro__gcap_clear(goro__gcap *cap);
+/* Sends tid the freeze request (freeze.c); false if it could not. */
+GORO__HIDDEN bool goro__capture_send_freeze(pid_t pid, pid_t tid);
+/* freeze.c: inside the capture handler, stops this thread for good when
+   a crash asked for it (returns otherwise). */
+GORO__HIDDEN void goro__freeze_self(const goro__regs *rg);
+/* The registers (and goroutine) of a frozen thread. */
+GORO__HIDDEN bool goro__frozen_regs(pid_t tid, goro__regs *rg, goro__g **g);
 /* Installs the capture signal handler (idempotent). */
 GORO__HIDDEN void goro__capture_init(void);
 /* Crash mode: observers use bounded waits and try-locks only. */

@@ -24,6 +24,7 @@
 #include "observe.h"
 
 #include <semaphore.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 #include <ucontext.h>
@@ -81,9 +82,12 @@ static void *dumper(void *arg) {
     for (;;) {
         while (sem_wait(&quit_sem) != 0) {
         }
+        if (goro__debug.traceback >= 3) {
+            goro__crash_begin();
+            dump_all();
+            goro__crash_exit();
+        }
         dump_all();
-        if (goro__debug.traceback >= 3)
-            _exit(2);
     }
     return NULL;
 }
@@ -117,7 +121,17 @@ static void sigquit_init(void) {
     sigaction(SIGQUIT, &sa, NULL);
 }
 
+/* exit() while a crash is being reported (main returning as a goroutine
+   faults) must not end the process with status 0 or run more user work:
+   the thread waits for the report, which ends the process. */
+static void exit_guard(void) {
+    if (goro__freeze_active())
+        for (;;)
+            pause();
+}
+
 void goro__observe_init(void) {
+    atexit(exit_guard);
     goro__capture_init();
     sigquit_init();
 }

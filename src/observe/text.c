@@ -38,13 +38,25 @@
 
 /* ------------------------------------------------------------ debug=2 */
 
+/* The C library's own sources (its .S syscall stubs, paths relative to
+   its build tree, when its debug info is installed) print as "??:0", as
+   without debug info: tools that read Go traces (panicparse) take only
+   absolute .c/.s/.go paths. */
+static bool libc_source_hidden(const goro__frame *f, const char *file) {
+    if (!(f->sym->flags & GORO__SYM_LIBC) || !file)
+        return false;
+    size_t n = strlen(file);
+    return file[0] != '/' || n < 2 || strcmp(file + n - 2, ".c") != 0;
+}
+
 static void put_frame(goro__ow *w, const goro__frame *f) {
     const goro__symline *l = &f->sym->lines[f->line_idx];
     goro__ow_puts(w, l->func ? l->func : "??");
     goro__ow_puts(w, f->inlined ? "(...)\n\t" : "()\n\t");
-    goro__ow_puts(w, l->file ? l->file : "??");
+    bool hide = libc_source_hidden(f, l->file);
+    goro__ow_puts(w, l->file && !hide ? l->file : "??");
     goro__ow_write(w, ":", 1);
-    goro__ow_dec(w, l->line);
+    goro__ow_dec(w, hide ? 0 : l->line);
     if (!f->inlined && f->sym->entry) {
         uintptr_t pc = f->exact ? f->pc - 1 : f->pc;
         if (pc > f->sym->entry) {

@@ -358,11 +358,10 @@ static void print_trace(goro__g *g) { goro__systemstack(print_trace_on_sysstack,
 /* Ends the process after the panic line(s): a blank line, the goroutine's
    trace, exit status 2 as Go's; GOROTRACEBACK=crash aborts for a core. */
 __attribute__((noreturn)) static void die_with_trace(goro__g *g) {
+    goro__crash_begin(); /* stops every other thread: nothing runs on meanwhile */
     goro__write_all(2, "\n\n", 2);
     print_trace(g);
-    if (goro__debug.traceback >= 3)
-        abort();
-    _exit(2);
+    goro__crash_exit();
 }
 
 void goro__panic_msg(char *msg) __attribute__((noreturn));

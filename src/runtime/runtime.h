@@ -352,6 +352,19 @@ GORO__HIDDEN void goro__write_all(int fd, const char *s, size_t n);
 /* Provided by src/observe (traceback printing for panics, fatal errors,
    signals). `all`: every goroutine; otherwise only g. */
 GORO__HIDDEN void goro__traceback_print(int fd, goro__g *g, bool all);
+/* src/observe/crash.c: the report of fatal signal sig (overflowed: the
+   goroutine whose stack guard was hit, or NULL); never returns. */
+GORO__HIDDEN void goro__crash_report(int sig, const void *siginfo, const void *uc,
+                                     goro__g *overflowed) __attribute__((noreturn));
+/* Makes this thread the one that reports a crash, after stopping every
+   other thread; a thread that comes second waits for good. */
+GORO__HIDDEN bool goro__crash_begin(void);
+/* Exit status 2, or abort() under GOROTRACEBACK=crash. */
+GORO__HIDDEN void goro__crash_exit(void) __attribute__((noreturn));
+/* src/observe/freeze.c: stops every other thread (once; false if a freeze
+   was already under way). */
+GORO__HIDDEN bool goro__freeze_others(void);
+GORO__HIDDEN bool goro__freeze_active(void);
 
 /* Called once by goro__init (installs SIGQUIT handling etc.); src/observe. */
 GORO__HIDDEN void goro__observe_init(void);
