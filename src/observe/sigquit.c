@@ -3,6 +3,9 @@
  * goes on (GOROTRACEBACK=crash: exits 2 after the dump). Also the observe
  * layer's start-up (goro__observe_init).
  *
+ * GOROTRACEBACK=crash stops every other thread first (as a crash does)
+ * and exits with status 2 after the dump.
+ *
  * The handler only records where the signal landed and posts a semaphore
  * (async-signal-safe); a dedicated thread, started at init with every
  * signal blocked, does the dump in normal context. Dumping inside the
@@ -83,9 +86,10 @@ static void *dumper(void *arg) {
         while (sem_wait(&quit_sem) != 0) {
         }
         if (goro__debug.traceback >= 3) {
+            /* The dump of a program that ends: nothing runs on meanwhile. */
             goro__crash_begin();
             dump_all();
-            goro__crash_exit();
+            _exit(2);
         }
         dump_all();
     }
