@@ -153,6 +153,18 @@ int     goro_close(int fd);                                       /* wakes its w
 void    goro_syscall_enter(void);
 void    goro_syscall_exit(void);
 
+/* ----------------------------------------------------------------- signals */
+
+/* Go's signal.Notify: each listed signal (a 0-terminated list) arrives on c
+   as its number, an int (c: goro_chan_make(sizeof(int), 1) or bigger; a
+   signal that finds c full is dropped, as in Go). Usable in goro_select.
+   0, or GORO_EINVAL for a signal goro keeps (SIGSEGV, SIGBUS, SIGFPE,
+   SIGILL, SIGURG) or that cannot be caught. See docs/observability.md. */
+int  goro_signal_notify(goro_chan *c, int sig, ...);
+/* Go's signal.Stop: no more signals on c; a signal nobody wants any more
+   gets its previous handling back. Call it before closing c. */
+void goro_signal_stop(goro_chan *c);
+
 /* -------------------------------------------------------- seeing goroutines */
 
 size_t goro_stack(char *buf, size_t len, bool all);   /* runtime.Stack: debug=2 text */

@@ -164,3 +164,24 @@ GORO_TEST(traces, ctx_error_texts_are_gos, .timeout = 30) {
     goro_ctx_release(c);
     goro_ctx_release(t);
 }
+
+/* ------------------------------------------------------------ signals */
+
+GORO_TEST(traces, signal_notify_delivers_on_a_channel, .timeout = 60) {
+    char out[4096];
+    int st = trace_run((const char *[]){"notify", NULL}, NULL, 1, out, sizeof out);
+    char want[64];
+    snprintf(want, sizeof want, "case 1 signal %d\ncase 1 signal %d\n", SIGUSR1, SIGUSR1);
+    cr_assert_str_eq(out, want);
+    /* After goro_signal_stop, SIGUSR1 kills as before. */
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGUSR1, "status %#x\n%s", st, out);
+}
+
+GORO_TEST(traces, signal_notify_refuses_goros_own_signals, .timeout = 30) {
+    goro_chan *c = goro_chan_make(sizeof(int), 1);
+    cr_assert_eq(goro_signal_notify(c, SIGURG, 0), GORO_EINVAL);
+    cr_assert_eq(goro_signal_notify(c, SIGKILL, 0), GORO_EINVAL);
+    cr_assert_eq(goro_signal_notify(c, 0), GORO_EINVAL);
+    goro_signal_stop(c); /* never registered: nothing to do */
+    goro_chan_release(c);
+}
