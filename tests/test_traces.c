@@ -185,3 +185,69 @@ GORO_TEST(traces, signal_notify_refuses_goros_own_signals, .timeout = 30) {
     goro_signal_stop(c); /* never registered: nothing to do */
     goro_chan_release(c);
 }
+
+/* ------------------------------------------------- Go's tools read them all */
+
+/* Writes n bytes to a new temporary file; returns its path (static). */
+static const char *to_temp(const char *data, size_t n) {
+    static char path[64];
+    snprintf(path, sizeof path, "/tmp/goro_traces_XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    cr_assert_eq(write(fd, data, n), (ssize_t)n);
+    close(fd);
+    return path;
+}
+
+/* Runs cmd through the shell; its output plus "rc=N" in out. */
+static void shell(const char *cmd, char *out, size_t cap) {
+    char full[1024];
+    snprintf(full, sizeof full, "%s 2>&1; echo \"rc=$?\"", cmd);
+    FILE *p = popen(full, "r");
+    cr_assert(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = 0;
+    pclose(p);
+}
+
+static void panicparse_accepts(const char *text) {
+    const char *path = to_temp(text, strlen(text));
+    char cmd[256], out[1 << 15];
+    snprintf(cmd, sizeof cmd, "/usr/bin/panicparse -parse=false -no-color < %s", path);
+    shell(cmd, out, sizeof out);
+    unlink(path);
+    cr_assert(strstr(out, "rc=0") != NULL && strstr(out, "Failed") == NULL, "%s\n--- input:\n%s",
+              out, text);
+}
+
+GORO_TEST(traces, panicparse_reads_dumps_sigquit_and_crashes, .timeout = 120) {
+    if (access("/usr/bin/panicparse", X_OK) != 0)
+        cr_skip("panicparse is not installed (apt-get install panicparse; CI has it)");
+    static char out[1 << 16];
+    trace_run((const char *[]){"dump", "2", NULL}, NULL, 1, out, sizeof out);
+    panicparse_accepts(out);
+    trace_run((const char *[]){"sigquit", NULL}, "crash", 2, out, sizeof out);
+    panicparse_accepts(out);
+    trace_run((const char *[]){"nil", NULL}, "all", 2, out, sizeof out);
+    panicparse_accepts(out);
+    trace_run((const char *[]){"mutex-null", NULL}, NULL, 2, out, sizeof out);
+    panicparse_accepts(out);
+}
+
+GORO_TEST(traces, go_tool_pprof_reads_the_profile, .timeout = 180) {
+    if (access("/usr/bin/go", X_OK) != 0)
+        cr_skip("go is not installed (apt-get install golang-go; CI has it)");
+    static char out[1 << 18], raw[1 << 16];
+    size_t n = 0;
+    int st = trace_run_n((const char *[]){"dump", "0", NULL}, NULL, 1, out, sizeof out, &n);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    const char *path = to_temp(out, n);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "HOME=/tmp GOFLAGS= /usr/bin/go tool pprof -raw %s", path);
+    shell(cmd, raw, sizeof raw);
+    unlink(path);
+    cr_assert(strstr(raw, "rc=0") != NULL, "%s", raw);
+    cr_assert(strstr(raw, " goro_sleep ") != NULL && strstr(raw, " sleeper ") != NULL, "%s", raw);
+    cr_assert(strstr(raw, " locker ") != NULL && strstr(raw, " receiver ") != NULL, "%s", raw);
+    cr_assert(strstr(raw, "goro__") == NULL && strstr(raw, "switch_to") == NULL, "%s", raw);
+}
