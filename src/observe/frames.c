@@ -24,8 +24,10 @@
  *  5. The goroutine's start function (goro_go's fn) is the bottom frame;
  *     when the compiler removed its frame (a tail call), it is added at its
  *     entry.
+ *  6. If nothing is left, the frames that are not goro's are shown (a thread
+ *     stopped in a C library call the walk could not get out of).
  * goro's internal frames are never shown, whatever the walk found: a stack
- * with nothing left after these rules prints no frames.
+ * made only of them prints no frames.
  */
 #include "observe.h"
 
@@ -170,6 +172,13 @@ bool goro__frames_build(const goro__stk *stk, goro__frames *out) {
         if (!internal || (last < 0 && !top))
             out->f[at++] = f;
     }
+    /* Rule 6: nothing left (a thread stopped in a C library call whose
+       caller the walk could not reach): its frames that are not goro's. */
+    bool any = false;
+    for (int i = first; i < at && !any; i++)
+        any = out->f[i].shown;
+    for (int i = 1; i < at && !any; i++)
+        out->f[i].shown = kind_of(&out->f[i]) != K_INTERNAL;
     if (first)
         memmove(out->f, out->f + 1, (size_t)(at - 1) * sizeof *out->f);
     out->n = at - first;

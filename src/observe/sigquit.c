@@ -104,18 +104,7 @@ static void sigquit_init(void) {
         return; /* the program handles SIGQUIT itself */
     if (sem_init(&quit_sem, 0, 0) != 0)
         return;
-    sigset_t all, prev;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &prev);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 1 << 20);
-    pthread_t t;
-    int e = pthread_create(&t, &attr, dumper, NULL);
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &prev, NULL);
-    if (e != 0)
+    if (!goro__thread_start_quiet(dumper, 1 << 20))
         return;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

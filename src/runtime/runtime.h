@@ -365,6 +365,9 @@ GORO__HIDDEN void goro__crash_exit(void) __attribute__((noreturn));
    was already under way). */
 GORO__HIDDEN bool goro__freeze_others(void);
 GORO__HIDDEN bool goro__freeze_active(void);
+/* signal.c: a detached helper thread running fn(NULL) with every signal
+   blocked (signals are the program's, or the handlers' to forward). */
+GORO__HIDDEN bool goro__thread_start_quiet(void *(*fn)(void *), size_t stack_size);
 
 /* Called once by goro__init (installs SIGQUIT handling etc.); src/observe. */
 GORO__HIDDEN void goro__observe_init(void);

@@ -7,7 +7,8 @@
  * over to the crash report (src/observe/crash.c): every other thread is
  * stopped, Go's report is written, and the process exits with status 2
  * (GOROTRACEBACK=crash: abort()). Handlers the program installed itself are
- * left alone.
+ * left alone. Also: starting the runtime's helper threads, which take no
+ * signal meant for the program.
  */
 #include "sched.h"
 
@@ -45,6 +46,21 @@ void goro__signals_init(void) {
    before the first goro call (goro_mutex_lock(NULL) as the first line of
    main) gets the same report and exit status. */
 __attribute__((constructor)) static void signals_init_early(void) { goro__signals_init(); }
+
+bool goro__thread_start_quiet(void *(*fn)(void *), size_t stack_size) {
+    sigset_t all, prev;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &prev);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, stack_size);
+    pthread_t t;
+    int e = pthread_create(&t, &attr, fn, NULL);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &prev, NULL);
+    return e == 0;
+}
 
 void goro__signals_init_thread(goro__m *m) {
     void *p = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,

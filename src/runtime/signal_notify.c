@@ -87,18 +87,7 @@ static bool start_dispatcher(void) {
         return true;
     if (sem_init(&wake, 0, 0) != 0)
         return false;
-    sigset_t all, prev;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &prev);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 256 << 10);
-    pthread_t t;
-    int e = pthread_create(&t, &attr, dispatcher, NULL);
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &prev, NULL);
-    started = e == 0;
+    started = goro__thread_start_quiet(dispatcher, 256 << 10);
     return started;
 }
 
