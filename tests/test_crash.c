@@ -13,6 +13,24 @@
 #include "goro_test.h"
 #include "trace_run.h"
 
+#if defined(__SANITIZE_THREAD__)
+#define CRASH_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CRASH_TSAN 1
+#endif
+#endif
+#ifndef CRASH_TSAN
+#define CRASH_TSAN 0
+#endif
+
+/* ThreadSanitizer takes SIGSEGV for its own report (handle_segv). */
+#define SKIP_UNDER_TSAN()                                                                          \
+    do {                                                                                           \
+        if (CRASH_TSAN)                                                                            \
+            cr_skip("ThreadSanitizer reports faults itself");                                      \
+    } while (0)
+
 #define NIL_PANIC "panic: runtime error: invalid memory address or nil pointer dereference\n" \
                   "[signal SIGSEGV: segmentation violation code="
 
@@ -33,6 +51,7 @@ static void assert_nil_report(int st, const char *out) {
 /* main returns while a goroutine faults, other goroutines busy: every run
    must end with the report and status 2 (it raced to 0 before). */
 GORO_TEST(crash, nil_dereference_always_exits_2, .timeout = 300) {
+    SKIP_UNDER_TSAN();
     char out[1 << 15];
     int runs = GORO_TEST_SANITIZED ? 20 : 60;
     for (int i = 0; i < runs; i++) {
@@ -46,6 +65,7 @@ GORO_TEST(crash, nil_dereference_always_exits_2, .timeout = 300) {
 }
 
 GORO_TEST(crash, gorotraceback_none, .timeout = 60) {
+    SKIP_UNDER_TSAN();
     char out[1 << 15];
     int st = trace_run((const char *[]){"nil", NULL}, "none", 2, out, sizeof out);
     assert_nil_report(st, out);
@@ -53,6 +73,7 @@ GORO_TEST(crash, gorotraceback_none, .timeout = 60) {
 }
 
 GORO_TEST(crash, gorotraceback_all, .timeout = 60) {
+    SKIP_UNDER_TSAN();
     char out[1 << 16];
     int st = trace_run((const char *[]){"nil", NULL}, "all", 2, out, sizeof out);
     assert_nil_report(st, out);
@@ -63,6 +84,7 @@ GORO_TEST(crash, gorotraceback_all, .timeout = 60) {
 }
 
 GORO_TEST(crash, gorotraceback_crash_aborts, .timeout = 60) {
+    SKIP_UNDER_TSAN();
     char out[1 << 16];
     int st = trace_run((const char *[]){"nil", NULL}, "crash", 2, out, sizeof out);
     cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x\n%s", st, out);
@@ -71,6 +93,7 @@ GORO_TEST(crash, gorotraceback_crash_aborts, .timeout = 60) {
 }
 
 GORO_TEST(crash, fault_on_a_plain_thread, .timeout = 60) {
+    SKIP_UNDER_TSAN();
     char out[1 << 15];
     int st = trace_run((const char *[]){"nil-thread", NULL}, NULL, 2, out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %#x\n%s", st, out);
@@ -82,6 +105,7 @@ GORO_TEST(crash, fault_on_a_plain_thread, .timeout = 60) {
 }
 
 GORO_TEST(crash, stack_overflow_report, .timeout = 60) {
+    SKIP_UNDER_TSAN();
     char out[1 << 16];
     int st = trace_run((const char *[]){"overflow", NULL}, NULL, 2, out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %#x\n%s", st, out);
@@ -91,6 +115,7 @@ GORO_TEST(crash, stack_overflow_report, .timeout = 60) {
 }
 
 GORO_TEST(crash, nil_mutex_before_the_runtime_started, .timeout = 60) {
+    SKIP_UNDER_TSAN();
     if (GORO_TEST_SANITIZED)
         cr_skip("UBSan reports the null member access first");
     char out[1 << 15];
@@ -101,6 +126,7 @@ GORO_TEST(crash, nil_mutex_before_the_runtime_started, .timeout = 60) {
 }
 
 GORO_TEST(crash, channel_released_too_often_has_a_trace, .timeout = 60) {
+    SKIP_UNDER_TSAN();
     if (GORO_TEST_SANITIZED)
         cr_skip("ASan reports the use after free first");
     char out[1 << 15];
