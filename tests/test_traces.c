@@ -178,6 +178,15 @@ GORO_TEST(traces, signal_notify_delivers_on_a_channel, .timeout = 60) {
     cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGUSR1, "status %#x\n%s", st, out);
 }
 
+GORO_TEST(traces, waiting_for_a_signal_is_not_a_deadlock, .timeout = 60) {
+    char out[4096];
+    int st = trace_run((const char *[]){"notify-wait", NULL}, NULL, 1, out, sizeof out);
+    char want[32];
+    snprintf(want, sizeof want, "got %d\n", SIGTERM);
+    cr_assert_str_eq(out, want);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %#x", st);
+}
+
 GORO_TEST(traces, signal_notify_refuses_goros_own_signals, .timeout = 30) {
     goro_chan *c = goro_chan_make(sizeof(int), 1);
     cr_assert_eq(goro_signal_notify(c, SIGURG, 0), GORO_EINVAL);
