@@ -221,7 +221,9 @@ const goro__symline *goro__creator_line(uintptr_t gopc, const goro__sym **sym_ou
         return NULL;
     const goro__sym *s = goro__symbolize(gopc);
     const goro__symline *l = &s->lines[0];
-    if (l->internal)
+    /* goro's code, or start-up code (a thread function or main whose last
+       statement was goro_go, a tail call): not the creator. */
+    if (l->internal || (s->flags & GORO__SYM_OUTER))
         return NULL;
     *sym_out = s;
     return l;
