@@ -99,7 +99,7 @@ bool goro__freeze_others(void) {
         return true;
     pid_t pid = getpid();
     int sent = 0;
-    char buf[4096];
+    char buf[1024]; /* small: a panicking goroutine calls this on its own stack */
     for (;;) {
         long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
         if (n <= 0)
