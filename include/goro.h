@@ -166,6 +166,8 @@ goro_ctx  *goro_ctx_with_timeout(goro_ctx *parent, int64_t ns);
 void       goro_ctx_cancel(goro_ctx *c);
 goro_chan *goro_ctx_done(goro_ctx *c);    /* closed on cancel or deadline; use in select */
 int        goro_ctx_err(goro_ctx *c);     /* 0, GORO_ECANCELED or GORO_ETIMEDOUT */
+/* Go's ctx.Err().Error(): "context canceled", "context deadline exceeded", or NULL (not done). */
+const char *goro_ctx_err_str(goro_ctx *c);
 void       goro_ctx_release(goro_ctx *c); /* also cancels, like Go's defer cancel() */
 
 /* --------------------------------------------------- I/O and blocking calls */
@@ -190,6 +192,18 @@ int     goro_close(int fd);                                       /* 0 or -errno
    On a plain thread they do nothing. */
 void    goro_syscall_enter(void);
 void    goro_syscall_exit(void);
+
+/* ----------------------------------------------------------------- signals */
+
+/* Go's signal.Notify: each listed signal (a 0-terminated list) arrives on c
+   as its number, an int (c: goro_chan_make(sizeof(int), 1) or bigger; a
+   signal that finds c full is dropped, as in Go). Usable in goro_select.
+   0, or GORO_EINVAL for a signal goro keeps (SIGSEGV, SIGBUS, SIGFPE,
+   SIGILL, SIGURG) or that cannot be caught. See docs/observability.md. */
+int  goro_signal_notify(goro_chan *c, int sig, ...);
+/* Go's signal.Stop: no more signals on c; a signal nobody wants any more
+   gets its previous handling back. Call it before closing c. */
+void goro_signal_stop(goro_chan *c);
 
 /* -------------------------------------------------------- seeing goroutines */
 

@@ -112,7 +112,8 @@ static bool filtered(const goro__gsnap *gs, const goro_leak_opts *o) {
         return false;
     if (o->ignore_created_by) {
         const goro__sym *sym;
-        const goro__symline *cl = goro__creator_line(gs->cap.gopc, &sym);
+        uintptr_t pc;
+        const goro__symline *cl = goro__creator(&gs->cap, &sym, &pc);
         if (cl && name_in(cl->func, o->ignore_created_by))
             return true;
     }

@@ -76,6 +76,8 @@ static void fill_info(goro__g *g, uint32_t status, goro__gcap *cap) {
     cap->waitobj = g->waitobj;
     cap->gopc = g->gopc;
     cap->startpc = 0;
+    cap->fn = g->is_thread ? 0 : (uintptr_t)g->fn;
+    cap->parent_fn = (uintptr_t)g->parent_fn;
     cap->unavailable = false;
 }
 
@@ -196,6 +198,8 @@ void goro__capture_self(goro__g *g, goro__gcap *cap, goro__stk *stk, int max, in
         if (g->name)
             cap->name = strdup(g->name);
         take_labels(g, cap);
+        goro__stk_note(stk, cap);
+        stk->blocked = false; /* it is running: it called us */
         return;
     }
     goro__regs rg;
@@ -236,6 +240,8 @@ void goro__capture_self(goro__g *g, goro__gcap *cap, goro__stk *stk, int max, in
             cap->name = strdup(g->name);
         take_labels(g, cap);
     }
+    goro__stk_note(stk, cap);
+    stk->blocked = false;
 }
 
 /* ------------------------------------------------------------ 2. parked */
@@ -317,6 +323,8 @@ static bool regs_from_saved_ctx(goro__g *g, goro__gcap *cap, goro__stk *stk, int
 enum { REQ_IDLE, REQ_SENT, REQ_BUSY, REQ_POSTED, REQ_RELEASED, REQ_DONE, REQ_CANCELLED };
 
 #define TOKEN_MAGIC 0x676f726fULL /* "goro" */
+/* Request tokens never have a zero low half: that value asks for a freeze. */
+#define FREEZE_TOKEN (TOKEN_MAGIC << 32)
 
 static struct capreq {
     _Atomic uint32_t state;
@@ -369,6 +377,14 @@ static void capture_handler(int sig, siginfo_t *si, void *ucv) {
         errno = saved_errno;
         return;
     }
+    if (val == FREEZE_TOKEN) {
+        /* A crash stops this thread for good (freeze.c). */
+        goro__regs rg;
+        regs_from_ucontext((const ucontext_t *)ucv, &rg);
+        goro__freeze_self(&rg);
+        errno = saved_errno;
+        return;
+    }
     if (atomic_load_explicit(&req.token, memory_order_acquire) != val) {
         errno = saved_errno; /* a late signal of a finished request */
         return;
@@ -406,6 +422,17 @@ static void capture_handler(int sig, siginfo_t *si, void *ucv) {
     atomic_store_explicit(&req.state, REQ_DONE, memory_order_release);
     goro__futex_wake(&req.state, 1);
     errno = saved_errno;
+}
+
+bool goro__capture_send_freeze(pid_t pid, pid_t tid) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    si.si_signo = GORO__SIG_CAPTURE;
+    si.si_code = SI_QUEUE;
+    si.si_pid = pid;
+    si.si_uid = getuid();
+    si.si_value.sival_ptr = (void *)(uintptr_t)FREEZE_TOKEN;
+    return syscall(SYS_rt_tgsigqueueinfo, pid, tid, GORO__SIG_CAPTURE, &si) == 0;
 }
 
 void goro__capture_init(void) {
@@ -524,6 +551,19 @@ static int capture_signal(goro__g *g, pid_t tid, goro__gcap *cap, goro__stk *stk
     } else {
         goro__lock_acquire(&cap_mu);
     }
+    /* A thread a crash froze answers no signal: its registers are in the
+       frozen table, and it stays still. */
+    int result = CAP_RETRY;
+    goro__g *frozen_g = NULL;
+    bool frozen = crashing && goro__frozen_regs(tid, &req.regs, &frozen_g);
+    if (frozen) {
+        req.match = frozen_g == g;
+        if (req.match && !g->is_thread) {
+            uintptr_t sp = req.regs.r[GORO__REG_SP];
+            req.match = sp >= (uintptr_t)g->stack_lo && sp < (uintptr_t)g->stack_hi;
+        }
+        goto paused;
+    }
     uint64_t token = (TOKEN_MAGIC << 32) | (atomic_fetch_add(&token_gen, 1) & 0xffffffffULL);
     if ((token & 0xffffffffULL) == 0)
         token = (TOKEN_MAGIC << 32) | (atomic_fetch_add(&token_gen, 1) & 0xffffffffULL);
@@ -540,7 +580,6 @@ static int capture_signal(goro__g *g, pid_t tid, goro__gcap *cap, goro__stk *stk
     si.si_pid = getpid();
     si.si_uid = getuid();
     si.si_value.sival_ptr = (void *)(uintptr_t)token;
-    int result = CAP_RETRY;
     if (syscall(SYS_rt_tgsigqueueinfo, getpid(), tid, GORO__SIG_CAPTURE, &si) != 0) {
         atomic_store(&req.token, 0);
         atomic_store(&req.state, REQ_IDLE);
@@ -567,6 +606,7 @@ static int capture_signal(goro__g *g, pid_t tid, goro__gcap *cap, goro__stk *stk
         return CAP_UNAVAIL;
     }
 
+paused:
     /* ---- the target is paused: no allocation, no locks ---- */
     char namebuf[NAME_MAX_COPY];
     namebuf[0] = 0;
@@ -617,11 +657,13 @@ static int capture_signal(goro__g *g, pid_t tid, goro__gcap *cap, goro__stk *stk
         }
         result = CAP_DONE;
     }
-    atomic_store_explicit(&req.state, REQ_RELEASED, memory_order_release);
-    goro__futex_wake(&req.state, 1);
-    wait_while(REQ_RELEASED, 2000 * 1000000LL);
-    atomic_store(&req.token, 0);
-    atomic_store(&req.state, REQ_IDLE);
+    if (!frozen) {
+        atomic_store_explicit(&req.state, REQ_RELEASED, memory_order_release);
+        goro__futex_wake(&req.state, 1);
+        wait_while(REQ_RELEASED, 2000 * 1000000LL);
+        atomic_store(&req.token, 0);
+        atomic_store(&req.state, REQ_IDLE);
+    }
     goro__lock_release(&cap_mu);
     /* ---- released ---- */
 
@@ -646,6 +688,9 @@ static int capture_signal(goro__g *g, pid_t tid, goro__gcap *cap, goro__stk *stk
 int goro__capture_other(goro__g *g, goro__gcap *cap, goro__stk *stk, int max, int ntail) {
     memset(cap, 0, sizeof *cap);
     stk->nsig = 0;
+    stk->truncated = false;
+    stk->start_fn = 0;
+    stk->blocked = false;
     stk->n_head = stk->n_tail = 0;
     stk->gap = 0;
     stk->leaf_exact = false;
@@ -681,8 +726,10 @@ int goro__capture_other(goro__g *g, goro__gcap *cap, goro__stk *stk, int max, in
         } else {
             return GORO__CAP_SKIP; /* idle */
         }
-        if (r == CAP_DONE)
+        if (r == CAP_DONE) {
+            goro__stk_note(stk, cap);
             return GORO__CAP_OK;
+        }
         if (r == CAP_SKIP_)
             return GORO__CAP_SKIP;
         if (r == CAP_UNAVAIL)

@@ -15,7 +15,19 @@
  *     C start-up frames (_start, __libc_start_*, start_thread, clone) and
  *     frames nothing can name are dropped.
  *  3. Anywhere else, goro frames are dropped.
- *  4. If nothing is left, everything is shown (as Go does).
+ *  4. A blocked goroutine shows the goro call it is blocked in on top
+ *     (a goroutine that faulted inside a goro call shows that call)
+ *     (apiframes.c says which calls): the outermost public goro_* frame of
+ *     the run dropped by rule 1 if it is one that shows, else, when the
+ *     compiler turned the user's call into a jump and no public frame is
+ *     left, the call its wait reason implies, at its entry.
+ *  5. The goroutine's start function (goro_go's fn) is the bottom frame;
+ *     when the compiler removed its frame (a tail call), it is added at its
+ *     entry.
+ *  6. If nothing is left, the frames that are not goro's are shown (a thread
+ *     stopped in a C library call the walk could not get out of).
+ * goro's internal frames are never shown, whatever the walk found: a stack
+ * made only of them prints no frames.
  */
 #include "observe.h"
 
@@ -25,6 +37,8 @@
 enum { K_USER, K_INTERNAL, K_LIBC, K_UNKNOWN, K_OUTER };
 
 static int kind_of(const goro__frame *f) {
+    if (f->synthetic)
+        return K_USER;
     if (f->trampoline)
         return K_INTERNAL; /* a signal trampoline is hidden like goro's frames */
     const goro__symline *l = &f->sym->lines[f->line_idx];
@@ -39,51 +53,30 @@ static int kind_of(const goro__frame *f) {
     return K_USER;
 }
 
-static void apply_hiding(goro__frames *fr) {
+static const char *func_of(const goro__frame *f) { return f->sym->lines[f->line_idx].func; }
+
+/* Rules 1-3. Returns the index of the last frame rule 1 dropped (-1). */
+static int apply_hiding(goro__frames *fr) {
     int n = fr->n;
-    int *kind = malloc((size_t)(n ? n : 1) * sizeof *kind);
-    for (int i = 0; i < n; i++) {
-        fr->f[i].shown = true;
-        if (kind)
-            kind[i] = kind_of(&fr->f[i]);
-    }
-    if (!kind) {
-        fr->nshown = n;
-        return;
-    }
-    /* 1. top */
     int last_internal = -1;
     for (int i = 0; i < n; i++) {
-        if (kind[i] == K_INTERNAL)
+        int k = kind_of(&fr->f[i]);
+        if (k == K_INTERNAL)
             last_internal = i;
-        else if (kind[i] != K_LIBC && kind[i] != K_UNKNOWN)
+        else if (k != K_LIBC && k != K_UNKNOWN)
             break;
     }
-    for (int i = 0; i <= last_internal; i++)
-        fr->f[i].shown = false;
-    /* 2. bottom */
+    for (int i = 0; i < n; i++) {
+        int k = kind_of(&fr->f[i]);
+        fr->f[i].shown = i > last_internal && k != K_INTERNAL;
+    }
     for (int i = n - 1; i > last_internal; i--) {
-        if (kind[i] == K_INTERNAL || kind[i] == K_OUTER || kind[i] == K_LIBC ||
-            kind[i] == K_UNKNOWN)
-            fr->f[i].shown = false;
-        else
+        int k = kind_of(&fr->f[i]);
+        if (k == K_USER)
             break;
+        fr->f[i].shown = false;
     }
-    /* 3. anywhere */
-    for (int i = 0; i < n; i++)
-        if (kind[i] == K_INTERNAL)
-            fr->f[i].shown = false;
-    int shown = 0;
-    for (int i = 0; i < n; i++)
-        shown += fr->f[i].shown;
-    /* 4. nothing left */
-    if (shown == 0) {
-        for (int i = 0; i < n; i++)
-            fr->f[i].shown = true;
-        shown = n;
-    }
-    fr->nshown = shown;
-    free(kind);
+    return last_internal;
 }
 
 static int expand(goro__frame *out, int at, uintptr_t pc, bool exact, bool gap_before,
@@ -99,25 +92,53 @@ static int expand(goro__frame *out, int at, uintptr_t pc, bool exact, bool gap_b
         f->shown = true;
         f->gap_before = gap_before && j == 0;
         f->trampoline = trampoline;
+        f->synthetic = false;
     }
     return s->n;
+}
+
+/* One frame for a function that is not on the stack, at its entry. */
+static goro__frame synth(uintptr_t fn) {
+    const goro__sym *s = goro__symbolize(fn + 1);
+    goro__frame f = {.sym = s, .pc = fn + 1, .line_idx = s->n - 1, .exact = true,
+                     .shown = true, .synthetic = true};
+    return f;
+}
+
+/* Rule 4: the frame to put on top (*add), or an existing frame to show. */
+static void top_call(goro__frames *fr, int dropped_to, const goro__stk *stk, uintptr_t *add) {
+    *add = 0;
+    /* A fault inside a goro call (goro_mutex_lock(NULL)) shows the call, as
+       Go shows sync.(*Mutex).Lock above a nil dereference. */
+    bool faulted = stk->nsig > 0;
+    for (int i = dropped_to; i >= 0; i--) {
+        const char *fn = func_of(&fr->f[i]);
+        if (!goro__api_public(fn))
+            continue;
+        if ((goro__api_shown(fn) && stk->blocked) || faulted)
+            fr->f[i].shown = true;
+        return;
+    }
+    if (stk->blocked)
+        *add = goro__api_for_reason(stk->reason);
 }
 
 bool goro__frames_build(const goro__stk *stk, goro__frames *out) {
     memset(out, 0, sizeof *out);
     int np = stk->n_head + stk->n_tail;
-    if (np == 0)
-        return true;
     /* Count logical frames first (symbolizing warms the cache). */
     int total = 0;
     for (int i = 0; i < stk->n_head; i++)
         total += goro__symbolize(stk->pcs[i])->n;
     for (int i = 0; i < stk->n_tail; i++)
         total += goro__symbolize(stk->tail[i])->n;
-    out->f = malloc((size_t)total * sizeof *out->f);
+    if (np == 0 && !stk->start_fn)
+        return true;
+    /* Room for the synthesized top and bottom frames. */
+    out->f = malloc((size_t)(total + 2) * sizeof *out->f);
     if (!out->f)
         return false;
-    int at = 0;
+    int at = 1; /* f[0] is kept for a synthesized top frame */
     for (int i = 0; i < stk->n_head; i++) {
         bool exact = i == 0 && stk->leaf_exact, tramp = false;
         for (int k = 0; k < stk->nsig; k++) {
@@ -128,9 +149,42 @@ bool goro__frames_build(const goro__stk *stk, goro__frames *out) {
     }
     for (int i = 0; i < stk->n_tail; i++)
         at += expand(out->f, at, stk->tail[i], false, i == 0 && stk->gap > 0, false);
-    out->n = at;
+    goro__frames view = {.f = out->f + 1, .n = at - 1};
+    int dropped_to = apply_hiding(&view);
+    uintptr_t top = 0;
+    top_call(&view, dropped_to, stk, &top);
+    int first = 1;
+    if (top) {
+        out->f[0] = synth(top);
+        first = 0;
+    }
+    /* Rule 5. */
+    int last = -1;
+    for (int i = at - 1; i >= first; i--)
+        if (out->f[i].shown && !out->f[i].synthetic) {
+            last = i;
+            break;
+        }
+    if (stk->start_fn && !stk->truncated &&
+        (last < 0 || out->f[last].sym->entry != stk->start_fn)) {
+        goro__frame f = synth(stk->start_fn);
+        bool internal = f.sym->lines[f.line_idx].internal;
+        if (!internal || (last < 0 && !top))
+            out->f[at++] = f;
+    }
+    /* Rule 6: nothing left (a thread stopped in a C library call whose
+       caller the walk could not reach): its frames that are not goro's. */
+    bool any = false;
+    for (int i = first; i < at && !any; i++)
+        any = out->f[i].shown;
+    for (int i = 1; i < at && !any; i++)
+        out->f[i].shown = kind_of(&out->f[i]) != K_INTERNAL;
+    if (first)
+        memmove(out->f, out->f + 1, (size_t)(at - 1) * sizeof *out->f);
+    out->n = at - first;
     out->gap = stk->gap;
-    apply_hiding(out);
+    for (int i = 0; i < out->n; i++)
+        out->nshown += out->f[i].shown;
     return true;
 }
 
@@ -140,51 +194,25 @@ void goro__frames_free(goro__frames *fr) {
     fr->n = fr->nshown = 0;
 }
 
-/* The same rules on physical PCs (a PC counts as goro's own when the
-   function it physically belongs to is), for profiles: cheap, no allocation. */
-static int pc_kind(uintptr_t pc) {
-    const goro__sym *s = goro__symbolize(pc);
-    if (s->lines[s->n - 1].internal)
-        return K_INTERNAL;
-    if (s->flags & GORO__SYM_OUTER)
-        return K_OUTER;
-    if (s->flags & GORO__SYM_LIBC)
-        return K_LIBC;
-    if (!(s->flags & GORO__SYM_FOUND))
-        return K_UNKNOWN;
-    return K_USER;
-}
-
 int goro__visible_pcs(const goro__stk *stk, uintptr_t *out) {
-    int n = stk->n_head;
-    unsigned char kind[GORO__DUMP_HEAD];
-    if (n > GORO__DUMP_HEAD)
-        n = GORO__DUMP_HEAD;
-    for (int i = 0; i < n; i++)
-        kind[i] = (unsigned char)pc_kind(stk->pcs[i]);
-    for (int k = 0; k < stk->nsig; k++)
-        if (stk->sig_at[k] >= 1 && stk->sig_at[k] <= n)
-            kind[stk->sig_at[k] - 1] = K_INTERNAL;
-    int last_internal = -1;
-    for (int i = 0; i < n; i++) {
-        if (kind[i] == K_INTERNAL)
-            last_internal = i;
-        else if (kind[i] != K_LIBC && kind[i] != K_UNKNOWN)
-            break;
-    }
-    int end = n;
-    while (end - 1 > last_internal && (kind[end - 1] == K_INTERNAL || kind[end - 1] == K_OUTER ||
-                                       kind[end - 1] == K_LIBC || kind[end - 1] == K_UNKNOWN))
-        end--;
+    goro__stk head = *stk;
+    head.n_tail = 0;
+    head.gap = 0;
+    goro__frames fr;
+    if (!goro__frames_build(&head, &fr))
+        return 0;
+    /* A physical PC is kept when any of its logical frames is shown; its
+       frames are consecutive, the first with line_idx 0. */
     int m = 0;
-    for (int i = last_internal + 1; i < end; i++)
-        if (kind[i] != K_INTERNAL)
-            out[m++] = stk->pcs[i];
-    if (m == 0) {
-        for (int i = 0; i < n; i++)
-            out[i] = stk->pcs[i];
-        m = n;
+    for (int i = 0; i < fr.n; i++) {
+        bool shown = fr.f[i].shown;
+        while (i + 1 < fr.n && fr.f[i + 1].line_idx > 0 && !fr.f[i + 1].synthetic &&
+               fr.f[i + 1].sym == fr.f[i].sym)
+            shown |= fr.f[++i].shown;
+        if (shown)
+            out[m++] = fr.f[i].pc;
     }
+    goro__frames_free(&fr);
     return m;
 }
 
@@ -193,8 +221,30 @@ const goro__symline *goro__creator_line(uintptr_t gopc, const goro__sym **sym_ou
         return NULL;
     const goro__sym *s = goro__symbolize(gopc);
     const goro__symline *l = &s->lines[0];
-    if (l->internal)
+    /* goro's code, or start-up code (a thread function or main whose last
+       statement was goro_go, a tail call): not the creator. */
+    if (l->internal || (s->flags & GORO__SYM_OUTER))
         return NULL;
     *sym_out = s;
     return l;
+}
+
+const goro__symline *goro__creator(const goro__gcap *cap, const goro__sym **sym_out,
+                                   uintptr_t *pc_out) {
+    *pc_out = cap->gopc;
+    const goro__symline *l = goro__creator_line(cap->gopc, sym_out);
+    if (l || !cap->parent_fn)
+        return l;
+    *pc_out = cap->parent_fn + 1;
+    return goro__creator_line(cap->parent_fn + 1, sym_out);
+}
+
+void goro__stk_note(goro__stk *stk, const goro__gcap *cap) {
+    stk->start_fn = cap->is_thread ? 0 : cap->fn;
+    stk->blocked = cap->status == GORO__G_WAITING;
+    stk->reason = cap->reason;
+}
+
+bool goro__inlined_internal(const goro__sym *s, int i) {
+    return i < s->n - 1 && s->lines[i].internal;
 }

@@ -79,9 +79,12 @@ void goro_label_set(const char *key, const char *value) {
     }
     if (!placed && value)
         kv[m++] = (goro__kv){key, value};
-    goro__labels *nl = labels_build(kv, m);
+    /* Removing the last label leaves no set at all (not an empty one), so
+       the goroutine prints no "# labels: {}" and groups with unlabeled
+       twins again. */
+    goro__labels *nl = m ? labels_build(kv, m) : NULL;
     free(kv);
-    if (!nl)
+    if (m && !nl)
         return;
     __atomic_store_n(&g->labels, nl, __ATOMIC_RELEASE);
     goro__labels_release(old);

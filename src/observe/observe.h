@@ -108,6 +108,13 @@ typedef struct goro__stk {
        the frame before each is the signal trampoline (hidden). */
     int16_t sig_at[GORO__MAX_SIGFRAMES];
     int nsig;
+    /* What the formats add to the walk (frames.c): the goroutine's start
+       function at the bottom when the compiler removed its frame, and the
+       goro call it is blocked in at the top (from the wait reason). */
+    uintptr_t start_fn;     /* goro_go's fn; 0: a thread or unknown */
+    bool truncated;         /* the walk stopped at max with no tail kept */
+    bool blocked;           /* parked (waiting) when captured */
+    uint8_t reason;         /* its wait reason then */
 } goro__stk;
 
 /* unwind.c: walks from `regs` (pcs[0] = the register PC). leaf_exact: the
@@ -138,6 +145,8 @@ typedef struct goro__gcap {
     void *waitobj;
     uintptr_t gopc;
     uintptr_t startpc;      /* g->fn when the goroutine has not run yet */
+    uintptr_t fn;           /* g->fn: its start function (0 for threads) */
+    uintptr_t parent_fn;    /* the creator goroutine's start function, or 0 */
     char *name;             /* malloc'ed copy or NULL */
     goro__labels *labels;   /* retained (goro__labels_release) or NULL */
 } goro__gcap;
@@ -157,6 +166,13 @@ GORO__HIDDEN void goro__capture_self(goro__g *g, goro__gcap *cap, goro__stk *stk
 GORO__HIDDEN void goro__gcap_clear(goro__gcap *cap);
 /* The registers a signal handler's ucontext_t holds (async-signal-safe). */
 GORO__HIDDEN void goro__regs_from_ucontext(const void *uc, goro__regs *rg);
+/* Sends tid the freeze request (freeze.c); false if it could not. */
+GORO__HIDDEN bool goro__capture_send_freeze(pid_t pid, pid_t tid);
+/* freeze.c: inside the capture handler, stops this thread for good when
+   a crash asked for it (returns otherwise). */
+GORO__HIDDEN void goro__freeze_self(const goro__regs *rg);
+/* The registers (and goroutine) of a frozen thread. */
+GORO__HIDDEN bool goro__frozen_regs(pid_t tid, goro__regs *rg, goro__g **g);
 /* Installs the capture signal handler (idempotent). */
 GORO__HIDDEN void goro__capture_init(void);
 /* Crash mode: observers use bounded waits and try-locks only. */
@@ -255,6 +271,8 @@ typedef struct goro__frame {
     bool shown;             /* survives the hiding rules */
     bool gap_before;        /* frames were dropped just before this one */
     bool trampoline;        /* the signal trampoline (always hidden) */
+    bool synthetic;         /* not on the stack: the start function or the
+                               blocking goro call, at its entry (pc = entry + 1) */
 } goro__frame;
 
 typedef struct goro__frames {
@@ -267,11 +285,28 @@ typedef struct goro__frames {
 /* frames.c. Expands and classifies; returns false on allocation failure. */
 GORO__HIDDEN bool goro__frames_build(const goro__stk *stk, goro__frames *out);
 GORO__HIDDEN void goro__frames_free(goro__frames *fr);
-/* The PCs of stk->pcs (head) that profiles show: the hiding rules applied
-   to physical PCs. out has room for stk->n_head; returns the count. */
+/* The PCs of stk->pcs (head) that profiles show: the physical PCs of the
+   shown frames, synthesized ones included. out has room for
+   stk->n_head + 2; returns the count. */
 GORO__HIDDEN int goro__visible_pcs(const goro__stk *stk, uintptr_t *out);
 /* The creator frame of a goroutine ("created by"): NULL if hidden/unknown. */
 GORO__HIDDEN const goro__symline *goro__creator_line(uintptr_t gopc, const goro__sym **sym_out);
+/* The same for a capture: when the creator's own frame is gone (its call
+   to goro_go was a tail call, so gopc lies in goro's code), the creating
+   goroutine's start function. *pc_out: the PC to print (gopc, or the
+   function's entry + 1). */
+GORO__HIDDEN const goro__symline *goro__creator(const goro__gcap *cap, const goro__sym **sym_out,
+                                                uintptr_t *pc_out);
+/* Whether logical frame i of s is goro's code inlined into another
+   function (hidden even where the PC is shown). */
+GORO__HIDDEN bool goro__inlined_internal(const goro__sym *s, int i);
+/* Records in stk what frames.c adds to the walk (start function, wait). */
+GORO__HIDDEN void goro__stk_note(goro__stk *stk, const goro__gcap *cap);
+
+/* apiframes.c: the goro calls a blocked goroutine shows as its top frame. */
+GORO__HIDDEN bool goro__api_public(const char *name);   /* goro_x, not goro__x */
+GORO__HIDDEN bool goro__api_shown(const char *name);
+GORO__HIDDEN uintptr_t goro__api_for_reason(int reason); /* entry, or 0 */
 
 /* ---------------------------------------------------------------- output */
 

@@ -389,7 +389,7 @@ static uint64_t loc_emit(builder *b, uintptr_t pc, bool exact) {
     if (s->flags & GORO__SYM_FOUND) {
         for (int i = 0; i < s->n; i++) {
             const goro__symline *l = &s->lines[i];
-            if (!l->func)
+            if (!l->func || goro__inlined_internal(s, i))
                 continue;
             bool is_new = false;
             uint64_t fid = func_id(b, l, &is_new);

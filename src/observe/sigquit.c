@@ -3,6 +3,9 @@
  * goes on (GOROTRACEBACK=crash: exits 2 after the dump). Also the observe
  * layer's start-up (goro__observe_init).
  *
+ * GOROTRACEBACK=crash stops every other thread first (as a crash does)
+ * and exits with status 2 after the dump.
+ *
  * The handler only records where the signal landed and posts a semaphore
  * (async-signal-safe); a dedicated thread, started at init with every
  * signal blocked, does the dump in normal context. Dumping inside the
@@ -25,6 +28,7 @@
 #include "profiles.h"
 
 #include <semaphore.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 #include <ucontext.h>
@@ -82,9 +86,13 @@ static void *dumper(void *arg) {
     for (;;) {
         while (sem_wait(&quit_sem) != 0) {
         }
-        dump_all();
-        if (goro__debug.traceback >= 3)
+        if (goro__debug.traceback >= 3) {
+            /* The dump of a program that ends: nothing runs on meanwhile. */
+            goro__crash_begin();
+            dump_all();
             _exit(2);
+        }
+        dump_all();
     }
     return NULL;
 }
@@ -97,18 +105,7 @@ static void sigquit_init(void) {
         return; /* the program handles SIGQUIT itself */
     if (sem_init(&quit_sem, 0, 0) != 0)
         return;
-    sigset_t all, prev;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &prev);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 1 << 20);
-    pthread_t t;
-    int e = pthread_create(&t, &attr, dumper, NULL);
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &prev, NULL);
-    if (e != 0)
+    if (!goro__thread_start_quiet(dumper, 1 << 20))
         return;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -118,7 +115,17 @@ static void sigquit_init(void) {
     sigaction(SIGQUIT, &sa, NULL);
 }
 
+/* exit() while a crash is being reported (main returning as a goroutine
+   faults) must not end the process with status 0 or run more user work:
+   the thread waits for the report, which ends the process. */
+static void exit_guard(void) {
+    if (goro__freeze_active())
+        for (;;)
+            pause();
+}
+
 void goro__observe_init(void) {
+    atexit(exit_guard);
     goro__capture_init();
     sigquit_init();
     goro__pprof_register();

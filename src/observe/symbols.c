@@ -107,19 +107,9 @@ static bool dw_thread_start(void) {
     int st = atomic_load(&dwt.state);
     if (st != 0)
         return st > 0;
-    sigset_t all, prev;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &prev);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, (size_t)8 << 20);
-    pthread_t t;
-    int e = pthread_create(&t, &attr, dw_thread, NULL);
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &prev, NULL);
-    atomic_store(&dwt.state, e == 0 ? 1 : -1);
-    return e == 0;
+    bool ok = goro__thread_start_quiet(dw_thread, (size_t)8 << 20);
+    atomic_store(&dwt.state, ok ? 1 : -1);
+    return ok;
 }
 
 static bool on_goroutine_stack(void) {
@@ -239,6 +229,10 @@ static bool is_outer_name(const char *fn) {
                                         "__clone3", "__clone_internal", NULL};
     if (!fn)
         return false;
+    /* Static binaries name glibc's start-up __libc_start_main_impl (an
+       alias at the same address) and keep __libc_start_call_main local. */
+    if (strncmp(fn, "__libc_start", 12) == 0)
+        return true;
     for (int i = 0; outer[i]; i++)
         if (strcmp(fn, outer[i]) == 0)
             return true;

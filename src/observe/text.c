@@ -39,13 +39,25 @@
 
 /* ------------------------------------------------------------ debug=2 */
 
+/* The C library's own sources (its .S syscall stubs, paths relative to
+   its build tree, when its debug info is installed) print as "??:0", as
+   without debug info: tools that read Go traces (panicparse) take only
+   absolute .c/.s/.go paths. */
+static bool libc_source_hidden(const goro__frame *f, const char *file) {
+    if (!(f->sym->flags & GORO__SYM_LIBC) || !file)
+        return false;
+    size_t n = strlen(file);
+    return file[0] != '/' || n < 2 || strcmp(file + n - 2, ".c") != 0;
+}
+
 static void put_frame(goro__ow *w, const goro__frame *f) {
     const goro__symline *l = &f->sym->lines[f->line_idx];
     goro__ow_puts(w, l->func ? l->func : "??");
     goro__ow_puts(w, f->inlined ? "(...)\n\t" : "()\n\t");
-    goro__ow_puts(w, l->file ? l->file : "??");
+    bool hide = libc_source_hidden(f, l->file);
+    goro__ow_puts(w, l->file && !hide ? l->file : "??");
     goro__ow_write(w, ":", 1);
-    goro__ow_dec(w, l->line);
+    goro__ow_dec(w, hide ? 0 : l->line);
     if (!f->inlined && f->sym->entry) {
         uintptr_t pc = f->exact ? f->pc - 1 : f->pc;
         if (pc > f->sym->entry) {
@@ -79,7 +91,8 @@ static void put_created_by(goro__ow *w, const goro__gcap *cap) {
     if (cap->id == 1 || cap->gopc < 2)
         return;
     const goro__sym *s = NULL;
-    const goro__symline *l = goro__creator_line(cap->gopc, &s);
+    uintptr_t pc;
+    const goro__symline *l = goro__creator(cap, &s, &pc);
     if (!l)
         return;
     goro__ow_puts(w, "created by ");
@@ -92,9 +105,9 @@ static void put_created_by(goro__ow *w, const goro__gcap *cap) {
     goro__ow_puts(w, l->file ? l->file : "??");
     goro__ow_write(w, ":", 1);
     goro__ow_dec(w, l->line);
-    if (s->entry && cap->gopc > s->entry) {
+    if (s->entry && pc > s->entry + 1) {
         goro__ow_write(w, " +", 2);
-        goro__ow_hex(w, cap->gopc - s->entry);
+        goro__ow_hex(w, pc - s->entry);
     }
     goro__ow_write(w, "\n", 1);
 }
@@ -270,7 +283,7 @@ goro__pgroup *goro__profile_groups(const goro__snapshot *s, const bool *keep, si
     size_t npc = 0;
     for (size_t i = 0; i < s->n; i++)
         if (!keep || keep[i])
-            npc += (size_t)s->gs[i].stk.n_head;
+            npc += (size_t)s->gs[i].stk.n_head + 2; /* + synthesized frames */
     int32_t *tab = malloc(cap * sizeof *tab);
     grec *recs = malloc((s->n ? s->n : 1) * sizeof *recs);
     uintptr_t *vbuf = malloc((npc ? npc : 1) * sizeof *vbuf);
@@ -374,8 +387,10 @@ void goro__format_pcs_frames(goro__ow *w, goro__tw *tw, const uintptr_t *pcs, in
         w->err = w->err ? w->err : ENOMEM;
         return;
     }
-    for (int i = 0; i < fr.n; i++) /* already filtered by goro__visible_pcs */
-        fr.f[i].shown = true;
+    /* Already filtered by goro__visible_pcs; only goro's code inlined into
+       a shown goro call (its entry, synthesized) stays hidden. */
+    for (int i = 0; i < fr.n; i++)
+        fr.f[i].shown = !goro__inlined_internal(fr.f[i].sym, fr.f[i].line_idx);
     char buf[40];
     for (int i = 0; i < fr.n; i++) {
         const goro__frame *f = &fr.f[i];

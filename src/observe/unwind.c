@@ -621,4 +621,5 @@ void goro__unwind_stk(const goro__regs *regs, bool leaf_exact, const goro__mem *
     stk->n_head = unwind_impl(regs, leaf_exact, mem, stk->pcs, max, stk->tail,
                               stk->tail ? ntail : 0, &stk->n_tail, &stk->gap, stk->sig_at,
                               &stk->nsig);
+    stk->truncated = !stk->tail && stk->n_head >= max;
 }

@@ -252,6 +252,7 @@ uint64_t goro__newproc(const goro_opts *opts, goro_fn fn, void *arg, uintptr_t c
     g->fn = fn;
     g->arg = arg;
     g->gopc = creator_pc;
+    g->parent_fn = parent->is_thread || parent->is_g0 ? NULL : parent->fn;
     g->parent_id = parent->is_g0 ? 0 : parent->id;
     g->system = system;
     g->name = NULL;
@@ -368,11 +369,10 @@ static void print_trace(goro__g *g) { goro__systemstack(print_trace_on_sysstack,
 /* Ends the process after the panic line(s): a blank line, the goroutine's
    trace, exit status 2 as Go's; GOROTRACEBACK=crash aborts for a core. */
 __attribute__((noreturn)) static void die_with_trace(goro__g *g) {
+    goro__crash_begin(); /* stops every other thread: nothing runs on meanwhile */
     goro__write_all(2, "\n\n", 2);
     print_trace(g);
-    if (goro__debug.traceback >= 3)
-        abort();
-    _exit(2);
+    goro__crash_exit();
 }
 
 void goro__panic_msg(char *msg) __attribute__((noreturn));

@@ -197,6 +197,7 @@ struct goro__g {
     goro_fn fn;                    /* entry function and its argument */
     void *arg;
     uintptr_t gopc;                /* return address inside the creator: the `go` statement */
+    goro_fn parent_fn;             /* the creator goroutine's fn ("created by" when gopc is lost) */
     char *name;                    /* goro_opts.name (owned copy) or NULL */
     goro__labels *labels;
     goro__defer *defers;
@@ -353,6 +354,22 @@ GORO__HIDDEN void goro__write_all(int fd, const char *s, size_t n);
 /* Provided by src/observe (traceback printing for panics, fatal errors,
    signals). `all`: every goroutine; otherwise only g. */
 GORO__HIDDEN void goro__traceback_print(int fd, goro__g *g, bool all);
+/* src/observe/crash.c: the report of fatal signal sig (overflowed: the
+   goroutine whose stack guard was hit, or NULL); never returns. */
+GORO__HIDDEN void goro__crash_report(int sig, const void *siginfo, const void *uc,
+                                     goro__g *overflowed) __attribute__((noreturn));
+/* Makes this thread the one that reports a crash, after stopping every
+   other thread; a thread that comes second waits for good. */
+GORO__HIDDEN bool goro__crash_begin(void);
+/* Exit status 2, or abort() under GOROTRACEBACK=crash. */
+GORO__HIDDEN void goro__crash_exit(void) __attribute__((noreturn));
+/* src/observe/freeze.c: stops every other thread (once; false if a freeze
+   was already under way). */
+GORO__HIDDEN bool goro__freeze_others(void);
+GORO__HIDDEN bool goro__freeze_active(void);
+/* signal.c: a detached helper thread running fn(NULL) with every signal
+   blocked (signals are the program's, or the handlers' to forward). */
+GORO__HIDDEN bool goro__thread_start_quiet(void *(*fn)(void *), size_t stack_size);
 
 /* Called once by goro__init (installs SIGQUIT handling etc.); src/observe. */
 GORO__HIDDEN void goro__observe_init(void);

@@ -1,17 +1,18 @@
 /*
- * signal.c - fatal signals inside goroutines.
+ * signal.c - fatal signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL).
  *
  * Every scheduler thread runs its signal handlers on an alternate stack, so a
  * goroutine that overflows into its guard page can still be reported. The
- * handler names the goroutine, prints every goroutine's trace (Go's crash
- * output), then restores the default action and returns: the faulting
- * instruction runs again and the process dies with the original signal.
- * Handlers the program installed itself are left alone.
+ * handler names the goroutine whose guard page was hit (if any) and hands
+ * over to the crash report (src/observe/crash.c): every other thread is
+ * stopped, Go's report is written, and the process exits with status 2
+ * (GOROTRACEBACK=crash: abort()). Handlers the program installed itself are
+ * left alone. Also: starting the runtime's helper threads, which take no
+ * signal meant for the program.
  */
 #include "sched.h"
 
 #include <signal.h>
-#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -20,57 +21,11 @@
 
 static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL};
 
-static const char *signame(int sig) {
-    switch (sig) {
-    case SIGSEGV: return "SIGSEGV: segmentation violation";
-    case SIGBUS: return "SIGBUS: bus error";
-    case SIGFPE: return "SIGFPE: floating-point exception";
-    case SIGILL: return "SIGILL: illegal instruction";
-    default: return "signal";
-    }
-}
-
-static _Atomic int crashing;
-
-static void fatal_handler(int sig, siginfo_t *si, void *uc_) {
-    ucontext_t *uc = uc_;
-    (void)uc;
-    if (atomic_fetch_add(&crashing, 1) != 0) {
-        /* Another thread is already printing: let it finish, then die. */
-        sleep(5);
-        signal(sig, SIG_DFL);
-        return;
-    }
+static void fatal_handler(int sig, siginfo_t *si, void *uc) {
     goro__g *g = goro__getg_maybe();
-    char buf[512];
     uintptr_t addr = (uintptr_t)si->si_addr;
     goro__g *owner = (g && !g->is_g0 && !g->is_thread) ? goro__stack_guard_owner(g, addr) : NULL;
-    int n;
-    if (owner) {
-        n = snprintf(buf, sizeof buf,
-                     "runtime: goroutine %llu%s%s%s overflowed its %zu-byte stack "
-                     "(fault at 0x%lx, %s page)\nfatal error: stack overflow\n\n",
-                     (unsigned long long)owner->id, owner->name ? " (" : "",
-                     owner->name ? owner->name : "", owner->name ? ")" : "", owner->stack_size,
-                     (unsigned long)addr, owner->guarded ? "guard" : "gap");
-    } else {
-        uintptr_t pc = 0;
-#if defined(__x86_64__)
-        pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-#elif defined(__aarch64__)
-        pc = (uintptr_t)uc->uc_mcontext.pc;
-#endif
-        n = snprintf(buf, sizeof buf, "[signal %s code=0x%x addr=0x%lx pc=0x%lx]\n\n", signame(sig),
-                     si->si_code, (unsigned long)addr, (unsigned long)pc);
-    }
-    goro__write_all(2, buf, (size_t)n);
-    if (g && !g->is_g0) {
-        goro__traceback_print(2, g, true);
-    } else {
-        goro__write_all(2, "(fault on a scheduler thread outside any goroutine)\n", 52);
-        goro__traceback_print(2, NULL, true);
-    }
-    signal(sig, SIG_DFL);
+    goro__crash_report(sig, si, uc, owner);
 }
 
 void goro__signals_init(void) {
@@ -85,6 +40,26 @@ void goro__signals_init(void) {
             !(old.sa_flags & SA_SIGINFO))
             sigaction(fatal_signals[i], &sa, NULL);
     }
+}
+
+/* Installed when the program starts, not when the runtime does: a fault
+   before the first goro call (goro_mutex_lock(NULL) as the first line of
+   main) gets the same report and exit status. */
+__attribute__((constructor)) static void signals_init_early(void) { goro__signals_init(); }
+
+bool goro__thread_start_quiet(void *(*fn)(void *), size_t stack_size) {
+    sigset_t all, prev;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &prev);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, stack_size);
+    pthread_t t;
+    int e = pthread_create(&t, &attr, fn, NULL);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &prev, NULL);
+    return e == 0;
 }
 
 void goro__signals_init_thread(goro__m *m) {

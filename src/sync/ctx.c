@@ -389,6 +389,15 @@ int goro_ctx_err(goro_ctx *c) {
     return atomic_load_explicit(&c->err, memory_order_acquire);
 }
 
+/* Go's texts for ctx.Err(): context.Canceled and context.DeadlineExceeded. */
+const char *goro_ctx_err_str(goro_ctx *c) {
+    switch (goro_ctx_err(c)) {
+    case GORO_ECANCELED: return "context canceled";
+    case GORO_ETIMEDOUT: return "context deadline exceeded";
+    default: return NULL;
+    }
+}
+
 void goro_ctx_release(goro_ctx *c) {
     if (c == NULL || c->background)
         return;

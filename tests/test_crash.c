@@ -1,0 +1,138 @@
+/*
+ * test_crash.c - a crash is a crash: a fault stops the whole program until
+ * Go's report is written, then the process exits with status 2 (or aborts
+ * under GOROTRACEBACK=crash). The scenarios run in the trace fixture
+ * (tests/fixtures/trace_fixture.c, plain -O2), a separate program.
+ */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "goro.h"
+#include "goro_test.h"
+#include "trace_run.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define CRASH_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CRASH_TSAN 1
+#endif
+#endif
+#ifndef CRASH_TSAN
+#define CRASH_TSAN 0
+#endif
+
+/* ThreadSanitizer takes SIGSEGV for its own report (handle_segv). */
+#define SKIP_UNDER_TSAN()                                                                          \
+    do {                                                                                           \
+        if (CRASH_TSAN)                                                                            \
+            cr_skip("ThreadSanitizer reports faults itself");                                      \
+    } while (0)
+
+#define NIL_PANIC "panic: runtime error: invalid memory address or nil pointer dereference\n" \
+                  "[signal SIGSEGV: segmentation violation code="
+
+static int count(const char *s, const char *what) {
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, what)); p++)
+        n++;
+    return n;
+}
+
+static void assert_nil_report(int st, const char *out) {
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %#x\n%s", st, out);
+    cr_assert(strncmp(out, NIL_PANIC, strlen(NIL_PANIC)) == 0, "%s", out);
+    cr_assert(strstr(out, " addr=0x0 pc=0x") != NULL, "%s", out);
+    cr_assert(strstr(out, "atexit handler ran") == NULL, "main's exit ran user work:\n%s", out);
+}
+
+/* main returns while a goroutine faults, other goroutines busy: every run
+   must end with the report and status 2 (it raced to 0 before). */
+GORO_TEST(crash, nil_dereference_always_exits_2, .timeout = 300) {
+    SKIP_UNDER_TSAN();
+    char out[1 << 15];
+    int runs = GORO_TEST_SANITIZED ? 20 : 60;
+    for (int i = 0; i < runs; i++) {
+        int st = trace_run((const char *[]){"nil", NULL}, NULL, 2, out, sizeof out);
+        assert_nil_report(st, out);
+        cr_assert(strstr(out, "[running]:\nnil_store(...)\n\t") != NULL ||
+                      strstr(out, "[running]:\ncrasher()\n\t") != NULL,
+                  "run %d:\n%s", i, out);
+        cr_assert_eq(count(out, "\ngoroutine "), 1, "single: only the faulting goroutine\n%s", out);
+    }
+}
+
+GORO_TEST(crash, gorotraceback_none, .timeout = 60) {
+    SKIP_UNDER_TSAN();
+    char out[1 << 15];
+    int st = trace_run((const char *[]){"nil", NULL}, "none", 2, out, sizeof out);
+    assert_nil_report(st, out);
+    cr_assert(strstr(out, "goroutine ") == NULL, "%s", out);
+}
+
+GORO_TEST(crash, gorotraceback_all, .timeout = 60) {
+    SKIP_UNDER_TSAN();
+    char out[1 << 16];
+    int st = trace_run((const char *[]){"nil", NULL}, "all", 2, out, sizeof out);
+    assert_nil_report(st, out);
+    /* The faulting goroutine first, then main and the four spinners. */
+    cr_assert(count(out, "\ngoroutine ") >= 6, "%s", out);
+    cr_assert(strstr(out, "\ngoroutine 1 [") != NULL, "%s", out);
+    cr_assert(strstr(out, "\nspin()\n\t") != NULL, "%s", out);
+}
+
+GORO_TEST(crash, gorotraceback_crash_aborts, .timeout = 60) {
+    SKIP_UNDER_TSAN();
+    char out[1 << 16];
+    int st = trace_run((const char *[]){"nil", NULL}, "crash", 2, out, sizeof out);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "status %#x\n%s", st, out);
+    cr_assert(strncmp(out, NIL_PANIC, strlen(NIL_PANIC)) == 0, "%s", out);
+    cr_assert(count(out, "\ngoroutine ") >= 6, "%s", out);
+}
+
+GORO_TEST(crash, fault_on_a_plain_thread, .timeout = 60) {
+    SKIP_UNDER_TSAN();
+    char out[1 << 15];
+    int st = trace_run((const char *[]){"nil-thread", NULL}, NULL, 2, out, sizeof out);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %#x\n%s", st, out);
+    cr_assert(strncmp(out,
+                      "fatal error: unexpected signal during runtime execution\n"
+                      "[signal SIGSEGV: segmentation violation code=",
+                      100) == 0,
+              "%s", out);
+}
+
+GORO_TEST(crash, stack_overflow_report, .timeout = 60) {
+    SKIP_UNDER_TSAN();
+    char out[1 << 16];
+    int st = trace_run((const char *[]){"overflow", NULL}, NULL, 2, out, sizeof out);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %#x\n%s", st, out);
+    cr_assert(strstr(out, "runtime: goroutine 2 (deep) overflowed its") == out, "%s", out);
+    cr_assert(strstr(out, "\nfatal error: stack overflow\n") != NULL, "%s", out);
+    cr_assert(strstr(out, "\ngoroutine 2 [running]:\ndeep") != NULL, "%s", out);
+}
+
+GORO_TEST(crash, nil_mutex_before_the_runtime_started, .timeout = 60) {
+    SKIP_UNDER_TSAN();
+    if (GORO_TEST_SANITIZED)
+        cr_skip("UBSan reports the null member access first");
+    char out[1 << 15];
+    int st = trace_run((const char *[]){"mutex-null", NULL}, NULL, 2, out, sizeof out);
+    assert_nil_report(st, out);
+    cr_assert(strstr(out, "\n\ngoroutine 1 [running]:\ngoro_mutex_lock()\n\t") != NULL, "%s", out);
+    cr_assert(strstr(out, "\nmain()\n\t") != NULL, "%s", out);
+}
+
+GORO_TEST(crash, channel_released_too_often_has_a_trace, .timeout = 60) {
+    SKIP_UNDER_TSAN();
+    if (GORO_TEST_SANITIZED)
+        cr_skip("ASan reports the use after free first");
+    char out[1 << 15];
+    int st = trace_run((const char *[]){"over-release", NULL}, NULL, 2, out, sizeof out);
+    cr_assert((WIFEXITED(st) && WEXITSTATUS(st) == 2) || (WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT),
+              "status %#x\n%s", st, out);
+    cr_assert(strstr(out, "fatal error: ") != NULL, "%s", out);
+    cr_assert(strstr(out, "\nreleaser()\n\t") != NULL, "%s", out);
+}
