@@ -380,7 +380,7 @@ static void capture_handler(int sig, siginfo_t *si, void *ucv) {
     if (val == FREEZE_TOKEN) {
         /* A crash stops this thread for good (freeze.c). */
         goro__regs rg;
-        regs_from_ucontext((const ucontext_t *)ucv, &rg);
+        goro__regs_from_ucontext(ucv, &rg);
         goro__freeze_self(&rg);
         errno = saved_errno;
         return;
