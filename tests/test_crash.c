@@ -133,6 +133,8 @@ GORO_TEST(crash, channel_released_too_often_has_a_trace, .timeout = 60) {
     int st = trace_run((const char *[]){"over-release", NULL}, NULL, 2, out, sizeof out);
     cr_assert((WIFEXITED(st) && WEXITSTATUS(st) == 2) || (WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT),
               "status %#x\n%s", st, out);
-    cr_assert(strstr(out, "fatal error: ") != NULL, "%s", out);
+    /* The released channel sits in quarantine, so the extra release is
+       caught as a use of a released channel (chan.c), with the trace. */
+    cr_assert(strstr(out, "panic: use of released channel") != NULL, "%s", out);
     cr_assert(strstr(out, "\nreleaser()\n\t") != NULL, "%s", out);
 }
