@@ -195,12 +195,16 @@ void    goro_syscall_exit(void);
 
 /* ----------------------------------------------------------------- signals */
 
-/* Go's signal.Notify: each listed signal (a 0-terminated list) arrives on c
-   as its number, an int (c: goro_chan_make(sizeof(int), 1) or bigger; a
-   signal that finds c full is dropped, as in Go). Usable in goro_select.
+/* Go's signal.Notify: each listed signal arrives on c as its number, an int
+   (c: goro_chan_make(sizeof(int), 1) or bigger; a signal that finds c full is
+   dropped, as in Go). Usable in goro_select. goro_signal_notify(c, SIGTERM)
+   or goro_signal_notify(c, SIGINT, SIGTERM, ...): the macro ends the list
+   with 0 for goro_signal_notify_list (a 0 in the list also ends it).
    0, or GORO_EINVAL for a signal goro keeps (SIGSEGV, SIGBUS, SIGFPE,
    SIGILL, SIGURG) or that cannot be caught. See docs/observability.md. */
-int  goro_signal_notify(goro_chan *c, int sig, ...);
+int  goro_signal_notify(goro_chan *c, int sig);
+int  goro_signal_notify_list(goro_chan *c, int sig, ...);   /* 0-terminated */
+#define goro_signal_notify(c, ...) goro_signal_notify_list((c), __VA_ARGS__, 0)
 /* Go's signal.Stop: no more signals on c; a signal nobody wants any more
    gets its previous handling back. Call it before closing c. */
 void goro_signal_stop(goro_chan *c);
@@ -231,10 +235,9 @@ void goro_log_write(enum goro_log_level level, const char *file, int line, const
 /* Go's pprof.StartCPUProfile: samples every thread's CPU time at 100 Hz
    (SIGPROF from per-thread CPU timers) with the running goroutine's labels,
    until goro_cpu_profile_stop writes the gzipped profile.proto to f. Returns
-   0, GORO_EINVAL (f NULL), GORO_EBUSY (already running: "cpu profiling
+   0, GORO_EINVAL (f NULL), GORO_EAGAIN (already running: "cpu profiling
    already in use") or GORO_ENOMEM. Installs a SIGPROF handler (kept
    installed; SIGPROFs goro did not ask for go to the previous handler). */
-#define GORO_EBUSY EBUSY
 int  goro_cpu_profile_start(FILE *f);
 void goro_cpu_profile_stop(void);     /* writes the profile; no-op if not running */
 

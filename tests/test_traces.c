@@ -194,9 +194,10 @@ GORO_TEST(traces, waiting_for_a_signal_is_not_a_deadlock, .timeout = 60) {
 
 GORO_TEST(traces, signal_notify_refuses_goros_own_signals, .timeout = 30) {
     goro_chan *c = goro_chan_make(sizeof(int), 1);
-    cr_assert_eq(goro_signal_notify(c, SIGURG, 0), GORO_EINVAL);
-    cr_assert_eq(goro_signal_notify(c, SIGKILL, 0), GORO_EINVAL);
+    cr_assert_eq(goro_signal_notify(c, SIGURG), GORO_EINVAL);
+    cr_assert_eq(goro_signal_notify(c, SIGKILL), GORO_EINVAL);
     cr_assert_eq(goro_signal_notify(c, 0), GORO_EINVAL);
+    cr_assert_eq((goro_signal_notify)(c, SIGKILL), GORO_EINVAL); /* the one-signal function */
     goro_signal_stop(c); /* never registered: nothing to do */
     goro_chan_release(c);
 }

@@ -325,7 +325,7 @@ void goro__debug_mem_free(goro__debug_mem *m) {
 static void timed_start_failed(resp *r, int rc) {
     char msg[160];
     snprintf(msg, sizeof msg, "Could not enable CPU profiling: %s",
-             rc == EBUSY ? "cpu profiling already in use" : strerror(rc));
+             rc == GORO_EAGAIN ? "cpu profiling already in use" : strerror(rc));
     r->attachment = NULL;
     serve_error(r, 500, msg);
 }

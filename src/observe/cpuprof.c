@@ -394,7 +394,7 @@ int goro_cpu_profile_start(FILE *f) {
     pthread_mutex_lock(&api_mu);
     if (cp.out) {
         pthread_mutex_unlock(&api_mu);
-        return GORO_EBUSY;
+        return GORO_EAGAIN;
     }
     int err = ENOMEM;
     if (!cp.slots)

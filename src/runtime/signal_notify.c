@@ -4,7 +4,7 @@
  * a goro_select next to its other work (the graceful-shutdown pattern).
  *
  *   goro_chan *sigs = goro_chan_make(sizeof(int), 1);
- *   goro_signal_notify(sigs, SIGINT, SIGTERM, 0);
+ *   goro_signal_notify(sigs, SIGINT, SIGTERM);
  *   ... goro_select({sigs, GORO_RECV, &sig}, {work, ...}) ...
  *   goro_signal_stop(sigs);
  *
@@ -118,7 +118,11 @@ static void unwant(int s) {
         sigaction(s, &saved[s], NULL);
 }
 
-int goro_signal_notify(goro_chan *c, int sig, ...) {
+/* The contract's one-signal form; the goro_signal_notify macro of goro.h
+   passes any number of signals to goro_signal_notify_list instead. */
+int(goro_signal_notify)(goro_chan *c, int sig) { return goro_signal_notify_list(c, sig, 0); }
+
+int goro_signal_notify_list(goro_chan *c, int sig, ...) {
     if (!c)
         return GORO_EINVAL;
     int sigs[MAX_SIG], n = 0;
