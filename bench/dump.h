@@ -9,16 +9,13 @@
 #include "harness.h"
 #include "spinner.h"
 
-
-HB_FN ssize_t count_write(void *cookie, const char *buf, size_t size)
-{
+HB_FN ssize_t count_write(void *cookie, const char *buf, size_t size) {
     (void)buf;
     *(int64_t *)cookie += (int64_t)size;
     return (ssize_t)size;
 }
 
-HB_FN FILE *count_open(int64_t *counter)
-{
+HB_FN FILE *count_open(int64_t *counter) {
     cookie_io_functions_t io = {.read = NULL, .write = count_write, .seek = NULL, .close = NULL};
     *counter = 0;
     FILE *f = fopencookie(counter, "w", io);
@@ -30,8 +27,7 @@ HB_FN FILE *count_open(int64_t *counter)
 typedef int (*profile_writer)(FILE *f, int debug);
 
 /* Stack records ("N @ 0x...") in a debug=1 profile. */
-HB_FN int distinct_records(profile_writer w)
-{
+HB_FN int distinct_records(profile_writer w) {
     char *text = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
@@ -58,8 +54,7 @@ HB_FN int distinct_records(profile_writer w)
 /* Times one writer at one debug level the way gobench does (a warm-up, then
    at least 3 and until -benchtime or 50), then 3 more dumps with the spinner
    running to find the longest pause. */
-HB_FN void dump_levels(const char *what, profile_writer w, long n, int distinct)
-{
+HB_FN void dump_levels(const char *what, profile_writer w, long n, int distinct) {
     for (int debug = 0; debug <= 2; debug++) {
         int64_t bytes;
         FILE *f = count_open(&bytes);

@@ -19,8 +19,7 @@ typedef struct pp {
 } pp;
 
 /* for v := range a { b <- v } */
-static void pp_echo(void *arg)
-{
+static void pp_echo(void *arg) {
     pp *s = arg;
     long v;
     while (goro_chan_recv(s->a, &v))
@@ -28,8 +27,7 @@ static void pp_echo(void *arg)
     goro_waitgroup_done(&s->wg);
 }
 
-static int64_t pingpong_run(int64_t n, void *ctx)
-{
+static int64_t pingpong_run(int64_t n, void *ctx) {
     (void)ctx;
     pp s = {goro_chan_make(sizeof(long), 0), goro_chan_make(sizeof(long), 0), {{0}}};
     if (!s.a || !s.b)
@@ -50,8 +48,7 @@ static int64_t pingpong_run(int64_t n, void *ctx)
     return d;
 }
 
-static void bench_pingpong(void)
-{
+static void bench_pingpong(void) {
     hb_simple("chan_pingpong_unbuffered", pingpong_run, NULL, NULL);
 }
 
@@ -70,16 +67,14 @@ typedef struct bt_prod {
 
 static _Atomic int64_t bt_sink;
 
-static void bt_producer(void *arg)
-{
+static void bt_producer(void *arg) {
     bt_prod *p = arg;
     for (long i = 0; i < p->cnt; i++)
         goro_chan_send(p->s->ch, &i);
     goro_waitgroup_done(&p->s->pw);
 }
 
-static void bt_consumer(void *arg)
-{
+static void bt_consumer(void *arg) {
     bt *s = arg;
     long v, sum = 0;
     while (goro_chan_recv(s->ch, &v))
@@ -88,8 +83,7 @@ static void bt_consumer(void *arg)
     goro_waitgroup_done(&s->cw);
 }
 
-static int64_t buffered_run(int64_t n, void *ctx)
-{
+static int64_t buffered_run(int64_t n, void *ctx) {
     const int *cfg = ctx;
     bt s = {.np = cfg[0], .nc = cfg[1]};
     bt_prod prods[8];
@@ -117,8 +111,7 @@ static int64_t buffered_run(int64_t n, void *ctx)
     return d;
 }
 
-static void bench_buffered(void)
-{
+static void bench_buffered(void) {
     static const int c11[2] = {1, 1}, c22[2] = {2, 2};
     hb_simple("chan_buffered_throughput/1p1c", buffered_run, (void *)c11, NULL);
     hb_simple("chan_buffered_throughput/2p2c", buffered_run, (void *)c22, NULL);
@@ -132,16 +125,14 @@ typedef struct sel_prod {
     goro_waitgroup *wg;
 } sel_prod;
 
-static void sel_producer(void *arg)
-{
+static void sel_producer(void *arg) {
     sel_prod *p = arg;
     for (long i = 0; i < p->cnt; i++)
         goro_chan_send(p->ch, &i);
     goro_waitgroup_done(p->wg);
 }
 
-static int64_t select2_run(int64_t n, void *ctx)
-{
+static int64_t select2_run(int64_t n, void *ctx) {
     size_t cap = (size_t)(uintptr_t)ctx;
     goro_chan *a = goro_chan_make(sizeof(long), cap), *b = goro_chan_make(sizeof(long), cap);
     if (!a || !b)
@@ -162,9 +153,7 @@ static int64_t select2_run(int64_t n, void *ctx)
         switch (goro_select(cases, 2, GORO_FOREVER)) {
         case 0: s += va; break;
         case 1: s -= vb; break;
-        default:
-            fprintf(stderr, "select2: goro_select returned no case\n");
-            exit(1);
+        default: fprintf(stderr, "select2: goro_select returned no case\n"); exit(1);
         }
     }
     int64_t d = hb_now() - t0;
@@ -175,8 +164,7 @@ static int64_t select2_run(int64_t n, void *ctx)
     return d;
 }
 
-static void bench_select2(void)
-{
+static void bench_select2(void) {
     hb_simple("select2/unbuffered", select2_run, (void *)(uintptr_t)0, NULL);
     hb_simple("select2/cap128", select2_run, (void *)(uintptr_t)128, NULL);
 }
@@ -194,8 +182,7 @@ typedef struct mx_arg {
     long cnt;
 } mx_arg;
 
-static void mx_worker(void *arg)
-{
+static void mx_worker(void *arg) {
     mx_arg *a = arg;
     mx *s = a->s;
     for (long i = 0; i < a->cnt; i++) {
@@ -206,8 +193,7 @@ static void mx_worker(void *arg)
     goro_waitgroup_done(&s->wg);
 }
 
-static int64_t mutex_run(int64_t n, void *ctx)
-{
+static int64_t mutex_run(int64_t n, void *ctx) {
     (void)ctx;
     enum { G = 4 };
     mx s;
@@ -231,17 +217,13 @@ static int64_t mutex_run(int64_t n, void *ctx)
     return d;
 }
 
-static void bench_mutex(void)
-{
-    hb_simple("mutex_contended/4g", mutex_run, NULL, NULL);
-}
+static void bench_mutex(void) { hb_simple("mutex_contended/4g", mutex_run, NULL, NULL); }
 
 /* ------------------------------------------------------ chan_make_release */
 
 /* make(chan long, 16) and let it go: the cost of a channel's whole life,
    including the quarantine a released channel passes through (chan.c). */
-static int64_t make_release_run(int64_t n, void *ctx)
-{
+static int64_t make_release_run(int64_t n, void *ctx) {
     (void)ctx;
     int64_t t0 = hb_now();
     for (int64_t i = 0; i < n; i++) {
@@ -258,16 +240,14 @@ typedef struct mr_arg {
     goro_waitgroup *wg;
 } mr_arg;
 
-static void mr_worker(void *arg)
-{
+static void mr_worker(void *arg) {
     mr_arg *a = arg;
     make_release_run(a->n, NULL);
     goro_waitgroup_done(a->wg);
 }
 
 /* The same from two goroutines at once: they meet on the quarantine's lock. */
-static int64_t make_release_2g_run(int64_t n, void *ctx)
-{
+static int64_t make_release_2g_run(int64_t n, void *ctx) {
     (void)ctx;
     goro_waitgroup wg = {{0}};
     mr_arg a = {n / 2, &wg};
@@ -279,8 +259,7 @@ static int64_t make_release_2g_run(int64_t n, void *ctx)
     return hb_now() - t0;
 }
 
-static void bench_make_release(void)
-{
+static void bench_make_release(void) {
     hb_simple("chan_make_release/cap16", make_release_run, NULL, NULL);
     hb_simple("chan_make_release/cap16/2g", make_release_2g_run, NULL, NULL);
 }
@@ -290,13 +269,12 @@ static void bench_make_release(void)
 static const hb_bench benches[] = {
     {"chan_pingpong_unbuffered", bench_pingpong, "round trip over two unbuffered chans"},
     {"chan_buffered_throughput", bench_buffered, "cap-128 chan, 1p1c and 2p2c; ns per item"},
-    {"select2", bench_select2, "one goroutine selecting over 2 chans fed by 2 producers; ns per select"},
-    {"chan_make_release", bench_make_release, "goro_chan_make(8, 16) + goro_chan_release; ns per channel"},
+    {"select2", bench_select2,
+     "one goroutine selecting over 2 chans fed by 2 producers; ns per select"},
+    {"chan_make_release", bench_make_release,
+     "goro_chan_make(8, 16) + goro_chan_release; ns per channel"},
     {"mutex_contended", bench_mutex, "goro_mutex, 4 goroutines incrementing; ns per lock/unlock"},
     {NULL, NULL, NULL},
 };
 
-int main(int argc, char **argv)
-{
-    return hb_main(argc, argv, benches);
-}
+int main(int argc, char **argv) { return hb_main(argc, argv, benches); }

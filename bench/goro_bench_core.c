@@ -15,14 +15,10 @@
 
 /* ------------------------------------------------------------ spawn_join */
 
-static void wg_done_fn(void *arg)
-{
-    goro_waitgroup_done(arg);
-}
+static void wg_done_fn(void *arg) { goro_waitgroup_done(arg); }
 
 /* go func() { wg.Done() }(); wg.Wait(), serially. */
-static int64_t spawn_join_run(int64_t n, void *ctx)
-{
+static int64_t spawn_join_run(int64_t n, void *ctx) {
     (void)ctx;
     goro_waitgroup wg = {0};
     int64_t t0 = hb_now();
@@ -34,16 +30,12 @@ static int64_t spawn_join_run(int64_t n, void *ctx)
     return hb_now() - t0;
 }
 
-static void bench_spawn_join(void)
-{
-    hb_simple("spawn_join", spawn_join_run, NULL, NULL);
-}
+static void bench_spawn_join(void) { hb_simple("spawn_join", spawn_join_run, NULL, NULL); }
 
 /* ----------------------------------------------------------- spawn_batch */
 
 /* spawn 1000 empty goroutines, then wait for all (per goroutine). */
-static int64_t spawn_batch_run(int64_t n, void *ctx)
-{
+static int64_t spawn_batch_run(int64_t n, void *ctx) {
     (void)ctx;
     const int64_t batch = 1000;
     goro_waitgroup wg = {0};
@@ -61,10 +53,7 @@ static int64_t spawn_batch_run(int64_t n, void *ctx)
     return hb_now() - t0;
 }
 
-static void bench_spawn_batch(void)
-{
-    hb_simple("spawn_batch1000", spawn_batch_run, NULL, NULL);
-}
+static void bench_spawn_batch(void) { hb_simple("spawn_batch1000", spawn_batch_run, NULL, NULL); }
 
 /* ----------------------------------------------------------------- yield */
 
@@ -73,16 +62,14 @@ typedef struct yield_arg {
     goro_waitgroup *wg;
 } yield_arg;
 
-static void yielder(void *arg)
-{
+static void yielder(void *arg) {
     yield_arg *a = arg;
     for (int64_t i = 0; i < a->n; i++)
         goro_yield();
     goro_waitgroup_done(a->wg);
 }
 
-static int64_t yield_run(int64_t n, void *ctx)
-{
+static int64_t yield_run(int64_t n, void *ctx) {
     (void)ctx;
     goro_waitgroup wg = {0};
     yield_arg a = {n, &wg};
@@ -95,10 +82,7 @@ static int64_t yield_run(int64_t n, void *ctx)
     return (hb_now() - t0) / 2;
 }
 
-static void bench_yield(void)
-{
-    hb_simple("yield", yield_run, NULL, NULL);
-}
+static void bench_yield(void) { hb_simple("yield", yield_run, NULL, NULL); }
 
 /* ---------------------------------------------------------------- timers */
 
@@ -106,8 +90,7 @@ static void bench_yield(void)
 static double *timer_over;
 static goro_waitgroup timer_wg;
 
-static void timer_sleeper(void *arg)
-{
+static void timer_sleeper(void *arg) {
     long i = (long)(intptr_t)arg;
     int64_t s = goro_nanotime();
     goro_sleep(TIMER_SLEEP);
@@ -115,8 +98,7 @@ static void timer_sleeper(void *arg)
     goro_waitgroup_done(&timer_wg);
 }
 
-static int64_t timers_once(long n)
-{
+static int64_t timers_once(long n) {
     memset(&timer_wg, 0, sizeof timer_wg);
     goro_waitgroup_add(&timer_wg, (int)n);
     int64_t t0 = hb_now();
@@ -126,8 +108,7 @@ static int64_t timers_once(long n)
     return hb_now() - t0;
 }
 
-static void bench_timers(void)
-{
+static void bench_timers(void) {
     long n = hb_nflag > 0 ? hb_nflag : 100000;
     timer_over = calloc((size_t)n, sizeof(double));
     timers_once(n); /* warm-up */
@@ -167,8 +148,7 @@ typedef struct round_mem {
     int count;
 } round_mem;
 
-static round_res spawn_round(long n, round_mem *mem)
-{
+static round_res spawn_round(long n, round_mem *mem) {
     hb_parked p = {0};
     p.ch = goro_chan_make(0, 0);
     if (!p.ch)
@@ -195,8 +175,7 @@ static round_res spawn_round(long n, round_mem *mem)
     return r;
 }
 
-static void bench_spawn_many_blocked(void)
-{
+static void bench_spawn_many_blocked(void) {
     long n = hb_nflag > 0 ? hb_nflag : 100000;
     /* small warm-up of the spawn/park/exit path (Go also runs GC twice here) */
     hb_stop_parked(hb_start_parked(1000, false));
@@ -237,13 +216,13 @@ static void bench_spawn_many_blocked(void)
 
 /* ----------------------------------------------------- machine_pagefault */
 
-static void bench_pagefault(void)
-{
+static void bench_pagefault(void) {
     const size_t size = (size_t)256 << 20;
     double times[HB_MAXREPS];
     int nt = 0;
     for (int r = 0; r < 1 + hb_reps; r++) {
-        volatile char *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        volatile char *mem =
+            mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (mem == MAP_FAILED)
             hb_die("mmap");
         int64_t t0 = hb_now();
@@ -256,13 +235,13 @@ static void bench_pagefault(void)
     }
     hb_kv kv = {0};
     hb_kv_add(&kv, "unit", "ns_per_4KiB_page_first_touch");
-    hb_emit("machine_pagefault/256MiB", hb_median(times, nt), (int64_t)(size / 4096), times, nt, &kv);
+    hb_emit("machine_pagefault/256MiB", hb_median(times, nt), (int64_t)(size / 4096), times, nt,
+            &kv);
 }
 
 /* ------------------------------------------------------------------ goid */
 
-static int64_t goid_run(int64_t n, void *ctx)
-{
+static int64_t goid_run(int64_t n, void *ctx) {
     (void)ctx;
     uint64_t s = 0;
     int64_t t0 = hb_now();
@@ -273,8 +252,7 @@ static int64_t goid_run(int64_t n, void *ctx)
     return d;
 }
 
-static void bench_goid(void)
-{
+static void bench_goid(void) {
     if (goro_id() == 0) {
         fprintf(stderr, "goro_id() returned 0 in a goroutine\n");
         exit(1);
@@ -286,8 +264,7 @@ static void bench_goid(void)
 
 /* --------------------------------------------------------- num_goroutine */
 
-static int64_t count_run(int64_t n, void *ctx)
-{
+static int64_t count_run(int64_t n, void *ctx) {
     (void)ctx;
     int64_t s = 0;
     int64_t t0 = hb_now();
@@ -298,8 +275,7 @@ static int64_t count_run(int64_t n, void *ctx)
     return d;
 }
 
-static void bench_num_goroutine(void)
-{
+static void bench_num_goroutine(void) {
     long n = hb_nflag > 0 ? hb_nflag : 10000;
     hb_parked *p = hb_start_parked(n, false);
     hb_kv kv = {0};
@@ -313,19 +289,21 @@ static void bench_num_goroutine(void)
 /* ------------------------------------------------------------------ main */
 
 static const hb_bench benches[] = {
-    {"spawn_join", bench_spawn_join, "spawn empty goroutine + WaitGroup wait, serially; ns per goroutine"},
-    {"spawn_batch", bench_spawn_batch, "spawn 1000 empty goroutines then wait for all; ns per goroutine"},
+    {"spawn_join", bench_spawn_join,
+     "spawn empty goroutine + WaitGroup wait, serially; ns per goroutine"},
+    {"spawn_batch", bench_spawn_batch,
+     "spawn 1000 empty goroutines then wait for all; ns per goroutine"},
     {"spawn_many_blocked", bench_spawn_many_blocked,
-     "-n N goroutines blocked on one chan: spawn time, RSS/goroutine, teardown (cold, then warm reuse)"},
-    {"machine_pagefault", bench_pagefault, "first-touch cost of fresh anonymous memory, ns per 4 KiB page"},
-    {"yield", bench_yield, "goro_yield ping-pong between 2 goroutines; ns per switch (run with GOROMAXPROCS=1)"},
+     "-n N goroutines blocked on one chan: spawn time, RSS/goroutine, teardown (cold, then warm "
+     "reuse)"},
+    {"machine_pagefault", bench_pagefault,
+     "first-touch cost of fresh anonymous memory, ns per 4 KiB page"},
+    {"yield", bench_yield,
+     "goro_yield ping-pong between 2 goroutines; ns per switch (run with GOROMAXPROCS=1)"},
     {"timers", bench_timers, "-n N goroutines each goro_sleep(10ms) once; wall and overshoot"},
     {"goid", bench_goid, "goro_id()"},
     {"num_goroutine", bench_num_goroutine, "goro_count() with -n (10000) parked goroutines"},
     {NULL, NULL, NULL},
 };
 
-int main(int argc, char **argv)
-{
-    return hb_main(argc, argv, benches);
-}
+int main(int argc, char **argv) { return hb_main(argc, argv, benches); }

@@ -17,8 +17,7 @@
 
 static const char *ignore_top[] = {"parkA", "parkB2", "parkC3", "hb_main", "main", NULL};
 
-static int64_t verify_run(int64_t n, void *ctx)
-{
+static int64_t verify_run(int64_t n, void *ctx) {
     const goro_leak_opts *o = ctx;
     int64_t bad = 0;
     int64_t t0 = hb_now();
@@ -29,8 +28,7 @@ static int64_t verify_run(int64_t n, void *ctx)
     return d;
 }
 
-static int64_t mark_check_run(int64_t n, void *ctx)
-{
+static int64_t mark_check_run(int64_t n, void *ctx) {
     const goro_leak_opts *o = ctx;
     int64_t bad = 0;
     int64_t t0 = hb_now();
@@ -45,8 +43,7 @@ static int64_t mark_check_run(int64_t n, void *ctx)
 }
 
 /* goleak's capture: start at 64 KiB and double until the dump fits. */
-static size_t capture_all(char **out)
-{
+static size_t capture_all(char **out) {
     for (size_t i = 64 * 1024;; i *= 2) {
         char *buf = malloc(i);
         size_t n = goro_stack(buf, i, true);
@@ -58,8 +55,7 @@ static size_t capture_all(char **out)
     }
 }
 
-static int64_t capture_run(int64_t n, void *ctx)
-{
+static int64_t capture_run(int64_t n, void *ctx) {
     (void)ctx;
     int64_t t0 = hb_now();
     for (int64_t i = 0; i < n; i++) {
@@ -75,8 +71,7 @@ typedef struct presized {
     size_t len;
 } presized;
 
-static int64_t presized_run(int64_t n, void *ctx)
-{
+static int64_t presized_run(int64_t n, void *ctx) {
     presized *p = ctx;
     int64_t t0 = hb_now();
     for (int64_t i = 0; i < n; i++)
@@ -84,8 +79,7 @@ static int64_t presized_run(int64_t n, void *ctx)
     return hb_now() - t0;
 }
 
-static void bench_leak_check(void)
-{
+static void bench_leak_check(void) {
     long n = hb_nflag > 0 ? hb_nflag : 1000;
     hb_parked *p = hb_start_parked(n, true);
 
@@ -112,7 +106,9 @@ static void bench_leak_check(void)
     int found = goro_leak_verify_none(&o, rf);
     fclose(rf);
     if (found != 0)
-        fprintf(stderr, "leak_check: goro_leak_verify_none found %d with the parked goroutines ignored:\n%.4000s\n",
+        fprintf(stderr,
+                "leak_check: goro_leak_verify_none found %d with the parked goroutines "
+                "ignored:\n%.4000s\n",
                 found, rep);
     free(rep);
 
@@ -141,15 +137,13 @@ static void bench_leak_check(void)
 /* ------------------------------------------------------------ leak_profile */
 
 /* A goroutine that waits on a channel only it holds: provably leaked. */
-HB_NOIPA static void leaked_receiver(void *arg)
-{
+HB_NOIPA static void leaked_receiver(void *arg) {
     goro_chan *c = arg;
     goro_chan_recv(c, NULL);
     HB_NO_TAILCALL();
 }
 
-static void bench_leak_profile(void)
-{
+static void bench_leak_profile(void) {
     long n = hb_nflag > 0 ? hb_nflag : 100000;
     const long nleak = 1000;
     /* n goroutines that can still be woken (the bench holds their channel,
@@ -168,20 +162,20 @@ static void bench_leak_profile(void)
     goro_sleep(GORO_MS(20));
     char what[64];
     snprintf(what, sizeof what, "leak_profile/leaked%ld", nleak);
-    dump_levels(what, goro_leak_profile_write, n + nleak, distinct_records(goro_leak_profile_write));
+    dump_levels(what, goro_leak_profile_write, n + nleak,
+                distinct_records(goro_leak_profile_write));
     hb_stop_parked(p);
 }
 
 /* ------------------------------------------------------------------ main */
 
 static const hb_bench benches[] = {
-    {"leak_check", bench_leak_check, "goro_leak_verify_none (goleak-like) with -n (1000) goroutines alive"},
+    {"leak_check", bench_leak_check,
+     "goro_leak_verify_none (goleak-like) with -n (1000) goroutines alive"},
     {"leak_profile", bench_leak_profile,
-     "goro_leak_profile_write debug 0/1/2 over -n (100000) goroutines + 1000 leaked; time and longest pause"},
+     "goro_leak_profile_write debug 0/1/2 over -n (100000) goroutines + 1000 leaked; time and "
+     "longest pause"},
     {NULL, NULL, NULL},
 };
 
-int main(int argc, char **argv)
-{
-    return hb_main(argc, argv, benches);
-}
+int main(int argc, char **argv) { return hb_main(argc, argv, benches); }

@@ -17,8 +17,7 @@
 /* ---------------------------------------------------------- goid_stackparse */
 
 /* The widely copied hack: the id from the header "goroutine N [...". */
-HB_NOIPA static uint64_t get_gid(void)
-{
+HB_NOIPA static uint64_t get_gid(void) {
     char b[64];
     size_t n = goro_stack(b, sizeof b, false);
     if (n > sizeof b)
@@ -36,8 +35,7 @@ HB_NOIPA static uint64_t get_gid(void)
     return v;
 }
 
-static int64_t goid_parse_run(int64_t n, void *ctx)
-{
+static int64_t goid_parse_run(int64_t n, void *ctx) {
     (void)ctx;
     uint64_t s = 0;
     int64_t t0 = hb_now();
@@ -49,8 +47,7 @@ static int64_t goid_parse_run(int64_t n, void *ctx)
 }
 
 /* Frames in the current goroutine's trace, as goro_stack prints it. */
-HB_NOIPA static int count_frames(void)
-{
+HB_NOIPA static int count_frames(void) {
     size_t cap = 1 << 16;
     char *buf = malloc(cap);
     size_t n = goro_stack(buf, cap, false);
@@ -72,20 +69,18 @@ typedef struct shallow {
     goro_chan *done;
 } shallow;
 
-static void shallow_goroutine(void *arg)
-{
+static void shallow_goroutine(void *arg) {
     shallow *s = arg;
     double all[HB_MAXREPS];
     s->ns = hb_measure(goid_parse_run, NULL, NULL, all);
     goro_chan_send(s->done, NULL);
 }
 
-static void bench_goid_stackparse(void)
-{
+static void bench_goid_stackparse(void) {
     uint64_t got = get_gid(), want = goro_id();
     if (got == 0 || got != want) {
-        fprintf(stderr, "goid_stackparse: parsed %llu, goro_id() is %llu\n", (unsigned long long)got,
-                (unsigned long long)want);
+        fprintf(stderr, "goid_stackparse: parsed %llu, goro_id() is %llu\n",
+                (unsigned long long)got, (unsigned long long)want);
         exit(1);
     }
     /* a fresh goroutine whose stack is get_gid <- loop <- hb_measure <- entry */
@@ -106,8 +101,7 @@ static void bench_goid_stackparse(void)
 
 /* ------------------------------------------------------------ profile_dump */
 
-static void bench_profile_dump(void)
-{
+static void bench_profile_dump(void) {
     long ns[2] = {10000, 100000};
     int nn = 2;
     if (hb_nflag > 0) {
@@ -116,7 +110,8 @@ static void bench_profile_dump(void)
     }
     for (int i = 0; i < nn; i++) {
         hb_parked *p = hb_start_parked(ns[i], true);
-        dump_levels("profile_dump", goro_profile_write, ns[i], distinct_records(goro_profile_write));
+        dump_levels("profile_dump", goro_profile_write, ns[i],
+                    distinct_records(goro_profile_write));
         hb_stop_parked(p);
     }
 }
@@ -124,13 +119,11 @@ static void bench_profile_dump(void)
 /* ------------------------------------------------------------------ main */
 
 static const hb_bench benches[] = {
-    {"goid_stackparse", bench_goid_stackparse, "goroutine id by parsing goro_stack (what Go users do)"},
+    {"goid_stackparse", bench_goid_stackparse,
+     "goroutine id by parsing goro_stack (what Go users do)"},
     {"profile_dump", bench_profile_dump,
      "goro_profile_write debug 0/1/2, n=10000,100000 over 3 stacks; time and longest pause"},
     {NULL, NULL, NULL},
 };
 
-int main(int argc, char **argv)
-{
-    return hb_main(argc, argv, benches);
-}
+int main(int argc, char **argv) { return hb_main(argc, argv, benches); }

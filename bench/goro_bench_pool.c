@@ -22,8 +22,7 @@
 
 /* ------------------------------------------------------------------- work */
 
-HB_NOIPA static int spin(long k)
-{
+HB_NOIPA static int spin(long k) {
     uint64_t x = 88172645463325252ULL;
     for (long i = 0; i < k; i++) {
         x ^= x << 13;
@@ -34,8 +33,7 @@ HB_NOIPA static int spin(long k)
 }
 
 /* The spin() iteration count that takes ~1 us, and the measured ns of one call. */
-static long spin_for_1us(double *work_ns)
-{
+static long spin_for_1us(double *work_ns) {
     const long probe = 1 << 22;
     spin(probe);
     int64_t best = INT64_MAX;
@@ -60,22 +58,19 @@ static long spin_for_1us(double *work_ns)
 static long spin_k;
 static double spin_ns;
 
-static void ensure_spin(void)
-{
+static void ensure_spin(void) {
     if (spin_k == 0)
         spin_k = spin_for_1us(&spin_ns);
 }
 
 /* ----------------------------------------------------------- pool_process */
 
-static void *fn_trivial(void *payload, void *ctx)
-{
+static void *fn_trivial(void *payload, void *ctx) {
     (void)ctx;
     return (void *)((intptr_t)payload + 1);
 }
 
-static void *fn_work(void *payload, void *ctx)
-{
+static void *fn_work(void *payload, void *ctx) {
     (void)ctx;
     return (void *)((intptr_t)payload + spin(spin_k));
 }
@@ -88,8 +83,7 @@ typedef struct pool_caller {
 
 static _Atomic int64_t pool_sink;
 
-static void pool_caller_fn(void *arg)
-{
+static void pool_caller_fn(void *arg) {
     pool_caller *c = arg;
     intptr_t s = 0;
     for (long i = 0; i < c->cnt; i++) {
@@ -105,8 +99,7 @@ static void pool_caller_fn(void *arg)
     goro_waitgroup_done(c->wg);
 }
 
-static int64_t pool_run(int64_t n, void *ctx)
-{
+static int64_t pool_run(int64_t n, void *ctx) {
     void *(*fn)(void *, void *) = (void *(*)(void *, void *))ctx;
     enum { CALLERS = 64 };
     goro_pool *p = goro_pool_new_func(hb_numcpu(), fn, NULL);
@@ -129,8 +122,7 @@ static int64_t pool_run(int64_t n, void *ctx)
     return d;
 }
 
-static void bench_pool(void)
-{
+static void bench_pool(void) {
     hb_kv kv = {0};
     hb_kv_add(&kv, "pool_size", "%d", hb_numcpu());
     hb_kv_add(&kv, "callers", "64");
@@ -148,30 +140,26 @@ enum { LIMIT = 1000 };
 static goro_waitgroup lim_wg;
 static goro_chan *lim_tokens;
 
-static void task_limiter(void *arg)
-{
+static void task_limiter(void *arg) {
     (void)arg;
     hb_sink += spin(spin_k);
 }
 
 /* tokens <- struct{}{}; go func() { defer func() { <-tokens }(); handle() }() */
-static void task_chantoken(void *arg)
-{
+static void task_chantoken(void *arg) {
     (void)arg;
     hb_sink += spin(spin_k);
     goro_chan_recv(lim_tokens, NULL);
     goro_waitgroup_done(&lim_wg);
 }
 
-static void task_raw(void *arg)
-{
+static void task_raw(void *arg) {
     (void)arg;
     hb_sink += spin(spin_k);
     goro_waitgroup_done(&lim_wg);
 }
 
-static int64_t run_limiter(long n)
-{
+static int64_t run_limiter(long n) {
     goro_limiter *l = goro_limiter_new(LIMIT, NULL);
     if (!l)
         hb_die("goro_limiter_new");
@@ -189,8 +177,7 @@ static int64_t run_limiter(long n)
     return d;
 }
 
-static int64_t run_chantoken(long n)
-{
+static int64_t run_chantoken(long n) {
     lim_tokens = goro_chan_make(0, LIMIT);
     if (!lim_tokens)
         hb_die("goro_chan_make");
@@ -207,8 +194,7 @@ static int64_t run_chantoken(long n)
     return d;
 }
 
-static int64_t run_raw(long n)
-{
+static int64_t run_raw(long n) {
     memset(&lim_wg, 0, sizeof lim_wg);
     int64_t t0 = hb_now();
     for (long i = 0; i < n; i++) {
@@ -219,8 +205,7 @@ static int64_t run_raw(long n)
     return hb_now() - t0;
 }
 
-static void limiter_variant(const char *name, int64_t (*run)(long n), bool limited)
-{
+static void limiter_variant(const char *name, int64_t (*run)(long n), bool limited) {
     long n = hb_nflag > 0 ? hb_nflag : 1000000;
     ensure_spin();
     double ns[HB_MAXREPS] = {0}, peak[HB_MAXREPS] = {0};
@@ -254,32 +239,24 @@ static void limiter_variant(const char *name, int64_t (*run)(long n), bool limit
     hb_emit(label, med, n, ns, hb_reps, &kv);
 }
 
-static void bench_limiter(void)
-{
-    limiter_variant("limiter", run_limiter, true);
-}
+static void bench_limiter(void) { limiter_variant("limiter", run_limiter, true); }
 
-static void bench_limiter_chantoken(void)
-{
+static void bench_limiter_chantoken(void) {
     limiter_variant("limiter_chantoken", run_chantoken, true);
 }
 
-static void bench_limiter_raw(void)
-{
-    limiter_variant("limiter_raw", run_raw, false);
-}
+static void bench_limiter_raw(void) { limiter_variant("limiter_raw", run_raw, false); }
 
 /* ------------------------------------------------------------------ main */
 
 static const hb_bench benches[] = {
     {"pool_process", bench_pool, "goro_pool (size NumCPU), 64 callers; trivial and ~1us work"},
-    {"limiter", bench_limiter, "-n (1000000) tasks of ~1us through goro_limiter of 1000; time, peak RSS"},
-    {"limiter_chantoken", bench_limiter_chantoken, "the same through a goro_chan of 1000 tokens + goro_go"},
+    {"limiter", bench_limiter,
+     "-n (1000000) tasks of ~1us through goro_limiter of 1000; time, peak RSS"},
+    {"limiter_chantoken", bench_limiter_chantoken,
+     "the same through a goro_chan of 1000 tokens + goro_go"},
     {"limiter_raw", bench_limiter_raw, "the same with no limit: goro_go per task"},
     {NULL, NULL, NULL},
 };
 
-int main(int argc, char **argv)
-{
-    return hb_main(argc, argv, benches);
-}
+int main(int argc, char **argv) { return hb_main(argc, argv, benches); }

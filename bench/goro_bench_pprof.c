@@ -20,8 +20,7 @@ typedef struct goro__cpuprof_cost {
 } goro__cpuprof_cost;
 void goro__cpuprof_stats(goro__cpuprof_cost *c);
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     const char *mode = getenv("GORO_BENCH_PROFILE");
     FILE *out = NULL;
     if (mode && strstr(mode, "cpu")) {
@@ -47,7 +46,8 @@ int main(int argc, char **argv)
         goro__cpuprof_stats(&c);
         double cpu = (double)(c1.tv_sec - c0.tv_sec) * 1e9 + (double)(c1.tv_nsec - c0.tv_nsec);
         double wall = (double)(hb_now() - t0);
-        printf("cpuprof: %.1f s wall, %.2f s CPU, %lld samples (%lld dropped); handler %.2f us/sample, "
+        printf("cpuprof: %.1f s wall, %.2f s CPU, %lld samples (%lld dropped); handler %.2f "
+               "us/sample, "
                "writer %.3f s; profiler cost %.3f%% of the CPU used\n",
                wall / 1e9, cpu / 1e9, (long long)c.samples, (long long)c.lost,
                c.samples ? (double)c.handler_ns / 1e3 / (double)c.samples : 0.0,

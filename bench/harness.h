@@ -57,8 +57,7 @@ static __attribute__((unused)) volatile int64_t hb_sink;
 
 /* Go's time.ParseDuration for the forms used here: "500ms", "1s", "1.5s",
    "100us", "100µs", "2m", "250ns"; a sequence like "1s500ms" too. */
-HB_FN int64_t hb_parse_duration(const char *s)
-{
+HB_FN int64_t hb_parse_duration(const char *s) {
     double total = 0;
     const char *p = s;
     if (*p == 0)
@@ -70,15 +69,31 @@ HB_FN int64_t hb_parse_duration(const char *s)
             return -1;
         p = end;
         double mul;
-        if (strncmp(p, "ns", 2) == 0) { mul = 1; p += 2; }
-        else if (strncmp(p, "us", 2) == 0) { mul = 1e3; p += 2; }
-        else if (strncmp(p, "\xc2\xb5s", 3) == 0) { mul = 1e3; p += 3; }
-        else if (strncmp(p, "ms", 2) == 0) { mul = 1e6; p += 2; }
-        else if (*p == 's') { mul = 1e9; p += 1; }
-        else if (*p == 'm') { mul = 60e9; p += 1; }
-        else if (*p == 'h') { mul = 3600e9; p += 1; }
-        else if (v == 0 && *p == 0) { mul = 0; }
-        else return -1;
+        if (strncmp(p, "ns", 2) == 0) {
+            mul = 1;
+            p += 2;
+        } else if (strncmp(p, "us", 2) == 0) {
+            mul = 1e3;
+            p += 2;
+        } else if (strncmp(p, "\xc2\xb5s", 3) == 0) {
+            mul = 1e3;
+            p += 3;
+        } else if (strncmp(p, "ms", 2) == 0) {
+            mul = 1e6;
+            p += 2;
+        } else if (*p == 's') {
+            mul = 1e9;
+            p += 1;
+        } else if (*p == 'm') {
+            mul = 60e9;
+            p += 1;
+        } else if (*p == 'h') {
+            mul = 3600e9;
+            p += 1;
+        } else if (v == 0 && *p == 0) {
+            mul = 0;
+        } else
+            return -1;
         total += v * mul;
     }
     return (int64_t)total;
@@ -86,21 +101,18 @@ HB_FN int64_t hb_parse_duration(const char *s)
 
 /* ---------------------------------------------------------------- helpers */
 
-HB_FN int64_t hb_now(void)
-{
+HB_FN int64_t hb_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-HB_FN int hb_cmp_double(const void *a, const void *b)
-{
+HB_FN int hb_cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
 
-HB_FN double hb_median(const double *xs, int n)
-{
+HB_FN double hb_median(const double *xs, int n) {
     if (n <= 0)
         return 0;
     double *s = malloc(sizeof(double) * (size_t)n);
@@ -111,14 +123,10 @@ HB_FN double hb_median(const double *xs, int n)
     return m;
 }
 
-HB_FN int hb_procs(void)
-{
-    return goro_maxprocs(0);
-}
+HB_FN int hb_procs(void) { return goro_maxprocs(0); }
 
 /* runtime.NumCPU(): CPUs in the affinity mask at start-up. */
-HB_FN int hb_numcpu(void)
-{
+HB_FN int hb_numcpu(void) {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0)
         return CPU_COUNT(&set);
@@ -126,8 +134,7 @@ HB_FN int hb_numcpu(void)
 }
 
 /* A field of /proc/self/status in bytes ("VmRSS", "VmHWM", "VmSize"). */
-HB_FN int64_t hb_status_bytes(const char *field)
-{
+HB_FN int64_t hb_status_bytes(const char *field) {
     FILE *f = fopen("/proc/self/status", "r");
     if (!f)
         return -1;
@@ -146,8 +153,7 @@ HB_FN int64_t hb_status_bytes(const char *field)
 HB_FN int64_t hb_rss(void) { return hb_status_bytes("VmRSS"); }
 
 /* Resets VmHWM to the current RSS (Linux >= 4.0). */
-HB_FN int hb_reset_peak_rss(void)
-{
+HB_FN int hb_reset_peak_rss(void) {
     FILE *f = fopen("/proc/self/clear_refs", "w");
     if (!f)
         return -1;
@@ -164,8 +170,7 @@ typedef struct hb_kv {
 
 HB_FN void hb_kv_add(hb_kv *kv, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-HB_FN void hb_kv_add(hb_kv *kv, const char *key, const char *fmt, ...)
-{
+HB_FN void hb_kv_add(hb_kv *kv, const char *key, const char *fmt, ...) {
     if (kv->len >= sizeof kv->buf - 1)
         return;
     int w = snprintf(kv->buf + kv->len, sizeof kv->buf - kv->len, " %s=", key);
@@ -187,8 +192,7 @@ HB_FN void hb_kv_add(hb_kv *kv, const char *key, const char *fmt, ...)
 }
 
 /* "a/b/c" with one decimal, scaled. */
-HB_FN void hb_kv_add_reps(hb_kv *kv, const char *key, const double *xs, int n, double scale)
-{
+HB_FN void hb_kv_add_reps(hb_kv *kv, const char *key, const double *xs, int n, double scale) {
     char tmp[1024];
     size_t l = 0;
     tmp[0] = 0;
@@ -199,12 +203,11 @@ HB_FN void hb_kv_add_reps(hb_kv *kv, const char *key, const double *xs, int n, d
 
 /* Prints one result line; label gets "/p<procs>" appended. */
 HB_FN void hb_emit(const char *label, double ns_per_op, int64_t ops, const double *reps, int nreps,
-                    const hb_kv *extra)
-{
+                   const hb_kv *extra) {
     int procs = hb_procs();
     char line[4096];
-    size_t l = (size_t)snprintf(line, sizeof line, "%s/p%d ns_per_op=%.1f ops=%lld procs=%d", label, procs,
-                                ns_per_op, (long long)ops, procs);
+    size_t l = (size_t)snprintf(line, sizeof line, "%s/p%d ns_per_op=%.1f ops=%lld procs=%d", label,
+                                procs, ns_per_op, (long long)ops, procs);
     if (nreps > 0) {
         l += (size_t)snprintf(line + l, sizeof line - l, " reps=");
         for (int i = 0; i < nreps && l < sizeof line - 32; i++)
@@ -225,8 +228,7 @@ typedef int64_t (*hb_fn)(int64_t n, void *ctx);
 
 /* gobench's measure(): returns the median ns/op; *n_out the calibrated n;
    all[] (room for hb_reps) the per-rep ns/op. */
-HB_FN double hb_measure(hb_fn f, void *ctx, int64_t *n_out, double *all)
-{
+HB_FN double hb_measure(hb_fn f, void *ctx, int64_t *n_out, double *all) {
     int64_t target = hb_benchtime;
     int64_t n = 1;
     for (;;) {
@@ -253,8 +255,7 @@ HB_FN double hb_measure(hb_fn f, void *ctx, int64_t *n_out, double *all)
     return hb_median(all, hb_reps);
 }
 
-HB_FN void hb_simple(const char *label, hb_fn f, void *ctx, const hb_kv *extra)
-{
+HB_FN void hb_simple(const char *label, hb_fn f, void *ctx, const hb_kv *extra) {
     double all[HB_MAXREPS];
     int64_t n;
     double med = hb_measure(f, ctx, &n, all);
@@ -272,62 +273,53 @@ typedef struct hb_parked {
     goro_waitgroup wg;
 } hb_parked;
 
-HB_NOIPA HB_FN void parkA(void *arg)
-{
+HB_NOIPA HB_FN void parkA(void *arg) {
     hb_parked *p = arg;
     atomic_fetch_add(&p->started, 1);
     goro_chan_recv(p->ch, NULL);
     goro_waitgroup_done(&p->wg);
 }
 
-HB_NOIPA HB_FN void parkB2(hb_parked *p)
-{
+HB_NOIPA HB_FN void parkB2(hb_parked *p) {
     atomic_fetch_add(&p->started, 1);
     goro_chan_recv(p->ch, NULL);
     HB_NO_TAILCALL();
 }
 
-HB_NOIPA HB_FN void parkB(void *arg)
-{
+HB_NOIPA HB_FN void parkB(void *arg) {
     hb_parked *p = arg;
     parkB2(p);
     goro_waitgroup_done(&p->wg);
 }
 
-HB_NOIPA HB_FN void parkC3(hb_parked *p)
-{
+HB_NOIPA HB_FN void parkC3(hb_parked *p) {
     atomic_fetch_add(&p->started, 1);
     goro_chan_recv(p->ch, NULL);
     HB_NO_TAILCALL();
 }
 
-HB_NOIPA HB_FN void parkC2(hb_parked *p)
-{
+HB_NOIPA HB_FN void parkC2(hb_parked *p) {
     parkC3(p);
     HB_NO_TAILCALL();
 }
 
-HB_NOIPA HB_FN void parkC(void *arg)
-{
+HB_NOIPA HB_FN void parkC(void *arg) {
     hb_parked *p = arg;
     parkC2(p);
     goro_waitgroup_done(&p->wg);
 }
 
-HB_FN void hb_die(const char *what)
-{
+HB_FN void hb_die(const char *what) {
     fprintf(stderr, "goro_bench: %s: %s\n", what, strerror(errno));
     exit(1);
 }
 
-HB_FN void hb_go(goro_fn fn, void *arg)
-{
+HB_FN void hb_go(goro_fn fn, void *arg) {
     if (goro_go(fn, arg) == 0)
         hb_die("goro_go");
 }
 
-HB_FN hb_parked *hb_start_parked(long n, bool distinct)
-{
+HB_FN hb_parked *hb_start_parked(long n, bool distinct) {
     hb_parked *p = calloc(1, sizeof *p);
     p->ch = goro_chan_make(0, 0);
     if (!p->ch)
@@ -351,8 +343,7 @@ HB_FN hb_parked *hb_start_parked(long n, bool distinct)
     return p;
 }
 
-HB_FN void hb_stop_parked(hb_parked *p)
-{
+HB_FN void hb_stop_parked(hb_parked *p) {
     goro_chan_close(p->ch);
     goro_waitgroup_wait(&p->wg);
     goro_chan_release(p->ch);
@@ -375,8 +366,7 @@ typedef struct hb_run {
     int status;
 } hb_run;
 
-HB_FN void hb_bench_goroutine(void *arg)
-{
+HB_FN void hb_bench_goroutine(void *arg) {
     hb_run *r = arg;
     for (int i = 0; i < r->nnames; i++) {
         bool found = false;
@@ -396,8 +386,7 @@ HB_FN void hb_bench_goroutine(void *arg)
     goro_chan_send(r->done, &one);
 }
 
-HB_FN void hb_usage(const char *prog)
-{
+HB_FN void hb_usage(const char *prog) {
     fprintf(stderr,
             "usage: %s [-benchtime 500ms] [-reps 3] [-n N] name... | list | all\n"
             "  -benchtime d  target duration of one measured repetition\n"
@@ -407,8 +396,7 @@ HB_FN void hb_usage(const char *prog)
 }
 
 /* Parses flags like Go's flag package (flags first; "-x v", "-x=v", "--x"). */
-HB_FN int hb_main(int argc, char **argv, const hb_bench *benches)
-{
+HB_FN int hb_main(int argc, char **argv, const hb_bench *benches) {
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];

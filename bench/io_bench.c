@@ -45,9 +45,9 @@
 
 typedef struct {
     int fd;
-    size_t got;      /* bytes of the current echo received */
-    int64_t t_sent;  /* when the current message went out */
-    uint64_t rtts;   /* round trips in the measured window */
+    size_t got;     /* bytes of the current echo received */
+    int64_t t_sent; /* when the current message went out */
+    uint64_t rtts;  /* round trips in the measured window */
 } lconn;
 
 static size_t msgsize = 64;
@@ -229,8 +229,8 @@ int main(int argc, char **argv) {
     /* Closed loop: warm-up, then the measured window. */
     size_t cap = 1 << 20, nlat = 0;
     uint32_t *lat = malloc(cap * sizeof *lat);
-    int64_t t0 = now_ns(), warm_end = t0 + 1000000000LL,
-            end = warm_end + (int64_t)(seconds * 1e9), meas_start = 0;
+    int64_t t0 = now_ns(), warm_end = t0 + 1000000000LL, end = warm_end + (int64_t)(seconds * 1e9),
+            meas_start = 0;
     uint64_t rtts = 0;
     bool measuring = false;
     int64_t cpu0 = -1;
@@ -291,10 +291,11 @@ int main(int argc, char **argv) {
         cmin = c[i].rtts < cmin ? c[i].rtts : cmin;
         cmax = c[i].rtts > cmax ? c[i].rtts : cmax;
     }
-    printf("echo conns=%d rtt_per_s=%.0f p50_us=%u p99_us=%u max_us=%u idle_bytes_per_conn=%ld "
-           "conn_rtts_min=%llu conn_rtts_max=%llu server_cpu_ns_per_rtt=%.0f server_busy_pct=%.0f\n",
-           n, (double)rtts / secs, p50, p99, mx, per_conn, (unsigned long long)cmin,
-           (unsigned long long)cmax, cpu_per_rtt, busy);
+    printf(
+        "echo conns=%d rtt_per_s=%.0f p50_us=%u p99_us=%u max_us=%u idle_bytes_per_conn=%ld "
+        "conn_rtts_min=%llu conn_rtts_max=%llu server_cpu_ns_per_rtt=%.0f server_busy_pct=%.0f\n",
+        n, (double)rtts / secs, p50, p99, mx, per_conn, (unsigned long long)cmin,
+        (unsigned long long)cmax, cpu_per_rtt, busy);
     for (int i = 0; i < n; i++)
         close(c[i].fd);
     return 0;

@@ -44,8 +44,7 @@ static const char *const hb_gap_names[] = {"runtime", "os_preempted", "thread_bl
 static _Atomic int64_t hb_spin_max_unexplained; /* largest gap not explained by OS preemption */
 static _Atomic int hb_spin_max_cause;
 
-static void hb_spinner(void *arg)
-{
+static void hb_spinner(void *arg) {
     (void)arg;
     int64_t last = 0;
     long last_iv = 0, last_v = 0;
@@ -92,8 +91,7 @@ static void hb_spinner(void *arg)
     goro_waitgroup_done(&hb_spin_wg);
 }
 
-static __attribute__((unused)) void hb_spin_start(void)
-{
+static __attribute__((unused)) void hb_spin_start(void) {
     atomic_store(&hb_spin_quit, 0);
     atomic_store(&hb_spin_iters, 0);
     goro_waitgroup_add(&hb_spin_wg, 1);
@@ -102,38 +100,30 @@ static __attribute__((unused)) void hb_spin_start(void)
         goro_yield();
 }
 
-static __attribute__((unused)) void hb_spin_reset(void)
-{
+static __attribute__((unused)) void hb_spin_reset(void) {
     atomic_store(&hb_spin_reset_req, 1);
     while (atomic_load(&hb_spin_reset_req))
         goro_yield();
 }
 
-static __attribute__((unused)) int64_t hb_spin_max_ns(void)
-{
-    return atomic_load(&hb_spin_max);
-}
+static __attribute__((unused)) int64_t hb_spin_max_ns(void) { return atomic_load(&hb_spin_max); }
 
 /* The largest gap that was not an involuntary preemption of the spinner's
    thread by the kernel, and the cause of the largest gap overall. */
-static __attribute__((unused)) int64_t hb_spin_max_unexplained_ns(void)
-{
+static __attribute__((unused)) int64_t hb_spin_max_unexplained_ns(void) {
     return atomic_load(&hb_spin_max_unexplained);
 }
-static __attribute__((unused)) const char *hb_spin_max_cause_str(void)
-{
+static __attribute__((unused)) const char *hb_spin_max_cause_str(void) {
     return hb_gap_names[atomic_load(&hb_spin_max_cause) & 3];
 }
 
-static __attribute__((unused)) void hb_spin_stop(void)
-{
+static __attribute__((unused)) void hb_spin_stop(void) {
     atomic_store(&hb_spin_quit, 1);
     goro_waitgroup_wait(&hb_spin_wg);
 }
 
 /* The spinner's largest gap over `ns` of doing nothing else: the noise floor. */
-static __attribute__((unused)) int64_t hb_spin_baseline(int64_t ns)
-{
+static __attribute__((unused)) int64_t hb_spin_baseline(int64_t ns) {
     hb_spin_reset();
     goro_sleep(ns);
     return hb_spin_max_ns();

@@ -24,28 +24,22 @@
 
 static goro__http_req whole, part;
 
-#define CHECK(c)                                                                 \
-    do {                                                                         \
-        if (!(c)) {                                                              \
-            fprintf(stderr, "fuzz_http_parse: check failed: %s (line %d)\n", #c, \
-                    __LINE__);                                                   \
-            abort();                                                             \
-        }                                                                        \
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "fuzz_http_parse: check failed: %s (line %d)\n", #c, __LINE__);        \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
-static int is_error(int rc)
-{
-    return rc == 400 || rc == 431 || rc == 501 || rc == 505;
-}
+static int is_error(int rc) { return rc == 400 || rc == 431 || rc == 501 || rc == 505; }
 
-static int in_arena(const goro__http_req *r, const char *s)
-{
+static int in_arena(const goro__http_req *r, const char *s) {
     return s >= r->arena && s < r->arena + sizeof r->arena &&
            s + strlen(s) < r->arena + r->arena_used;
 }
 
-static void check_clean(const char *p)
-{
+static void check_clean(const char *p) {
     size_t n = strlen(p);
     char *a = malloc(n + 2), *b = malloc(n + 3);
     CHECK(a && b);
@@ -63,8 +57,7 @@ static void check_clean(const char *p)
     free(b);
 }
 
-static void check_escape(const char *p)
-{
+static void check_escape(const char *p) {
     size_t n = strlen(p), cap = 3 * n + 1;
     char *e = malloc(cap);
     CHECK(e);
@@ -86,8 +79,7 @@ static void check_escape(const char *p)
     free(e);
 }
 
-static void check_query(const char *q)
-{
+static void check_query(const char *q) {
     size_t cap = strlen(q) + 1;
     char *v = malloc(cap);
     CHECK(v);
@@ -115,8 +107,7 @@ static void check_query(const char *q)
     free(v);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *buf = (const char *)data;
     int rc = goro__http_parse(&whole, buf, size);
     CHECK(rc == 0 || rc == 200 || is_error(rc));
@@ -134,7 +125,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(whole.asterisk ? strcmp(whole.path, "*") == 0 : whole.path[0] == '/');
         CHECK(whole.nheaders >= 0 && whole.nheaders <= GORO__HTTP_MAX_HEADERS);
         for (int i = 0; i < whole.nheaders; i++) {
-            CHECK(in_arena(&whole, whole.headers[i].name) && in_arena(&whole, whole.headers[i].value));
+            CHECK(in_arena(&whole, whole.headers[i].name) &&
+                  in_arena(&whole, whole.headers[i].value));
             CHECK(whole.headers[i].name[0] != '\0');
             CHECK(goro__http_header_get(&whole, whole.headers[i].name) != NULL);
         }

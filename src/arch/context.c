@@ -9,8 +9,6 @@
 
 #include <string.h>
 
-void goro__ctx_entry(void);
-
 void goro__ctx_make(goro__ctx *ctx, void *stack_hi, void (*fn)(void *), void *arg) {
     uintptr_t top = (uintptr_t)stack_hi & ~(uintptr_t)15;
 #if defined(__x86_64__)

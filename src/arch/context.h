@@ -35,6 +35,11 @@ void goro__ctx_switch(goro__ctx *from, goro__ctx *to);
    highest address is stack_hi. fn must never return. */
 void goro__ctx_make(goro__ctx *ctx, void *stack_hi, void (*fn)(void *), void *arg);
 
+/* Where a context made by goro__ctx_make first resumes (switch_<arch>.S):
+   it calls fn(arg). Its address is the resume pc of a goroutine that has
+   not started yet (the unwinder stops there). */
+void goro__ctx_entry(void);
+
 #if defined(__x86_64__)
 #define GORO__CTX_FRAME_SIZE 64
 #define GORO__CTX_OFF_PC 56

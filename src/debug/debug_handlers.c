@@ -52,8 +52,7 @@ typedef goro__debug_resp resp;
 
 /* -------------------------------------------------------------- responses */
 
-const char *goro__debug_status_text(int code)
-{
+const char *goro__debug_status_text(int code) {
     switch (code) {
     case 200: return "OK";
     case 301: return "Moved Permanently";
@@ -71,8 +70,7 @@ const char *goro__debug_status_text(int code)
 }
 
 /* Sets the body to a copy of s[0, n). */
-static void set_body(resp *r, const char *s, size_t n)
-{
+static void set_body(resp *r, const char *s, size_t n) {
     free(r->body);
     r->body = malloc(n ? n : 1);
     r->body_len = r->body ? n : 0;
@@ -82,8 +80,7 @@ static void set_body(resp *r, const char *s, size_t n)
 
 /* Go's serveError: text/plain, X-Go-Pprof: 1, no Content-Disposition,
    the message and a newline. */
-static void serve_error(resp *r, int status, const char *msg)
-{
+static void serve_error(resp *r, int status, const char *msg) {
     r->status = status;
     r->ctype = "text/plain; charset=utf-8";
     r->go_pprof = true;
@@ -95,8 +92,7 @@ static void serve_error(resp *r, int status, const char *msg)
 }
 
 /* http.Error: text/plain, nosniff, the message and a newline. */
-static void http_error(resp *r, int status, const char *msg)
-{
+static void http_error(resp *r, int status, const char *msg) {
     r->status = status;
     r->ctype = "text/plain; charset=utf-8";
     r->nosniff = true;
@@ -106,8 +102,7 @@ static void http_error(resp *r, int status, const char *msg)
         r->body[n] = '\n';
 }
 
-static void html_escape(FILE *f, const char *s, size_t n)
-{
+static void html_escape(FILE *f, const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         switch (s[i]) {
         case '&': fputs("&amp;", f); break;
@@ -230,8 +225,7 @@ static void serve_index(resp *r) {
     r->body_len = len;
 }
 
-static void serve_cmdline(resp *r)
-{
+static void serve_cmdline(resp *r) {
     r->nosniff = true;
     r->ctype = "text/plain; charset=utf-8";
     char *buf = NULL;
@@ -463,8 +457,7 @@ void goro__debug_finish_slow(resp *r, bool (*sleep)(int64_t ns)) {
 
 /* http.Redirect with 301: Location is the escaped path plus the raw query;
    GET and HEAD get Go's little HTML body. */
-static void serve_redirect(resp *r, const goro__http_req *q, const char *path, bool get_or_head)
-{
+static void serve_redirect(resp *r, const goro__http_req *q, const char *path, bool get_or_head) {
     size_t cap = 3 * strlen(path) + 1;
     char *esc = malloc(cap);
     if (!esc || goro__http_escape_path(path, esc, cap) == (size_t)-1) {
@@ -543,7 +536,8 @@ static void serve_symbol(resp *r, const goro__http_req *q, bool post, const char
         /* Go: strconv.ParseUint(word, 0, 64); junk is 0 and skipped */
         char *end = NULL;
         errno = 0;
-        unsigned long long pc = wl && word[0] != '-' && word[0] != '+' ? strtoull(word, &end, 0) : 0;
+        unsigned long long pc =
+            wl && word[0] != '-' && word[0] != '+' ? strtoull(word, &end, 0) : 0;
         if (!end || *end || errno)
             pc = 0;
         if (pc != 0 && pc < UINTPTR_MAX) {
@@ -620,15 +614,9 @@ void goro__debug_route(resp *r, const goro__http_req *q, const char *body, size_
         return;
     }
     switch (which) {
-    case R_SLASH:
-        serve_redirect(r, q, PPROF_PREFIX, true);
-        break;
-    case R_CMDLINE:
-        serve_cmdline(r);
-        break;
-    case R_SYMBOL:
-        serve_symbol(r, q, is_post, body, body_len);
-        break;
+    case R_SLASH: serve_redirect(r, q, PPROF_PREFIX, true); break;
+    case R_CMDLINE: serve_cmdline(r); break;
+    case R_SYMBOL: serve_symbol(r, q, is_post, body, body_len); break;
     case R_PPROF: {
         const char *name = path + strlen(PPROF_PREFIX);
         if (name[0])
@@ -637,8 +625,6 @@ void goro__debug_route(resp *r, const goro__http_req *q, const char *body, size_
             serve_index(r);
         break;
     }
-    case R_NONE:
-        break;
+    case R_NONE: break;
     }
 }
-

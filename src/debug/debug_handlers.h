@@ -21,26 +21,26 @@ typedef struct goro__debug_mem {
    location and body, which the response owns (malloc'd). */
 typedef struct goro__debug_resp {
     int status;
-    int minor;               /* HTTP/1.minor of the status line */
-    bool head_only;          /* HEAD: the headers GET would get, no body */
-    bool nosniff;            /* X-Content-Type-Options: nosniff */
-    bool go_pprof;           /* X-Go-Pprof: 1 (serveError) */
-    const char *ctype;       /* Content-Type, or NULL */
-    const char *attachment;  /* Content-Disposition filename, or NULL */
-    const char *allow;       /* Allow, or NULL */
-    char *location;          /* Location (malloc'd), or NULL */
-    char *body;              /* malloc'd, or NULL */
+    int minor;              /* HTTP/1.minor of the status line */
+    bool head_only;         /* HEAD: the headers GET would get, no body */
+    bool nosniff;           /* X-Content-Type-Options: nosniff */
+    bool go_pprof;          /* X-Go-Pprof: 1 (serveError) */
+    const char *ctype;      /* Content-Type, or NULL */
+    const char *attachment; /* Content-Disposition filename, or NULL */
+    const char *allow;      /* Allow, or NULL */
+    char *location;         /* Location (malloc'd), or NULL */
+    char *body;             /* malloc'd, or NULL */
     size_t body_len;
     /* A response that takes a while (a CPU profile, a delta profile): the
        server finishes it on a thread of its own with
        goro__debug_finish_slow, so other clients are served meanwhile. */
     const struct goro__debug_profile *slow;
-    int64_t slow_ns;         /* how long it collects */
-    void *base;              /* a delta profile's base (delta_begin) */
-    FILE *timed_out;         /* a timed profile's output, being collected */
+    int64_t slow_ns;                   /* how long it collects */
+    void *base;                        /* a delta profile's base (delta_begin) */
+    FILE *timed_out;                   /* a timed profile's output, being collected */
     struct goro__debug_mem *timed_mem; /* ... its memory (open_memstream's, malloc'd:
                                           the response is copied to a worker) */
-    char attach_buf[80];     /* attachment storage when it is not static */
+    char attach_buf[80];               /* attachment storage when it is not static */
 } goro__debug_resp;
 
 /* Fills r (zeroed by the caller, status 200) with the answer to q (whose

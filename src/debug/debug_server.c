@@ -104,9 +104,9 @@ typedef struct conn {
     size_t in_len;
     char *head, *body; /* response, malloc'd */
     size_t head_len, body_len;
-    size_t off;        /* bytes of head + body sent */
+    size_t off; /* bytes of head + body sent */
     size_t drained;
-    char *in;          /* malloc'd, in_cap bytes, grown up to DS_IN_MAX */
+    char *in; /* malloc'd, in_cap bytes, grown up to DS_IN_MAX */
     size_t in_cap;
 } conn;
 
@@ -135,15 +135,13 @@ static goro__http_req req_scratch;
 
 static _Atomic int64_t read_timeout_ns = DS_READ_TIMEOUT_NS;
 
-static int64_t now_ns(void)
-{
+static int64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * DS_NS + ts.tv_nsec;
 }
 
-void goro__debug_set_read_timeout(int64_t ns)
-{
+void goro__debug_set_read_timeout(int64_t ns) {
     atomic_store_explicit(&read_timeout_ns, ns > 0 ? ns : DS_READ_TIMEOUT_NS, memory_order_relaxed);
 }
 
@@ -151,8 +149,7 @@ void goro__debug_set_read_timeout(int64_t ns)
 
 typedef goro__debug_resp resp;
 
-static void http_date(char *out, size_t n)
-{
+static void http_date(char *out, size_t n) {
     static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static const char mons[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
@@ -165,8 +162,7 @@ static void http_date(char *out, size_t n)
 
 /* Turns r into the bytes of c's response (c->head, c->body). Takes r's
    allocations. Returns false if memory ran out. */
-static bool conn_set_response(conn *c, resp *r)
-{
+static bool conn_set_response(conn *c, resp *r) {
     char *head = NULL;
     size_t head_len = 0;
     FILE *f = open_memstream(&head, &head_len);
@@ -177,7 +173,8 @@ static bool conn_set_response(conn *c, resp *r)
     }
     char date[64];
     http_date(date, sizeof date);
-    fprintf(f, "HTTP/1.%d %d %s\r\n", r->minor ? 1 : 0, r->status, goro__debug_status_text(r->status));
+    fprintf(f, "HTTP/1.%d %d %s\r\n", r->minor ? 1 : 0, r->status,
+            goro__debug_status_text(r->status));
     if (r->allow)
         fprintf(f, "Allow: %s\r\n", r->allow);
     if (r->attachment)
@@ -215,8 +212,7 @@ static bool conn_set_response(conn *c, resp *r)
 
 /* The answer to a head the parser refused (or a read timeout), as Go's
    server writes it: "HTTP/1.1 400 Bad Request: reason". */
-static bool conn_set_raw_error(conn *c, int status, const char *why)
-{
+static bool conn_set_raw_error(conn *c, int status, const char *why) {
     char msg[256];
     if (status == 431 || status == 408 || !why)
         snprintf(msg, sizeof msg, "%d %s", status, goro__debug_status_text(status));
@@ -246,8 +242,7 @@ static bool conn_set_raw_error(conn *c, int status, const char *why)
 }
 /* ------------------------------------------------------------ connections */
 
-static void conn_close(conn *c)
-{
+static void conn_close(conn *c) {
     if (c->fd >= 0)
         close(c->fd);
     free(c->head);
@@ -261,8 +256,7 @@ static void conn_close(conn *c)
     c->state = C_FREE;
 }
 
-static void conn_start_drain(conn *c, int64_t now)
-{
+static void conn_start_drain(conn *c, int64_t now) {
     free(c->head);
     free(c->body);
     c->head = c->body = NULL;
@@ -273,8 +267,7 @@ static void conn_start_drain(conn *c, int64_t now)
 }
 
 /* Sends what the socket takes now. */
-static void conn_write(conn *c, int64_t now)
-{
+static void conn_write(conn *c, int64_t now) {
     size_t total = c->head_len + c->body_len;
     while (c->off < total) {
         struct iovec iov[2];
@@ -306,8 +299,7 @@ static void conn_write(conn *c, int64_t now)
     conn_start_drain(c, now);
 }
 
-static void conn_respond_raw(conn *c, int status, const char *why, int64_t now)
-{
+static void conn_respond_raw(conn *c, int status, const char *why, int64_t now) {
     if (!conn_set_raw_error(c, status, why)) {
         conn_close(c);
         return;
@@ -336,8 +328,7 @@ static bool conn_in_grow(conn *c) {
     return true;
 }
 
-static void conn_read(conn *c, int64_t now)
-{
+static void conn_read(conn *c, int64_t now) {
     for (;;) {
         if (!conn_in_grow(c)) {
             conn_respond_raw(c, 431, NULL, now);
@@ -505,8 +496,7 @@ static void slow_start(conn *c, resp *r) {
     conn_respond_raw(c, 500, strerror(e), now_ns());
 }
 
-static void conn_drain(conn *c)
-{
+static void conn_drain(conn *c) {
     char scratch[4096];
     for (;;) {
         ssize_t k = recv(c->fd, scratch, sizeof scratch, MSG_DONTWAIT);
@@ -526,8 +516,7 @@ static void conn_drain(conn *c)
     }
 }
 
-static void conn_timeout(conn *c, int64_t now)
-{
+static void conn_timeout(conn *c, int64_t now) {
     if (c->state == C_READ && c->in_len > 0) {
         conn_respond_raw(c, 408, NULL, now);
         /* Do not wait long for a client that stopped talking. */
@@ -540,8 +529,7 @@ static void conn_timeout(conn *c, int64_t now)
 
 /* ------------------------------------------------------------ the thread */
 
-static int free_slot(void)
-{
+static int free_slot(void) {
     for (int i = 0; i < DS_MAX_CONNS; i++)
         if (conns[i].state == C_FREE)
             return i;
@@ -551,8 +539,7 @@ static int free_slot(void)
 /* The connection reading its head for the longest time (earliest read
    deadline; all got the same timeout, give or take a change by the test
    hook), or -1 if none is reading. */
-static int evictable(void)
-{
+static int evictable(void) {
     int best = -1;
     for (int i = 0; i < DS_MAX_CONNS; i++)
         if (conns[i].state == C_READ && (best < 0 || conns[i].deadline < conns[best].deadline))
@@ -560,8 +547,7 @@ static int evictable(void)
     return best;
 }
 
-static void *server_main(void *arg)
-{
+static void *server_main(void *arg) {
     (void)arg;
     goro__helper_thread_register();
     /* Like Go's HTTP server waiting in netpoll, a running debug server keeps
@@ -672,8 +658,7 @@ static void *server_main(void *arg)
 
 /* -------------------------------------------------------- serve and stop */
 
-static int try_listen(const struct addrinfo *ai)
-{
+static int try_listen(const struct addrinfo *ai) {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0)
         return -1;
@@ -692,8 +677,7 @@ static int try_listen(const struct addrinfo *ai)
 
 /* Binds the first address host resolves to that can be bound, IPv4 ones
    first (as Go's Listen does with a host name). */
-static int listen_on(const char *host, const char *port)
-{
+static int listen_on(const char *host, const char *port) {
     struct addrinfo hints, *res = NULL;
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
@@ -730,8 +714,7 @@ static int listen_on(const char *host, const char *port)
     return fd;
 }
 
-static int bound_port(int fd)
-{
+static int bound_port(int fd) {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
@@ -747,20 +730,17 @@ static int bound_port(int fd)
 /* fork: the child has no server thread. Forget the server there (closing
    its sockets) so that goro_debug_stop does not join a thread that does not
    exist and goro_debug_serve can start a new one. */
-static void atfork_prepare(void)
-{
+static void atfork_prepare(void) {
     pthread_mutex_lock(&srv.mu);
     goro__debug_registry_lock();
 }
 
-static void atfork_parent(void)
-{
+static void atfork_parent(void) {
     goro__debug_registry_unlock();
     pthread_mutex_unlock(&srv.mu);
 }
 
-static void atfork_child(void)
-{
+static void atfork_child(void) {
     /* No worker threads in the child; their sockets stay the parent's. */
     pthread_mutex_init(&srv.slow_mu, NULL);
     pthread_cond_init(&srv.slow_cv, NULL);
@@ -779,19 +759,15 @@ static void atfork_child(void)
 }
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-static void atfork_install(void)
-{
-    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
-}
+static void atfork_install(void) { pthread_atfork(atfork_prepare, atfork_parent, atfork_child); }
 
-static int debug_serve(const char *addr)
-{
+static int debug_serve(const char *addr) {
     /* The TCP calls' address rules (io/hostport.h), plus the binding policy
        above: no empty host. The port goes to getaddrinfo as a number. */
     char host[256], port[64];
     uint16_t pnum;
-    if (goro__split_hostport(addr, host, sizeof host, port, sizeof port, NULL) != 0 || host[0] == '\0' ||
-        goro__parse_port(port, &pnum, NULL) != 0) {
+    if (goro__split_hostport(addr, host, sizeof host, port, sizeof port, NULL) != 0 ||
+        host[0] == '\0' || goro__parse_port(port, &pnum, NULL) != 0) {
         errno = EINVAL;
         return -1;
     }
@@ -825,8 +801,8 @@ static int debug_serve(const char *addr)
        are left alone. */
     sigset_t set, old;
     sigemptyset(&set);
-    static const int blocked[] = {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGCHLD, SIGALRM,
-                                  SIGWINCH, SIGTSTP, SIGTTIN, SIGTTOU};
+    static const int blocked[] = {SIGINT,  SIGTERM,  SIGHUP,  SIGPIPE, SIGCHLD,
+                                  SIGALRM, SIGWINCH, SIGTSTP, SIGTTIN, SIGTTOU};
     for (size_t i = 0; i < sizeof blocked / sizeof blocked[0]; i++)
         sigaddset(&set, blocked[i]);
     pthread_sigmask(SIG_BLOCK, &set, &old);
@@ -849,14 +825,12 @@ static int debug_serve(const char *addr)
 
 /* The port or -errno (goro.h's convention). debug_serve sets errno and never
    parks, so the errno read here is this thread's. */
-int goro_debug_serve(const char *addr)
-{
+int goro_debug_serve(const char *addr) {
     int port = debug_serve(addr);
     return port >= 0 ? port : errno > 0 ? -errno : -EIO;
 }
 
-void goro_debug_stop(void)
-{
+void goro_debug_stop(void) {
     pthread_mutex_lock(&srv.mu);
     if (!srv.running || pthread_equal(pthread_self(), srv.thread)) {
         pthread_mutex_unlock(&srv.mu);

@@ -29,33 +29,36 @@
 
 /* ------------------------------------------------------ character classes */
 
-static bool is_tchar(unsigned char c)
-{
+static bool is_tchar(unsigned char c) {
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
         return true;
     switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
-    case '+': case '-': case '.': case '^': case '_': case '`': case '|': case '~':
-        return true;
-    default:
-        return false;
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '.':
+    case '^':
+    case '_':
+    case '`':
+    case '|':
+    case '~': return true;
+    default: return false;
     }
 }
 
 /* Bytes allowed in a request-target: visible ASCII and obs-text, no '#'. */
-static bool is_target_char(unsigned char c)
-{
-    return c > 0x20 && c != 0x7f && c != '#';
-}
+static bool is_target_char(unsigned char c) { return c > 0x20 && c != 0x7f && c != '#'; }
 
 /* Bytes allowed in a header value: HTAB, SP, VCHAR, obs-text. */
-static bool is_value_char(unsigned char c)
-{
-    return c == '\t' || (c >= 0x20 && c != 0x7f);
-}
+static bool is_value_char(unsigned char c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
 
-static int hexval(unsigned char c)
-{
+static int hexval(unsigned char c) {
     if (c >= '0' && c <= '9')
         return c - '0';
     if (c >= 'a' && c <= 'f')
@@ -65,13 +68,11 @@ static int hexval(unsigned char c)
     return -1;
 }
 
-static unsigned char lower(unsigned char c)
-{
+static unsigned char lower(unsigned char c) {
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
 }
 
-static bool ieq(const char *a, size_t an, const char *b)
-{
+static bool ieq(const char *a, size_t an, const char *b) {
     size_t bn = strlen(b);
     if (an != bn)
         return false;
@@ -83,8 +84,7 @@ static bool ieq(const char *a, size_t an, const char *b)
 
 /* ----------------------------------------------------------------- arena */
 
-static char *arena_put(goro__http_req *r, const char *s, size_t n)
-{
+static char *arena_put(goro__http_req *r, const char *s, size_t n) {
     if (n + 1 > sizeof r->arena - r->arena_used)
         return NULL;
     char *d = r->arena + r->arena_used;
@@ -97,8 +97,7 @@ static char *arena_put(goro__http_req *r, const char *s, size_t n)
 
 /* Percent-decodes s[0, n) into the arena. Returns NULL on a bad escape, a
    decoded NUL, or a full arena; *bad tells the first two from the last. */
-static char *arena_put_decoded(goro__http_req *r, const char *s, size_t n, bool *bad)
-{
+static char *arena_put_decoded(goro__http_req *r, const char *s, size_t n, bool *bad) {
     *bad = false;
     if (n + 1 > sizeof r->arena - r->arena_used)
         return NULL;
@@ -127,8 +126,7 @@ static char *arena_put_decoded(goro__http_req *r, const char *s, size_t n, bool 
 
 /* Finds the line starting at pos within [0, lim). On success sets *ln (the
    line length without CR LF / LF) and *next (the offset after the LF). */
-static bool next_line(const char *buf, size_t pos, size_t lim, size_t *ln, size_t *next)
-{
+static bool next_line(const char *buf, size_t pos, size_t lim, size_t *ln, size_t *next) {
     const char *nl = memchr(buf + pos, '\n', lim - pos);
     if (!nl)
         return false;
@@ -141,13 +139,9 @@ static bool next_line(const char *buf, size_t pos, size_t lim, size_t *ln, size_
 }
 
 /* A CR anywhere but right before the LF is invalid. */
-static bool has_cr(const char *s, size_t n)
-{
-    return memchr(s, '\r', n) != NULL;
-}
+static bool has_cr(const char *s, size_t n) { return memchr(s, '\r', n) != NULL; }
 
-static int fail(goro__http_req *r, int status, const char *why)
-{
+static int fail(goro__http_req *r, int status, const char *why) {
     r->error = why;
     return status;
 }
@@ -155,8 +149,7 @@ static int fail(goro__http_req *r, int status, const char *why)
 /* ------------------------------------------------------------ request line */
 
 /* "HTTP/" DIGIT "." DIGIT, as Go's ParseHTTPVersion. */
-static bool parse_version(const char *s, size_t n, int *major, int *minor)
-{
+static bool parse_version(const char *s, size_t n, int *major, int *minor) {
     if (n != 8 || memcmp(s, "HTTP/", 5) != 0 || s[6] != '.')
         return false;
     if (s[5] < '0' || s[5] > '9' || s[7] < '0' || s[7] > '9')
@@ -166,8 +159,7 @@ static bool parse_version(const char *s, size_t n, int *major, int *minor)
     return true;
 }
 
-static int parse_target(goro__http_req *r, const char *t, size_t n)
-{
+static int parse_target(goro__http_req *r, const char *t, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (!is_target_char((unsigned char)t[i]))
             return fail(r, 400, "invalid URI");
@@ -221,8 +213,7 @@ static int parse_target(goro__http_req *r, const char *t, size_t n)
     return 200;
 }
 
-static int parse_request_line(goro__http_req *r, const char *s, size_t n)
-{
+static int parse_request_line(goro__http_req *r, const char *s, size_t n) {
     if (has_cr(s, n))
         return fail(r, 400, "malformed HTTP request");
     const char *sp1 = memchr(s, ' ', n);
@@ -260,8 +251,7 @@ static int parse_request_line(goro__http_req *r, const char *s, size_t n)
 }
 
 /* Is s[0, n) (no LF yet) a prefix of some valid request line? */
-static bool partial_request_line_ok(const char *s, size_t n)
-{
+static bool partial_request_line_ok(const char *s, size_t n) {
     static const char ver[] = "HTTP/D.D";
     int part = 0; /* 0 method, 1 target, 2 version */
     size_t start = 0;
@@ -299,8 +289,7 @@ static bool partial_request_line_ok(const char *s, size_t n)
 
 /* --------------------------------------------------------------- headers */
 
-static int parse_header(goro__http_req *r, const char *s, size_t n)
-{
+static int parse_header(goro__http_req *r, const char *s, size_t n) {
     if (s[0] == ' ' || s[0] == '\t')
         return fail(r, 400, "obsolete line folding");
     if (has_cr(s, n))
@@ -334,8 +323,7 @@ static int parse_header(goro__http_req *r, const char *s, size_t n)
 
 /* Is s[0, n) (no LF yet) a prefix of some valid header line (or of the
    blank line that ends the head)? */
-static bool partial_header_ok(const char *s, size_t n)
-{
+static bool partial_header_ok(const char *s, size_t n) {
     bool in_value = false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -356,8 +344,7 @@ static bool partial_header_ok(const char *s, size_t n)
 }
 
 /* Host: Go's httpguts.ValidHostHeader character set. */
-static bool valid_host(const char *h)
-{
+static bool valid_host(const char *h) {
     for (const unsigned char *p = (const unsigned char *)h; *p; p++) {
         unsigned char c = *p;
         if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
@@ -370,8 +357,7 @@ static bool valid_host(const char *h)
     return true;
 }
 
-static bool parse_content_length(const char *s, int64_t *out)
-{
+static bool parse_content_length(const char *s, int64_t *out) {
     if (!*s)
         return false;
     int64_t v = 0;
@@ -387,8 +373,7 @@ static bool parse_content_length(const char *s, int64_t *out)
 }
 
 /* Checks that need the whole head: Host, Content-Length, Transfer-Encoding. */
-static int validate_head(goro__http_req *r)
-{
+static int validate_head(goro__http_req *r) {
     int hosts = 0, tes = 0;
     const char *host = NULL, *te = NULL;
     for (int i = 0; i < r->nheaders; i++) {
@@ -429,8 +414,7 @@ static int validate_head(goro__http_req *r)
 
 /* ------------------------------------------------------------------ parse */
 
-int goro__http_parse(goro__http_req *r, const char *buf, size_t len)
-{
+int goro__http_parse(goro__http_req *r, const char *buf, size_t len) {
     r->method = r->target = r->path = r->raw_query = NULL;
     r->has_query = r->asterisk = r->chunked = false;
     r->minor = 0;
@@ -451,8 +435,9 @@ int goro__http_parse(goro__http_req *r, const char *buf, size_t len)
             size_t n = lim - pos;
             bool ok = have_request_line ? partial_header_ok(s, n) : partial_request_line_ok(s, n);
             if (!ok)
-                return fail(r, 400, have_request_line ? "malformed MIME header line"
-                                                      : "malformed HTTP request");
+                return fail(r, 400,
+                            have_request_line ? "malformed MIME header line"
+                                              : "malformed HTTP request");
             if (len >= GORO__HTTP_MAX_HEAD)
                 return fail(r, 431, "request header fields too large");
             return 0;
@@ -480,8 +465,7 @@ int goro__http_parse(goro__http_req *r, const char *buf, size_t len)
 
 /* ------------------------------------------------------------- accessors */
 
-const char *goro__http_header_get(const goro__http_req *r, const char *name)
-{
+const char *goro__http_header_get(const goro__http_req *r, const char *name) {
     for (int i = 0; i < r->nheaders; i++)
         if (ieq(r->headers[i].name, strlen(r->headers[i].name), name))
             return r->headers[i].value;
@@ -490,8 +474,7 @@ const char *goro__http_header_get(const goro__http_req *r, const char *name)
 
 /* Query-unescapes s[0, n) ('+' is a space) into out (if not NULL, room for
    n + 1 bytes). Returns the decoded length or -1 on a bad escape. */
-static long query_unescape(const char *s, size_t n, char *out)
-{
+static long query_unescape(const char *s, size_t n, char *out) {
     size_t w = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -515,8 +498,7 @@ static long query_unescape(const char *s, size_t n, char *out)
 }
 
 /* Does the query-unescaped s[0, n) equal key? (false on a bad escape) */
-static bool query_key_eq(const char *s, size_t n, const char *key)
-{
+static bool query_key_eq(const char *s, size_t n, const char *key) {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -537,8 +519,7 @@ static bool query_key_eq(const char *s, size_t n, const char *key)
     return key[k] == '\0';
 }
 
-bool goro__http_query_get(const char *q, const char *key, char *out, size_t outlen)
-{
+bool goro__http_query_get(const char *q, const char *key, char *out, size_t outlen) {
     while (*q) {
         const char *amp = strchr(q, '&');
         size_t pn = amp ? (size_t)(amp - q) : strlen(q);
@@ -565,8 +546,7 @@ bool goro__http_query_get(const char *q, const char *key, char *out, size_t outl
     return false;
 }
 
-int goro__http_atoi(const char *s, long long *out)
-{
+int goro__http_atoi(const char *s, long long *out) {
     const char *p = s;
     bool neg = false;
     if (*p == '+' || *p == '-')
@@ -576,7 +556,8 @@ int goro__http_atoi(const char *s, long long *out)
         return EINVAL;
     }
     unsigned long long v = 0;
-    unsigned long long lim = neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
+    unsigned long long lim =
+        neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
     bool range = false;
     for (; *p; p++) {
         if (*p < '0' || *p > '9') {
@@ -601,8 +582,7 @@ int goro__http_atoi(const char *s, long long *out)
 
 /* ------------------------------------------------------------- path tools */
 
-size_t goro__http_clean_path(const char *p, char *out, size_t outlen)
-{
+size_t goro__http_clean_path(const char *p, char *out, size_t outlen) {
     size_t n = strlen(p);
     if (outlen < n + 2)
         return (size_t)-1;
@@ -636,8 +616,7 @@ size_t goro__http_clean_path(const char *p, char *out, size_t outlen)
     return w;
 }
 
-size_t goro__http_escape_path(const char *p, char *out, size_t outlen)
-{
+size_t goro__http_escape_path(const char *p, char *out, size_t outlen) {
     static const char hex[] = "0123456789ABCDEF";
     size_t w = 0;
     for (const unsigned char *s = (const unsigned char *)p; *s; s++) {

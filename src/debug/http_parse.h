@@ -32,7 +32,7 @@
 
 /* request line + headers + blank line: 64 KiB, as browsers with many
    cookies send more than 8 KiB (Go's DefaultMaxHeaderBytes is 1 MiB) */
-#define GORO__HTTP_MAX_HEAD    65536
+#define GORO__HTTP_MAX_HEAD 65536
 #define GORO__HTTP_MAX_HEADERS 100
 
 typedef struct goro__http_header {
@@ -42,16 +42,16 @@ typedef struct goro__http_header {
 
 typedef struct goro__http_req {
     /* Valid when goro__http_parse returned 200 (all NUL-terminated): */
-    const char *method;      /* as sent, case-sensitive ("GET") */
-    const char *target;      /* the raw request-target */
-    const char *path;        /* percent-decoded path, "/..." (or "*") */
-    const char *raw_query;   /* after the first '?', not decoded; "" if none */
-    bool has_query;          /* a '?' was present */
-    bool asterisk;           /* request-target was "*" */
-    int minor;               /* HTTP/1.minor (0 or 1 and above) */
-    size_t head_len;         /* bytes of the head, including the blank line */
-    int64_t content_length;  /* -1 if absent */
-    bool chunked;            /* Transfer-Encoding: chunked */
+    const char *method;     /* as sent, case-sensitive ("GET") */
+    const char *target;     /* the raw request-target */
+    const char *path;       /* percent-decoded path, "/..." (or "*") */
+    const char *raw_query;  /* after the first '?', not decoded; "" if none */
+    bool has_query;         /* a '?' was present */
+    bool asterisk;          /* request-target was "*" */
+    int minor;              /* HTTP/1.minor (0 or 1 and above) */
+    size_t head_len;        /* bytes of the head, including the blank line */
+    int64_t content_length; /* -1 if absent */
+    bool chunked;           /* Transfer-Encoding: chunked */
     int nheaders;
     goro__http_header headers[GORO__HTTP_MAX_HEADERS];
     /* Valid when it returned an error status: a short reason (static). */
@@ -76,7 +76,8 @@ GORO__HIDDEN const char *goro__http_header_get(const goro__http_req *req, const 
    decoded value to out (NUL-terminated) and returns true if found; returns
    false if absent or if out is too small (out of strlen(raw_query) + 1
    bytes is always enough). Values containing %00 are skipped. */
-GORO__HIDDEN bool goro__http_query_get(const char *raw_query, const char *key, char *out, size_t outlen);
+GORO__HIDDEN bool goro__http_query_get(const char *raw_query, const char *key, char *out,
+                                       size_t outlen);
 
 /* Go's strconv.Atoi (base 10, optional sign): 0 and *out set on success;
    EINVAL on a syntax error (*out = 0); ERANGE on overflow (*out clamped). */

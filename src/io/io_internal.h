@@ -33,6 +33,7 @@
 #define GORO_IO_INTERNAL_H
 
 #include "runtime/runtime.h"
+#include "util/list.h"
 
 #include <poll.h>
 #include <sys/types.h>
@@ -54,7 +55,7 @@ typedef struct goro__pd {
     _Atomic uint32_t ref;          /* calls in flight | GORO__PD_CLOSING */
     _Atomic uint8_t flags;         /* GORO__PD_OWNED, GORO__PD_NOTSOCK (racy hints) */
     uint8_t reg;                   /* lock: enum goro__pd_reg */
-    goro__pd_waiter *waiters;      /* lock: goroutines and threads waiting */
+    goro__list waiters;            /* lock: goroutines and threads waiting (goro__pd_waiter) */
     goro__g *closer;               /* lock: goro_close waiting for ref to drain */
 } goro__pd;
 

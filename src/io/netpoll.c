@@ -134,7 +134,7 @@
 enum { PD_R = 1, PD_W = 2 };
 
 struct goro__pd_waiter {
-    goro__pd_waiter *next, *prev;
+    goro__link link;   /* in pd->waiters, under pd->lock */
     goro__g *g;        /* the parked goroutine, or NULL for a plain thread */
     int efd;           /* plain thread: its eventfd (or -1) */
     uint8_t mode;      /* PD_R | PD_W */
@@ -292,25 +292,7 @@ int goro__pd_open(int fd) {
     return err;
 }
 
-/* ---------------------------------------------------------- waiter lists */
-
-static void link_waiter(goro__pd *pd, goro__pd_waiter *w) {
-    w->prev = NULL;
-    w->next = pd->waiters;
-    if (pd->waiters)
-        pd->waiters->prev = w;
-    pd->waiters = w;
-}
-
-static void unlink_waiter(goro__pd *pd, goro__pd_waiter *w) {
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        pd->waiters = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
-    w->next = w->prev = NULL;
-}
+/* ------------------------------------------------------- waiter records */
 
 static void waiter_gone(void) {
     if (atomic_fetch_sub_explicit(&nwaiters, 1, memory_order_acq_rel) == 1 &&
@@ -394,7 +376,7 @@ static int thread_wait(goro__pd *pd, int events, int64_t deadline, int *revents)
         goro__lock_release(&pd->lock);
         return EBADF;
     }
-    link_waiter(pd, &w);
+    goro__list_push_front(&pd->waiters, &w.link);
     goro__lock_release(&pd->lock);
 
     /* Show as "IO wait" (the runtime does the same in its futex park). */
@@ -448,7 +430,7 @@ static int thread_wait(goro__pd *pd, int events, int64_t deadline, int *revents)
     }
 
     goro__lock_acquire(&pd->lock);
-    unlink_waiter(pd, &w);
+    goro__list_remove(&pd->waiters, &w.link);
     bool closing = atomic_load_explicit(&pd->ref, memory_order_relaxed) & GORO__PD_CLOSING;
     goro__lock_release(&pd->lock);
     if (efd >= 0 && p[1].revents) {
@@ -500,7 +482,7 @@ int goro__pd_wait(goro__pd *pd, int events, goro__pd_snap snap, int64_t deadline
     }
     goro__pd_waiter w = {.g = g, .efd = -1, .mode = (uint8_t)mode, .result = 0, .revents = 0};
     goro__g_prepare_wait(g);
-    link_waiter(pd, &w);
+    goro__list_push_front(&pd->waiters, &w.link);
     atomic_fetch_add_explicit(&nwaiters, 1, memory_order_acq_rel);
     goro__external_waiters_add(1);
     bool woke = goro__park(GORO__WAIT_IO, pd, goro__lock_release_v, &pd->lock, deadline);
@@ -512,7 +494,7 @@ int goro__pd_wait(goro__pd *pd, int events, goro__pd_snap snap, int64_t deadline
     }
     /* The deadline won the claim: nobody else unlinks us. */
     goro__lock_acquire(&pd->lock);
-    unlink_waiter(pd, &w);
+    goro__list_remove(&pd->waiters, &w.link);
     goro__lock_release(&pd->lock);
     waiter_gone();
     return ETIMEDOUT;
@@ -538,13 +520,12 @@ int goro__pd_close(int fd) {
         goro__lock_release(&pd->lock);
         return EBADF; /* another goro_close is in progress */
     }
-    for (goro__pd_waiter *w = pd->waiters, *next; w; w = next) {
-        next = w->next;
+    GORO__LIST_FOREACH_SAFE(w, &pd->waiters, goro__pd_waiter, link) {
         if (w->g) {
             goro__g *g = w->g;
             if (!goro__claim(g))
                 continue; /* timed out at this moment: it unlinks itself */
-            unlink_waiter(pd, w);
+            goro__list_remove(&pd->waiters, &w->link);
             w->result = EBADF;
             goro__ready(g);
             waiter_gone();
@@ -603,14 +584,13 @@ static int pd_ready(goro__pd *pd, uint32_t seq, uint32_t ev) {
         atomic_fetch_add_explicit(&pd->rseq, 1, memory_order_release);
     if (mode & PD_W)
         atomic_fetch_add_explicit(&pd->wseq, 1, memory_order_release);
-    for (goro__pd_waiter *w = pd->waiters, *next; w; w = next) {
-        next = w->next;
+    GORO__LIST_FOREACH_SAFE(w, &pd->waiters, goro__pd_waiter, link) {
         if (!w->g || !(w->mode & mode))
             continue;
         goro__g *g = w->g;
         if (!goro__claim(g))
             continue;
-        unlink_waiter(pd, w);
+        goro__list_remove(&pd->waiters, &w->link);
         w->result = 0;
         /* epoll's bits are poll(2)'s on Linux (EPOLLIN == POLLIN, ...). */
         w->revents = (int)(ev & (EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP | EPOLLERR | EPOLLHUP));

@@ -53,8 +53,6 @@
 
 _Atomic int goro__observe_crashing;
 
-void goro__ctx_entry(void);
-
 #define RSET(rg, i, v) ((rg)->r[i] = (v), (rg)->valid |= (uint64_t)1 << (i))
 
 void goro__gcap_clear(goro__gcap *cap) {

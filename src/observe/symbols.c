@@ -36,7 +36,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "dw.h"
+#include "libdw_session.h"
 
 #if GORO_HAVE_LIBDW
 #include <dwarf.h>

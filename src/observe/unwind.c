@@ -33,7 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dw.h"
+#include "libdw_session.h"
 
 #if GORO_HAVE_LIBDW
 #include <dwarf.h>

@@ -1,5 +1,5 @@
 /*
- * ow.c - the buffered output writer every format writes through.
+ * out_writer.c - the buffered output writer every format writes through.
  *
  * Four sinks: a descriptor (crash and signal paths: only write(2), so it can
  * be used from a signal handler as long as the formatting does not allocate),

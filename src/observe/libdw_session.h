@@ -1,9 +1,9 @@
 /*
- * dw.h - the libdw session shared by symbols.c (names, lines) and unwind.c
+ * libdw_session.h - the libdw session shared by symbols.c (names, lines) and unwind.c
  * (CFI). Only with GORO_HAVE_LIBDW. Every call here requires goro__dw_lock.
  */
-#ifndef GORO_OBSERVE_DW_H
-#define GORO_OBSERVE_DW_H
+#ifndef GORO_OBSERVE_LIBDW_SESSION_H
+#define GORO_OBSERVE_LIBDW_SESSION_H
 
 #if GORO_HAVE_LIBDW
 #include <elfutils/libdw.h>
