@@ -81,11 +81,28 @@ void goro__crash_exit(void) {
     _exit(2);
 }
 
+/* Seconds the report may go without writing anything. The other threads
+   are frozen wherever they stood, so one may hold a lock the report needs
+   (malloc's, a sanitizer allocator's, libdw's): then the report cannot go
+   on, and the process must still end, soon, with status 2. A long report
+   (every goroutine of a big process) keeps writing, and each write moves
+   the deadline (goro__crash_progress), so only a stall ends it. */
+#define CRASH_STALL_SECONDS 3
+#define CRASH_STR_(x) #x
+#define CRASH_STR(x) CRASH_STR_(x)
+
 static void watchdog(int sig) {
     (void)sig;
-    static const char msg[] = "\n(the crash report did not finish in time)\n";
+    static const char msg[] =
+        "\n(crash report cut short: it wrote nothing for " CRASH_STR(CRASH_STALL_SECONDS) " s; a stopped thread may hold a "
+        "lock it needs)\n";
     goro__write_all(2, msg, sizeof msg - 1);
-    _exit(2);
+    goro__crash_exit();
+}
+
+void goro__crash_progress(void) {
+    if (atomic_load_explicit(&crash_owner, memory_order_relaxed) == (pid_t)syscall(SYS_gettid))
+        alarm(CRASH_STALL_SECONDS);
 }
 
 /* A report that hangs (a frozen thread holds a lock it needs) still ends. */
@@ -99,7 +116,7 @@ static void arm_watchdog(void) {
     sigemptyset(&s);
     sigaddset(&s, SIGALRM);
     pthread_sigmask(SIG_UNBLOCK, &s, NULL);
-    alarm(30);
+    alarm(CRASH_STALL_SECONDS);
 }
 
 static uintptr_t fault_pc(const void *ucv) {

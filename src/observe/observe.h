@@ -177,6 +177,8 @@ GORO__HIDDEN bool goro__frozen_regs(pid_t tid, goro__regs *rg, goro__g **g);
 GORO__HIDDEN void goro__capture_init(void);
 /* Crash mode: observers use bounded waits and try-locks only. */
 extern GORO__HIDDEN _Atomic int goro__observe_crashing;
+/* crash.c: the crash report wrote something; moves its stall deadline. */
+GORO__HIDDEN void goro__crash_progress(void);
 
 /* maps.c: the readable mapping of procfs self/maps that contains addr
    (async-signal-safe: open/read/close, no allocation). */

@@ -59,6 +59,8 @@ static void sink(goro__ow *w, const char *s, size_t n) {
             s += r;
             n -= (size_t)r;
         }
+        if (atomic_load_explicit(&goro__observe_crashing, memory_order_relaxed))
+            goro__crash_progress(); /* a crash report that writes is not stuck */
         return;
     case GORO__OW_FILE:
         if (fwrite(s, 1, n, w->f) != n)
