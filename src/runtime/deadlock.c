@@ -66,7 +66,13 @@ void goro__checkdead_impl(void) {
     int tasks = count_tasks();
     if (tasks < 0 || tasks != known)
         return;
-    if (atomic_load(&goro__sched.nthreads_blocked) == 0 && goro_count() <= 1) {
+    if (atomic_load(&goro__sched.main_exited)) {
+        /* Goroutine 1 is gone (goro_exit): Go's wording when nothing is left. */
+        if (goro__live_count() == 0 && atomic_load(&goro__sched.nthreads_blocked) == 0) {
+            goro__lock_release(&goro__sched.lock);
+            goro__fatal("no goroutines (main called runtime.Goexit) - deadlock!");
+        }
+    } else if (atomic_load(&goro__sched.nthreads_blocked) == 0 && goro_count() <= 1) {
         /* Nothing is blocked: e.g. every goroutine ended and no thread waits. */
         return;
     }

@@ -42,6 +42,9 @@ struct goro__p {
     _Atomic uint32_t switchtick;    /* bumped at every switch on this P (sysmon reads it) */
     goro__p *link;                  /* idle list */
     goro__m *m;                     /* owner while RUNNING */
+    _Atomic bool lent;              /* held by a plain thread's M (see "plain threads" in
+                                       sched.c); while that thread runs the program's code
+                                       the P sits in P_SYSCALL and sysmon may retake it */
     uint32_t schedtick;
 
     /* Local run queue: a single-producer (the owner), multi-consumer ring.
@@ -66,6 +69,7 @@ enum goro__after {
     GORO__AFTER_PARK,   /* prev: mark WAITING, arm its deadline, call unlock(lock) */
     GORO__AFTER_YIELD,  /* prev: put back on a run queue */
     GORO__AFTER_EXIT,   /* prev: dead, return its record and stack */
+    GORO__AFTER_HANDOFF, /* prev: leaves a plain thread's M for a real one (syscall) */
 };
 
 struct goro__m {
@@ -75,6 +79,10 @@ struct goro__m {
     goro__p *nextp;                 /* P handed over by wakep */
     goro__p *oldp;                  /* P held when entering a syscall */
     goro__g *curg;                  /* goroutine running on this M (or &g0) */
+    goro__g *owner;                 /* a plain thread's M: the thread's own record, which
+                                       resumes (on this thread only) once woken; NULL for
+                                       scheduler threads */
+    goro__m *freelink;              /* plain threads' Ms: free list */
     pthread_t thread;
     pid_t tid;
     bool spinning;                  /* looking for work; counted in sched.nmspinning */
@@ -129,6 +137,8 @@ struct goro__sched {
     _Atomic int32_t nexternal;          /* I/O and syscall waits */
     _Atomic int32_t polling;            /* an idle M is blocked in netpoll */
     _Atomic int32_t nsyscall;           /* goroutines between syscall_enter and exit */
+    _Atomic int32_t nlent;              /* plain threads holding a P (sysmon watches them) */
+    _Atomic int32_t main_exited;        /* goroutine 1 called goro_exit: its thread is an M */
     _Atomic uint32_t sysmon_wake;       /* futex: sysmon sleeps while nothing to watch */
     _Atomic int32_t sysmon_started;
 };
@@ -158,5 +168,10 @@ GORO__HIDDEN uint32_t goro__allg_group(goro__g *first, size_t stride);
 GORO__HIDDEN void goro__g_register(uint32_t group, uint32_t slot);
 GORO__HIDDEN void goro__signals_init_thread(goro__m *m);
 GORO__HIDDEN void goro__live_add(int delta);
+GORO__HIDDEN int32_t goro__live_count(void);
+/* A plain thread that used goro exits: its P and M go back. */
+GORO__HIDDEN void goro__thread_m_release(void);
+/* goro_exit on goroutine 1: its thread serves goroutines until the end. */
+GORO__HIDDEN void goro__thread_become_m(goro__g *self) __attribute__((noreturn));
 
 #endif
