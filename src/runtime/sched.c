@@ -603,8 +603,13 @@ static void execute(goro__m *m, goro__g *from, goro__g *g, bool from_dies) {
 
 static goro__g *findrunnable(goro__m *m);
 
+/* A plain thread's M whose own record was woken, or whose deadline passed:
+   the goroutine running there goes back to it at its next switch. */
 static bool owner_woken(goro__m *m) {
-    return m->owner && atomic_load_explicit(&m->owner->futex, memory_order_acquire) == 0;
+    if (GORO__LIKELY(!m->owner))
+        return false;
+    return atomic_load_explicit(&m->owner->futex, memory_order_acquire) == 0 ||
+           (m->owner_deadline >= 0 && goro__nanotime() >= m->owner_deadline);
 }
 
 /* Next goroutine from this M's own P, without blocking; NULL if none. */
@@ -839,10 +844,20 @@ static void thread_p_drop(goro__m *tm) {
     if (p->id >= atomic_load(&goro__sched.gomaxprocs)) {
         retire_p(tm);
     } else {
+        /* An idle P has an empty queue (the deadlock check counts on it):
+           what waits here moves to the global queue. */
+        goro__g *g;
+        bool moved = false;
+        while ((g = runqget(p)) != NULL) {
+            goro__runq_put_global(g);
+            moved = true;
+        }
         goro__lock_acquire(&goro__sched.lock);
         pidleput_locked(p);
         goro__lock_release(&goro__sched.lock);
         tm->p = NULL;
+        if (moved)
+            goro__wakep();
     }
     atomic_fetch_sub(&goro__sched.nlent, 1);
 }
@@ -889,10 +904,9 @@ static void thread_serve(goro__g *self, int64_t deadline) {
     goro__m *saved_m = tls_m;
     tls_m = tm;
     set_tls_g(&tm->g0);
+    tm->owner_deadline = deadline;
     for (;;) {
-        if (atomic_load_explicit(&self->futex, memory_order_acquire) == 0)
-            break;
-        if (deadline >= 0 && goro__nanotime() >= deadline)
+        if (owner_woken(tm))
             break;
         if (!tm->p)
             break; /* handed off (AFTER_HANDOFF) */

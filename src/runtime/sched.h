@@ -82,6 +82,7 @@ struct goro__m {
     goro__g *owner;                 /* a plain thread's M: the thread's own record, which
                                        resumes (on this thread only) once woken; NULL for
                                        scheduler threads */
+    int64_t owner_deadline;         /* the owner's park deadline (-1: none) */
     goro__m *freelink;              /* plain threads' Ms: free list */
     pthread_t thread;
     pid_t tid;
