@@ -705,9 +705,9 @@ static void after_switch(goro__m *m) {
  *    (owner_woken). With nothing to run, the thread gives its P back and
  *    sleeps on its futex as before.
  *  - When a goro call returns to the program's code, the thread keeps its P
- *    *lent*: status P_SYSCALL, p->lent set. The next goro call takes it back
- *    with one CAS (P_SYSCALL -> P_RUNNING). sysmon retakes a lent P (CAS
- *    P_SYSCALL -> P_IDLE, then hands it off) once goroutines wait on it, its
+ *    *lent*: status GORO__P_LENT + tm->lend_id (sched.h). The next goro call
+ *    takes it back with one CAS (that value -> P_RUNNING). sysmon retakes a
+ *    lent P (CAS -> P_IDLE, then hands it off) once goroutines wait on it, its
  *    timers are due, or work waits with no P free, or it has been lent for
  *    10ms (goro__retake); the thread then finds the CAS failed and carries on
  *    without a P. Ownership is the CAS on p->status: only a RUNNING P's owner
@@ -724,6 +724,7 @@ static void after_switch(goro__m *m) {
 static __thread goro__m *tls_thread_m __attribute__((tls_model("initial-exec")));
 static goro__lock thread_m_lock = GORO__LOCK_INIT;
 static goro__m *thread_m_free;
+static int thread_m_count;
 
 void goro__sysmon_start(void);
 static void retire_p(goro__m *m);
@@ -770,6 +771,9 @@ static goro__m *thread_m(goro__g *self) {
             goro__throw("out of memory allocating a thread's M");
         tm->id = -1;
         tm->g0.is_g0 = true;
+        goro__lock_acquire(&thread_m_lock);
+        tm->lend_id = thread_m_count++;
+        goro__lock_release(&thread_m_lock);
         /* Goroutines that fault on this thread need an alternate signal
            stack; keep one the program installed itself. */
         stack_t cur;
@@ -797,7 +801,7 @@ static goro__m *thread_m(goro__g *self) {
 static goro__p *thread_p_enter(goro__m *tm) {
     goro__p *p = tm->p;
     if (p) {
-        int st = GORO__P_SYSCALL;
+        int st = GORO__P_LENT + tm->lend_id;
         if (GORO__LIKELY(atomic_compare_exchange_strong_explicit(
                 &p->status, &st, GORO__P_RUNNING, memory_order_acquire, memory_order_relaxed))) {
             if (GORO__LIKELY(p->id < atomic_load_explicit(&goro__sched.gomaxprocs,
@@ -806,7 +810,7 @@ static goro__p *thread_p_enter(goro__m *tm) {
             thread_p_drop(tm);
             return NULL;
         }
-        /* sysmon retook it (and cleared p->lent). */
+        /* sysmon retook it. */
         tm->p = NULL;
         atomic_fetch_sub(&goro__sched.nlent, 1);
     }
@@ -818,7 +822,6 @@ static goro__p *thread_p_enter(goro__m *tm) {
     if (!p)
         return NULL;
     acquirep(tm, p);
-    atomic_store_explicit(&p->lent, true, memory_order_relaxed);
     atomic_fetch_add(&goro__sched.nlent, 1);
     sysmon_poke();
     return p;
@@ -832,7 +835,7 @@ static void thread_p_leave(goro__m *tm) {
     atomic_store_explicit(&p->syscalltick,
                           atomic_load_explicit(&p->syscalltick, memory_order_relaxed) + 1,
                           memory_order_relaxed);
-    atomic_store_explicit(&p->status, GORO__P_SYSCALL, memory_order_release);
+    atomic_store_explicit(&p->status, GORO__P_LENT + tm->lend_id, memory_order_release);
 }
 
 /* Gives the P (RUNNING, owned by tm) back for good. */
@@ -840,7 +843,6 @@ static void thread_p_drop(goro__m *tm) {
     goro__p *p = tm->p;
     if (!p)
         return;
-    atomic_store_explicit(&p->lent, false, memory_order_relaxed);
     if (p->id >= atomic_load(&goro__sched.gomaxprocs)) {
         retire_p(tm);
     } else {
@@ -945,10 +947,8 @@ void goro__thread_m_release(void) {
 void goro__thread_become_m(goro__g *self) {
     goro__m *tm = thread_m(self);
     goro__p *p = thread_p_enter(tm);
-    if (p) {
-        atomic_store_explicit(&p->lent, false, memory_order_relaxed);
+    if (p)
         atomic_fetch_sub(&goro__sched.nlent, 1);
-    }
     tls_thread_m = NULL;
     tm->owner = NULL;
     goro__lock_acquire(&goro__sched.lock);
@@ -992,11 +992,31 @@ void goro__park_timeout(void *arg, uint64_t seq) {
 static bool thread_park(goro__g *g, int reason, void *waitobj, void (*unlock)(void *), void *lock,
                         int64_t deadline);
 /* g->futex of a plain thread's record: the wait mode while it waits, plus
-   THREAD_SLEEPING once it is (about to be) in futex_wait; 0 once woken.
-   The waker's seq_cst exchange and the sleeper's CAS that sets the bit
-   order so that a waker that saw no bit need not call futex_wake: the
-   sleeper's CAS then fails (the word is 0) and it does not sleep. */
-enum { THREAD_BLOCKED = 1, THREAD_TIMED = 2, THREAD_MODE = 3, THREAD_SLEEPING = 4 };
+   THREAD_COUNTED once the thread is counted in nthreads_blocked/timed (only
+   when it is about to sleep: while it serves it holds a P, so the deadlock
+   check cannot fire anyway), plus THREAD_SLEEPING once it is (about to be)
+   in futex_wait; 0 once woken. Whoever takes the word to 0 removes the
+   count if the COUNTED bit was set. The waker's seq_cst exchange and the
+   sleeper's CAS that sets a bit order so that a waker that saw no SLEEPING
+   bit need not call futex_wake: the sleeper's CAS then fails (the word is
+   0) and it does not sleep. */
+enum {
+    THREAD_BLOCKED = 1,
+    THREAD_TIMED = 2,
+    THREAD_MODE = 3,
+    THREAD_SLEEPING = 4,
+    THREAD_COUNTED = 8,
+};
+
+/* The futex word `was` was just taken to 0: drop the thread's count. */
+static void thread_uncount(uint32_t was) {
+    if (!(was & THREAD_COUNTED))
+        return;
+    if ((was & THREAD_MODE) == THREAD_BLOCKED)
+        atomic_fetch_sub(&goro__sched.nthreads_blocked, 1);
+    else if ((was & THREAD_MODE) == THREAD_TIMED)
+        atomic_fetch_sub(&goro__sched.nthreads_timed, 1);
+}
 
 bool goro__park(int reason, void *waitobj, void (*unlock)(void *), void *lock, int64_t deadline) {
     goro__g *g = goro__getg();
@@ -1033,10 +1053,7 @@ void goro__ready(goro__g *g) {
            thread off the blocked counts, so the deadlock check never counts
            a thread that is already awake. */
         uint32_t was = atomic_exchange_explicit(&g->futex, 0, memory_order_seq_cst);
-        if ((was & THREAD_MODE) == THREAD_BLOCKED)
-            atomic_fetch_sub(&goro__sched.nthreads_blocked, 1);
-        else if ((was & THREAD_MODE) == THREAD_TIMED)
-            atomic_fetch_sub(&goro__sched.nthreads_timed, 1);
+        thread_uncount(was);
         /* A thread that is serving notices by itself (owner_woken). */
         if (was & THREAD_SLEEPING)
             goro__futex_wake(&g->futex, 1);
@@ -1053,9 +1070,8 @@ void goro__ready(goro__g *g) {
     goro__wakep();
 }
 
-/* Plain threads block on a futex in their own record. g->futex is
-   THREAD_BLOCKED or THREAD_TIMED while the thread sleeps (and is counted in
-   nthreads_blocked or nthreads_timed), 0 once someone woke it. */
+/* Plain threads wait in their own record (g->futex, above): they serve
+   goroutines meanwhile, then sleep on the futex. */
 static bool thread_park(goro__g *g, int reason, void *waitobj, void (*unlock)(void *), void *lock,
                         int64_t deadline) {
     int saved_errno = *goro__errno_location();
@@ -1067,17 +1083,24 @@ static bool thread_park(goro__g *g, int reason, void *waitobj, void (*unlock)(vo
     atomic_store_explicit(&g->waitsince, coarse_now(), memory_order_relaxed);
     if (g->id != 1)
         atomic_fetch_add(&goro__sched.nthreads_shown, 1);
-    /* Counted before the word is published: a waker may decrement at once. */
-    atomic_fetch_add(timed ? &goro__sched.nthreads_timed : &goro__sched.nthreads_blocked, 1);
     atomic_store_explicit(&g->futex, mode, memory_order_release);
     atomic_store_explicit(&g->status, GORO__G_WAITING, memory_order_release);
     if (unlock)
         unlock(lock);
     thread_serve(g, deadline);
-    if (!timed && atomic_load_explicit(&g->futex, memory_order_acquire) != 0) {
-        goro__lock_acquire(&goro__sched.lock);
-        goro__checkdead();
-        goro__lock_release(&goro__sched.lock);
+    if (atomic_load_explicit(&g->futex, memory_order_acquire) != 0) {
+        /* About to sleep: be counted (first: a waker may uncount at once). */
+        _Atomic int32_t *count =
+            timed ? &goro__sched.nthreads_timed : &goro__sched.nthreads_blocked;
+        atomic_fetch_add(count, 1);
+        uint32_t expect = mode;
+        if (!atomic_compare_exchange_strong(&g->futex, &expect, mode | THREAD_COUNTED))
+            atomic_fetch_sub(count, 1); /* woken meanwhile */
+        else if (!timed) {
+            goro__lock_acquire(&goro__sched.lock);
+            goro__checkdead();
+            goro__lock_release(&goro__sched.lock);
+        }
     }
     for (;;) {
         uint32_t f = atomic_load_explicit(&g->futex, memory_order_acquire);
@@ -1094,14 +1117,12 @@ static bool thread_park(goro__g *g, int reason, void *waitobj, void (*unlock)(vo
                 uint64_t v = atomic_load(&g->wake);
                 if ((v & 3) == 0 && atomic_compare_exchange_strong(&g->wake, &v, v | 2)) {
                     /* The deadline won the claim; nobody will ready us. */
-                    if ((atomic_exchange(&g->futex, 0) & THREAD_MODE) == THREAD_TIMED)
-                        atomic_fetch_sub(&goro__sched.nthreads_timed, 1);
+                    thread_uncount(atomic_exchange(&g->futex, 0));
                     break;
                 }
                 if ((atomic_load(&g->wake) & 3) != 1) {
                     /* Not a claimed wait (no prepare_wait): just time out. */
-                    if ((atomic_exchange(&g->futex, 0) & THREAD_MODE) == THREAD_TIMED)
-                        atomic_fetch_sub(&goro__sched.nthreads_timed, 1);
+                    thread_uncount(atomic_exchange(&g->futex, 0));
                     break;
                 }
                 rem = -1; /* a waker won: its ready is on the way */
@@ -1229,9 +1250,9 @@ static goro__g *steal_work(goro__m *m) {
                (a partner it just readied): leave it alone here; only an idle
                P's runnext is fair game. spin_for_work takes it later if it
                is still waiting by then (Go waits ~3us for the same reason). */
-            goro__g *g = runqsteal(m->p, v,
-                                   tries == 3 && v->status != GORO__P_RUNNING &&
-                                       !atomic_load_explicit(&v->lent, memory_order_relaxed));
+            int vst = atomic_load_explicit(&v->status, memory_order_relaxed);
+            goro__g *g =
+                runqsteal(m->p, v, tries == 3 && vst != GORO__P_RUNNING && !goro__p_lent(vst));
             if (g)
                 return g;
         }
@@ -1611,7 +1632,9 @@ bool goro__retake(uint32_t *seen_ticks) {
     int32_t n = atomic_load(&goro__sched.gomaxprocs);
     for (int32_t i = 0; i < n && i < GORO__MAXPROCS; i++) {
         goro__p *p = goro__sched.allp[i];
-        if (atomic_load_explicit(&p->status, memory_order_acquire) != GORO__P_SYSCALL) {
+        int st = atomic_load_explicit(&p->status, memory_order_acquire);
+        bool lent = goro__p_lent(st);
+        if (st != GORO__P_SYSCALL && !lent) {
             seen_ticks[i] = 0;
             continue;
         }
@@ -1620,14 +1643,10 @@ bool goro__retake(uint32_t *seen_ticks) {
             seen_ticks[i] = t; /* first sighting of this syscall: give it a tick */
             continue;
         }
-        bool lent = atomic_load_explicit(&p->lent, memory_order_relaxed);
         if (lent && !lent_p_needed(p, i, t))
             continue;
-        int st = GORO__P_SYSCALL;
         if (!atomic_compare_exchange_strong(&p->status, &st, GORO__P_IDLE))
             continue;
-        if (lent)
-            atomic_store_explicit(&p->lent, false, memory_order_relaxed);
         goro__lock_acquire(&goro__sched.lock);
         p->status = GORO__P_RUNNING; /* pidleput sets IDLE and links it */
         pidleput_locked(p);

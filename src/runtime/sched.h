@@ -32,6 +32,12 @@ typedef struct goro__timers {
 } goro__timers;
 
 enum goro__pstatus { GORO__P_IDLE, GORO__P_RUNNING, GORO__P_SYSCALL, GORO__P_DEAD };
+/* A P lent to a plain thread's M (sched.c, "plain threads as Ms") has status
+   GORO__P_LENT + that M's lend_id: each thread's own value, so the thread's
+   CAS back to RUNNING can never take a P that sysmon retook and someone
+   else lent or put in a syscall since (no ABA). */
+#define GORO__P_LENT 16
+static inline bool goro__p_lent(int status) { return status >= GORO__P_LENT; }
 
 struct goro__p {
     int id;
@@ -42,9 +48,6 @@ struct goro__p {
     _Atomic uint32_t switchtick;    /* bumped at every switch on this P (sysmon reads it) */
     goro__p *link;                  /* idle list */
     goro__m *m;                     /* owner while RUNNING */
-    _Atomic bool lent;              /* held by a plain thread's M (see "plain threads" in
-                                       sched.c); while that thread runs the program's code
-                                       the P sits in P_SYSCALL and sysmon may retake it */
     uint32_t schedtick;
 
     /* Local run queue: a single-producer (the owner), multi-consumer ring.
@@ -83,6 +86,7 @@ struct goro__m {
                                        resumes (on this thread only) once woken; NULL for
                                        scheduler threads */
     int64_t owner_deadline;         /* the owner's park deadline (-1: none) */
+    int lend_id;                    /* a plain thread's M: its P is GORO__P_LENT + lend_id */
     goro__m *freelink;              /* plain threads' Ms: free list */
     pthread_t thread;
     pid_t tid;
