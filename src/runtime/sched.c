@@ -880,6 +880,7 @@ static void thread_runqput(goro__g *g) {
 }
 
 static goro__g *steal_work(goro__m *m);
+#define SERVE_SPIN_NS 20000
 
 /* What a serving thread runs next (never blocks). */
 static goro__g *serve_next(goro__m *tm) {
@@ -893,6 +894,24 @@ static goro__g *serve_next(goro__m *tm) {
     if (!g)
         g = steal_work(tm);
     return g;
+}
+
+/* Nothing to run: with other processors, wait a little (as a spinning M
+   does) for the record to be woken or work to appear before the thread
+   gives its P back and sleeps: a wake-up from another thread then costs no
+   futex round trip. True if the caller should look again. */
+static bool serve_spin(goro__m *tm) {
+    if (atomic_load_explicit(&goro__sched.gomaxprocs, memory_order_relaxed) < 2)
+        return false;
+    int64_t until = goro__nanotime() + SERVE_SPIN_NS;
+    do {
+        for (int i = 0; i < 64; i++)
+            goro__cpu_relax();
+        if (owner_woken(tm) || !runq_empty(tm->p) ||
+            atomic_load_explicit(&goro__sched.runq_size, memory_order_relaxed) > 0)
+            return true;
+    } while (goro__nanotime() < until);
+    return false;
 }
 
 /* The thread's record `self` waits (published in self->futex): run
@@ -913,11 +932,13 @@ static void thread_serve(goro__g *self, int64_t deadline) {
         if (!tm->p)
             break; /* handed off (AFTER_HANDOFF) */
         goro__g *g = serve_next(tm);
-        if (!g) {
+        if (!g && !serve_spin(tm)) {
             if (atomic_load_explicit(&self->futex, memory_order_acquire) != 0)
                 thread_p_drop(tm);
             break;
         }
+        if (!g)
+            continue;
         execute(tm, &tm->g0, g, false);
     }
     tls_m = saved_m;
