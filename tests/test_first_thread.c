@@ -218,22 +218,13 @@ static void main_goexit_sigterm_child(void) {
    mask, so a signal sent to the process is taken. */
 GORO_TEST(runtime, main_goexit_still_takes_sigterm, .timeout = 30) {
     goro_test_skip_threaded_fork();
-    int pfd[2];
-    cr_assert_eq(pipe(pfd), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        close(pfd[0]);
-        dup2(pfd[1], 2);
-        main_goexit_sigterm_child();
-        _exit(9);
-    }
-    close(pfd[1]);
+    int fd;
+    pid_t pid = goro_test_fork_child(&(goro_test_child_opts){.exit_if_returns = 9},
+                                     main_goexit_sigterm_child, &fd);
     char buf[64] = {0};
     size_t n = 0;
     while (n < sizeof buf - 1 && !strstr(buf, "ready\n")) {
-        ssize_t r = read(pfd[0], buf + n, sizeof buf - 1 - n);
+        ssize_t r = read(fd, buf + n, sizeof buf - 1 - n);
         if (r <= 0)
             break;
         n += (size_t)r;
@@ -251,6 +242,6 @@ GORO_TEST(runtime, main_goexit_still_takes_sigterm, .timeout = 30) {
         waitpid(pid, &st, 0);
         cr_assert_fail("the child ignored SIGTERM for 10 s");
     }
-    close(pfd[0]);
+    close(fd);
     cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "status %#x", st);
 }
