@@ -245,3 +245,86 @@ GORO_TEST(runtime, main_goexit_still_takes_sigterm, .timeout = 30) {
     close(fd);
     cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "status %#x", st);
 }
+
+/* ------------------------------- stress: plain threads as Ms, bounded */
+
+typedef struct echo_pair {
+    goro_chan *a, *b;
+    goro_waitgroup wg;
+} echo_pair;
+
+static void echo_loop(void *arg) {
+    echo_pair *s = arg;
+    long v;
+    while (goro_chan_recv(s->a, &v))
+        goro_chan_send(s->b, &v);
+    goro_waitgroup_done(&s->wg);
+}
+
+static void wg_done_fn(void *arg) { goro_waitgroup_done(arg); }
+
+/* spawn + join, then a ping-pong, from whatever runs it. */
+static void hand_offs(void *arg) {
+    (void)arg;
+    goro_waitgroup wg = {0};
+    for (int i = 0; i < 300; i++) {
+        goro_waitgroup_add(&wg, 1);
+        goro_go(wg_done_fn, &wg);
+        goro_waitgroup_wait(&wg);
+    }
+    echo_pair s = {goro_chan_make(sizeof(long), 0), goro_chan_make(sizeof(long), 0), {{0}}};
+    goro_waitgroup_add(&s.wg, 1);
+    goro_go(echo_loop, &s);
+    for (long i = 0; i < 300; i++) {
+        long v = i;
+        goro_chan_send(s.a, &v);
+        goro_chan_recv(s.b, &v);
+        if (v != i)
+            _exit(4);
+    }
+    goro_chan_close(s.a);
+    goro_waitgroup_wait(&s.wg);
+    goro_chan_release(s.a);
+    goro_chan_release(s.b);
+}
+
+static void hand_offs_then_signal(void *arg) {
+    hand_offs(NULL);
+    goro_chan_send((goro_chan *)arg, NULL);
+}
+
+static void *plain_thread_rounds(void *arg) {
+    (void)arg;
+    for (int r = 0; r < 10; r++)
+        hand_offs(NULL);
+    return NULL;
+}
+
+/* Goroutine 1 and two program threads hand off to goroutines while a
+   goroutine does the same, threads coming and going: nothing is lost and
+   no false deadlock is reported. */
+static void stress_child(void) {
+    goro_chan *c = goro_chan_make(0, 0);
+    for (int r = 0; r < 20; r++) {
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++)
+            if (pthread_create(&t[i], NULL, plain_thread_rounds, NULL) != 0)
+                _exit(3);
+        hand_offs(NULL);
+        goro_go(hand_offs_then_signal, c);
+        goro_chan_recv(c, NULL);
+        for (int i = 0; i < 2; i++)
+            pthread_join(t[i], NULL);
+    }
+    _exit(0);
+}
+
+GORO_TEST(runtime, plain_threads_hand_off_stress, .timeout = 120) {
+    static const char *const modes[] = {"2", "1", "4"};
+    for (int run = 0; run < 12; run++) {
+        char out[16384];
+        int st = child(stress_child, modes[run % 3], out, sizeof out);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "run %d (procs %s): status %#x:\n%s",
+                  run, modes[run % 3], st, out);
+    }
+}

@@ -858,7 +858,9 @@ static void thread_p_drop(goro__m *tm) {
         pidleput_locked(p);
         goro__lock_release(&goro__sched.lock);
         tm->p = NULL;
-        if (moved)
+        /* Work may wait globally for this very P (queued while the thread
+           held the last one): someone must come for it. */
+        if (moved || atomic_load(&goro__sched.runq_size) > 0)
             goro__wakep();
     }
     atomic_fetch_sub(&goro__sched.nlent, 1);
@@ -1632,20 +1634,29 @@ void goro_syscall_exit(void) {
 
 /* sysmon: retake a P that has sat in a syscall since the last look. Returns
    true if it handed one off. */
-/* A P lent to a plain thread running the program's code is taken only
-   when something waits for it (Go's rule for a P in a syscall), or after
-   10ms: a thread that calls goro often keeps its P, as Go's main does. */
-static bool lent_p_needed(goro__p *p, int32_t i, uint32_t tick) {
-    static uint32_t first_tick[GORO__MAXPROCS];
-    static int64_t first_seen[GORO__MAXPROCS];
-    int64_t now = goro__nanotime();
-    if (first_tick[i] != tick) {
-        first_tick[i] = tick;
-        first_seen[i] = now;
+/* A P lent to a plain thread running the program's code is taken when
+   work has waited for it at two looks in a row (its queue, its due timers,
+   or the global queue with no P idle: Go's rule for a P in a syscall),
+   however often the thread re-lends it meanwhile, or once it has been seen
+   lent for 10ms: a thread that calls goro often keeps its P, as Go's main
+   does, but never starves the goroutines it started. `lent` false: the P
+   is not lent now (forget what was seen). */
+static bool lent_p_needed(goro__p *p, int32_t i, bool lent) {
+    static int64_t lent_since[GORO__MAXPROCS];
+    static bool work_seen[GORO__MAXPROCS];
+    if (!lent) {
+        lent_since[i] = 0;
+        work_seen[i] = false;
+        return false;
     }
-    return !runq_empty(p) || atomic_load_explicit(&p->timers.next, memory_order_relaxed) <= now ||
-           (atomic_load(&goro__sched.runq_size) > 0 && atomic_load(&goro__sched.npidle) == 0) ||
-           now - first_seen[i] >= 10 * 1000000LL;
+    int64_t now = goro__nanotime();
+    if (lent_since[i] == 0)
+        lent_since[i] = now;
+    bool work = !runq_empty(p) || atomic_load_explicit(&p->timers.next, memory_order_relaxed) <= now ||
+                (atomic_load(&goro__sched.runq_size) > 0 && atomic_load(&goro__sched.npidle) == 0);
+    bool waited = work && work_seen[i];
+    work_seen[i] = work;
+    return waited || now - lent_since[i] >= 10 * 1000000LL;
 }
 
 bool goro__retake(uint32_t *seen_ticks) {
@@ -1655,17 +1666,22 @@ bool goro__retake(uint32_t *seen_ticks) {
         goro__p *p = goro__sched.allp[i];
         int st = atomic_load_explicit(&p->status, memory_order_acquire);
         bool lent = goro__p_lent(st);
-        if (st != GORO__P_SYSCALL && !lent) {
+        if (lent) {
             seen_ticks[i] = 0;
-            continue;
+            if (!lent_p_needed(p, i, true))
+                continue;
+        } else {
+            lent_p_needed(p, i, false);
+            if (st != GORO__P_SYSCALL) {
+                seen_ticks[i] = 0;
+                continue;
+            }
+            uint32_t t = atomic_load_explicit(&p->syscalltick, memory_order_relaxed) | 1u << 31;
+            if (seen_ticks[i] != t) {
+                seen_ticks[i] = t; /* first sighting of this syscall: give it a tick */
+                continue;
+            }
         }
-        uint32_t t = atomic_load_explicit(&p->syscalltick, memory_order_relaxed) | 1u << 31;
-        if (seen_ticks[i] != t) {
-            seen_ticks[i] = t; /* first sighting of this syscall: give it a tick */
-            continue;
-        }
-        if (lent && !lent_p_needed(p, i, t))
-            continue;
         if (!atomic_compare_exchange_strong(&p->status, &st, GORO__P_IDLE))
             continue;
         goro__lock_acquire(&goro__sched.lock);
