@@ -203,6 +203,7 @@ class Layout(object):
 _layout = None
 _pc_cache = {}
 _line_cache = {}  # (pc, depth) -> (file, line): fill_lines
+_entry_cache = {}  # function entry -> (file, line): entry_source
 
 
 def layout():
@@ -217,6 +218,7 @@ def _forget(*_):
     _layout = None
     _pc_cache.clear()
     _line_cache.clear()
+    _entry_cache.clear()
 
 
 # ------------------------------------------------------------ records
@@ -633,12 +635,45 @@ def parked_frames(L, g):
     return out
 
 
-def synth_frame(fn):
-    """A function that is not on the stack, at its entry (frames.c synth).
-    Its line is that of its definition: the line goro's symbolizer finds
-    there (gdb's line lookup at an entry picks the first statement's)."""
+def entry_source(fn, inner=False):
+    """(file, line) goro's symbolizer gives function fn at its entry: the
+    last line-table row at that address (libdw's choice; gdb's find_pc_line
+    takes the last statement row), or, when a call is inlined right at the
+    entry, the last row before the inlined body's (the call's line). inner:
+    for the innermost logical frame there instead (the inlined body's row)."""
+    key = (fn, inner)
+    if key in _entry_cache:
+        return _entry_cache[key]
+    try:
+        blk = gdb.block_for_pc(fn)
+    except RuntimeError:
+        blk = None
+    syms = []
+    while blk is not None:
+        if blk.function is not None:
+            syms.append(blk.function)
+        blk = blk.superblock
     info = pc_info(fn)
-    file, line = info.decl or (info.file, info.line)
+    out = info.decl or (info.file, info.line)
+    if inner:
+        syms = syms[:1]
+    if syms and syms[-1].symtab is not None:
+        phys = syms[-1]
+        rows = [e.line for e in phys.symtab.linetable() if e.pc == fn]
+        if len(syms) > 1 and syms[-2].symtab is not None \
+                and syms[-2].symtab.fullname() == phys.symtab.fullname() \
+                and syms[-2].line in rows:
+            rows = rows[:rows.index(syms[-2].line)]
+        if rows:
+            out = (phys.symtab.fullname(), rows[-1])
+    _entry_cache[key] = out
+    return out
+
+
+def synth_frame(fn):
+    """A function that is not on the stack, at its entry (frames.c synth)."""
+    info = pc_info(fn)
+    file, line = entry_source(fn)
     return Frame(info, fn, -1, info.chain[-1][0], file, line, K_USER, False, synthetic=True)
 
 
@@ -1132,15 +1167,17 @@ def put_created_by(out, L, g):
         return
     pc = g.gopc
     info = pc_info(pc - 1)
+    file, line = info.file, info.line
     if (info.internal or info.outer) and g.parent_fn:
         pc = g.parent_fn + 1
         info = pc_info(pc - 1)
+        file, line = entry_source(g.parent_fn, inner=True)
     if info.internal or info.outer:
         return
     out.append("created by %s" % (info.func or "??"))
     if g.parent_id:
         out.append(" in goroutine %d" % g.parent_id)
-    out.append("\n\t%s:%d" % (info.file or "??", info.line))
+    out.append("\n\t%s:%d" % (file or "??", line))
     if info.entry and pc > info.entry + 1:
         out.append(" +0x%x" % (pc - info.entry))
     out.append("\n")
