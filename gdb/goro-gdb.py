@@ -9,14 +9,24 @@
 # Commands (docs/observability.md has a transcript):
 #   info goroutines [-s STATE] [-f REGEX]   (also: goro list ...)
 #       one line per goroutine: id, state (Go's words), minutes waited, name
-#       and labels, top user frame. -s keeps states containing STATE, -f keeps
-#       goroutines whose top user frame's function matches REGEX.
+#       and labels, top frame: the first frame goro's traces show, and when
+#       that is the goro call the goroutine waits in (goro_sleep, as Go shows
+#       time.Sleep), the caller too: "goro_sleep (g.c:442) from napper
+#       (app.c:12)". -s keeps states containing STATE, -f goroutines with a
+#       function in that column matching REGEX.
 #   goroutine N              show goroutine N's stack as gdb frames: bt, frame,
 #                            up, info locals and print then work on it
 #   goroutine N CMD...       run one gdb command with goroutine N selected
 #   goroutine all CMD...     the same for every goroutine (e.g. `goroutine all bt`)
 #   goroutine none           back to the threads' own stacks
 #   goro dump                every goroutine as goro_profile_write(stdout, 2) prints it
+#
+# The frames the list and the dump show follow goro's own traces
+# (src/observe/frames.c, apiframes.c): goro's internal frames never show; a
+# blocked goroutine shows the goro call it waits in on top when goro's
+# traces show that call (rebuilt from its wait reason when the compiler
+# turned the call into a jump); the start function is always the bottom
+# frame; `created by` falls back to the creating goroutine's start function.
 #
 # It only reads memory: nothing runs in the inferior and no register is
 # written. A parked goroutine's stack is shown through a frame unwinder:
@@ -204,6 +214,7 @@ _layout = None
 _pc_cache = {}
 _line_cache = {}  # (pc, depth) -> (file, line): fill_lines
 _entry_cache = {}  # function entry -> (file, line): entry_source
+_top_cache = {}  # a parked goroutine's stack and wait -> its list column: top_frame_text
 
 
 def layout():
@@ -219,6 +230,7 @@ def _forget(*_):
     _pc_cache.clear()
     _line_cache.clear()
     _entry_cache.clear()
+    _top_cache.clear()
 
 
 # ------------------------------------------------------------ records
@@ -226,8 +238,8 @@ def _forget(*_):
 class G(object):
     """One goroutine record, as read from memory."""
     __slots__ = ("addr", "id", "parent_id", "status", "is_thread", "is_g0", "system",
-                 "waitsince", "reason", "fn", "gopc", "parent_fn", "name_ptr", "labels_ptr", "m", "tid",
-                 "stack_lo", "stack_hi", "ctx_sp", "wake", "park_deadline", "waiting",
+                 "waitsince", "reason", "fn", "gopc", "parent_fn", "name_ptr", "labels_ptr", "m",
+                 "tid", "stack_lo", "stack_hi", "ctx_sp", "wake", "park_deadline", "waiting",
                  "_labels")
 
     def __init__(self, L, addr, raw):
@@ -619,10 +631,10 @@ def frames_of(newest, first_exact, limit=1024):
     return out, faulted, f is not None
 
 
-def parked_frames(L, g):
-    """The logical frames parked_pcs finds (its walk ends at the first frame
-    that is not goro's: enough for the top frames, not for a dump)."""
-    pcs, infos = parked_pcs(L, g)
+def parked_frames(pcs, infos):
+    """The logical frames of what parked_pcs found (its walk ends at the
+    first frame that is not goro's: enough for the top frames, not for a
+    dump)."""
     out = []
     for pc, info in zip(pcs, infos):
         last = len(info.chain) - 1
@@ -981,21 +993,27 @@ def top_frame_text(L, g):
     when that is the goro call g waits in, the caller too (as Go shows
     time.Sleep above the user's frame). Returns (text, function names)."""
     lwp = g.on_thread(L)
-    suffix = ""
-    if lwp is None:
-        frames = parked_frames(L, g)
-        if not frames:
-            suffix = " (not started)"
-        faulted = truncated = False
-    else:
+    if lwp is not None:
         t = thread_for_lwp(lwp)
         if t is None:
             return "(thread %d not found)" % lwp, []
-        frames, faulted, truncated = thread_frames(t)
+        return _top_text(L, g, *thread_frames(t))
+    pcs, infos = parked_pcs(L, g)
+    # What the rules read of g besides its stack; many goroutines share all.
+    key = (tuple(pcs), g.status == L["status.waiting"], g.reason, g.fn, g.is_thread)
+    top = _top_cache.get(key)
+    if top is None:
+        top = _top_text(L, g, parked_frames(pcs, infos), False, False, parked=True)
+        _top_cache[key] = top
+    return top
+
+
+def _top_text(L, g, frames, faulted, truncated, parked=False):
     shown = shown_frames(L, g, frames, faulted, truncated)
     head = shown[:2] if shown and api_public(shown[0].func) else shown[:1]
-    if lwp is None:
+    if parked:
         fill_lines(L, g, head)
+    suffix = " (not started)" if parked and not frames else ""
     return " from ".join(fmt_where(f) for f in head) + suffix, [f.func or "??" for f in head]
 
 
@@ -1007,9 +1025,11 @@ class InfoGoroutines(gdb.Command):
     """List goro's goroutines: info goroutines [-s STATE] [-f FUNC-REGEX]
 
 Columns: id, state (Go's words; a substring of it for -s), minutes
-waited, name and pprof labels, top user frame (a regex on its function
-for -f). `*` marks the goroutine selected with `goroutine N` or running
-on the selected thread."""
+waited, name and pprof labels, top frame: the first frame goro's traces
+show, and when that is the goro call the goroutine waits in, its caller
+("goro_sleep (g.c:442) from napper (app.c:12)"); -f keeps goroutines with
+a function there matching the regex. `*` marks the goroutine selected
+with `goroutine N` or running on the selected thread."""
 
     def __init__(self, name="info goroutines"):
         super(InfoGoroutines, self).__init__(name, gdb.COMMAND_STACK)
