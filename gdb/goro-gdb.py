@@ -212,7 +212,6 @@ class Layout(object):
 
 _layout = None
 _pc_cache = {}
-_line_cache = {}  # (pc, depth) -> (file, line): fill_lines
 _entry_cache = {}  # function entry -> (file, line): entry_source
 _top_cache = {}  # a parked goroutine's stack and wait -> its list column: top_frame_text
 
@@ -228,7 +227,6 @@ def _forget(*_):
     global _layout
     _layout = None
     _pc_cache.clear()
-    _line_cache.clear()
     _entry_cache.clear()
     _top_cache.clear()
 
@@ -416,10 +414,10 @@ def now_ns(gs):
 class PcInfo(object):
     """What is at one code address, as symbols.c records it for a PC.
     chain: (function, goro's own) per logical frame, innermost first (inlined
-    calls, then the physical function); file and line are the innermost's;
-    decl: where the physical function is defined, (file, line) or None."""
-    __slots__ = ("func", "file", "line", "entry", "kind", "chain", "found", "libc", "outer",
-                 "internal", "phys_internal", "decl")
+    calls, then the physical function), and syms their gdb symbols (empty
+    without debug info); file and line are the innermost's."""
+    __slots__ = ("func", "file", "line", "entry", "kind", "chain", "syms", "found", "libc",
+                 "outer", "internal", "phys_internal")
 
 
 def _is_libc(path):
@@ -476,21 +474,19 @@ def pc_info(pc):
         blk = gdb.block_for_pc(pc)
     except RuntimeError:
         blk = None
-    chain, phys = [], None
+    chain, info.syms = [], []
     while blk is not None:
         s = blk.function
         if s is not None:
             st = s.symtab
             chain.append([s.name, _own_name(s.name) or
                           (st is not None and _under_src(L, st.fullname()))])
-            phys = s
+            info.syms.append(s)
         blk = blk.superblock
-    symname, info.decl = None, None
-    if phys is not None:
-        if phys.symtab is not None and phys.line:
-            info.decl = (phys.symtab.fullname(), phys.line)
+    symname = None
+    if info.syms:
         try:
-            info.entry = int(phys.value().address)
+            info.entry = int(info.syms[-1].value().address)
         except (gdb.error, RuntimeError):
             info.entry = 0
     else:
@@ -584,17 +580,14 @@ def classify_frames(frames, first_exact):
 # ------------------------------------------------------------ the frames a trace shows
 
 class Frame(object):
-    """One logical frame as the formats print it (frames.c goro__frame).
-    line None: not known yet (an inlined call's line in the list's fast
-    walk, filled in by fill_lines). pc and depth (its place among the
-    logical frames at pc) key that lookup."""
-    __slots__ = ("func", "file", "line", "inlined", "off", "kind", "libc", "entry", "pc",
-                 "depth", "synthetic")
+    """One logical frame as the formats print it (frames.c goro__frame):
+    entry is its physical function's."""
+    __slots__ = ("func", "file", "line", "inlined", "off", "kind", "libc", "entry")
 
-    def __init__(self, info, pc, depth, func, file, line, kind, inlined, off=0, synthetic=False):
+    def __init__(self, info, func, file, line, kind, inlined, off=0):
         self.func, self.file, self.line, self.kind = func, file, line, kind
-        self.inlined, self.off, self.synthetic = inlined, off, synthetic
-        self.libc, self.entry, self.pc, self.depth = info.libc, info.entry, pc, depth
+        self.inlined, self.off = inlined, off
+        self.libc, self.entry = info.libc, info.entry
 
 
 def frames_of(newest, first_exact, limit=1024):
@@ -622,7 +615,7 @@ def frames_of(newest, first_exact, limit=1024):
         else:
             kind = _kind(info, internal)
         off = pc - info.entry if not inlined and info.entry and pc > info.entry else 0
-        out.append(Frame(info, pc, depth, f.name() or name, path, line, kind, inlined, off))
+        out.append(Frame(info, f.name() or name, path, line, kind, inlined, off))
         if inlined:
             depth += 1
         else:
@@ -634,16 +627,19 @@ def frames_of(newest, first_exact, limit=1024):
 def parked_frames(pcs, infos):
     """The logical frames of what parked_pcs found (its walk ends at the
     first frame that is not goro's: enough for the top frames, not for a
-    dump)."""
+    dump). A caller of an inlined call is at that call's line: the line gdb
+    gives the inlined function's symbol (DW_AT_call_line)."""
     out = []
     for pc, info in zip(pcs, infos):
         last = len(info.chain) - 1
         for depth, (name, internal) in enumerate(info.chain):
-            inner = depth == 0
+            file, line = info.file, info.line
+            if depth:
+                call = info.syms[depth - 1]
+                file = call.symtab.fullname() if call.symtab is not None else None
+                line = call.line
             off = pc - info.entry if depth == last and info.entry and pc > info.entry else 0
-            out.append(Frame(info, pc, depth, name, info.file if inner else None,
-                             info.line if inner else None, _kind(info, internal),
-                             depth < last, off))
+            out.append(Frame(info, name, file, line, _kind(info, internal), depth < last, off))
     return out
 
 
@@ -651,33 +647,24 @@ def entry_source(fn, inner=False):
     """(file, line) goro's symbolizer gives function fn at its entry: the
     last line-table row at that address (libdw's choice; gdb's find_pc_line
     takes the last statement row), or, when a call is inlined right at the
-    entry, the last row before the inlined body's (the call's line). inner:
-    for the innermost logical frame there instead (the inlined body's row)."""
+    entry, that call's line (its symbol's line: gdb gives an inlined
+    function's symbol the DW_AT_call_line). inner: for the innermost logical
+    frame there (its row) instead of the function's own."""
     key = (fn, inner)
     if key in _entry_cache:
         return _entry_cache[key]
-    try:
-        blk = gdb.block_for_pc(fn)
-    except RuntimeError:
-        blk = None
-    syms = []
-    while blk is not None:
-        if blk.function is not None:
-            syms.append(blk.function)
-        blk = blk.superblock
     info = pc_info(fn)
-    out = info.decl or (info.file, info.line)
-    if inner:
-        syms = syms[:1]
-    if syms and syms[-1].symtab is not None:
-        phys = syms[-1]
-        rows = [e.line for e in phys.symtab.linetable() if e.pc == fn]
-        if len(syms) > 1 and syms[-2].symtab is not None \
-                and syms[-2].symtab.fullname() == phys.symtab.fullname() \
-                and syms[-2].line in rows:
-            rows = rows[:rows.index(syms[-2].line)]
-        if rows:
-            out = (phys.symtab.fullname(), rows[-1])
+    out = (info.file, info.line)
+    if not inner and len(info.syms) > 1:
+        call = info.syms[-2]
+        if call.symtab is not None:
+            out = (call.symtab.fullname(), call.line)
+    else:
+        sal = gdb.find_pc_line(fn)
+        if sal.symtab is not None:
+            rows = [e.line for e in sal.symtab.linetable() if e.pc == fn]
+            if rows:
+                out = (sal.symtab.fullname(), rows[-1])
     _entry_cache[key] = out
     return out
 
@@ -686,7 +673,7 @@ def synth_frame(fn):
     """A function that is not on the stack, at its entry (frames.c synth)."""
     info = pc_info(fn)
     file, line = entry_source(fn)
-    return Frame(info, fn, -1, info.chain[-1][0], file, line, K_USER, False, synthetic=True)
+    return Frame(info, info.chain[-1][0], file, line, K_USER, False)
 
 
 def shown_frames(L, g, frames, faulted, truncated):
@@ -723,24 +710,12 @@ def shown_frames(L, g, frames, faulted, truncated):
     start_fn = 0 if g.is_thread else g.fn
     if start_fn and not truncated and (last < 0 or frames[last].entry != start_fn):
         f = synth_frame(start_fn)
-        if pc_info(start_fn).kind != K_INTERNAL or (last < 0 and top is None):
+        if not pc_info(start_fn).phys_internal or (last < 0 and top is None):
             bottom = f
     out = [f for f, s in zip(frames, shown) if s]
     if top is None and bottom is None and not out:
         out = [f for f in frames if f.kind != K_INTERNAL]
     return ([top] if top else []) + out + ([bottom] if bottom else [])
-
-
-def fill_lines(L, g, frames):
-    """Gives frames from parked_frames whose line is unknown (a goro call
-    inlined into another, shown by rule 4) their line, from gdb's own walk
-    of g (once per PC)."""
-    need = [f for f in frames if f.line is None]
-    if any((f.pc, f.depth) not in _line_cache for f in need):
-        for f in logical_frames(L, g)[0]:
-            _line_cache.setdefault((f.pc, f.depth), (f.file, f.line))
-    for f in need:
-        f.file, f.line = _line_cache.get((f.pc, f.depth), (None, 0))
 
 
 def source_of(f):
@@ -1011,8 +986,6 @@ def top_frame_text(L, g):
 def _top_text(L, g, frames, faulted, truncated, parked=False):
     shown = shown_frames(L, g, frames, faulted, truncated)
     head = shown[:2] if shown and api_public(shown[0].func) else shown[:1]
-    if parked:
-        fill_lines(L, g, head)
     suffix = " (not started)" if parked and not frames else ""
     return " from ".join(fmt_where(f) for f in head) + suffix, [f.func or "??" for f in head]
 
