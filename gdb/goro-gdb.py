@@ -9,14 +9,24 @@
 # Commands (docs/observability.md has a transcript):
 #   info goroutines [-s STATE] [-f REGEX]   (also: goro list ...)
 #       one line per goroutine: id, state (Go's words), minutes waited, name
-#       and labels, top user frame. -s keeps states containing STATE, -f keeps
-#       goroutines whose top user frame's function matches REGEX.
+#       and labels, top frame: the first frame goro's traces show, and when
+#       that is the goro call the goroutine waits in (goro_sleep, as Go shows
+#       time.Sleep), the caller too: "goro_sleep (g.c:442) from napper
+#       (app.c:12)". -s keeps states containing STATE, -f goroutines with a
+#       function in that column matching REGEX.
 #   goroutine N              show goroutine N's stack as gdb frames: bt, frame,
 #                            up, info locals and print then work on it
 #   goroutine N CMD...       run one gdb command with goroutine N selected
 #   goroutine all CMD...     the same for every goroutine (e.g. `goroutine all bt`)
 #   goroutine none           back to the threads' own stacks
 #   goro dump                every goroutine as goro_profile_write(stdout, 2) prints it
+#
+# The frames the list and the dump show follow goro's own traces
+# (src/observe/frames.c, apiframes.c): goro's internal frames never show; a
+# blocked goroutine shows the goro call it waits in on top when goro's
+# traces show that call (rebuilt from its wait reason when the compiler
+# turned the call into a jump); the start function is always the bottom
+# frame; `created by` falls back to the creating goroutine's start function.
 #
 # It only reads memory: nothing runs in the inferior and no register is
 # written. A parked goroutine's stack is shown through a frame unwinder:
@@ -53,6 +63,7 @@ LAYOUT_NAMES = (
     "g.wake", "g.park_deadline", "g.waiting", "waiter.c", "waiter.waitlink", "chan.closed",
     "chan.refs", "chan.nheld", "chan.holders", "wait.chan_send", "wait.chan_recv", "wait.select",
     "wait.chan_send_nil", "wait.chan_recv_nil", "wait.select_no_cases",
+    "g.parent_fn", "apicalls", "apicalls.size", "apicalls.name", "apicalls.fn", "apicalls.reason",
 )
 # layout-names-end
 LAYOUT_VERSION = 1
@@ -153,6 +164,18 @@ class Layout(object):
         self.reasons = []
         for i in range(v["waitreasons.n"]):
             self.reasons.append(read_cstr(read_u64(v["waitreasons"] + 8 * i)) or "")
+        self.api_names, self.api_by_reason = set(), {}
+        size = v["apicalls.size"]
+        for i in range(256):
+            rec = read(v["apicalls"] + i * size, size)
+            name_ptr, fn = (struct.unpack_from("<Q", rec, v["apicalls." + k])[0]
+                            for k in ("name", "fn"))
+            if not name_ptr:
+                break
+            reason = struct.unpack_from("<i", rec, v["apicalls.reason"])[0]
+            self.api_names.add(read_cstr(name_ptr, 128))
+            if reason >= 0:
+                self.api_by_reason.setdefault(reason, fn)
         arch = _inferior().architecture().name()
         self.aarch64 = "aarch64" in arch
         self.pc_reg, self.sp_reg = ("pc", "sp") if self.aarch64 else ("rip", "rsp")
@@ -168,6 +191,7 @@ class Layout(object):
                          ("is_g0", "B", v["g.is_g0"]), ("system", "B", v["g.system"]),
                          ("waitsince", "q", v["g.waitsince"]), ("reason", "B", v["g.waitreason"]),
                          ("fn", "Q", v["g.fn"]), ("gopc", "Q", v["g.gopc"]),
+                         ("parent_fn", "Q", v["g.parent_fn"]),
                          ("name_ptr", "Q", v["g.name"]), ("labels_ptr", "Q", v["g.labels"]),
                          ("m", "Q", v["g.m"]), ("tid", "i", v["g.tid"]),
                          ("stack_lo", "Q", v["g.stack_lo"]), ("stack_hi", "Q", v["g.stack_hi"]),
@@ -188,6 +212,8 @@ class Layout(object):
 
 _layout = None
 _pc_cache = {}
+_entry_cache = {}  # function entry -> (file, line): entry_source
+_top_cache = {}  # a parked goroutine's stack and wait -> its list column: top_frame_text
 
 
 def layout():
@@ -201,6 +227,8 @@ def _forget(*_):
     global _layout
     _layout = None
     _pc_cache.clear()
+    _entry_cache.clear()
+    _top_cache.clear()
 
 
 # ------------------------------------------------------------ records
@@ -208,8 +236,8 @@ def _forget(*_):
 class G(object):
     """One goroutine record, as read from memory."""
     __slots__ = ("addr", "id", "parent_id", "status", "is_thread", "is_g0", "system",
-                 "waitsince", "reason", "fn", "gopc", "name_ptr", "labels_ptr", "m", "tid",
-                 "stack_lo", "stack_hi", "ctx_sp", "wake", "park_deadline", "waiting",
+                 "waitsince", "reason", "fn", "gopc", "parent_fn", "name_ptr", "labels_ptr", "m",
+                 "tid", "stack_lo", "stack_hi", "ctx_sp", "wake", "park_deadline", "waiting",
                  "_labels")
 
     def __init__(self, L, addr, raw):
@@ -384,77 +412,109 @@ def now_ns(gs):
 # ------------------------------------------------------------ symbols
 
 class PcInfo(object):
-    __slots__ = ("func", "file", "line", "entry", "kind")
+    """What is at one code address, as symbols.c records it for a PC.
+    chain: (function, goro's own) per logical frame, innermost first (inlined
+    calls, then the physical function), and syms their gdb symbols (empty
+    without debug info); file and line are the innermost's."""
+    __slots__ = ("func", "file", "line", "entry", "kind", "chain", "syms", "found", "libc",
+                 "outer", "internal", "phys_internal")
 
 
 def _is_libc(path):
     return bool(path) and os.path.basename(path).startswith(LIBC_PREFIXES)
 
 
+def _is_outer(name):
+    """symbols.c is_outer_name. Static binaries name glibc's start-up
+    __libc_start_main_impl and keep __libc_start_call_main local."""
+    return bool(name) and (name in OUTER_NAMES or name.startswith("__libc_start"))
+
+
+def _under_src(L, path):
+    return bool(path) and bool(L.srcdir) and path.startswith(L.srcdir)
+
+
+def _own_name(name):
+    return bool(name) and name.startswith("goro_")
+
+
+def api_public(name):
+    """apiframes.c goro__api_public: a public goro call (goro_x, not goro__x)."""
+    return bool(name) and name.startswith("goro_") and len(name) > 5 and name[5] != "_"
+
+
+def _kind(info, internal):
+    """frames.c kind_of, for one logical frame of info."""
+    if internal:
+        return K_INTERNAL
+    if info.outer:
+        return K_OUTER
+    if info.libc:
+        return K_LIBC
+    if not info.found:
+        return K_UNKNOWN
+    return K_USER
+
+
 def pc_info(pc):
     """What is at code address pc (the address itself: pass retpc - 1 for
-    a return address): innermost function, file:line, the physical
-    function's entry, and its kind for the hiding rules (frames.c)."""
+    a return address): its logical frames, innermost file:line, the physical
+    function's entry, and the kinds the hiding rules use (frames.c): a frame
+    is goro's own when its function is named goro_*, or its source or its
+    function's definition lies under goro's src/, or its physical function
+    is goro's (or lies in libgoro.so)."""
     info = _pc_cache.get(pc)
     if info is not None:
         return info
     L = layout()
     info = PcInfo()
-    info.func = info.file = None
+    info.file = None
     info.line = info.entry = 0
     try:
         blk = gdb.block_for_pc(pc)
     except RuntimeError:
         blk = None
-    inner = phys = None
+    chain, info.syms = [], []
     while blk is not None:
-        if blk.function is not None:
-            if inner is None:
-                inner = blk.function
-            phys = blk.function
+        s = blk.function
+        if s is not None:
+            st = s.symtab
+            chain.append([s.name, _own_name(s.name) or
+                          (st is not None and _under_src(L, st.fullname()))])
+            info.syms.append(s)
         blk = blk.superblock
-    internal = False
-    if inner is not None:
-        info.func = inner.name
+    symname = None
+    if info.syms:
         try:
-            info.entry = int(phys.value().address)
+            info.entry = int(info.syms[-1].value().address)
         except (gdb.error, RuntimeError):
             info.entry = 0
-        for s in (inner, phys):
-            if s.name.startswith("goro_"):
-                internal = True
-            if s.symtab is not None and L.srcdir and s.symtab.fullname().startswith(L.srcdir):
-                internal = True
     else:
         try:
             text = gdb.execute("info symbol 0x%x" % pc, to_string=True)
             m = re.match(r"(\S+)(?: \+ (\d+))? in section", text)
             if m:
-                info.func = m.group(1)
+                symname = m.group(1)
                 info.entry = pc - int(m.group(2) or 0)
         except gdb.error:
             pass
+        chain = [[symname, _own_name(symname)]]
     sal = gdb.find_pc_line(pc)
     if sal.symtab is not None and sal.line:
         info.file = sal.symtab.fullname()
         info.line = sal.line
-        if L.srcdir and info.file.startswith(L.srcdir):
-            internal = True
+        chain[0][1] = chain[0][1] or _under_src(L, info.file)
     solib = gdb.current_progspace().solib_name(pc)
-    if info.func and info.func.startswith("goro_"):
-        internal = True
-    if solib and os.path.basename(solib).startswith("libgoro"):
-        internal = True
-    if internal:
-        info.kind = K_INTERNAL
-    elif info.func in OUTER_NAMES:
-        info.kind = K_OUTER
-    elif _is_libc(solib):
-        info.kind = K_LIBC
-    elif info.func is None:
-        info.kind = K_UNKNOWN
-    else:
-        info.kind = K_USER
+    phys_name = chain[-1][0]
+    info.phys_internal = bool(chain[-1][1] or
+                              (solib and os.path.basename(solib).startswith("libgoro")))
+    info.chain = [(name, bool(own) or info.phys_internal) for name, own in chain]
+    info.func = chain[0][0]
+    info.found = phys_name is not None
+    info.libc = _is_libc(solib)
+    info.outer = _is_outer(phys_name) or _is_outer(symname)
+    info.internal = info.chain[0][1]
+    info.kind = _kind(info, info.internal)
     _pc_cache[pc] = info
     return info
 
@@ -491,7 +551,7 @@ def parked_pcs(L, g, max_frames=64):
         return [], []  # not started yet
     pcs, infos = [pc], [pc_info(pc - 1)]
     fp = words[L.ctx_fp >> 3]
-    while len(pcs) < max_frames and infos[-1].kind == K_INTERNAL:
+    while len(pcs) < max_frames and infos[-1].phys_internal:
         if not (sp < fp < hi - 8) or fp & 7:
             break
         pc = word(fp + 8)
@@ -517,11 +577,163 @@ def classify_frames(frames, first_exact):
     return out
 
 
-def fmt_where(name, path, line):
+# ------------------------------------------------------------ the frames a trace shows
+
+class Frame(object):
+    """One logical frame as the formats print it (frames.c goro__frame):
+    entry is its physical function's."""
+    __slots__ = ("func", "file", "line", "inlined", "off", "kind", "libc", "entry")
+
+    def __init__(self, info, func, file, line, kind, inlined, off=0):
+        self.func, self.file, self.line, self.kind = func, file, line, kind
+        self.inlined, self.off = inlined, off
+        self.libc, self.entry = info.libc, info.entry
+
+
+def frames_of(newest, first_exact, limit=1024):
+    """(frames, faulted, truncated): the logical frames from gdb frame
+    newest outwards, innermost first, through gdb's unwinder. gdb's
+    tail-call frames (rebuilt from DWARF call sites) are left out, as goro's
+    own walk cannot see them: the rules put back what the user needs (the
+    goro call from the wait reason, the start function)."""
+    out = []
+    faulted = False
+    exact, depth = first_exact, 0
+    f = newest
+    while f is not None and len(out) < limit:
+        t = f.type()
+        if t == gdb.TAILCALL_FRAME:
+            f = f.older()
+            continue
+        pc = f.pc()
+        info = pc_info(pc if exact else pc - 1)
+        name, internal = info.chain[min(depth, len(info.chain) - 1)]
+        path, line = _sal(f)
+        inlined = t == gdb.INLINE_FRAME
+        if t == gdb.SIGTRAMP_FRAME:
+            kind, faulted = K_INTERNAL, True
+        else:
+            kind = _kind(info, internal)
+        off = pc - info.entry if not inlined and info.entry and pc > info.entry else 0
+        out.append(Frame(info, f.name() or name, path, line, kind, inlined, off))
+        if inlined:
+            depth += 1
+        else:
+            depth, exact = 0, t == gdb.SIGTRAMP_FRAME
+        f = f.older()
+    return out, faulted, f is not None
+
+
+def parked_frames(pcs, infos):
+    """The logical frames of what parked_pcs found (its walk ends at the
+    first frame that is not goro's: enough for the top frames, not for a
+    dump). A caller of an inlined call is at that call's line: the line gdb
+    gives the inlined function's symbol (DW_AT_call_line)."""
+    out = []
+    for pc, info in zip(pcs, infos):
+        last = len(info.chain) - 1
+        for depth, (name, internal) in enumerate(info.chain):
+            file, line = info.file, info.line
+            if depth:
+                call = info.syms[depth - 1]
+                file = call.symtab.fullname() if call.symtab is not None else None
+                line = call.line
+            off = pc - info.entry if depth == last and info.entry and pc > info.entry else 0
+            out.append(Frame(info, name, file, line, _kind(info, internal), depth < last, off))
+    return out
+
+
+def entry_source(fn, inner=False):
+    """(file, line) goro's symbolizer gives function fn at its entry: the
+    last line-table row at that address (libdw's choice; gdb's find_pc_line
+    takes the last statement row), or, when a call is inlined right at the
+    entry, that call's line (its symbol's line: gdb gives an inlined
+    function's symbol the DW_AT_call_line). inner: for the innermost logical
+    frame there (its row) instead of the function's own."""
+    key = (fn, inner)
+    if key in _entry_cache:
+        return _entry_cache[key]
+    info = pc_info(fn)
+    out = (info.file, info.line)
+    if not inner and len(info.syms) > 1:
+        call = info.syms[-2]
+        if call.symtab is not None:
+            out = (call.symtab.fullname(), call.line)
+    else:
+        sal = gdb.find_pc_line(fn)
+        if sal.symtab is not None:
+            rows = [e.line for e in sal.symtab.linetable() if e.pc == fn]
+            if rows:
+                out = (sal.symtab.fullname(), rows[-1])
+    _entry_cache[key] = out
+    return out
+
+
+def synth_frame(fn):
+    """A function that is not on the stack, at its entry (frames.c synth)."""
+    info = pc_info(fn)
+    file, line = entry_source(fn)
+    return Frame(info, info.chain[-1][0], file, line, K_USER, False)
+
+
+def shown_frames(L, g, frames, faulted, truncated):
+    """frames.c goro__frames_build: the frames a trace of g prints, from its
+    logical frames (innermost first). Rules 1-3 hide goro's frames; rule 4
+    shows the goro call a blocked goroutine waits in (the outermost public
+    goro_* frame of the hidden top run, when apiframes.c shows that call, or
+    the call its wait reason implies when the compiler removed the frame);
+    rule 5 puts the start function at the bottom; rule 6: if nothing is
+    left, every frame that is not goro's."""
+    n = len(frames)
+    kinds = [f.kind for f in frames]
+    last_internal = top_index(kinds) - 1
+    shown = [i > last_internal and kinds[i] != K_INTERNAL for i in range(n)]
+    for i in range(n - 1, last_internal, -1):
+        if kinds[i] == K_USER:
+            break
+        shown[i] = False
+    blocked = g.status == L["status.waiting"]
+    top = None
+    for i in range(last_internal, -1, -1):
+        name = frames[i].func
+        if not api_public(name):
+            continue
+        if (blocked and name in L.api_names) or faulted:
+            shown[i] = True
+        break
+    else:
+        fn = L.api_by_reason.get(g.reason) if blocked else None
+        if fn:
+            top = synth_frame(fn)
+    last = max([i for i in range(n) if shown[i]] or [-1])
+    bottom = None
+    start_fn = 0 if g.is_thread else g.fn
+    if start_fn and not truncated and (last < 0 or frames[last].entry != start_fn):
+        f = synth_frame(start_fn)
+        if not pc_info(start_fn).phys_internal or (last < 0 and top is None):
+            bottom = f
+    out = [f for f, s in zip(frames, shown) if s]
+    if top is None and bottom is None and not out:
+        out = [f for f in frames if f.kind != K_INTERNAL]
+    return ([top] if top else []) + out + ([bottom] if bottom else [])
+
+
+def source_of(f):
+    """(file, line) a trace prints for f: the C library's own sources (its
+    .S stubs, paths relative to its build tree) are (None, 0), as without
+    debug info (text.c libc_source_hidden: panicparse takes only absolute
+    .c paths)."""
+    if f.libc and f.file and not (f.file.startswith("/") and f.file.endswith(".c")):
+        return None, 0
+    return f.file, f.line or 0
+
+
+def fmt_where(f):
     """`func (file.c:42)` for the list's top-frame column."""
-    if path:
-        return "%s (%s:%d)" % (name or "??", os.path.basename(path), line)
-    return name or "??"
+    file, line = source_of(f)
+    if file:
+        return "%s (%s:%d)" % (f.func or "??", os.path.basename(file), line)
+    return f.func or "??"
 
 
 # ------------------------------------------------------------ threads
@@ -534,18 +746,12 @@ def thread_for_lwp(lwp):
 
 
 def thread_frames(thread, limit=256):
-    """An OS thread's own frames (no goroutine view), innermost first:
-    (name, (path, line), PcInfo, kind)."""
+    """An OS thread's own logical frames (no goroutine view), as frames_of
+    returns them."""
     with Selection():
         view.release()
         thread.switch()
-        frames = []
-        f = gdb.newest_frame()
-        while f is not None and len(frames) < limit:
-            frames.append(f)
-            f = f.older()
-        return [(fr.name(), _sal(fr), info, kind)
-                for fr, (info, kind) in zip(frames, classify_frames(frames, True))]
+        return frames_of(gdb.newest_frame(), True, limit)
 
 
 def _sal(fr):
@@ -758,22 +964,30 @@ def parse_id(arg):
 
 
 def top_frame_text(L, g):
+    """The list's top-frame column: the first frame a trace of g shows and,
+    when that is the goro call g waits in, the caller too (as Go shows
+    time.Sleep above the user's frame). Returns (text, function names)."""
     lwp = g.on_thread(L)
-    if lwp is None:
-        pcs, infos = parked_pcs(L, g)
-        if not pcs:
-            info = pc_info(g.fn)
-            return fmt_where(info.func, info.file, info.line) + " (not started)"
-        i = top_index([x.kind for x in infos])
-        info = infos[min(i, len(infos) - 1)]
-        return fmt_where(info.func, info.file, info.line)
-    t = thread_for_lwp(lwp)
-    if t is None:
-        return "(thread %d not found)" % lwp
-    frames = thread_frames(t)
-    i = min(top_index([fr[3] for fr in frames]), len(frames) - 1)
-    name, (path, line), info, _ = frames[i]
-    return fmt_where(name or info.func, path, line)
+    if lwp is not None:
+        t = thread_for_lwp(lwp)
+        if t is None:
+            return "(thread %d not found)" % lwp, []
+        return _top_text(L, g, *thread_frames(t))
+    pcs, infos = parked_pcs(L, g)
+    # What the rules read of g besides its stack; many goroutines share all.
+    key = (tuple(pcs), g.status == L["status.waiting"], g.reason, g.fn, g.is_thread)
+    top = _top_cache.get(key)
+    if top is None:
+        top = _top_text(L, g, parked_frames(pcs, infos), False, False, parked=True)
+        _top_cache[key] = top
+    return top
+
+
+def _top_text(L, g, frames, faulted, truncated, parked=False):
+    shown = shown_frames(L, g, frames, faulted, truncated)
+    head = shown[:2] if shown and api_public(shown[0].func) else shown[:1]
+    suffix = " (not started)" if parked and not frames else ""
+    return " from ".join(fmt_where(f) for f in head) + suffix, [f.func or "??" for f in head]
 
 
 def labels_text(g, L):
@@ -784,9 +998,11 @@ class InfoGoroutines(gdb.Command):
     """List goro's goroutines: info goroutines [-s STATE] [-f FUNC-REGEX]
 
 Columns: id, state (Go's words; a substring of it for -s), minutes
-waited, name and pprof labels, top user frame (a regex on its function
-for -f). `*` marks the goroutine selected with `goroutine N` or running
-on the selected thread."""
+waited, name and pprof labels, top frame: the first frame goro's traces
+show, and when that is the goro call the goroutine waits in, its caller
+("goro_sleep (g.c:442) from napper (app.c:12)"); -f keeps goroutines with
+a function there matching the regex. `*` marks the goroutine selected
+with `goroutine N` or running on the selected thread."""
 
     def __init__(self, name="info goroutines"):
         super(InfoGoroutines, self).__init__(name, gdb.COMMAND_STACK)
@@ -818,8 +1034,8 @@ def run_list(arg):
         state = g.state(L) + (" (leaked)" if g.id in leaked else "")
         if state_f and state_f not in state:
             continue
-        top = top_frame_text(L, g)
-        if func_f and not func_f.search(top.split(" (")[0]):
+        top, funcs = top_frame_text(L, g)
+        if func_f and not any(func_f.search(f) for f in funcs):
             continue
         mins = g.minutes(L, now)
         if view.g is not None:
@@ -917,42 +1133,47 @@ INNER_FRAMES = OUTER_FRAMES = 50
 
 
 def logical_frames(L, g):
-    """(func, file, line, inlined, offset, kind) per frame, innermost first,
-    through gdb's unwinder (inline frames included)."""
-    out = []
+    """frames_of for goroutine g, through its own thread or the goroutine
+    view."""
     with Selection():
         select_goroutine(g, quiet=True)
         lwp = g.on_thread(L)
         f = gdb.newest_frame() if lwp is not None else goroutine_newest_frame()
-        frames = []
-        while f is not None and len(frames) < 1024:
-            frames.append(f)
-            f = f.older()
-        for f, (info, kind) in zip(frames, classify_frames(frames, lwp is not None)):
-            path, line = _sal(f)
-            inlined = f.type() == gdb.INLINE_FRAME
-            off = f.pc() - info.entry if info.entry and f.pc() > info.entry else 0
-            out.append((f.name() or info.func, path, line, inlined, off, kind))
-    return out
+        return frames_of(f, lwp is not None)
 
 
-def hide(kinds):
-    """frames.c apply_hiding: which frames a dump shows."""
-    n = len(kinds)
-    shown = [True] * n
-    last = top_index(kinds) - 1
-    for i in range(last + 1):
-        shown[i] = False
-    i = n - 1
-    while i > last and kinds[i] in (K_INTERNAL, K_OUTER, K_LIBC, K_UNKNOWN):
-        shown[i] = False
-        i -= 1
-    for i in range(n):
-        if kinds[i] == K_INTERNAL:
-            shown[i] = False
-    if not any(shown):
-        shown = [True] * n
-    return shown
+def put_frame(out, f):
+    """text.c put_frame."""
+    file, line = source_of(f)
+    out.append("%s%s\n\t%s:%d" % (f.func or "??", "(...)" if f.inlined else "()", file or "??",
+                                 line))
+    if not f.inlined and f.off:
+        out.append(" +0x%x" % f.off)
+    out.append("\n")
+
+
+def put_created_by(out, L, g):
+    """text.c put_created_by: the goro_go call's place; when that is goro's
+    own code (a creator whose last statement was goro_go, compiled to a
+    jump) or start-up code, the creating goroutine's start function."""
+    if g.id == 1 or g.gopc < 2:
+        return
+    pc = g.gopc
+    info = pc_info(pc - 1)
+    file, line = info.file, info.line
+    if (info.internal or info.outer) and g.parent_fn:
+        pc = g.parent_fn + 1
+        info = pc_info(pc - 1)
+        file, line = entry_source(g.parent_fn, inner=True)
+    if info.internal or info.outer:
+        return
+    out.append("created by %s" % (info.func or "??"))
+    if g.parent_id:
+        out.append(" in goroutine %d" % g.parent_id)
+    out.append("\n\t%s:%d" % (file or "??", line))
+    if info.entry and pc > info.entry + 1:
+        out.append(" +0x%x" % (pc - info.entry))
+    out.append("\n")
 
 
 def dump_goroutine(L, g, now):
@@ -962,31 +1183,18 @@ def dump_goroutine(L, g, now):
         out.append(", %d minutes" % mins)
     out.append("]:\n")
     if g.on_thread(L) is None and g.not_started(L):
-        info = pc_info(g.fn)
-        frames = [(info.func, info.file, info.line, False, 0, info.kind)]
+        frames, faulted, truncated = [], False, False
     else:
-        frames = logical_frames(L, g)
-    shown = [fr for fr, s in zip(frames, hide([fr[5] for fr in frames])) if s]
-    for i, (func, path, line, inlined, off, _) in enumerate(shown):
-        if len(shown) > INNER_FRAMES + OUTER_FRAMES and INNER_FRAMES <= i < len(shown) - OUTER_FRAMES:
+        frames, faulted, truncated = logical_frames(L, g)
+    shown = shown_frames(L, g, frames, faulted, truncated)
+    n = len(shown)
+    for i, f in enumerate(shown):
+        if n > INNER_FRAMES + OUTER_FRAMES and INNER_FRAMES <= i < n - OUTER_FRAMES:
             if i == INNER_FRAMES:
-                out.append("...%d frames elided...\n" % (len(shown) - INNER_FRAMES - OUTER_FRAMES))
+                out.append("...%d frames elided...\n" % (n - INNER_FRAMES - OUTER_FRAMES))
             continue
-        out.append("%s%s\n\t%s:%d" % (func or "??", "(...)" if inlined else "()", path or "??",
-                                     line))
-        if not inlined and off:
-            out.append(" +0x%x" % off)
-        out.append("\n")
-    if g.id != 1 and g.gopc >= 2:
-        info = pc_info(g.gopc - 1)
-        if info.kind != K_INTERNAL:
-            out.append("created by %s" % (info.func or "??"))
-            if g.parent_id:
-                out.append(" in goroutine %d" % g.parent_id)
-            out.append("\n\t%s:%d" % (info.file or "??", info.line))
-            if info.entry and g.gopc > info.entry:
-                out.append(" +0x%x" % (g.gopc - info.entry))
-            out.append("\n")
+        put_frame(out, f)
+    put_created_by(out, L, g)
     return "".join(out)
 
 

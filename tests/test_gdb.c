@@ -5,11 +5,14 @@
  * and on a core file written by gdb's gcore.
  *
  * What is checked: `info goroutines` names every parked goroutine with Go's
- * state word and its top user frame; `goroutine N` makes a parked
+ * state word and its top frame (the goro call it waits in, where traces
+ * show one, then its caller); `goroutine N` makes a parked
  * goroutine's stack the selected frames, so `print`, `info locals`, `bt` and
  * `frame N` work on it; `goro dump` prints what goro_profile_write(f, 2)
- * printed inside the process; 100,000 goroutines list within a bound; and
- * every layout name the script reads exists in the library's tables.
+ * printed inside the process, also for goroutines whose frames -O2 removed
+ * (tail calls); 100,000 goroutines list within a bound; and every layout
+ * name the script reads exists in the library's tables, with the values it
+ * expects.
  *
  * gdb runs with -nx and loads the script from this source tree (auto-load
  * of the installed copy is off, so an older installed one cannot interfere).
@@ -31,7 +34,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "goro.h"
 #include "goro_test.h"
+#include "observe/observe.h"
 #include "runtime/gdb_layout.h"
 
 static char bindir[PATH_MAX];
@@ -133,26 +138,32 @@ static const char *list_line(const char *out, const char *key) {
     return p;
 }
 
-/* Every goroutine the fixture starts: state word, top user frame, local. */
+/* Every goroutine the fixture starts: state word, top user frame, the goro
+   call shown above it in the list (or NULL), local. */
 static const struct {
-    const char *state, *func, *local;
+    const char *state, *func, *call, *local;
 } waiters[] = {
-    {"chan send", "chan_sender (fixture.c:", "token = 4242"},
-    {"chan receive", "chan_receiver (fixture.c:", "wanted = 6666"},
-    {"select", "selecter (fixture.c:", "choices = 7878"},
-    {"sync.Mutex.Lock", "mutex_waiter (fixture.c:", "locker = 10302"},
-    {"sleep", "sleeper (fixture.c:", "naps = 11514"},
-    {"IO wait", "io_waiter (fixture.c:", "reads = 13938"},
-    {"chan receive", "labelled (fixture.c:", "request = 17574"},
-    {"running", "spinner (fixture.c:", "laps = 18786"},
-    {"chan receive", "plain_thread (fixture.c:", "plain = 22422"},
-    {"chan receive (leaked)", "leaker (fixture.c:", "lost = 24846"},
-    {"chan receive (nil chan) (leaked)", "nil_waiter (fixture.c:", "nothing = 26058"},
+    {"chan send", "chan_sender (fixture.c:", NULL, "token = 4242"},
+    {"chan receive", "chan_receiver (fixture.c:", NULL, "wanted = 6666"},
+    {"select", "selecter (fixture.c:", NULL, "choices = 7878"},
+    {"sync.Mutex.Lock", "mutex_waiter (fixture.c:", "goro_mutex_lock (mutex.c:", "locker = 10302"},
+    {"sleep", " sleeper (fixture.c:", "goro_sleep (g.c:", "naps = 11514"},
+    {"IO wait", "io_waiter (fixture.c:", "goro_read (net.c:", "reads = 13938"},
+    {"chan receive", "labelled (fixture.c:", NULL, "request = 17574"},
+    {"running", "spinner (fixture.c:", NULL, "laps = 18786"},
+    {"chan receive", "plain_thread (fixture.c:", NULL, "plain = 22422"},
+    {"chan receive (leaked)", "leaker (fixture.c:", NULL, "lost = 24846"},
+    {"chan receive (nil chan) (leaked)", "nil_waiter (fixture.c:", NULL, "nothing = 26058"},
+    /* Tail calls removed their frames (no locals left): the list shows
+       the start function at its entry, below the call from the wait reason. */
+    {"sleep", " tail_sleeper (fixture.c:", "goro_sleep (g.c:", NULL},
+    {"chan receive", " tail_receiver (fixture.c:", NULL, NULL},
 };
 #define NWAITERS (sizeof waiters / sizeof waiters[0])
 
-/* `info goroutines`: each waiter on one line with its state; the labelled
-   one shows its label, the named one its name. */
+/* `info goroutines`: each waiter on one line with its state and top frame
+   ("goro_sleep (g.c:442) from sleeper (fixture.c:68)" where a trace shows
+   the goro call); the labelled one shows its label, the named one its name. */
 static void check_list(const char *out) {
     for (size_t i = 0; i < NWAITERS; i++) {
         const char *line = list_line(out, waiters[i].func);
@@ -160,6 +171,17 @@ static void check_list(const char *out) {
         const char *st = strstr(line, waiters[i].state);
         cr_assert(st && st < end, "goroutine in %s: state %s expected:\n%s", waiters[i].func,
                   waiters[i].state, out);
+        const char *top = strstr(line, waiters[i].func);
+        if (waiters[i].call) {
+            const char *call = strstr(line, waiters[i].call);
+            cr_assert(call && call < top && strstr(call, ") from ") < top,
+                      "goroutine in %s: %s... from expected:\n%s", waiters[i].func,
+                      waiters[i].call, out);
+        } else {
+            const char *from = strstr(line, " from ");
+            cr_assert(!from || from > end, "%s: no goro call expected:\n%s", waiters[i].func,
+                      out);
+        }
     }
     /* Only the two provably leaked goroutines are marked. */
     int leaked = 0;
@@ -200,6 +222,23 @@ static void expect_same_dump(const char *mine, const char *gdb_out) {
     }
     cr_assert_geq(blocks, (int)NWAITERS - 1);
     free(copy);
+}
+
+/* The fixture's tail calls are still tail calls in goro's own dump (else
+   comparing with it checks nothing about them): the start function at its
+   entry (no +0x offset), below the goro call its wait implies, and a
+   "created by" naming the creator whose goro_go left no frame. */
+static void expect_tail_calls(const char *mine) {
+    const char *fns[] = {"\ngoro_sleep()\n\t", "\ntail_sleeper()\n\t",
+                         "\ntail_receiver()\n\t"};
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+        const char *f = strstr(mine, fns[i]);
+        cr_assert(f, "no %s in the program's own dump:\n%s", fns[i] + 1, mine);
+        const char *eol = strchr(f + strlen(fns[i]), '\n');
+        const char *off = strstr(f + strlen(fns[i]), " +0x");
+        cr_assert(eol && (!off || off > eol), "%s is not at its entry:\n%s", fns[i] + 1, mine);
+    }
+    expect(mine, "created by tail_spawner in goroutine ");
 }
 
 /* ------------------------------------------------------------------ tests */
@@ -243,6 +282,74 @@ Test(gdb, layout_has_every_name_the_script_reads) {
     free(text);
 }
 
+/* A value from the layout tables (the script merges them). */
+static uint64_t layout_value(const char *name) {
+    const goro__gdb_entry *tables[] = {goro__gdb_layout, goro__gdb_allgs, goro__gdb_status};
+    for (size_t t = 0; t < 3; t++)
+        for (const goro__gdb_entry *e = tables[t]; e->name; e++)
+            if (strcmp(e->name, name) == 0)
+                return e->value;
+    cr_assert_fail("no %s in the layout tables", name);
+    return 0;
+}
+
+/* n bytes at offset off of a record, as the script unpacks them
+   (little-endian; "<Q" for pointers, "<i" for the call table's reason). */
+static int64_t field(const void *rec, uint64_t off, size_t n) {
+    uint64_t u = 0;
+    memcpy(&u, (const char *)rec + off, n);
+    return n == 4 ? (int64_t)(int32_t)u : (int64_t)u;
+}
+
+static void layout_child(void *out) {
+    const void *g = goro__getg();
+    uint64_t fns[2] = {(uint64_t)field(g, layout_value("g.fn"), 8),
+                       (uint64_t)field(g, layout_value("g.parent_fn"), 8)};
+    goro_chan_send(out, fns);
+}
+
+static void layout_parent(void *out) { goro_go(layout_child, out); }
+
+/* Beyond the names: a goroutine's start function at g.fn and its creator's
+   at g.parent_fn (the frames the script adds), and the table of goro calls
+   a trace shows on top, read the way the script reads it, holding what
+   apiframes.c decides with. */
+Test(gdb, layout_values_are_what_the_script_reads, .timeout = 60) {
+    goro_chan *out = goro_chan_make(2 * sizeof(uint64_t), 0);
+    goro_go(layout_parent, out);
+    uint64_t fns[2];
+    cr_assert(goro_chan_recv(out, fns));
+    goro_chan_release(out);
+    cr_assert_eq(fns[0], (uint64_t)(uintptr_t)layout_child);
+    cr_assert_eq(fns[1], (uint64_t)(uintptr_t)layout_parent);
+
+    const char *base = (const char *)(uintptr_t)layout_value("apicalls");
+    uint64_t size = layout_value("apicalls.size");
+    cr_assert_eq(sizeof(((goro__api_call *)0)->reason), 4, "the script reads the reason as <i");
+    cr_assert_eq(sizeof(((goro__api_call *)0)->fn), 8, "the script reads fn as <Q");
+    int n = 0, by_reason = 0;
+    for (;; n++) {
+        const char *rec = base + (uint64_t)n * size;
+        const char *name = (const char *)(uintptr_t)field(rec, layout_value("apicalls.name"), 8);
+        if (!name)
+            break;
+        uintptr_t fn = (uintptr_t)field(rec, layout_value("apicalls.fn"), 8);
+        int reason = (int)field(rec, layout_value("apicalls.reason"), 4);
+        cr_expect(goro__api_shown(name), "%s in the table but not shown", name);
+        cr_expect_neq(fn, 0, "%s: no entry", name);
+        if (reason >= 0) {
+            cr_expect_eq(goro__api_for_reason(reason), fn, "%s: reason %d", name, reason);
+            by_reason++;
+        }
+        cr_assert_lt(n, 256);
+    }
+    cr_assert_gt(n, 10);
+    cr_assert_gt(by_reason, 5);
+    cr_assert_eq(goro__api_for_reason(GORO__WAIT_SLEEP), (uintptr_t)goro_sleep);
+    cr_assert_eq(goro__api_for_reason(GORO__WAIT_MUTEX), (uintptr_t)goro_mutex_lock);
+    cr_assert_eq(goro__api_for_reason(GORO__WAIT_CHAN_RECV), 0, "channel receives are hidden");
+}
+
 Test(gdb, both_libraries_name_the_script_for_auto_load, .timeout = 120) {
     skip_unless_gdb();
     init_paths();
@@ -272,7 +379,7 @@ static void live_run(const char *kind) {
     check_list(out);
     const char *bt = strstr(out, "==bt==");
     cr_assert(bt, "%s", out);
-    for (size_t i = 0; i < NWAITERS; i++) {
+    for (size_t i = 0; i < NWAITERS && waiters[i].local; i++) {
         const char *loc = strstr(out, waiters[i].local);
         cr_assert(loc && loc < bt, "%s not printed by goroutine all info locals:\n%s",
                   waiters[i].local, out);
@@ -286,6 +393,7 @@ static void live_run(const char *kind) {
     unlink(dump);
     const char *d = strstr(out, "==dump==\n");
     cr_assert(d);
+    expect_tail_calls(mine);
     expect_same_dump(mine, d);
     free(mine);
     free(out);
@@ -312,7 +420,7 @@ static void core(const char *kind) {
     free(cmd);
     check_list(list);
     int sender = list_id(list, "chan_sender (fixture.c:");
-    int sleeper = list_id(list, "sleeper (fixture.c:");
+    int sleeper = list_id(list, " sleeper (fixture.c:");
     cmd = str("%s -ex 'goroutine %d' -ex 'print token' -ex 'echo ==bt==\\n' -ex bt "
               "-ex 'frame 2' -ex 'info frame' -ex 'echo ==sleeper==\\n' "
               "-ex 'goroutine %d info locals' -ex 'goroutine none' -ex 'goroutine' "
@@ -390,7 +498,7 @@ Test(gdb, attach_static, .timeout = 300) {
     if (strstr(out, "ptrace: Operation not permitted"))
         cr_skip_test("this system refuses ptrace attach (the run and core tests cover the rest)");
     check_list(out);
-    for (size_t i = 0; i < NWAITERS; i++)
+    for (size_t i = 0; i < NWAITERS && waiters[i].local; i++)
         expect(out, waiters[i].local);
     const char *f = strstr(out, "==f==");
     cr_assert(f);

@@ -25,15 +25,11 @@
 
 #include <string.h>
 
-typedef struct api_fn {
-    const char *name;
-    void *fn;
-    int reason;             /* the wait reason that implies this call, or -1 */
-} api_fn;
-
 #define API(f, r) {#f, (void *)f, r}
 
-static const api_fn shown[] = {
+/* Also read by the gdb extension (gdb_layout.c), which follows the same
+   rule: keep the {NULL} end. */
+const goro__api_call goro__api_calls[] = {
     API(goro_sleep, GORO__WAIT_SLEEP),
     API(goro_mutex_lock, GORO__WAIT_MUTEX),
     API(goro_rwmutex_rlock, GORO__WAIT_RWMUTEX_R),
@@ -54,9 +50,8 @@ static const api_fn shown[] = {
     API(goro_limiter_wait, -1),
     API(goro_leak_check, -1),
     API(goro_leak_verify_none, -1),
+    {NULL, NULL, -1},
 };
-
-#define NSHOWN (sizeof shown / sizeof shown[0])
 
 bool goro__api_public(const char *name) {
     return name && strncmp(name, "goro_", 5) == 0 && name[5] != '_' && name[5] != 0;
@@ -65,15 +60,15 @@ bool goro__api_public(const char *name) {
 bool goro__api_shown(const char *name) {
     if (!goro__api_public(name))
         return false;
-    for (size_t i = 0; i < NSHOWN; i++)
-        if (strcmp(shown[i].name, name) == 0)
+    for (const goro__api_call *c = goro__api_calls; c->name; c++)
+        if (strcmp(c->name, name) == 0)
             return true;
     return false;
 }
 
 uintptr_t goro__api_for_reason(int reason) {
-    for (size_t i = 0; i < NSHOWN; i++)
-        if (shown[i].reason == reason)
-            return (uintptr_t)shown[i].fn;
+    for (const goro__api_call *c = goro__api_calls; c->name; c++)
+        if (c->reason == reason)
+            return (uintptr_t)c->fn;
     return 0;
 }

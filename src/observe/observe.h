@@ -306,6 +306,12 @@ GORO__HIDDEN bool goro__inlined_internal(const goro__sym *s, int i);
 GORO__HIDDEN void goro__stk_note(goro__stk *stk, const goro__gcap *cap);
 
 /* apiframes.c: the goro calls a blocked goroutine shows as its top frame. */
+typedef struct goro__api_call {
+    const char *name;
+    void *fn;
+    int reason;             /* the wait reason that implies this call, or -1 */
+} goro__api_call;
+extern GORO__HIDDEN const goro__api_call goro__api_calls[]; /* ends with {NULL} */
 GORO__HIDDEN bool goro__api_public(const char *name);   /* goro_x, not goro__x */
 GORO__HIDDEN bool goro__api_shown(const char *name);
 GORO__HIDDEN uintptr_t goro__api_for_reason(int reason); /* entry, or 0 */

@@ -22,14 +22,22 @@
  *             ctx.frame_size bytes; the resume pc at ctx.pc; ctx.reg.<r>:
  *             where callee-saved register <r> (gdb's name) is kept
  *   entry     goro__ctx_entry: the resume pc of a goroutine not started yet
+ *   apicalls.*  the goro calls a blocked goroutine shows as its top frame
+ *             (goro__api_calls, apiframes.c): an array of apicalls.size
+ *             records, ended by a NULL name; a record's name (char *), fn
+ *             (its entry) and reason (int: the wait reason that implies the
+ *             call when the compiler removed its frame, or -1)
  *   srcfile   this file's path: goro's frames are those under its src/
  *
- * Visibility and state words follow goro__g_visible and goro__status_str.
+ * Visibility and state words follow goro__g_visible and goro__status_str;
+ * the frames shown follow src/observe/frames.c (g.fn: the start function,
+ * always the bottom frame; g.parent_fn: "created by" when g.gopc is goro's).
  */
 #include "sched.h"
 
 #include "gdb_layout.h"
 #include "../chan/chan_internal.h"
+#include "../observe/observe.h"
 
 void goro__ctx_entry(void); /* switch_<arch>.S */
 
@@ -42,8 +50,8 @@ GORO__GDB_KEEP const goro__gdb_entry goro__gdb_layout[] = {
     {"g.size", sizeof(goro__g)},
     {"g.ctx_sp", offsetof(goro__g, ctx) + offsetof(goro__ctx, sp)},
     G(id), G(parent_id), G(status), G(is_thread), G(is_g0), G(system), G(waitsince),
-    G(waitreason), G(waitobj), G(fn), G(gopc), G(name), G(labels), G(m), G(tid), G(stack_lo),
-    G(stack_hi), G(wake), G(park_deadline), G(waiting),
+    G(waitreason), G(waitobj), G(fn), G(gopc), G(parent_fn), G(name), G(labels), G(m), G(tid),
+    G(stack_lo), G(stack_hi), G(wake), G(park_deadline), G(waiting),
     {"labels.n", offsetof(goro__labels, n)},
     {"labels.kv", offsetof(goro__labels, kv)},
     {"labels.kv_size", sizeof(((goro__labels *)0)->kv[0])},
@@ -80,6 +88,11 @@ GORO__GDB_KEEP const goro__gdb_entry goro__gdb_layout[] = {
     CTXREG("x30", GORO__CTX_OFF_PC),
 #endif
     {"entry", (uintptr_t)goro__ctx_entry},
+    {"apicalls", (uintptr_t)goro__api_calls},
+    {"apicalls.size", sizeof(goro__api_call)},
+    {"apicalls.name", offsetof(goro__api_call, name)},
+    {"apicalls.fn", offsetof(goro__api_call, fn)},
+    {"apicalls.reason", offsetof(goro__api_call, reason)},
     {"srcfile", (uintptr_t)__FILE__},
     {NULL, 0},
 };
