@@ -1260,15 +1260,23 @@ void debug_fixture_burn(void *arg)
     _Atomic bool *stop = arg;
     goro_label_set("request", "burner");
     volatile uint64_t x = 1;
-    while (!atomic_load(stop))
+    while (!atomic_load(stop)) {
         for (int i = 0; i < 100000; i++)
             x = x * 6364136223846793005ULL + 1;
+        /* The test body (goroutine 1) sets stop: if this goroutine runs on
+           the first thread while goroutine 1 waits there, it must yield for
+           goroutine 1 to run again (docs/runtime.md, "the first thread"). */
+        goro_yield();
+    }
 }
 
 GORO_TEST(debug_server, cpu_profile_endpoint, .timeout = 120)
 {
     int port = start();
-    _Atomic bool stop = false;
+    /* static: the burner still reads it after this body returns, while
+       the leak check waits for it to end */
+    static _Atomic bool stop;
+    atomic_store(&stop, false);
     goro_go(debug_fixture_burn, &stop);
     hresp r;
     int64_t t0 = mono_ms();

@@ -42,9 +42,15 @@
 /* The C library's own sources (its .S syscall stubs, paths relative to
    its build tree, when its debug info is installed) print as "??:0", as
    without debug info: tools that read Go traces (panicparse) take only
-   absolute .c/.s/.go paths. */
+   absolute .c/.s/.go paths. So do paths that climb out of a build tree
+   ("../../src/libsanitizer/...", a sanitizer runtime's interceptors): no
+   reader can open them, and panicparse rejects them. */
 static bool libc_source_hidden(const goro__frame *f, const char *file) {
-    if (!(f->sym->flags & GORO__SYM_LIBC) || !file)
+    if (!file)
+        return false;
+    if (strncmp(file, "../", 3) == 0)
+        return true;
+    if (!(f->sym->flags & GORO__SYM_LIBC))
         return false;
     size_t n = strlen(file);
     return file[0] != '/' || n < 2 || strcmp(file + n - 2, ".c") != 0;
