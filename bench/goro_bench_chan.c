@@ -52,11 +52,6 @@ static void bench_pingpong(void) {
     hb_simple("chan_pingpong_unbuffered", pingpong_run, NULL, NULL);
 }
 
-/* The same body in the program's main() (goroutine 1, the first thread). */
-static void bench_pingpong_main(void) {
-    hb_simple("chan_pingpong_unbuffered_main", pingpong_run, NULL, NULL);
-}
-
 /* ------------------------------------------------- chan_buffered_throughput */
 
 typedef struct bt {
@@ -273,8 +268,6 @@ static void bench_make_release(void) {
 
 static const hb_bench benches[] = {
     {"chan_pingpong_unbuffered", bench_pingpong, "round trip over two unbuffered chans"},
-    {"chan_pingpong_unbuffered_main", bench_pingpong_main,
-     "the same, body in main() (the first thread)"},
     {"chan_buffered_throughput", bench_buffered, "cap-128 chan, 1p1c and 2p2c; ns per item"},
     {"select2", bench_select2,
      "one goroutine selecting over 2 chans fed by 2 producers; ns per select"},

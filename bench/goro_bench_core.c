@@ -32,11 +32,6 @@ static int64_t spawn_join_run(int64_t n, void *ctx) {
 
 static void bench_spawn_join(void) { hb_simple("spawn_join", spawn_join_run, NULL, NULL); }
 
-/* The same body in the program's main() (goroutine 1, the first thread). */
-static void bench_spawn_join_main(void) {
-    hb_simple("spawn_join_main", spawn_join_run, NULL, NULL);
-}
-
 /* ----------------------------------------------------------- spawn_batch */
 
 /* spawn 1000 empty goroutines, then wait for all (per goroutine). */
@@ -296,7 +291,6 @@ static void bench_num_goroutine(void) {
 static const hb_bench benches[] = {
     {"spawn_join", bench_spawn_join,
      "spawn empty goroutine + WaitGroup wait, serially; ns per goroutine"},
-    {"spawn_join_main", bench_spawn_join_main, "the same, body in main() (the first thread)"},
     {"spawn_batch", bench_spawn_batch,
      "spawn 1000 empty goroutines then wait for all; ns per goroutine"},
     {"spawn_many_blocked", bench_spawn_many_blocked,

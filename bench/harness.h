@@ -17,9 +17,7 @@
  *
  * As in Go, where main() is a goroutine, every benchmark body runs inside a
  * goroutine ("the bench goroutine"); the process's first thread (goroutine 1)
- * only waits for it. Benchmarks whose name ends in "_main" run their body on
- * the first thread itself, as a C program's main() would (when every name
- * asked for is one). procs is goro_maxprocs(0), set by GOROMAXPROCS.
+ * only waits for it. procs is goro_maxprocs(0), set by GOROMAXPROCS.
  */
 #ifndef GORO_BENCH_HARNESS_H
 #define GORO_BENCH_HARNESS_H
@@ -478,14 +476,7 @@ HB_FN int hb_main(int argc, char **argv, const hb_bench *benches) {
     const char *st = getenv("GORO_BENCH_STACK");
     if (st)
         opts.stack_size = (size_t)strtoull(st, NULL, 0);
-    bool on_main = true;
-    for (int j = 0; j < r.nnames; j++) {
-        size_t len = strlen(r.names[j]);
-        on_main = on_main && len > 5 && strcmp(r.names[j] + len - 5, "_main") == 0;
-    }
-    if (on_main)
-        hb_bench_goroutine(&r); /* the body in main(): goroutine 1 */
-    else if (goro_go_opts(&opts, hb_bench_goroutine, &r) == 0)
+    if (goro_go_opts(&opts, hb_bench_goroutine, &r) == 0)
         hb_die("goro_go_opts");
     int v;
     goro_chan_recv(r.done, &v);

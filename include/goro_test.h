@@ -180,10 +180,11 @@ typedef struct goro_test_child_opts {
     int exit_if_returns;    /* _exit status when fn returns instead of exiting */
 } goro_test_child_opts;
 
-/* Starts fn in a forked child as o says; *read_fd gets the read end of the
-   captured descriptor. Returns the child's pid. */
-static inline __attribute__((unused)) pid_t goro_test_fork_child(const goro_test_child_opts *o,
-                                                                 void (*fn)(void), int *read_fd) {
+/* Runs fn in a forked child as o says, reads what it writes to the captured
+   descriptor into out; returns its wait status. */
+static inline __attribute__((unused)) int goro_test_run_child_opts(const goro_test_child_opts *o,
+                                                                   void (*fn)(void), char *out,
+                                                                   size_t cap) {
     int pfd[2];
     cr_assert_eq(pipe(pfd), 0);
     fflush(NULL);
@@ -202,18 +203,7 @@ static inline __attribute__((unused)) pid_t goro_test_fork_child(const goro_test
         _exit(o->exit_if_returns);
     }
     close(pfd[1]);
-    *read_fd = pfd[0];
-    return pid;
-}
-
-/* Runs fn in a forked child as o says, reads what it writes to the captured
-   descriptor into out; returns its wait status. */
-static inline __attribute__((unused)) int goro_test_run_child_opts(const goro_test_child_opts *o,
-                                                                   void (*fn)(void), char *out,
-                                                                   size_t cap) {
-    int fd;
-    pid_t pid = goro_test_fork_child(o, fn, &fd);
-    return goro_test_collect(pid, fd, out, cap);
+    return goro_test_collect(pid, pfd[0], out, cap);
 }
 
 /* Runs fn in a child whose stderr is captured; returns its wait status. */

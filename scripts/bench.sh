@@ -39,19 +39,15 @@ OUT=${OUT:-$BUILD_DIR/bench-results/$(date +%Y%m%d-%H%M%S)}
 PLAN="
 machine_pagefault        core    p2 0       gobench
 spawn_join               core    p1 0       gobench
-spawn_join_main          core    p1 0       -
 spawn_batch              core    p1 0       gobench
 chan_pingpong_unbuffered chan    p1 0       gobench
-chan_pingpong_unbuffered_main chan p1 0     -
 chan_buffered_throughput chan    p1 0       gobench
 select2                  chan    p1 0       gobench
 yield                    core    p1 0       gobench
 mutex_contended          chan    p1 0       gobench
 spawn_join               core    p2 0       gobench
-spawn_join_main          core    p2 0       -
 spawn_batch              core    p2 0       gobench
 chan_pingpong_unbuffered chan    p2 0       gobench
-chan_pingpong_unbuffered_main chan p2 0     -
 chan_buffered_throughput chan    p2 0       gobench
 select2                  chan    p2 0       gobench
 mutex_contended          chan    p2 0       gobench

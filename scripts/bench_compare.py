@@ -22,14 +22,10 @@ import sys
 RULES = [
     (r"machine_pagefault/.*", "ns_per_op", None, None, None),
     (r"spawn_join/p\d+", "ns_per_op", "le", 0.5, None),
-    # the body in main() against Go's (whose main is a goroutine); issue 12's
-    # bound is against goro's own goroutine row: main <= 1.2x spawn_join
-    (r"spawn_join_main/(p\d+)", "ns_per_op", None, None, r"spawn_join/\1"),
     (r"spawn_batch1000/p\d+", "ns_per_op", None, None, None),
     (r"yield/p1", "ns_per_op", "le", 0.25, None),
     (r"yield/p\d+", "ns_per_op", None, None, None),
     (r"chan_pingpong_unbuffered/p\d+", "ns_per_op", "le", 0.5, None),
-    (r"chan_pingpong_unbuffered_main/(p\d+)", "ns_per_op", None, None, r"chan_pingpong_unbuffered/\1"),
     (r"chan_buffered_throughput/.*", "ns_per_op", "le", 0.7, None),
     (r"select2/.*", "ns_per_op", "le", 0.7, None),
     (r"mutex_contended/.*", "ns_per_op", "le", 1.0, None),

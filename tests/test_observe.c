@@ -224,10 +224,8 @@ GORO_TEST(observe, running_goroutine_on_another_thread, .timeout = 30) {
         cr_skip("TSan delays asynchronous signals until a busy loop calls into it");
     goro_maxprocs(2);
     uint64_t id = goro_go(obs_busy_loop, NULL);
-    /* Wait outside the runtime: goroutine 1 waiting in goro_sleep would run
-       the loop on its own thread (docs/runtime.md, plain threads). */
     while (!atomic_load(&obs_spinning))
-        usleep(1000);
+        goro_sleep(GORO_MS(1));
     char *d = obs_wait_block(id, "running]", "\nobs_busy_loop()\n");
     cr_assert(strstr(d, "stack unavailable") == NULL, "%s", d);
     free(d);

@@ -12,20 +12,6 @@
  *   - every thread of the process (/proc/self/task) is one the runtime knows
  *     to be asleep: an idle M, a plain thread blocked in the runtime, or a
  *     registered helper thread (debug server, monitor).
- *
- * Protocol (what makes each count true when read under sched.lock):
- *   - an M is on sched.midle (nmidle) only while it sleeps in findrunnable's
- *     idle loop; whoever hands it a P takes it off under the lock;
- *   - a P is on sched.pidle only with an empty local queue, or with a wakep()
- *     after the put (sysmon's retake, thread_p_drop moves its queue to the
- *     global one first);
- *   - a plain thread is counted in nthreads_blocked/timed only from just
- *     before it sleeps on its futex (THREAD_COUNTED, sched.c) until the
- *     exchange that wakes it; while it serves goroutines it holds a P, and a
- *     thread that serves or runs the program's code is "unknown", so nothing
- *     is reported;
- *   - after goro_exit on goroutine 1 its thread is an M (main_exited): with
- *     no goroutine left Go's "no goroutines (main called runtime.Goexit)".
  */
 #include "sched.h"
 
@@ -80,13 +66,7 @@ void goro__checkdead_impl(void) {
     int tasks = count_tasks();
     if (tasks < 0 || tasks != known)
         return;
-    if (atomic_load(&goro__sched.main_exited)) {
-        /* Goroutine 1 is gone (goro_exit): Go's wording when nothing is left. */
-        if (goro__live_count() == 0 && atomic_load(&goro__sched.nthreads_blocked) == 0) {
-            goro__lock_release(&goro__sched.lock);
-            goro__fatal("no goroutines (main called runtime.Goexit) - deadlock!");
-        }
-    } else if (atomic_load(&goro__sched.nthreads_blocked) == 0 && goro_count() <= 1) {
+    if (atomic_load(&goro__sched.nthreads_blocked) == 0 && goro_count() <= 1) {
         /* Nothing is blocked: e.g. every goroutine ended and no thread waits. */
         return;
     }

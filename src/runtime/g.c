@@ -109,8 +109,6 @@ GORO__GDB_KEEP const goro__gdb_entry goro__gdb_allgs[] = {
 
 void goro__live_add(int delta) { atomic_fetch_add_explicit(&live, delta, memory_order_relaxed); }
 
-int32_t goro__live_count(void) { return atomic_load_explicit(&live, memory_order_relaxed); }
-
 bool goro__g_scan_begin(goro__g *g, uint32_t *status_out) {
     for (;;) {
         uint32_t s = atomic_load_explicit(&g->status, memory_order_acquire);
@@ -155,7 +153,6 @@ void goro__fiber_init_g(goro__g *g);
 
 static void thread_exit(void *arg) {
     goro__g *g = arg;
-    goro__thread_m_release();
     if (g->id == 1)
         goro__live_add(-1);
     atomic_store(&g->status, GORO__G_DEAD);
@@ -319,16 +316,8 @@ static void g_release(goro__g *g) {
 void goro__goexit(void) {
     goro__g *g = goro__getg();
     goro__run_defers(g);
-    if (g->is_thread && g->id == 1) {
-        /* As in Go, the program goes on until the other goroutines end; the
-           first thread serves them meanwhile (and keeps taking signals). */
-        pthread_setspecific(thread_key, NULL);
-        goro__live_add(-1);
-        atomic_store(&g->status, GORO__G_DEAD);
-        goro__thread_become_m(g);
-    }
     if (g->is_thread) {
-        /* Any other plain thread has no goroutine to end: end the thread. */
+        /* A plain thread has no goroutine to end: end the thread. */
         pthread_exit(NULL);
     }
     g_release(g);

@@ -603,15 +603,6 @@ static void execute(goro__m *m, goro__g *from, goro__g *g, bool from_dies) {
 
 static goro__g *findrunnable(goro__m *m);
 
-/* A plain thread's M whose own record was woken, or whose deadline passed:
-   the goroutine running there goes back to it at its next switch. */
-static bool owner_woken(goro__m *m) {
-    if (GORO__LIKELY(!m->owner))
-        return false;
-    return atomic_load_explicit(&m->owner->futex, memory_order_acquire) == 0 ||
-           (m->owner_deadline >= 0 && goro__nanotime() >= m->owner_deadline);
-}
-
 /* Next goroutine from this M's own P, without blocking; NULL if none. */
 static goro__g *next_local(goro__m *m) {
     goro__p *p = m->p;
@@ -630,15 +621,12 @@ static goro__g *next_local(goro__m *m) {
 
 /* The current goroutine gives up its M (m->after says why). */
 static void schedule_away(goro__m *m, goro__g *self, bool dies) {
-    /* On a plain thread's M whose own record was woken: go back to it. */
-    goro__g *next = owner_woken(m) ? NULL : next_local(m);
+    goro__g *next = next_local(m);
     if (next)
         execute(m, self, next, dies);
     else
         switch_to(m, self, &m->g0, dies);
 }
-
-static void thread_p_drop(goro__m *tm);
 
 static void after_switch(goro__m *m) {
     int a = m->after;
@@ -674,318 +662,6 @@ static void after_switch(goro__m *m) {
         atomic_store_explicit(&prev->status, GORO__G_DEAD, memory_order_release);
         goro__stack_free(prev, m->p);
         break;
-    case GORO__AFTER_HANDOFF:
-        /* A plain thread's M gives up its P with the goroutine queued
-           globally, so a scheduler thread takes both (syscall_enter). */
-        atomic_store_explicit(&prev->status, GORO__G_RUNNABLE, memory_order_release);
-        goro__runq_put_global(prev);
-        thread_p_drop(m);
-        goro__wakep();
-        break;
-    }
-}
-
-/* ------------------------------------------- plain threads as Ms */
-
-/*
- * A plain thread (goroutine 1, or any thread the program created and then
- * used goro from) gets an M record of its own the first time it needs one
- * (tm; owner = the thread's record; not in allm, not in mcount). Rules:
- *
- *  - Goroutine 1's code runs only on its own thread: its stack, TLS,
- *    pthread_self() and signal mask never change.
- *  - Work the thread readies (goro_go, a wake-up) goes on a P the thread
- *    holds, as a goroutine's would (runnext): the P it kept from before if
- *    it still has it, else an idle one, else the global queue.
- *  - When the thread blocks (thread_park) it *serves*: on its own stack
- *    (tm->g0), it runs the goroutines of its P (and what it finds in the
- *    global queue, the poller, other Ps) until its record is woken, its
- *    deadline passes, or there is nothing to run. A goroutine that parks on
- *    this M goes back to the thread as soon as the record was woken
- *    (owner_woken). With nothing to run, the thread gives its P back and
- *    sleeps on its futex as before.
- *  - When a goro call returns to the program's code, the thread keeps its P
- *    *lent*: status GORO__P_LENT + tm->lend_id (sched.h). The next goro call
- *    takes it back with one CAS (that value -> P_RUNNING). sysmon retakes a
- *    lent P (CAS -> P_IDLE, then hands it off) once goroutines wait on it, its
- *    timers are due, or work waits with no P free, or it has been lent for
- *    10ms (goro__retake); the thread then finds the CAS failed and carries on
- *    without a P. Ownership is the CAS on p->status: only a RUNNING P's owner
- *    touches its run queue's tail.
- *  - A goroutine that enters a syscall bracket on such an M moves to a
- *    scheduler thread first (AFTER_HANDOFF): it may block for long, and the
- *    owner must not wait for it to return before it can resume.
- *  - goro_exit on goroutine 1 turns its thread into a scheduler thread for
- *    good (goro__thread_become_m): the program runs until the other
- *    goroutines end, as in Go.
- * Invariant: tm->p != NULL exactly while the thread is counted in
- * sched.nlent (sysmon keeps ticking while it is non-zero).
- */
-static __thread goro__m *tls_thread_m __attribute__((tls_model("initial-exec")));
-static goro__lock thread_m_lock = GORO__LOCK_INIT;
-static goro__m *thread_m_free;
-static int thread_m_count;
-
-void goro__sysmon_start(void);
-static void retire_p(goro__m *m);
-
-static void sysmon_poke(void) {
-    goro__sysmon_start();
-    if (atomic_load(&goro__sched.sysmon_wake) == 0) {
-        atomic_store(&goro__sched.sysmon_wake, 1);
-        goro__futex_wake(&goro__sched.sysmon_wake, 1);
-    }
-}
-
-static void g0_bounds_from_thread(goro__m *m) {
-#ifdef GORO__ASAN
-    pthread_attr_t a;
-    if (pthread_getattr_np(pthread_self(), &a) == 0) {
-        void *addr;
-        size_t size;
-        pthread_attr_getstack(&a, &addr, &size);
-        m->g0.asan_bottom = addr;
-        m->g0.asan_size = size;
-        pthread_attr_destroy(&a);
-    }
-#endif
-#ifdef GORO__TSAN
-    m->g0.tsan_fiber = __tsan_get_current_fiber();
-#endif
-    (void)m;
-}
-
-/* The calling plain thread's M, made on first use. */
-static goro__m *thread_m(goro__g *self) {
-    goro__m *tm = tls_thread_m;
-    if (GORO__LIKELY(tm != NULL))
-        return tm;
-    goro__lock_acquire(&thread_m_lock);
-    tm = thread_m_free;
-    if (tm)
-        thread_m_free = tm->freelink;
-    goro__lock_release(&thread_m_lock);
-    if (!tm) {
-        tm = calloc(1, sizeof *tm);
-        if (!tm)
-            goro__throw("out of memory allocating a thread's M");
-        tm->id = -1;
-        tm->g0.is_g0 = true;
-        goro__lock_acquire(&thread_m_lock);
-        tm->lend_id = thread_m_count++;
-        goro__lock_release(&thread_m_lock);
-        /* Goroutines that fault on this thread need an alternate signal
-           stack; keep one the program installed itself. */
-        stack_t cur;
-        if (sigaltstack(NULL, &cur) == 0 && (cur.ss_flags & SS_DISABLE))
-            goro__signals_init_thread(tm);
-    } else if (tm->altstack) {
-        stack_t cur, ss = {.ss_sp = tm->altstack, .ss_size = 2 << 20, .ss_flags = 0};
-        if (sigaltstack(NULL, &cur) == 0 && (cur.ss_flags & SS_DISABLE))
-            sigaltstack(&ss, NULL);
-    }
-    tm->freelink = NULL;
-    tm->owner = self;
-    tm->thread = pthread_self();
-    tm->tid = self->tid;
-    tm->g0.tid = self->tid;
-    tm->g0.status = GORO__G_RUNNING;
-    tm->curg = &tm->g0;
-    g0_bounds_from_thread(tm);
-    tls_thread_m = tm;
-    return tm;
-}
-
-/* Takes the thread's P for a goro call: the lent one back (one CAS) or an
-   idle one. NULL: none; the caller goes the plain-thread way. */
-static goro__p *thread_p_enter(goro__m *tm) {
-    goro__p *p = tm->p;
-    if (p) {
-        int st = GORO__P_LENT + tm->lend_id;
-        if (GORO__LIKELY(atomic_compare_exchange_strong_explicit(
-                &p->status, &st, GORO__P_RUNNING, memory_order_acquire, memory_order_relaxed))) {
-            if (GORO__LIKELY(p->id < atomic_load_explicit(&goro__sched.gomaxprocs,
-                                                          memory_order_relaxed)))
-                return p;
-            thread_p_drop(tm);
-            return NULL;
-        }
-        /* sysmon retook it. */
-        tm->p = NULL;
-        atomic_fetch_sub(&goro__sched.nlent, 1);
-    }
-    if (atomic_load_explicit(&goro__sched.npidle, memory_order_relaxed) == 0)
-        return NULL;
-    goro__lock_acquire(&goro__sched.lock);
-    p = pidleget_locked();
-    goro__lock_release(&goro__sched.lock);
-    if (!p)
-        return NULL;
-    acquirep(tm, p);
-    atomic_fetch_add(&goro__sched.nlent, 1);
-    sysmon_poke();
-    return p;
-}
-
-/* Back to the program's code: the P stays with the thread, lent. */
-static void thread_p_leave(goro__m *tm) {
-    goro__p *p = tm->p;
-    if (!p)
-        return;
-    atomic_store_explicit(&p->syscalltick,
-                          atomic_load_explicit(&p->syscalltick, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    atomic_store_explicit(&p->status, GORO__P_LENT + tm->lend_id, memory_order_release);
-}
-
-/* Gives the P (RUNNING, owned by tm) back for good. */
-static void thread_p_drop(goro__m *tm) {
-    goro__p *p = tm->p;
-    if (!p)
-        return;
-    if (p->id >= atomic_load(&goro__sched.gomaxprocs)) {
-        retire_p(tm);
-    } else {
-        /* An idle P has an empty queue (the deadlock check counts on it):
-           what waits here moves to the global queue. */
-        goro__g *g;
-        bool moved = false;
-        while ((g = runqget(p)) != NULL) {
-            goro__runq_put_global(g);
-            moved = true;
-        }
-        goro__lock_acquire(&goro__sched.lock);
-        pidleput_locked(p);
-        goro__lock_release(&goro__sched.lock);
-        tm->p = NULL;
-        /* Work may wait globally for this very P (queued while the thread
-           held the last one): someone must come for it. */
-        if (moved || atomic_load(&goro__sched.runq_size) > 0)
-            goro__wakep();
-    }
-    atomic_fetch_sub(&goro__sched.nlent, 1);
-}
-
-/* Queues g (just made runnable) from a plain thread outside any serve. */
-static void thread_runqput(goro__g *g) {
-    goro__g *self = goro__getg_maybe();
-    if (self && self->is_thread && !goro__debug.force_migrate) {
-        goro__m *tm = thread_m(self);
-        goro__p *p = thread_p_enter(tm);
-        if (p) {
-            runqput(p, g, true);
-            thread_p_leave(tm);
-            return;
-        }
-    }
-    goro__runq_put_global(g);
-}
-
-static goro__g *steal_work(goro__m *m);
-#define SERVE_SPIN_NS 20000
-
-/* What a serving thread runs next (never blocks). */
-static goro__g *serve_next(goro__m *tm) {
-    goro__g *g = next_local(tm);
-    if (!g)
-        g = globrunq_get(tm->p, 0);
-    if (!g && goro__netpoll_waiters() > 0) {
-        goro__netpoll_poll(0);
-        g = runqget(tm->p);
-    }
-    if (!g)
-        g = steal_work(tm);
-    return g;
-}
-
-/* Nothing to run: with other processors, wait a little (as a spinning M
-   does) for the record to be woken or work to appear before the thread
-   gives its P back and sleeps: a wake-up from another thread then costs no
-   futex round trip. True if the caller should look again. */
-static bool serve_spin(goro__m *tm) {
-    if (atomic_load_explicit(&goro__sched.gomaxprocs, memory_order_relaxed) < 2)
-        return false;
-    int64_t until = goro__nanotime() + SERVE_SPIN_NS;
-    do {
-        for (int i = 0; i < 64; i++)
-            goro__cpu_relax();
-        if (owner_woken(tm) || !runq_empty(tm->p) ||
-            atomic_load_explicit(&goro__sched.runq_size, memory_order_relaxed) > 0)
-            return true;
-    } while (goro__nanotime() < until);
-    return false;
-}
-
-/* The thread's record `self` waits (published in self->futex): run
-   goroutines on this thread meanwhile. Returns with the P lent if the
-   record was woken or its deadline passed, given back if there was
-   nothing to run. */
-static void thread_serve(goro__g *self, int64_t deadline) {
-    goro__m *tm = thread_m(self);
-    if (!thread_p_enter(tm))
-        return;
-    goro__m *saved_m = tls_m;
-    tls_m = tm;
-    set_tls_g(&tm->g0);
-    tm->owner_deadline = deadline;
-    for (;;) {
-        if (owner_woken(tm))
-            break;
-        if (!tm->p)
-            break; /* handed off (AFTER_HANDOFF) */
-        goro__g *g = serve_next(tm);
-        if (!g && !serve_spin(tm)) {
-            if (atomic_load_explicit(&self->futex, memory_order_acquire) != 0)
-                thread_p_drop(tm);
-            break;
-        }
-        if (!g)
-            continue;
-        execute(tm, &tm->g0, g, false);
-    }
-    tls_m = saved_m;
-    set_tls_g(self);
-    thread_p_leave(tm);
-}
-
-/* The thread exits: its P and M go back. */
-void goro__thread_m_release(void) {
-    goro__m *tm = tls_thread_m;
-    if (!tm)
-        return;
-    tls_thread_m = NULL;
-    if (tm->p && thread_p_enter(tm))
-        thread_p_drop(tm);
-    tm->owner = NULL;
-    goro__lock_acquire(&thread_m_lock);
-    tm->freelink = thread_m_free;
-    thread_m_free = tm;
-    goro__lock_release(&thread_m_lock);
-}
-
-/* goro_exit on goroutine 1: its thread becomes a scheduler thread for good
-   and the program runs until the other goroutines end (deadlock.c reports
-   "no goroutines (main called runtime.Goexit) - deadlock!"). The thread
-   keeps its signal mask, so signals sent to the process still land here. */
-void goro__thread_become_m(goro__g *self) {
-    goro__m *tm = thread_m(self);
-    goro__p *p = thread_p_enter(tm);
-    if (p)
-        atomic_fetch_sub(&goro__sched.nlent, 1);
-    tls_thread_m = NULL;
-    tm->owner = NULL;
-    goro__lock_acquire(&goro__sched.lock);
-    tm->id = goro__sched.mcount++;
-    tm->alllink = goro__sched.allm;
-    goro__sched.allm = tm;
-    atomic_store(&goro__sched.main_exited, 1);
-    goro__lock_release(&goro__sched.lock);
-    tls_m = tm;
-    tm->curg = &tm->g0;
-    set_tls_g(&tm->g0);
-    for (;;) {
-        goro__g *g = findrunnable(tm);
-        execute(tm, &tm->g0, g, false);
     }
 }
 
@@ -1014,32 +690,7 @@ void goro__park_timeout(void *arg, uint64_t seq) {
 
 static bool thread_park(goro__g *g, int reason, void *waitobj, void (*unlock)(void *), void *lock,
                         int64_t deadline);
-/* g->futex of a plain thread's record: the wait mode while it waits, plus
-   THREAD_COUNTED once the thread is counted in nthreads_blocked/timed (only
-   when it is about to sleep: while it serves it holds a P, so the deadlock
-   check cannot fire anyway), plus THREAD_SLEEPING once it is (about to be)
-   in futex_wait; 0 once woken. Whoever takes the word to 0 removes the
-   count if the COUNTED bit was set. The waker's seq_cst exchange and the
-   sleeper's CAS that sets a bit order so that a waker that saw no SLEEPING
-   bit need not call futex_wake: the sleeper's CAS then fails (the word is
-   0) and it does not sleep. */
-enum {
-    THREAD_BLOCKED = 1,
-    THREAD_TIMED = 2,
-    THREAD_MODE = 3,
-    THREAD_SLEEPING = 4,
-    THREAD_COUNTED = 8,
-};
-
-/* The futex word `was` was just taken to 0: drop the thread's count. */
-static void thread_uncount(uint32_t was) {
-    if (!(was & THREAD_COUNTED))
-        return;
-    if ((was & THREAD_MODE) == THREAD_BLOCKED)
-        atomic_fetch_sub(&goro__sched.nthreads_blocked, 1);
-    else if ((was & THREAD_MODE) == THREAD_TIMED)
-        atomic_fetch_sub(&goro__sched.nthreads_timed, 1);
-}
+enum { THREAD_BLOCKED = 1, THREAD_TIMED = 2 };
 
 bool goro__park(int reason, void *waitobj, void (*unlock)(void *), void *lock, int64_t deadline) {
     goro__g *g = goro__getg();
@@ -1075,26 +726,26 @@ void goro__ready(goro__g *g) {
         /* Whoever takes the futex word from non-zero to 0 also takes the
            thread off the blocked counts, so the deadlock check never counts
            a thread that is already awake. */
-        uint32_t was = atomic_exchange_explicit(&g->futex, 0, memory_order_seq_cst);
-        thread_uncount(was);
-        /* A thread that is serving notices by itself (owner_woken). */
-        if (was & THREAD_SLEEPING)
-            goro__futex_wake(&g->futex, 1);
+        uint32_t was = atomic_exchange_explicit(&g->futex, 0, memory_order_acq_rel);
+        if (was == THREAD_BLOCKED)
+            atomic_fetch_sub(&goro__sched.nthreads_blocked, 1);
+        else if (was == THREAD_TIMED)
+            atomic_fetch_sub(&goro__sched.nthreads_timed, 1);
+        goro__futex_wake(&g->futex, 1);
         return;
     }
     cas_status(g, GORO__G_WAITING, GORO__G_RUNNABLE, "goro__ready: goroutine is not waiting");
     goro__m *m = goro__getm();
     if (m && m->p && !goro__debug.force_migrate)
         runqput(m->p, g, true);
-    else if (!m)
-        thread_runqput(g);
     else
         goro__runq_put_global(g);
     goro__wakep();
 }
 
-/* Plain threads wait in their own record (g->futex, above): they serve
-   goroutines meanwhile, then sleep on the futex. */
+/* Plain threads block on a futex in their own record. g->futex is
+   THREAD_BLOCKED or THREAD_TIMED while the thread sleeps (and is counted in
+   nthreads_blocked or nthreads_timed), 0 once someone woke it. */
 static bool thread_park(goro__g *g, int reason, void *waitobj, void (*unlock)(void *), void *lock,
                         int64_t deadline) {
     int saved_errno = *goro__errno_location();
@@ -1106,46 +757,35 @@ static bool thread_park(goro__g *g, int reason, void *waitobj, void (*unlock)(vo
     atomic_store_explicit(&g->waitsince, coarse_now(), memory_order_relaxed);
     if (g->id != 1)
         atomic_fetch_add(&goro__sched.nthreads_shown, 1);
+    /* Counted before the word is published: a waker may decrement at once. */
+    atomic_fetch_add(timed ? &goro__sched.nthreads_timed : &goro__sched.nthreads_blocked, 1);
     atomic_store_explicit(&g->futex, mode, memory_order_release);
     atomic_store_explicit(&g->status, GORO__G_WAITING, memory_order_release);
     if (unlock)
         unlock(lock);
-    thread_serve(g, deadline);
-    if (atomic_load_explicit(&g->futex, memory_order_acquire) != 0) {
-        /* About to sleep: be counted (first: a waker may uncount at once). */
-        _Atomic int32_t *count =
-            timed ? &goro__sched.nthreads_timed : &goro__sched.nthreads_blocked;
-        atomic_fetch_add(count, 1);
-        uint32_t expect = mode;
-        if (!atomic_compare_exchange_strong(&g->futex, &expect, mode | THREAD_COUNTED))
-            atomic_fetch_sub(count, 1); /* woken meanwhile */
-        else if (!timed) {
-            goro__lock_acquire(&goro__sched.lock);
-            goro__checkdead();
-            goro__lock_release(&goro__sched.lock);
-        }
+    if (!timed) {
+        goro__lock_acquire(&goro__sched.lock);
+        goro__checkdead();
+        goro__lock_release(&goro__sched.lock);
     }
     for (;;) {
         uint32_t f = atomic_load_explicit(&g->futex, memory_order_acquire);
         if (f == 0)
             break;
-        if (!(f & THREAD_SLEEPING)) {
-            if (!atomic_compare_exchange_strong(&g->futex, &f, f | THREAD_SLEEPING))
-                continue;
-            f |= THREAD_SLEEPING;
-        }
-        if ((f & THREAD_MODE) == THREAD_TIMED) {
+        if (f == THREAD_TIMED) {
             int64_t rem = deadline - goro__nanotime();
             if (rem <= 0) {
                 uint64_t v = atomic_load(&g->wake);
                 if ((v & 3) == 0 && atomic_compare_exchange_strong(&g->wake, &v, v | 2)) {
                     /* The deadline won the claim; nobody will ready us. */
-                    thread_uncount(atomic_exchange(&g->futex, 0));
+                    if (atomic_exchange(&g->futex, 0) == THREAD_TIMED)
+                        atomic_fetch_sub(&goro__sched.nthreads_timed, 1);
                     break;
                 }
                 if ((atomic_load(&g->wake) & 3) != 1) {
                     /* Not a claimed wait (no prepare_wait): just time out. */
-                    thread_uncount(atomic_exchange(&g->futex, 0));
+                    if (atomic_exchange(&g->futex, 0) == THREAD_TIMED)
+                        atomic_fetch_sub(&goro__sched.nthreads_timed, 1);
                     break;
                 }
                 rem = -1; /* a waker won: its ready is on the way */
@@ -1177,7 +817,7 @@ void goro__yield(void) {
     int saved_errno = *goro__errno_location();
     /* Nothing else to run here: stay. Every 61st time go round anyway, so an
        idle P never leaves the other Ps' queues and the global queue waiting. */
-    if (p && (++p->schedtick % 61) != 0 && runq_empty(p) && !owner_woken(m) &&
+    if (p && (++p->schedtick % 61) != 0 && runq_empty(p) &&
         atomic_load_explicit(&goro__sched.runq_size, memory_order_relaxed) == 0 &&
         !goro__debug.force_migrate && atomic_load_explicit(&p->timers.next, memory_order_relaxed) == INT64_MAX)
         return;
@@ -1215,8 +855,6 @@ void goro__g_start(goro__g *g) {
     goro__m *m = goro__getm();
     if (m && m->p && !goro__debug.force_migrate)
         runqput(m->p, g, true);
-    else if (!m)
-        thread_runqput(g);
     else
         goro__runq_put_global(g);
     goro__wakep();
@@ -1273,9 +911,7 @@ static goro__g *steal_work(goro__m *m) {
                (a partner it just readied): leave it alone here; only an idle
                P's runnext is fair game. spin_for_work takes it later if it
                is still waiting by then (Go waits ~3us for the same reason). */
-            int vst = atomic_load_explicit(&v->status, memory_order_relaxed);
-            goro__g *g =
-                runqsteal(m->p, v, tries == 3 && vst != GORO__P_RUNNING && !goro__p_lent(vst));
+            goro__g *g = runqsteal(m->p, v, tries == 3 && v->status != GORO__P_RUNNING);
             if (g)
                 return g;
         }
@@ -1483,7 +1119,20 @@ static void *mstart(void *arg) {
     m->g0.tid = m->tid;
     m->curg = &m->g0;
     set_tls_g(&m->g0);
-    g0_bounds_from_thread(m);
+#ifdef GORO__ASAN
+    pthread_attr_t a;
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        void *addr;
+        size_t size;
+        pthread_attr_getstack(&a, &addr, &size);
+        m->g0.asan_bottom = addr;
+        m->g0.asan_size = size;
+        pthread_attr_destroy(&a);
+    }
+#endif
+#ifdef GORO__TSAN
+    m->g0.tsan_fiber = __tsan_get_current_fiber();
+#endif
     goro__signals_init_thread(m);
     goro__p *p = m->nextp;
     m->nextp = NULL;
@@ -1569,24 +1218,14 @@ bool goro__systemstack_active(goro__g *g) {
  * if it is still P_SYSCALL, else any idle P, else it queues itself globally
  * and its M goes idle.
  */
+void goro__sysmon_start(void);
+
 void goro_syscall_enter(void) {
     goro__init();
     goro__g *g = goro__getg();
     goro__m *m = goro__getm();
     if (g->is_thread || !m || !m->p)
         return;
-    if (m->owner) {
-        /* On a plain thread's M: move to a scheduler thread first, so the
-           thread's own code can resume while this call blocks. */
-        int saved_errno = *goro__errno_location();
-        m->after = GORO__AFTER_HANDOFF;
-        m->after_g = g;
-        switch_to(m, g, &m->g0, false);
-        *goro__errno_location() = saved_errno;
-        m = goro__getm();
-        if (!m->p)
-            return;
-    }
     goro__p *p = m->p;
     atomic_store_explicit(&g->waitsince, coarse_now(), memory_order_relaxed);
     atomic_store_explicit(&g->status, GORO__G_SYSCALL, memory_order_release);
@@ -1595,8 +1234,11 @@ void goro_syscall_enter(void) {
     m->p = NULL;
     atomic_fetch_add_explicit(&p->syscalltick, 1, memory_order_relaxed);
     atomic_store_explicit(&p->status, GORO__P_SYSCALL, memory_order_release);
-    if (atomic_fetch_add(&goro__sched.nsyscall, 1) == 0)
-        sysmon_poke();
+    if (atomic_fetch_add(&goro__sched.nsyscall, 1) == 0) {
+        goro__sysmon_start();
+        atomic_store(&goro__sched.sysmon_wake, 1);
+        goro__futex_wake(&goro__sched.sysmon_wake, 1);
+    }
 }
 
 void goro_syscall_exit(void) {
@@ -1634,54 +1276,21 @@ void goro_syscall_exit(void) {
 
 /* sysmon: retake a P that has sat in a syscall since the last look. Returns
    true if it handed one off. */
-/* A P lent to a plain thread running the program's code is taken when
-   work has waited for it at two looks in a row (its queue, its due timers,
-   or the global queue with no P idle: Go's rule for a P in a syscall),
-   however often the thread re-lends it meanwhile, or once it has been seen
-   lent for 10ms: a thread that calls goro often keeps its P, as Go's main
-   does, but never starves the goroutines it started. `lent` false: the P
-   is not lent now (forget what was seen). */
-static bool lent_p_needed(goro__p *p, int32_t i, bool lent) {
-    static int64_t lent_since[GORO__MAXPROCS];
-    static bool work_seen[GORO__MAXPROCS];
-    if (!lent) {
-        lent_since[i] = 0;
-        work_seen[i] = false;
-        return false;
-    }
-    int64_t now = goro__nanotime();
-    if (lent_since[i] == 0)
-        lent_since[i] = now;
-    bool work = !runq_empty(p) || atomic_load_explicit(&p->timers.next, memory_order_relaxed) <= now ||
-                (atomic_load(&goro__sched.runq_size) > 0 && atomic_load(&goro__sched.npidle) == 0);
-    bool waited = work && work_seen[i];
-    work_seen[i] = work;
-    return waited || now - lent_since[i] >= 10 * 1000000LL;
-}
-
 bool goro__retake(uint32_t *seen_ticks) {
     bool any = false;
     int32_t n = atomic_load(&goro__sched.gomaxprocs);
     for (int32_t i = 0; i < n && i < GORO__MAXPROCS; i++) {
         goro__p *p = goro__sched.allp[i];
-        int st = atomic_load_explicit(&p->status, memory_order_acquire);
-        bool lent = goro__p_lent(st);
-        if (lent) {
+        if (atomic_load_explicit(&p->status, memory_order_acquire) != GORO__P_SYSCALL) {
             seen_ticks[i] = 0;
-            if (!lent_p_needed(p, i, true))
-                continue;
-        } else {
-            lent_p_needed(p, i, false);
-            if (st != GORO__P_SYSCALL) {
-                seen_ticks[i] = 0;
-                continue;
-            }
-            uint32_t t = atomic_load_explicit(&p->syscalltick, memory_order_relaxed) | 1u << 31;
-            if (seen_ticks[i] != t) {
-                seen_ticks[i] = t; /* first sighting of this syscall: give it a tick */
-                continue;
-            }
+            continue;
         }
+        uint32_t t = atomic_load_explicit(&p->syscalltick, memory_order_relaxed) | 1u << 31;
+        if (seen_ticks[i] != t) {
+            seen_ticks[i] = t; /* first sighting of this syscall: give it a tick */
+            continue;
+        }
+        int st = GORO__P_SYSCALL;
         if (!atomic_compare_exchange_strong(&p->status, &st, GORO__P_IDLE))
             continue;
         goro__lock_acquire(&goro__sched.lock);

@@ -32,12 +32,6 @@ typedef struct goro__timers {
 } goro__timers;
 
 enum goro__pstatus { GORO__P_IDLE, GORO__P_RUNNING, GORO__P_SYSCALL, GORO__P_DEAD };
-/* A P lent to a plain thread's M (sched.c, "plain threads as Ms") has status
-   GORO__P_LENT + that M's lend_id: each thread's own value, so the thread's
-   CAS back to RUNNING can never take a P that sysmon retook and someone
-   else lent or put in a syscall since (no ABA). */
-#define GORO__P_LENT 16
-static inline bool goro__p_lent(int status) { return status >= GORO__P_LENT; }
 
 struct goro__p {
     int id;
@@ -72,7 +66,6 @@ enum goro__after {
     GORO__AFTER_PARK,   /* prev: mark WAITING, arm its deadline, call unlock(lock) */
     GORO__AFTER_YIELD,  /* prev: put back on a run queue */
     GORO__AFTER_EXIT,   /* prev: dead, return its record and stack */
-    GORO__AFTER_HANDOFF, /* prev: leaves a plain thread's M for a real one (syscall) */
 };
 
 struct goro__m {
@@ -82,12 +75,6 @@ struct goro__m {
     goro__p *nextp;                 /* P handed over by wakep */
     goro__p *oldp;                  /* P held when entering a syscall */
     goro__g *curg;                  /* goroutine running on this M (or &g0) */
-    goro__g *owner;                 /* a plain thread's M: the thread's own record, which
-                                       resumes (on this thread only) once woken; NULL for
-                                       scheduler threads */
-    int64_t owner_deadline;         /* the owner's park deadline (-1: none) */
-    int lend_id;                    /* a plain thread's M: its P is GORO__P_LENT + lend_id */
-    goro__m *freelink;              /* plain threads' Ms: free list */
     pthread_t thread;
     pid_t tid;
     bool spinning;                  /* looking for work; counted in sched.nmspinning */
@@ -142,8 +129,6 @@ struct goro__sched {
     _Atomic int32_t nexternal;          /* I/O and syscall waits */
     _Atomic int32_t polling;            /* an idle M is blocked in netpoll */
     _Atomic int32_t nsyscall;           /* goroutines between syscall_enter and exit */
-    _Atomic int32_t nlent;              /* plain threads holding a P (sysmon watches them) */
-    _Atomic int32_t main_exited;        /* goroutine 1 called goro_exit: its thread is an M */
     _Atomic uint32_t sysmon_wake;       /* futex: sysmon sleeps while nothing to watch */
     _Atomic int32_t sysmon_started;
 };
@@ -180,10 +165,5 @@ GORO__HIDDEN void goro__sysmon_start(void);
 /* sched.c, for sysmon: hands Ps stuck in a syscall for a whole tick to
    other Ms; seen_ticks is sysmon's per-P memory. True if it retook one. */
 GORO__HIDDEN bool goro__retake(uint32_t *seen_ticks);
-GORO__HIDDEN int32_t goro__live_count(void);
-/* A plain thread that used goro exits: its P and M go back. */
-GORO__HIDDEN void goro__thread_m_release(void);
-/* goro_exit on goroutine 1: its thread serves goroutines until the end. */
-GORO__HIDDEN void goro__thread_become_m(goro__g *self) __attribute__((noreturn));
 
 #endif

@@ -4,10 +4,8 @@
  * Started on the first goro_syscall_enter (or at init with GORODEBUG=starve=1
  * or schedtrace=N). While some goroutine is inside a syscall bracket it wakes
  * every 20us (backing off to 10ms when nothing happens) and retakes Ps that
- * sat in a syscall for a whole tick (goro__retake in sched.c), and Ps lent
- * to plain threads once work waits for them. With nothing to watch (no
- * syscall, no lent P) it sleeps on a futex that goro_syscall_enter and a
- * plain thread taking a P poke.
+ * sat in a syscall for a whole tick (goro__retake in sched.c). With nothing
+ * to watch it sleeps on a futex that goro_syscall_enter pokes.
  *
  * C cannot preempt a goroutine safely, so instead of preempting, with
  * GORODEBUG=starve=1 it reports (once per episode) a goroutine that has held
@@ -34,10 +32,9 @@ static void *sysmon(void *arg) {
     int64_t start = goro__nanotime(), last_trace = start;
     bool always = goro__debug.starve || goro__debug.schedtrace_ms > 0;
     for (;;) {
-        if (!always && atomic_load(&goro__sched.nsyscall) == 0 &&
-            atomic_load(&goro__sched.nlent) == 0) {
+        if (!always && atomic_load(&goro__sched.nsyscall) == 0) {
             atomic_store(&goro__sched.sysmon_wake, 0);
-            if (atomic_load(&goro__sched.nsyscall) == 0 && atomic_load(&goro__sched.nlent) == 0)
+            if (atomic_load(&goro__sched.nsyscall) == 0)
                 goro__futex_wait(&goro__sched.sysmon_wake, 0, -1);
             delay_us = 20;
             idle = 0;
