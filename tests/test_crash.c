@@ -138,3 +138,59 @@ GORO_TEST(crash, channel_released_too_often_has_a_trace, .timeout = 60) {
     cr_assert(strstr(out, "panic: use of released channel") != NULL, "%s", out);
     cr_assert(strstr(out, "\nreleaser()\n\t") != NULL, "%s", out);
 }
+
+/* ------------------------------------------------ goro_exit in main */
+
+/* Go: runtime.Goexit in main lets the other goroutines finish, then
+   "fatal error: no goroutines (main called runtime.Goexit) - deadlock!",
+   status 2. */
+GORO_TEST(crash, main_goexit_runs_the_rest_then_fatal, .timeout = 60) {
+    char out[1 << 12];
+    int st = trace_run((const char *[]){"main-goexit", NULL}, NULL, 1, out, sizeof out);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %#x\n%s", st, out);
+    cr_assert(strstr(out, "late worker ran\n") != NULL, "%s", out);
+    st = trace_run((const char *[]){"main-goexit", NULL}, NULL, 2, out, sizeof out);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %#x\n%s", st, out);
+    cr_assert(strstr(out, "fatal error: no goroutines (main called runtime.Goexit) - deadlock!\n") !=
+                  NULL,
+              "%s", out);
+}
+
+/* After goro_exit in main, a signal sent to the process is not left
+   pending: the first thread is still there to take SIGTERM. */
+GORO_TEST(crash, main_goexit_still_takes_sigterm, .timeout = 60) {
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        execl(GORO_TRACE_FIXTURE, GORO_TRACE_FIXTURE, "main-goexit-block", (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[1]);
+    char buf[256];
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof buf - 1 && (r = read(pfd[0], buf + n, sizeof buf - 1 - n)) > 0) {
+        n += (size_t)r;
+        buf[n] = 0;
+        if (strstr(buf, "late worker ran\n"))
+            break;
+    }
+    buf[n] = 0;
+    cr_assert(strstr(buf, "late worker ran\n") != NULL, "%s", buf);
+    kill(pid, SIGTERM);
+    int st = 0;
+    for (int i = 0; i < 10000 && waitpid(pid, &st, WNOHANG) == 0; i++)
+        usleep(1000);
+    if (waitpid(pid, &st, WNOHANG) == 0 && !WIFSIGNALED(st)) {
+        kill(pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        cr_assert_fail("SIGTERM did not end the process in 10 s");
+    }
+    close(pfd[0]);
+    cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "status %#x", st);
+}

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -313,11 +314,36 @@ static void g_release(goro__g *g) {
         goro__live_add(-1);
 }
 
+/* goro_exit on goroutine 1 (Go's runtime.Goexit in main): goroutine 1 ends
+   but the program goes on until the other goroutines end; then it dies as
+   Go's does. The first thread stays alive and keeps its signal mask, so a
+   signal sent to the process (SIGTERM, SIGINT) still finds a thread that
+   takes it: with pthread_exit the first thread became a zombie, and every
+   scheduler thread blocks those signals, so the process ignored SIGTERM.
+   The thread only polls the goroutine count (1 ms naps): it holds no P. */
+static void main_goexit(goro__g *g) __attribute__((noreturn));
+static void main_goexit(goro__g *g) {
+    goro__live_add(-1);
+    atomic_store(&g->status, GORO__G_DEAD); /* dumps no longer list it */
+    for (;;) {
+        if (atomic_load_explicit(&live, memory_order_relaxed) <= 0) {
+            static const char msg[] =
+                "fatal error: no goroutines (main called runtime.Goexit) - deadlock!\n";
+            goro__write_all(2, msg, sizeof msg - 1);
+            _exit(2);
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 void goro__goexit(void) {
     goro__g *g = goro__getg();
     goro__run_defers(g);
     if (g->is_thread) {
-        /* A plain thread has no goroutine to end: end the thread. */
+        if (g->id == 1)
+            main_goexit(g);
+        /* Another plain thread has no goroutine to end: end the thread. */
         pthread_exit(NULL);
     }
     g_release(g);
