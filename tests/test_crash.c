@@ -57,6 +57,12 @@ GORO_TEST(crash, nil_dereference_always_exits_2, .timeout = 300) {
     for (int i = 0; i < runs; i++) {
         int st = trace_run((const char *[]){"nil", NULL}, NULL, 2, out, sizeof out);
         assert_nil_report(st, out);
+        /* Under ASan a thread the crash stopped can hold the sanitizer
+           allocator's one lock (it has no per-thread arenas), and the
+           report's symbolizer then waits on it: the report is cut short
+           after its stall bound, still with status 2 (crash.c). */
+        if (GORO_TEST_SANITIZED && strstr(out, "(crash report cut short:"))
+            continue;
         cr_assert(strstr(out, "[running]:\nnil_store(...)\n\t") != NULL ||
                       strstr(out, "[running]:\ncrasher()\n\t") != NULL,
                   "run %d:\n%s", i, out);
