@@ -162,6 +162,13 @@ GORO_TEST(crash, main_goexit_runs_the_rest_then_fatal, .timeout = 60) {
               "%s", out);
 }
 
+GORO_TEST(crash, main_goexit_then_deadlock_reported, .timeout = 60) {
+    char out[1 << 15];
+    int st = trace_run((const char *[]){"main-goexit-deadlock", NULL}, NULL, 2, out, sizeof out);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %#x\n%s", st, out);
+    cr_assert(strstr(out, "fatal error: all goroutines are asleep - deadlock!\n") != NULL, "%s", out);
+}
+
 /* After goro_exit in main, a signal sent to the process is not left
    pending: the first thread is still there to take SIGTERM. */
 GORO_TEST(crash, main_goexit_still_takes_sigterm, .timeout = 60) {

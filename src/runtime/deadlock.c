@@ -66,8 +66,12 @@ void goro__checkdead_impl(void) {
     int tasks = count_tasks();
     if (tasks < 0 || tasks != known)
         return;
-    if (atomic_load(&goro__sched.nthreads_blocked) == 0 && goro_count() <= 1) {
-        /* Nothing is blocked: e.g. every goroutine ended and no thread waits. */
+    /* goroutine 1 counts in goro_count() until it calls goro_exit. */
+    bool main_gone = atomic_load(&goro__main_goexited);
+    int n = main_gone ? goro__live_count() : goro_count();
+    if (atomic_load(&goro__sched.nthreads_blocked) == 0 && n <= (main_gone ? 0 : 1)) {
+        /* Nothing is blocked: e.g. every goroutine ended and no thread waits
+           (after goro_exit in main, g.c reports "no goroutines"). */
         return;
     }
     goro__lock_release(&goro__sched.lock);

@@ -322,9 +322,16 @@ static void g_release(goro__g *g) {
    scheduler thread blocks those signals, so the process ignored SIGTERM.
    The thread only polls the goroutine count (1 ms naps): it holds no P. */
 static void main_goexit(goro__g *g) __attribute__((noreturn));
+_Atomic int goro__main_goexited;
+
 static void main_goexit(goro__g *g) {
+    atomic_store(&goro__main_goexited, 1);
     goro__live_add(-1);
     atomic_store(&g->status, GORO__G_DEAD); /* dumps no longer list it */
+    /* Known to the deadlock check as asleep, like a helper thread: if the
+       goroutines left block for good, that is Go's "all goroutines are
+       asleep - deadlock!". */
+    goro__helper_thread_register();
     for (;;) {
         if (atomic_load_explicit(&live, memory_order_relaxed) <= 0) {
             static const char msg[] =
@@ -446,6 +453,11 @@ uint64_t goro_id(void) {
     if (g->is_g0)
         return 0;
     return g->id;
+}
+
+int goro__live_count(void) {
+    return atomic_load_explicit(&live, memory_order_relaxed) +
+           atomic_load_explicit(&goro__sched.nthreads_shown, memory_order_relaxed);
 }
 
 int goro_count(void) {

@@ -158,6 +158,10 @@ GORO__HIDDEN uint32_t goro__allg_group(goro__g *first, size_t stride);
 GORO__HIDDEN void goro__g_register(uint32_t group, uint32_t slot);
 GORO__HIDDEN void goro__signals_init_thread(goro__m *m);
 GORO__HIDDEN void goro__live_add(int delta);
+/* g.c: goroutine 1 called goro_exit (main's thread only naps from then on). */
+extern GORO__HIDDEN _Atomic int goro__main_goexited;
+/* g.c: goro_count() without its floor of 1 (goroutine 1 may be gone). */
+GORO__HIDDEN int goro__live_count(void);
 /* signal.c: installs the process-wide handlers (once, at init). */
 GORO__HIDDEN void goro__signals_init(void);
 /* sysmon.c: starts the monitor thread (idempotent). */
