@@ -194,10 +194,9 @@ typedef struct bad_row {
 static const bad_row rows[] = {
     {"goro_go(NULL)", go_null_fn, NULL},
     {"goro_go_opts(stack_size SIZE_MAX)", go_huge_stack, NULL},
-    /* Not yet here: goro_exit on goroutine 1 (the process's first thread)
-       ends that thread and leaves the process waiting forever, where Go
-       prints "fatal error: no goroutines (main called runtime.Goexit) -
-       deadlock!" once the other goroutines are gone (runtime/g.c). */
+    /* goro_exit on goroutine 1 (the process's first thread) is checked in
+       test_crash.c (crash::main_goexit_*), where main really is the first
+       thread of a program. */
     {"goro_defer(NULL)", defer_null, NULL}, /* ignored */
     {"goro_chan_make(SIZE_MAX, 0)", chan_make_huge_elem, NULL},
     {"goro_chan_make(4, SIZE_MAX)", chan_make_huge_buffer, NULL},
