@@ -172,22 +172,12 @@ GORO_TEST(crash, main_goexit_then_deadlock_reported, .timeout = 60) {
 /* After goro_exit in main, a signal sent to the process is not left
    pending: the first thread is still there to take SIGTERM. */
 GORO_TEST(crash, main_goexit_still_takes_sigterm, .timeout = 60) {
-    int pfd[2];
-    cr_assert_eq(pipe(pfd), 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    cr_assert_neq(pid, -1);
-    if (pid == 0) {
-        dup2(pfd[1], 1);
-        close(pfd[0]);
-        execl(GORO_TRACE_FIXTURE, GORO_TRACE_FIXTURE, "main-goexit-block", (char *)NULL);
-        _exit(127);
-    }
-    close(pfd[1]);
+    pid_t pid;
+    int rfd = trace_spawn((const char *[]){"main-goexit-block", NULL}, NULL, 1, &pid);
     char buf[256];
     size_t n = 0;
     ssize_t r;
-    while (n < sizeof buf - 1 && (r = read(pfd[0], buf + n, sizeof buf - 1 - n)) > 0) {
+    while (n < sizeof buf - 1 && (r = read(rfd, buf + n, sizeof buf - 1 - n)) > 0) {
         n += (size_t)r;
         buf[n] = 0;
         if (strstr(buf, "late worker ran\n"))
@@ -204,6 +194,6 @@ GORO_TEST(crash, main_goexit_still_takes_sigterm, .timeout = 60) {
         waitpid(pid, &st, 0);
         cr_assert_fail("SIGTERM did not end the process in 10 s");
     }
-    close(pfd[0]);
+    close(rfd);
     cr_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "status %#x", st);
 }

@@ -19,12 +19,12 @@
 #error "GORO_TRACE_FIXTURE (the fixture's path) comes from CMakeLists.txt"
 #endif
 
-/* Runs the fixture with args (NULL-terminated, after argv[0]), with
+/* Starts the fixture with args (NULL-terminated, after argv[0]), with
    GOROTRACEBACK=tb (NULL: unset) and no core dumps; what it writes to fd
-   (1 or 2) goes to out (NUL-terminated, *len bytes), the other descriptor
-   to /dev/null. Returns the wait status. */
-static inline __attribute__((unused)) int trace_run_n(const char *const *args, const char *tb,
-                                                      int fd, char *out, size_t cap, size_t *len) {
+   (1 or 2) comes out of the returned descriptor, the other descriptor goes
+   to /dev/null. *pid: the child. */
+static inline __attribute__((unused)) int trace_spawn(const char *const *args, const char *tb,
+                                                      int fd, pid_t *pid_out) {
     int pfd[2];
     cr_assert_eq(pipe(pfd), 0);
     fflush(NULL);
@@ -48,16 +48,26 @@ static inline __attribute__((unused)) int trace_run_n(const char *const *args, c
         _exit(127);
     }
     close(pfd[1]);
+    *pid_out = pid;
+    return pfd[0];
+}
+
+/* Runs the fixture as trace_spawn starts it; its output on fd goes to out
+   (NUL-terminated, *len bytes). Returns the wait status. */
+static inline __attribute__((unused)) int trace_run_n(const char *const *args, const char *tb,
+                                                      int fd, char *out, size_t cap, size_t *len) {
+    pid_t pid;
+    int rfd = trace_spawn(args, tb, fd, &pid);
     size_t n = 0;
     ssize_t r;
-    while (n < cap - 1 && (r = read(pfd[0], out + n, cap - 1 - n)) > 0)
+    while (n < cap - 1 && (r = read(rfd, out + n, cap - 1 - n)) > 0)
         n += (size_t)r;
     out[n] = 0;
     /* Drain the rest so the child never blocks on a full pipe. */
     char sink[4096];
-    while (read(pfd[0], sink, sizeof sink) > 0) {
+    while (read(rfd, sink, sizeof sink) > 0) {
     }
-    close(pfd[0]);
+    close(rfd);
     int st = 0;
     waitpid(pid, &st, 0);
     if (len)
