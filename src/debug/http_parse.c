@@ -472,22 +472,30 @@ const char *goro__http_header_get(const goro__http_req *r, const char *name) {
     return NULL;
 }
 
-/* Query-unescapes s[0, n) ('+' is a space) into out (if not NULL, room for
-   n + 1 bytes). Returns the decoded length or -1 on a bad escape. */
+/* The byte the query escape at s[*i] stands for ('+' is a space, %XX a
+   hex byte, which advances *i past the two digits); -1 on a bad escape. */
+static int query_byte(const char *s, size_t n, size_t *i) {
+    unsigned char c = (unsigned char)s[*i];
+    if (c == '+')
+        return ' ';
+    if (c != '%')
+        return c;
+    int hi = *i + 1 < n ? hexval((unsigned char)s[*i + 1]) : -1;
+    int lo = *i + 2 < n ? hexval((unsigned char)s[*i + 2]) : -1;
+    if (hi < 0 || lo < 0)
+        return -1;
+    *i += 2;
+    return hi << 4 | lo;
+}
+
+/* Query-unescapes s[0, n) into out (if not NULL, room for n + 1 bytes).
+   Returns the decoded length or -1 on a bad escape. */
 static long query_unescape(const char *s, size_t n, char *out) {
     size_t w = 0;
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '%') {
-            int hi = i + 1 < n ? hexval((unsigned char)s[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return -1;
-            c = (unsigned char)(hi << 4 | lo);
-            i += 2;
-        } else if (c == '+') {
-            c = ' ';
-        }
+        int c = query_byte(s, n, &i);
+        if (c < 0)
+            return -1;
         if (out)
             out[w] = (char)c;
         w++;
@@ -501,18 +509,8 @@ static long query_unescape(const char *s, size_t n, char *out) {
 static bool query_key_eq(const char *s, size_t n, const char *key) {
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '%') {
-            int hi = i + 1 < n ? hexval((unsigned char)s[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return false;
-            c = (unsigned char)(hi << 4 | lo);
-            i += 2;
-        } else if (c == '+') {
-            c = ' ';
-        }
-        if (key[k] == '\0' || (unsigned char)key[k] != c)
+        int c = query_byte(s, n, &i);
+        if (c < 0 || key[k] == '\0' || (unsigned char)key[k] != c)
             return false;
         k++;
     }
