@@ -14,6 +14,7 @@
  *     registered helper thread (debug server, monitor).
  */
 #include "sched.h"
+#include "upcalls.h"
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -80,7 +81,7 @@ void goro__checkdead_impl(void) {
 
 static void print_all(void *arg) {
     (void)arg;
-    goro__traceback_print(2, NULL, true);
+    goro__upcalls.traceback_print(2, NULL, true);
 }
 
 void goro__fatal(const char *fmt, ...) {

@@ -15,6 +15,7 @@
  * until their exit, plus goroutine 1 while its thread lives.
  */
 #include "sched.h"
+#include "upcalls.h"
 #include "gdb_layout.h"
 
 #include <stdarg.h>
@@ -230,7 +231,7 @@ static goro_chan **copy_holds(goro_chan *const *holds, goro__g *g) {
         return NULL;
     for (size_t i = 0; i < n; i++) {
         h[i] = holds[i];
-        goro__chan_hold(holds[i], g);
+        goro__upcalls.chan_hold(holds[i], g);
     }
     h[n] = NULL;
     return h;
@@ -298,14 +299,14 @@ uint64_t goro__newproc(const goro_opts *opts, goro_fn fn, void *arg, uintptr_t c
 static void g_release(goro__g *g) {
     if (g->holds) {
         for (goro_chan **h = g->holds; *h; h++)
-            goro__chan_unhold(*h, g);
+            goro__upcalls.chan_unhold(*h, g);
         free(g->holds);
         g->holds = NULL;
     }
     free(g->name);
     g->name = NULL;
     if (g->labels) {
-        goro__labels_release(g->labels);
+        goro__upcalls.labels_release(g->labels);
         g->labels = NULL;
     }
     free(g->panic_msg);
@@ -393,7 +394,7 @@ static void print_panic_value(int fd, const char *msg) {
 
 static void print_trace_on_sysstack(void *arg) {
     goro__g *g = arg;
-    goro__traceback_print(2, g, goro__debug.traceback >= 2);
+    goro__upcalls.traceback_print(2, g, goro__debug.traceback >= 2);
 }
 
 /* Symbolizing needs more stack than a goroutine has: use the system stack. */
@@ -402,10 +403,10 @@ static void print_trace(goro__g *g) { goro__systemstack(print_trace_on_sysstack,
 /* Ends the process after the panic line(s): a blank line, the goroutine's
    trace, exit status 2 as Go's; GOROTRACEBACK=crash aborts for a core. */
 __attribute__((noreturn)) static void die_with_trace(goro__g *g) {
-    goro__crash_begin(); /* stops every other thread: nothing runs on meanwhile */
+    goro__upcalls.crash_begin(); /* stops every other thread: nothing runs on meanwhile */
     goro__write_all(2, "\n\n", 2);
     print_trace(g);
-    goro__crash_exit();
+    goro__up_crash_exit();
 }
 
 void goro__panic_msg(char *msg) __attribute__((noreturn));

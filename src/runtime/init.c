@@ -10,6 +10,7 @@
  * GOROMAXPROCS when set. Read once at start.
  */
 #include "sched.h"
+#include "upcalls.h"
 
 #include <sched.h>
 #include <stdio.h>
@@ -98,14 +99,15 @@ static void read_knobs(void) {
 }
 
 static void do_init(void) {
+    /* First: the hook table is read by every thread the runtime starts. */
+    goro__upcalls_init();
     read_knobs();
     goro__g_init_main();
     goro__sched_init(goro__default_procs());
     goro__signals_init();
-    goro__observe_init();
+    goro__upcalls.observe_init();
     atomic_store_explicit(&inited, true, memory_order_release);
-    void goro__leak_init(void);
-    goro__leak_init();
+    goro__upcalls.leak_init();
     if (goro__debug.starve || goro__debug.schedtrace_ms > 0) {
         void goro__sysmon_start(void);
         goro__sysmon_start();

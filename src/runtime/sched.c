@@ -40,6 +40,7 @@
  * taking sched.lock (callbacks ready goroutines), never the other way round.
  */
 #include "sched.h"
+#include "upcalls.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -161,14 +162,6 @@ void goro__fiber_init_g(goro__g *g) {
 #endif
     (void)g;
 }
-
-/* ------------------------------------------------------ netpoll hooks */
-
-/* Defaults for programs that never touch a descriptor: src/io/netpoll.c
-   supplies the real ones whenever it is linked in (strong symbols win). */
-__attribute__((weak)) int goro__netpoll_waiters(void) { return 0; }
-__attribute__((weak)) void goro__netpoll_poll(int64_t timeout_ns) { (void)timeout_ns; }
-__attribute__((weak)) void goro__netpoll_break(void) {}
 
 /* --------------------------------------------------------- run queues */
 
@@ -543,7 +536,7 @@ void goro__timer_after_add(int64_t when) {
         notewakeup(m);
     goro__lock_release(&goro__sched.lock);
     if (atomic_load(&goro__sched.polling))
-        goro__netpoll_break();
+        goro__upcalls.netpoll_break();
     if (!any)
         goro__wakep();
 }
@@ -936,8 +929,8 @@ static goro__g *spin_for_work(goro__m *m) {
             if (g)
                 return g;
         }
-        if (goro__netpoll_waiters() > 0) {
-            goro__netpoll_poll(0); /* readied goroutines land on our queue */
+        if (goro__upcalls.netpoll_waiters() > 0) {
+            goro__upcalls.netpoll_poll(0); /* readied goroutines land on our queue */
             goro__g *g = runqget(m->p);
             if (g)
                 return g;
@@ -975,8 +968,8 @@ top:
         goro__g *g = runqget(p);
         if (!g)
             g = globrunq_get(p, 0);
-        if (!g && goro__netpoll_waiters() > 0) {
-            goro__netpoll_poll(0); /* readied goroutines land on p's queue */
+        if (!g && goro__upcalls.netpoll_waiters() > 0) {
+            goro__upcalls.netpoll_poll(0); /* readied goroutines land on p's queue */
             g = runqget(p);
         }
         if (!g) {
@@ -1048,7 +1041,7 @@ top:
                 timeout = 0;
         }
         int32_t zero = 0;
-        if (goro__netpoll_waiters() > 0 &&
+        if (goro__upcalls.netpoll_waiters() > 0 &&
             atomic_compare_exchange_strong(&goro__sched.polling, &zero, 1)) {
             /* This M waits for I/O and timers instead of its futex. Take it
                off the idle list first so nobody hands it a P meanwhile. */
@@ -1063,7 +1056,7 @@ top:
                 }
             goro__lock_release(&goro__sched.lock);
             if (listed) {
-                goro__netpoll_poll(timeout);
+                goro__upcalls.netpoll_poll(timeout);
                 atomic_store(&goro__sched.polling, 0);
                 goro__lock_acquire(&goro__sched.lock);
                 goro__p *np = pidleget_locked();
