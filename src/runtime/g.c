@@ -151,7 +151,6 @@ static goro__lock thread_free_lock = GORO__LOCK_INIT;
 static goro__g *thread_free;
 
 void goro__set_thread_g(goro__g *g);
-void goro__fiber_init_g(goro__g *g);
 
 static void thread_exit(void *arg) {
     goro__g *g = arg;
@@ -216,8 +215,6 @@ goro__g *goro__thread_record(void) {
 
 /* -------------------------------------------------------- goroutines */
 
-void goro__g_ctx_init(goro__g *g);
-void goro__g_start(goro__g *g);
 void goro__finish_exit(goro__g *g) __attribute__((noreturn));
 
 static goro_chan **copy_holds(goro_chan *const *holds, goro__g *g) {
@@ -250,7 +247,6 @@ uint64_t goro__newproc(const goro_opts *opts, goro_fn fn, void *arg, uintptr_t c
         errno = ENOMEM;
         return 0;
     }
-    goro__fiber_init_g(g);
     g->fn = fn;
     g->arg = arg;
     g->gopc = creator_pc;
@@ -284,7 +280,6 @@ uint64_t goro__newproc(const goro_opts *opts, goro_fn fn, void *arg, uintptr_t c
         if (opts->holds)
             g->holds = copy_holds(opts->holds, g);
     }
-    goro__g_ctx_init(g);
     /* Observers (leak checks) read ids of records that may be reused under
        them; they re-check the status, but the word itself must be atomic. */
     uint64_t id = atomic_fetch_add_explicit(&goidgen, 1, memory_order_relaxed) + 1;

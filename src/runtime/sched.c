@@ -151,7 +151,7 @@ static inline void fiber_finish(goro__g *self) {
     (void)self;
 }
 
-void goro__fiber_init_g(goro__g *g) {
+static void fiber_init_g(goro__g *g) {
 #ifdef GORO__ASAN
     g->asan_bottom = g->stack_lo;
     g->asan_size = g->stack_size;
@@ -840,10 +840,13 @@ static void g_entry(void *arg) {
     goro__g_run(g);
 }
 
-void goro__g_ctx_init(goro__g *g) { goro__ctx_make(&g->ctx, g->stack_hi, g_entry, g); }
-
-/* Makes a new goroutine runnable on the current P (runnext), or globally. */
+/* The scheduler's half of goroutine creation (goro__newproc in g.c fills
+   the record): the sanitizers' fiber, the first frame (g_entry on the
+   goroutine's own stack), then runnable on the current P (runnext), or
+   globally. */
 void goro__g_start(goro__g *g) {
+    fiber_init_g(g);
+    goro__ctx_make(&g->ctx, g->stack_hi, g_entry, g);
     atomic_store_explicit(&g->status, GORO__G_RUNNABLE, memory_order_release);
     goro__m *m = goro__getm();
     if (m && m->p && !goro__debug.force_migrate)

@@ -169,5 +169,9 @@ GORO__HIDDEN void goro__sysmon_start(void);
 /* sched.c, for sysmon: hands Ps stuck in a syscall for a whole tick to
    other Ms; seen_ticks is sysmon's per-P memory. True if it retook one. */
 GORO__HIDDEN bool goro__retake(uint32_t *seen_ticks);
+/* sched.c: the scheduler's half of creating a goroutine (goro__newproc in
+   g.c fills the record): its sanitizer fiber and first frame, then
+   runnable on this P (runnext) or globally. */
+GORO__HIDDEN void goro__g_start(goro__g *g);
 
 #endif
