@@ -51,7 +51,6 @@ static int count_tasks(void) {
 
 /* No goro__init here: helper threads are started during init itself, and
    counting one must not wait for init to finish. */
-void goro__deadlock_recheck(void);
 void goro__helper_thread_register(void) {
     atomic_fetch_add(&goro__sched.nhelpers, 1);
     goro__deadlock_recheck();

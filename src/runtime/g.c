@@ -150,7 +150,6 @@ static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
 static goro__lock thread_free_lock = GORO__LOCK_INIT;
 static goro__g *thread_free;
 
-void goro__set_thread_g(goro__g *g);
 
 static void thread_exit(void *arg) {
     goro__g *g = arg;
@@ -215,7 +214,6 @@ goro__g *goro__thread_record(void) {
 
 /* -------------------------------------------------------- goroutines */
 
-void goro__finish_exit(goro__g *g) __attribute__((noreturn));
 
 static goro_chan **copy_holds(goro_chan *const *holds, goro__g *g) {
     size_t n = 0;
@@ -404,7 +402,6 @@ __attribute__((noreturn)) static void die_with_trace(goro__g *g) {
     goro__up_crash_exit();
 }
 
-void goro__panic_msg(char *msg) __attribute__((noreturn));
 void goro__panic_msg(char *msg) {
     goro__g *g = goro__getg();
     if (g->panicking) {
@@ -439,7 +436,6 @@ GORO__NOINLINE uint64_t goro_go_opts(const goro_opts *opts, goro_fn fn, void *ar
     return goro__newproc(opts, fn, arg, (uintptr_t)__builtin_return_address(0), false);
 }
 
-uint64_t goro__current_id_fast(void);
 
 uint64_t goro_id(void) {
     uint64_t id = goro__current_id_fast();
@@ -465,7 +461,6 @@ int goro_count(void) {
     return n < 1 ? 1 : n;
 }
 
-void goro__yield(void);
 void goro_yield(void) {
     goro__init();
     goro__yield();
@@ -488,7 +483,6 @@ void goro_exit(void) {
     goro__goexit();
 }
 
-int goro__procresize(int32_t n);
 int goro_maxprocs(int n) {
     goro__init();
     if (n <= 0)

@@ -75,7 +75,6 @@ GORO__NOIPA goro__m *goro__getm(void) { return tls_m; }
 GORO__NOIPA int *goro__errno_location(void) { return &errno; }
 GORO__NOIPA static void set_tls_g(goro__g *g) { tls_g = g; }
 
-goro__g *goro__thread_record(void);
 
 goro__g *goro__getg(void) {
     goro__g *g = goro__getg_maybe();
@@ -550,6 +549,7 @@ static void reset_spinning(goro__m *m) {
 /* ------------------------------------------------------- switching */
 
 static void after_switch(goro__m *m);
+static void park_timeout(void *arg, uint64_t seq);
 
 /* Switches from the running context `from` to `to` on this M. Returns when
    something switches back to `from` (possibly on another M). */
@@ -635,8 +635,7 @@ static void after_switch(goro__m *m) {
         uint64_t gen = atomic_load_explicit(&prev->wake, memory_order_relaxed) >> 2;
         atomic_store_explicit(&prev->status, GORO__G_WAITING, memory_order_release);
         if (deadline >= 0) {
-            extern void goro__park_timeout(void *arg, uint64_t seq);
-            goro__timer_start(&prev->timer, deadline, goro__park_timeout, prev, gen);
+            goro__timer_start(&prev->timer, deadline, park_timeout, prev, gen);
         }
         if (unlock)
             unlock(lock);
@@ -673,7 +672,7 @@ bool goro__claim(goro__g *g) {
                                                    memory_order_relaxed);
 }
 
-void goro__park_timeout(void *arg, uint64_t seq) {
+static void park_timeout(void *arg, uint64_t seq) {
     goro__g *g = arg;
     uint64_t v = seq << 2;
     if (atomic_compare_exchange_strong_explicit(&g->wake, &v, v | 2, memory_order_acq_rel,
@@ -830,7 +829,6 @@ void goro__finish_exit(goro__g *g) {
 }
 
 /* First code of every goroutine, on its own stack. */
-void goro__g_run(goro__g *g);
 static void g_entry(void *arg) {
     goro__g *g = arg;
 #ifdef GORO__ASAN
@@ -1214,7 +1212,6 @@ bool goro__systemstack_active(goro__g *g) {
  * if it is still P_SYSCALL, else any idle P, else it queues itself globally
  * and its M goes idle.
  */
-void goro__sysmon_start(void);
 
 void goro_syscall_enter(void) {
     goro__init();
@@ -1325,7 +1322,6 @@ void goro__deadlock_recheck(void) {
 }
 
 /* sched.lock held. Called by whatever goes to sleep last. */
-void goro__checkdead_impl(void);
 void goro__checkdead(void) {
     if (atomic_load(&goro__sched.npidle) != atomic_load(&goro__sched.gomaxprocs))
         return;
