@@ -106,7 +106,9 @@ GORO__GDB_KEEP const goro__gdb_entry goro__gdb_allgs[] = {
     {"allgs.group_slots", GROUP_SLOTS},        {"allgs.groups_per_chunk", GROUP_CHUNK},
     {"allgs.group_size", sizeof(allg_group)}, {"allgs.group_first", offsetof(allg_group, first)},
     {"allgs.group_stride", offsetof(allg_group, stride)},
-    {"allgs.layout", (uintptr_t)goro__gdb_layout}, {NULL, 0},
+    /* this file's path: the gdb extension takes goro's frames to be those
+       under the directory above (src/) */
+    {"srcfile", (uintptr_t)__FILE__}, {NULL, 0},
 };
 
 void goro__live_add(int delta) { atomic_fetch_add_explicit(&live, delta, memory_order_relaxed); }
@@ -149,7 +151,6 @@ static pthread_key_t thread_key;
 static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
 static goro__lock thread_free_lock = GORO__LOCK_INIT;
 static goro__g *thread_free;
-
 
 static void thread_exit(void *arg) {
     goro__g *g = arg;
@@ -213,7 +214,6 @@ goro__g *goro__thread_record(void) {
 }
 
 /* -------------------------------------------------------- goroutines */
-
 
 static goro_chan **copy_holds(goro_chan *const *holds, goro__g *g) {
     size_t n = 0;
@@ -435,7 +435,6 @@ GORO__NOINLINE uint64_t goro_go(goro_fn fn, void *arg) {
 GORO__NOINLINE uint64_t goro_go_opts(const goro_opts *opts, goro_fn fn, void *arg) {
     return goro__newproc(opts, fn, arg, (uintptr_t)__builtin_return_address(0), false);
 }
-
 
 uint64_t goro_id(void) {
     uint64_t id = goro__current_id_fast();

@@ -20,7 +20,6 @@
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static _Atomic bool inited;
 
-
 static int cgroup_cpu_limit(void) {
     /* Our own cgroup (v2: a single "0::/path" line). */
     char path[1024] = "/sys/fs/cgroup/cpu.max";

@@ -175,7 +175,7 @@ typedef struct goro__labels {
 
 typedef struct goro__g goro__g;
 /* gdb/goro-gdb.py reads these records from memory through the offsets in
-   gdb_layout.c: keep that table in step when a field it names changes. */
+   src/gdb_layout.c: keep that table in step when a field it names changes. */
 struct goro__g {
     goro__ctx ctx;                 /* saved stack pointer while not running */
     uint64_t id;                   /* never reused; 0 for the scheduler's own g0 */

@@ -75,7 +75,6 @@ GORO__NOIPA goro__m *goro__getm(void) { return tls_m; }
 GORO__NOIPA int *goro__errno_location(void) { return &errno; }
 GORO__NOIPA static void set_tls_g(goro__g *g) { tls_g = g; }
 
-
 goro__g *goro__getg(void) {
     goro__g *g = goro__getg_maybe();
     if (GORO__LIKELY(g != NULL))

@@ -78,9 +78,8 @@ __attribute__((noreturn)) static inline void goro__up_crash_exit(void) {
     goro__upcalls.crash_exit();
     _exit(2);
 }
-__attribute__((noreturn)) static inline void goro__up_crash_report(int sig, const void *siginfo,
-                                                                   const void *uc,
-                                                                   goro__g *overflowed) {
+__attribute__((noreturn)) static inline void
+goro__up_crash_report(int sig, const void *siginfo, const void *uc, goro__g *overflowed) {
     goro__upcalls.crash_report(sig, siginfo, uc, overflowed);
     _exit(2);
 }
