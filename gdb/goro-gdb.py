@@ -159,7 +159,7 @@ class Layout(object):
         self.regs = dict((k[len("ctx.reg."):], off) for k, off in v.items()
                          if k.startswith("ctx.reg."))
         src = read_cstr(v["srcfile"]) or ""
-        # srcfile is <src>/runtime/gdb_layout.c
+        # srcfile is <src>/runtime/g.c
         self.srcdir = os.path.dirname(os.path.dirname(src)) + "/" if src else None
         self.reasons = []
         for i in range(v["waitreasons.n"]):

@@ -343,6 +343,11 @@ void goro__chan_unhold(goro_chan *c, goro__g *g) {
     goro_chan_release(c);
 }
 
+void goro__chan_upcalls(goro__upcall_table *t) {
+    t->chan_hold = goro__chan_hold;
+    t->chan_unhold = goro__chan_unhold;
+}
+
 size_t goro__chan_refinfo(goro_chan *c, goro__chan_info *info, goro__g **holders, size_t max) {
     goro__chan_lock_acquire(&c->lock);
     info->refs = atomic_load_explicit(&c->refs, memory_order_relaxed);

@@ -49,6 +49,7 @@
 #define GORO_CHAN_INTERNAL_H
 
 #include "../runtime/runtime.h"
+#include "../runtime/upcalls.h"
 #include "../util/list.h"
 
 /* ------------------------------------------------------------ channel lock
@@ -205,5 +206,11 @@ typedef struct goro__chan_info {
    must keep c alive (a reference, or a pinned waiter on it). */
 GORO__HIDDEN size_t goro__chan_refinfo(goro_chan *c, goro__chan_info *info, goro__g **holders,
                                        size_t max);
+
+/* Pin / unpin for goro_opts.holds, which the runtime reaches through its
+   hook table; goro__chan_upcalls fills those slots. */
+GORO__HIDDEN void goro__chan_hold(goro_chan *c, goro__g *g);
+GORO__HIDDEN void goro__chan_unhold(goro_chan *c, goro__g *g);
+GORO__HIDDEN void goro__chan_upcalls(goro__upcall_table *t);
 
 #endif

@@ -33,6 +33,7 @@
 #define GORO_IO_INTERNAL_H
 
 #include "runtime/runtime.h"
+#include "runtime/upcalls.h"
 #include "util/list.h"
 
 #include <poll.h>
@@ -134,6 +135,13 @@ GORO__HIDDEN int goro__pd_close(int fd);
 static inline bool goro__pd_owned(goro__pd *pd) {
     return atomic_load_explicit(&pd->flags, memory_order_relaxed) & GORO__PD_OWNED;
 }
+
+/* The scheduler's side of the netpoller, which it reaches through its hook
+   table (upcalls.h says what each does); goro__netpoll_upcalls fills them. */
+GORO__HIDDEN void goro__netpoll_upcalls(goro__upcall_table *t);
+GORO__HIDDEN int goro__netpoll_waiters(void);
+GORO__HIDDEN void goro__netpoll_poll(int64_t timeout_ns);
+GORO__HIDDEN void goro__netpoll_break(void);
 
 /* errno of whatever thread runs the goroutine now (never cached across a park). */
 #define GORO__ERRNO (*goro__errno_location())

@@ -692,3 +692,9 @@ void goro__netpoll_break(void) {
 }
 
 int goro__netpoll_waiters(void) { return atomic_load_explicit(&nwaiters, memory_order_relaxed); }
+
+void goro__netpoll_upcalls(goro__upcall_table *t) {
+    t->netpoll_waiters = goro__netpoll_waiters;
+    t->netpoll_poll = goro__netpoll_poll;
+    t->netpoll_break = goro__netpoll_break;
+}

@@ -7,6 +7,7 @@
 
 #include "../observe/observe.h"
 #include "../runtime/runtime.h"
+#include "../runtime/upcalls.h"
 
 /* Whether g is a plain thread, a scheduler's g0 or a runtime goroutine:
    never a leak candidate. The flags are read with one-byte atomic loads: a
@@ -29,7 +30,10 @@ GORO__HIDDEN int goro__leak_last_count(void);
    stays exactly Go's so that panicparse and gostackparse parse the blocks. */
 GORO__HIDDEN void goro__leak_write_goroutine(goro__ow *w, const goro__gsnap *gs, int64_t now);
 
-/* Installs the GOROLEAKCHECK=1 exit check (called once by goro__init). */
+/* Installs the GOROLEAKCHECK=1 exit check and registers the profile
+   (called once by goro__init through the hook table, which
+   goro__leak_upcalls fills). */
 GORO__HIDDEN void goro__leak_init(void);
+GORO__HIDDEN void goro__leak_upcalls(goro__upcall_table *t);
 
 #endif

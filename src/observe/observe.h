@@ -39,6 +39,7 @@
 #endif
 
 #include "../runtime/runtime.h" /* first: it defines _GNU_SOURCE */
+#include "../runtime/upcalls.h"
 
 #include <signal.h>
 #include <stdbool.h>
@@ -179,6 +180,21 @@ GORO__HIDDEN void goro__capture_init(void);
 extern GORO__HIDDEN _Atomic int goro__observe_crashing;
 /* crash.c: the crash report wrote something; moves its stall deadline. */
 GORO__HIDDEN void goro__crash_progress(void);
+
+/* The runtime reaches these through its hook table (upcalls.h says what
+   each does); goro__observe_upcalls (sigquit.c) fills its slots. */
+GORO__HIDDEN void goro__observe_upcalls(goro__upcall_table *t);
+GORO__HIDDEN void goro__observe_init(void);
+GORO__HIDDEN void goro__traceback_print(int fd, goro__g *g, bool all);
+GORO__HIDDEN void goro__crash_report(int sig, const void *siginfo, const void *uc,
+                                     goro__g *overflowed) __attribute__((noreturn));
+GORO__HIDDEN bool goro__crash_begin(void);
+GORO__HIDDEN void goro__crash_exit(void) __attribute__((noreturn));
+GORO__HIDDEN void goro__labels_release(goro__labels *l);
+/* freeze.c: stops every other thread (once; false if a freeze was already
+   under way). */
+GORO__HIDDEN bool goro__freeze_others(void);
+GORO__HIDDEN bool goro__freeze_active(void);
 
 /* maps.c: the readable mapping of procfs self/maps that contains addr
    (async-signal-safe: open/read/close, no allocation). */

@@ -130,3 +130,12 @@ void goro__observe_init(void) {
     sigquit_init();
     goro__pprof_register();
 }
+
+void goro__observe_upcalls(goro__upcall_table *t) {
+    t->observe_init = goro__observe_init;
+    t->traceback_print = goro__traceback_print;
+    t->crash_report = goro__crash_report;
+    t->crash_begin = goro__crash_begin;
+    t->crash_exit = goro__crash_exit;
+    t->labels_release = goro__labels_release;
+}

@@ -14,6 +14,7 @@
  *     registered helper thread (debug server, monitor).
  */
 #include "sched.h"
+#include "upcalls.h"
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -50,7 +51,6 @@ static int count_tasks(void) {
 
 /* No goro__init here: helper threads are started during init itself, and
    counting one must not wait for init to finish. */
-void goro__deadlock_recheck(void);
 void goro__helper_thread_register(void) {
     atomic_fetch_add(&goro__sched.nhelpers, 1);
     goro__deadlock_recheck();
@@ -80,7 +80,7 @@ void goro__checkdead_impl(void) {
 
 static void print_all(void *arg) {
     (void)arg;
-    goro__traceback_print(2, NULL, true);
+    goro__upcalls.traceback_print(2, NULL, true);
 }
 
 void goro__fatal(const char *fmt, ...) {

@@ -15,6 +15,7 @@
  * until their exit, plus goroutine 1 while its thread lives.
  */
 #include "sched.h"
+#include "upcalls.h"
 #include "gdb_layout.h"
 
 #include <stdarg.h>
@@ -105,7 +106,9 @@ GORO__GDB_KEEP const goro__gdb_entry goro__gdb_allgs[] = {
     {"allgs.group_slots", GROUP_SLOTS},        {"allgs.groups_per_chunk", GROUP_CHUNK},
     {"allgs.group_size", sizeof(allg_group)}, {"allgs.group_first", offsetof(allg_group, first)},
     {"allgs.group_stride", offsetof(allg_group, stride)},
-    {"allgs.layout", (uintptr_t)goro__gdb_layout}, {NULL, 0},
+    /* this file's path: the gdb extension takes goro's frames to be those
+       under the directory above (src/) */
+    {"srcfile", (uintptr_t)__FILE__}, {NULL, 0},
 };
 
 void goro__live_add(int delta) { atomic_fetch_add_explicit(&live, delta, memory_order_relaxed); }
@@ -148,9 +151,6 @@ static pthread_key_t thread_key;
 static pthread_once_t thread_key_once = PTHREAD_ONCE_INIT;
 static goro__lock thread_free_lock = GORO__LOCK_INIT;
 static goro__g *thread_free;
-
-void goro__set_thread_g(goro__g *g);
-void goro__fiber_init_g(goro__g *g);
 
 static void thread_exit(void *arg) {
     goro__g *g = arg;
@@ -215,10 +215,6 @@ goro__g *goro__thread_record(void) {
 
 /* -------------------------------------------------------- goroutines */
 
-void goro__g_ctx_init(goro__g *g);
-void goro__g_start(goro__g *g);
-void goro__finish_exit(goro__g *g) __attribute__((noreturn));
-
 static goro_chan **copy_holds(goro_chan *const *holds, goro__g *g) {
     size_t n = 0;
     while (holds[n])
@@ -230,7 +226,7 @@ static goro_chan **copy_holds(goro_chan *const *holds, goro__g *g) {
         return NULL;
     for (size_t i = 0; i < n; i++) {
         h[i] = holds[i];
-        goro__chan_hold(holds[i], g);
+        goro__upcalls.chan_hold(holds[i], g);
     }
     h[n] = NULL;
     return h;
@@ -249,7 +245,6 @@ uint64_t goro__newproc(const goro_opts *opts, goro_fn fn, void *arg, uintptr_t c
         errno = ENOMEM;
         return 0;
     }
-    goro__fiber_init_g(g);
     g->fn = fn;
     g->arg = arg;
     g->gopc = creator_pc;
@@ -283,7 +278,6 @@ uint64_t goro__newproc(const goro_opts *opts, goro_fn fn, void *arg, uintptr_t c
         if (opts->holds)
             g->holds = copy_holds(opts->holds, g);
     }
-    goro__g_ctx_init(g);
     /* Observers (leak checks) read ids of records that may be reused under
        them; they re-check the status, but the word itself must be atomic. */
     uint64_t id = atomic_fetch_add_explicit(&goidgen, 1, memory_order_relaxed) + 1;
@@ -298,14 +292,14 @@ uint64_t goro__newproc(const goro_opts *opts, goro_fn fn, void *arg, uintptr_t c
 static void g_release(goro__g *g) {
     if (g->holds) {
         for (goro_chan **h = g->holds; *h; h++)
-            goro__chan_unhold(*h, g);
+            goro__upcalls.chan_unhold(*h, g);
         free(g->holds);
         g->holds = NULL;
     }
     free(g->name);
     g->name = NULL;
     if (g->labels) {
-        goro__labels_release(g->labels);
+        goro__upcalls.labels_release(g->labels);
         g->labels = NULL;
     }
     free(g->panic_msg);
@@ -393,7 +387,7 @@ static void print_panic_value(int fd, const char *msg) {
 
 static void print_trace_on_sysstack(void *arg) {
     goro__g *g = arg;
-    goro__traceback_print(2, g, goro__debug.traceback >= 2);
+    goro__upcalls.traceback_print(2, g, goro__debug.traceback >= 2);
 }
 
 /* Symbolizing needs more stack than a goroutine has: use the system stack. */
@@ -402,13 +396,12 @@ static void print_trace(goro__g *g) { goro__systemstack(print_trace_on_sysstack,
 /* Ends the process after the panic line(s): a blank line, the goroutine's
    trace, exit status 2 as Go's; GOROTRACEBACK=crash aborts for a core. */
 __attribute__((noreturn)) static void die_with_trace(goro__g *g) {
-    goro__crash_begin(); /* stops every other thread: nothing runs on meanwhile */
+    goro__upcalls.crash_begin(); /* stops every other thread: nothing runs on meanwhile */
     goro__write_all(2, "\n\n", 2);
     print_trace(g);
-    goro__crash_exit();
+    goro__up_crash_exit();
 }
 
-void goro__panic_msg(char *msg) __attribute__((noreturn));
 void goro__panic_msg(char *msg) {
     goro__g *g = goro__getg();
     if (g->panicking) {
@@ -443,8 +436,6 @@ GORO__NOINLINE uint64_t goro_go_opts(const goro_opts *opts, goro_fn fn, void *ar
     return goro__newproc(opts, fn, arg, (uintptr_t)__builtin_return_address(0), false);
 }
 
-uint64_t goro__current_id_fast(void);
-
 uint64_t goro_id(void) {
     uint64_t id = goro__current_id_fast();
     if (GORO__LIKELY(id != 0))
@@ -469,7 +460,6 @@ int goro_count(void) {
     return n < 1 ? 1 : n;
 }
 
-void goro__yield(void);
 void goro_yield(void) {
     goro__init();
     goro__yield();
@@ -492,7 +482,6 @@ void goro_exit(void) {
     goro__goexit();
 }
 
-int goro__procresize(int32_t n);
 int goro_maxprocs(int n) {
     goro__init();
     if (n <= 0)

@@ -31,10 +31,11 @@ typedef struct goro__gdb_entry {
     uint64_t value;
 } goro__gdb_entry;
 
-/* gdb_layout.c: record layouts, states, the saved context, the source dir. */
+/* src/gdb_layout.c (above every floor whose records it describes): record
+   layouts, states, the saved context. src/floors.c names it, which links
+   that table and the .debug_gdb_scripts entry into static programs. */
 extern GORO__HIDDEN const goro__gdb_entry goro__gdb_layout[];
-/* g.c: where allgs lives (its reference to goro__gdb_layout also links that
-   table and the .debug_gdb_scripts entry into static programs). */
+/* g.c: where allgs lives, and the source dir (srcfile). */
 extern GORO__HIDDEN const goro__gdb_entry goro__gdb_allgs[];
 /* status.c: Go's wait reason strings. */
 extern GORO__HIDDEN const goro__gdb_entry goro__gdb_status[];

@@ -10,6 +10,7 @@
  * GOROMAXPROCS when set. Read once at start.
  */
 #include "sched.h"
+#include "upcalls.h"
 
 #include <sched.h>
 #include <stdio.h>
@@ -18,10 +19,6 @@
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static _Atomic bool inited;
-
-void goro__g_init_main(void);
-void goro__sched_init(int32_t procs);
-void goro__signals_init(void);
 
 static int cgroup_cpu_limit(void) {
     /* Our own cgroup (v2: a single "0::/path" line). */
@@ -55,7 +52,7 @@ static int cgroup_cpu_limit(void) {
     return (int)((quota + period - 1) / period);
 }
 
-int goro__default_procs(void) {
+static int default_procs(void) {
     const char *e = getenv("GOROMAXPROCS");
     if (e && *e) {
         int n = atoi(e);
@@ -98,16 +95,16 @@ static void read_knobs(void) {
 }
 
 static void do_init(void) {
+    /* First: the hook table is read by every thread the runtime starts. */
+    goro__upcalls_init();
     read_knobs();
     goro__g_init_main();
-    goro__sched_init(goro__default_procs());
+    goro__sched_init(default_procs());
     goro__signals_init();
-    goro__observe_init();
+    goro__upcalls.observe_init();
     atomic_store_explicit(&inited, true, memory_order_release);
-    void goro__leak_init(void);
-    goro__leak_init();
+    goro__upcalls.leak_init();
     if (goro__debug.starve || goro__debug.schedtrace_ms > 0) {
-        void goro__sysmon_start(void);
         goro__sysmon_start();
     }
 }

@@ -172,11 +172,10 @@ typedef struct goro__labels {
     int32_t n;
     struct { char *key, *value; } kv[];
 } goro__labels;
-GORO__HIDDEN void goro__labels_release(goro__labels *l);
 
 typedef struct goro__g goro__g;
 /* gdb/goro-gdb.py reads these records from memory through the offsets in
-   gdb_layout.c: keep that table in step when a field it names changes. */
+   src/gdb_layout.c: keep that table in step when a field it names changes. */
 struct goro__g {
     goro__ctx ctx;                 /* saved stack pointer while not running */
     uint64_t id;                   /* never reused; 0 for the scheduler's own g0 */
@@ -275,10 +274,6 @@ GORO__HIDDEN void goro__goexit(void) __attribute__((noreturn));
 /* Runs and pops the current goroutine's defers, LIFO. */
 GORO__HIDDEN void goro__run_defers(goro__g *g);
 
-/* Channel reference hooks for goro_opts.holds (implemented in src/chan). */
-GORO__HIDDEN void goro__chan_hold(goro_chan *c, goro__g *g);
-GORO__HIDDEN void goro__chan_unhold(goro_chan *c, goro__g *g);
-
 /* ----------------------------------------------------- scheduler threads */
 
 GORO__HIDDEN goro__m *goro__getm(void);        /* NULL on a plain thread */
@@ -313,21 +308,6 @@ GORO__HIDDEN void goro__stack_check(goro__g *g);
 GORO__HIDDEN goro__g *goro__stack_guard_owner(goro__g *cur, uintptr_t addr);
 GORO__HIDDEN size_t goro__page_size(void);
 
-/* ----------------------------------------------------------------- netpoll */
-
-/* Implemented by src/io/netpoll.c; called by the scheduler.
-   goro__netpoll_waiters(): goroutines currently parked on a descriptor (cheap,
-   lock-free read); while it is non-zero an idle scheduler thread blocks in
-   goro__netpoll_poll instead of its futex.
-   goro__netpoll_poll(timeout_ns): epoll_wait for at most timeout_ns (-1: no
-   limit, 0: just look) and goro__ready every goroutine whose wait completed
-   (after winning its claim). May be called by several threads at once.
-   goro__netpoll_break(): makes a blocked goro__netpoll_poll return soon (an
-   eventfd in the epoll set); safe from any thread. */
-GORO__HIDDEN int goro__netpoll_waiters(void);
-GORO__HIDDEN void goro__netpoll_poll(int64_t timeout_ns);
-GORO__HIDDEN void goro__netpoll_break(void);
-
 /* ------------------------------------------------------------ system stack */
 
 /* Runs fn(arg) on a large per-thread stack (Go's systemstack) when called
@@ -351,28 +331,9 @@ GORO__HIDDEN void goro__throw(const char *msg) __attribute__((noreturn));
 /* Writes fully to a descriptor (signal-safe). */
 GORO__HIDDEN void goro__write_all(int fd, const char *s, size_t n);
 
-/* Provided by src/observe (traceback printing for panics, fatal errors,
-   signals). `all`: every goroutine; otherwise only g. */
-GORO__HIDDEN void goro__traceback_print(int fd, goro__g *g, bool all);
-/* src/observe/crash.c: the report of fatal signal sig (overflowed: the
-   goroutine whose stack guard was hit, or NULL); never returns. */
-GORO__HIDDEN void goro__crash_report(int sig, const void *siginfo, const void *uc,
-                                     goro__g *overflowed) __attribute__((noreturn));
-/* Makes this thread the one that reports a crash, after stopping every
-   other thread; a thread that comes second waits for good. */
-GORO__HIDDEN bool goro__crash_begin(void);
-/* Exit status 2, or abort() under GOROTRACEBACK=crash. */
-GORO__HIDDEN void goro__crash_exit(void) __attribute__((noreturn));
-/* src/observe/freeze.c: stops every other thread (once; false if a freeze
-   was already under way). */
-GORO__HIDDEN bool goro__freeze_others(void);
-GORO__HIDDEN bool goro__freeze_active(void);
 /* signal.c: a detached helper thread running fn(NULL) with every signal
    blocked (signals are the program's, or the handlers' to forward). */
 GORO__HIDDEN bool goro__thread_start_quiet(void *(*fn)(void *), size_t stack_size);
-
-/* Called once by goro__init (installs SIGQUIT handling etc.); src/observe. */
-GORO__HIDDEN void goro__observe_init(void);
 
 /* Environment knobs (read once at init). */
 typedef struct goro__debug_knobs {

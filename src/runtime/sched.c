@@ -40,6 +40,7 @@
  * taking sched.lock (callbacks ready goroutines), never the other way round.
  */
 #include "sched.h"
+#include "upcalls.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -73,8 +74,6 @@ GORO__NOIPA goro__g *goro__getg_maybe(void) { return tls_g; }
 GORO__NOIPA goro__m *goro__getm(void) { return tls_m; }
 GORO__NOIPA int *goro__errno_location(void) { return &errno; }
 GORO__NOIPA static void set_tls_g(goro__g *g) { tls_g = g; }
-
-goro__g *goro__thread_record(void);
 
 goro__g *goro__getg(void) {
     goro__g *g = goro__getg_maybe();
@@ -150,7 +149,7 @@ static inline void fiber_finish(goro__g *self) {
     (void)self;
 }
 
-void goro__fiber_init_g(goro__g *g) {
+static void fiber_init_g(goro__g *g) {
 #ifdef GORO__ASAN
     g->asan_bottom = g->stack_lo;
     g->asan_size = g->stack_size;
@@ -161,14 +160,6 @@ void goro__fiber_init_g(goro__g *g) {
 #endif
     (void)g;
 }
-
-/* ------------------------------------------------------ netpoll hooks */
-
-/* Defaults for programs that never touch a descriptor: src/io/netpoll.c
-   supplies the real ones whenever it is linked in (strong symbols win). */
-__attribute__((weak)) int goro__netpoll_waiters(void) { return 0; }
-__attribute__((weak)) void goro__netpoll_poll(int64_t timeout_ns) { (void)timeout_ns; }
-__attribute__((weak)) void goro__netpoll_break(void) {}
 
 /* --------------------------------------------------------- run queues */
 
@@ -543,7 +534,7 @@ void goro__timer_after_add(int64_t when) {
         notewakeup(m);
     goro__lock_release(&goro__sched.lock);
     if (atomic_load(&goro__sched.polling))
-        goro__netpoll_break();
+        goro__upcalls.netpoll_break();
     if (!any)
         goro__wakep();
 }
@@ -557,6 +548,7 @@ static void reset_spinning(goro__m *m) {
 /* ------------------------------------------------------- switching */
 
 static void after_switch(goro__m *m);
+static void park_timeout(void *arg, uint64_t seq);
 
 /* Switches from the running context `from` to `to` on this M. Returns when
    something switches back to `from` (possibly on another M). */
@@ -642,8 +634,7 @@ static void after_switch(goro__m *m) {
         uint64_t gen = atomic_load_explicit(&prev->wake, memory_order_relaxed) >> 2;
         atomic_store_explicit(&prev->status, GORO__G_WAITING, memory_order_release);
         if (deadline >= 0) {
-            extern void goro__park_timeout(void *arg, uint64_t seq);
-            goro__timer_start(&prev->timer, deadline, goro__park_timeout, prev, gen);
+            goro__timer_start(&prev->timer, deadline, park_timeout, prev, gen);
         }
         if (unlock)
             unlock(lock);
@@ -680,7 +671,7 @@ bool goro__claim(goro__g *g) {
                                                    memory_order_relaxed);
 }
 
-void goro__park_timeout(void *arg, uint64_t seq) {
+static void park_timeout(void *arg, uint64_t seq) {
     goro__g *g = arg;
     uint64_t v = seq << 2;
     if (atomic_compare_exchange_strong_explicit(&g->wake, &v, v | 2, memory_order_acq_rel,
@@ -837,7 +828,6 @@ void goro__finish_exit(goro__g *g) {
 }
 
 /* First code of every goroutine, on its own stack. */
-void goro__g_run(goro__g *g);
 static void g_entry(void *arg) {
     goro__g *g = arg;
 #ifdef GORO__ASAN
@@ -847,10 +837,13 @@ static void g_entry(void *arg) {
     goro__g_run(g);
 }
 
-void goro__g_ctx_init(goro__g *g) { goro__ctx_make(&g->ctx, g->stack_hi, g_entry, g); }
-
-/* Makes a new goroutine runnable on the current P (runnext), or globally. */
+/* The scheduler's half of goroutine creation (goro__newproc in g.c fills
+   the record): the sanitizers' fiber, the first frame (g_entry on the
+   goroutine's own stack), then runnable on the current P (runnext), or
+   globally. */
 void goro__g_start(goro__g *g) {
+    fiber_init_g(g);
+    goro__ctx_make(&g->ctx, g->stack_hi, g_entry, g);
     atomic_store_explicit(&g->status, GORO__G_RUNNABLE, memory_order_release);
     goro__m *m = goro__getm();
     if (m && m->p && !goro__debug.force_migrate)
@@ -936,8 +929,8 @@ static goro__g *spin_for_work(goro__m *m) {
             if (g)
                 return g;
         }
-        if (goro__netpoll_waiters() > 0) {
-            goro__netpoll_poll(0); /* readied goroutines land on our queue */
+        if (goro__upcalls.netpoll_waiters() > 0) {
+            goro__upcalls.netpoll_poll(0); /* readied goroutines land on our queue */
             goro__g *g = runqget(m->p);
             if (g)
                 return g;
@@ -975,8 +968,8 @@ top:
         goro__g *g = runqget(p);
         if (!g)
             g = globrunq_get(p, 0);
-        if (!g && goro__netpoll_waiters() > 0) {
-            goro__netpoll_poll(0); /* readied goroutines land on p's queue */
+        if (!g && goro__upcalls.netpoll_waiters() > 0) {
+            goro__upcalls.netpoll_poll(0); /* readied goroutines land on p's queue */
             g = runqget(p);
         }
         if (!g) {
@@ -1048,7 +1041,7 @@ top:
                 timeout = 0;
         }
         int32_t zero = 0;
-        if (goro__netpoll_waiters() > 0 &&
+        if (goro__upcalls.netpoll_waiters() > 0 &&
             atomic_compare_exchange_strong(&goro__sched.polling, &zero, 1)) {
             /* This M waits for I/O and timers instead of its futex. Take it
                off the idle list first so nobody hands it a P meanwhile. */
@@ -1063,7 +1056,7 @@ top:
                 }
             goro__lock_release(&goro__sched.lock);
             if (listed) {
-                goro__netpoll_poll(timeout);
+                goro__upcalls.netpoll_poll(timeout);
                 atomic_store(&goro__sched.polling, 0);
                 goro__lock_acquire(&goro__sched.lock);
                 goro__p *np = pidleget_locked();
@@ -1218,7 +1211,6 @@ bool goro__systemstack_active(goro__g *g) {
  * if it is still P_SYSCALL, else any idle P, else it queues itself globally
  * and its M goes idle.
  */
-void goro__sysmon_start(void);
 
 void goro_syscall_enter(void) {
     goro__init();
@@ -1329,7 +1321,6 @@ void goro__deadlock_recheck(void) {
 }
 
 /* sched.lock held. Called by whatever goes to sleep last. */
-void goro__checkdead_impl(void);
 void goro__checkdead(void) {
     if (atomic_load(&goro__sched.npidle) != atomic_load(&goro__sched.gomaxprocs))
         return;

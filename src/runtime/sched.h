@@ -169,5 +169,42 @@ GORO__HIDDEN void goro__sysmon_start(void);
 /* sched.c, for sysmon: hands Ps stuck in a syscall for a whole tick to
    other Ms; seen_ticks is sysmon's per-P memory. True if it retook one. */
 GORO__HIDDEN bool goro__retake(uint32_t *seen_ticks);
+/* sched.c: the scheduler's half of creating a goroutine (goro__newproc in
+   g.c fills the record): its sanitizer fiber and first frame, then
+   runnable on this P (runnext) or globally. */
+GORO__HIDDEN void goro__g_start(goro__g *g);
+
+/* Between the scheduler (sched.c), the goroutine records (g.c), start-up
+   (init.c), the deadlock check (deadlock.c) and timers (timer.c). */
+/* sched.c: the id of this thread's current record, 0 if it has none (one
+   TLS load, no init: goro_id's fast path). */
+GORO__HIDDEN uint64_t goro__current_id_fast(void);
+/* sched.c: makes g this thread's record (NULL: none). */
+GORO__HIDDEN void goro__set_thread_g(goro__g *g);
+/* g.c: this thread's record, made on first use (a plain thread's). */
+GORO__HIDDEN goro__g *goro__thread_record(void);
+/* g.c: goroutine 1's record, for the first thread (once, from goro__init). */
+GORO__HIDDEN void goro__g_init_main(void);
+/* g.c: runs g's function, then its exit (the body of every goroutine). */
+GORO__HIDDEN void goro__g_run(goro__g *g);
+/* g.c: panics with msg (heap-allocated, owned by the panic from here). */
+GORO__HIDDEN void goro__panic_msg(char *msg) __attribute__((noreturn));
+/* sched.c: the dead goroutine g leaves its stack for good. */
+GORO__HIDDEN void goro__finish_exit(goro__g *g) __attribute__((noreturn));
+/* sched.c: goro_yield's body (the runtime is started). */
+GORO__HIDDEN void goro__yield(void);
+/* sched.c: goro_maxprocs(n > 0)'s body; the previous setting. */
+GORO__HIDDEN int goro__procresize(int32_t n);
+/* sched.c: the Ps and the first M, with `procs` processors (from goro__init). */
+GORO__HIDDEN void goro__sched_init(int32_t procs);
+/* sched.c, for timer.c: a timer was added at `when`; wakes a sleeping M
+   if it sleeps past it. */
+GORO__HIDDEN void goro__timer_after_add(int64_t when);
+/* sched.c, for deadlock.c: runs the deadlock check again (a helper thread
+   came or went). */
+GORO__HIDDEN void goro__deadlock_recheck(void);
+/* deadlock.c: the part of goro__checkdead that looks beyond the scheduler's
+   counters (threads, helpers), with sched.lock held; reports a deadlock. */
+GORO__HIDDEN void goro__checkdead_impl(void);
 
 #endif

@@ -11,6 +11,7 @@
  * signal meant for the program.
  */
 #include "sched.h"
+#include "upcalls.h"
 
 #include <signal.h>
 #include <string.h>
@@ -25,10 +26,11 @@ static void fatal_handler(int sig, siginfo_t *si, void *uc) {
     goro__g *g = goro__getg_maybe();
     uintptr_t addr = (uintptr_t)si->si_addr;
     goro__g *owner = (g && !g->is_g0 && !g->is_thread) ? goro__stack_guard_owner(g, addr) : NULL;
-    goro__crash_report(sig, si, uc, owner);
+    goro__up_crash_report(sig, si, uc, owner);
 }
 
 void goro__signals_init(void) {
+    goro__upcalls_init(); /* the handler's crash report is an upcall */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = fatal_handler;

@@ -13,6 +13,7 @@
  * "SCHED" lines every N ms.
  */
 #include "sched.h"
+#include "upcalls.h"
 
 #include <stdio.h>
 #include <time.h>
@@ -74,7 +75,7 @@ static void *sysmon(void *arg) {
                                        g->name ? g->name : "", g->name ? ")" : "",
                                        (long long)((now - tick_since[i]) / 1000000));
                     goro__write_all(2, buf, (size_t)len);
-                    goro__traceback_print(2, g, false);
+                    goro__upcalls.traceback_print(2, g, false);
                 }
             }
         }

@@ -97,8 +97,6 @@ static void heap_add(goro__timers *ts, goro__timer *t) {
     update_next(ts);
 }
 
-void goro__timer_after_add(int64_t when);
-
 void goro__timer_start(goro__timer *t, int64_t when, goro__timer_fn fn, void *arg, uint64_t seq) {
     goro__p *p = goro__getp();
     if (!p)

@@ -27,7 +27,7 @@
  * retained; goro_signal_stop drops it from `regs` under mu (so the helper,
  * which sends under mu, never sends to it again) before releasing it.
  */
-#include "runtime.h"
+#include "../runtime/runtime.h"
 
 #include <errno.h>
 #include <semaphore.h>

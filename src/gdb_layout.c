@@ -2,6 +2,11 @@
  * gdb_layout.c - the layout table of the gdb extension, and the
  * .debug_gdb_scripts entry that makes gdb load that extension.
  *
+ * It lives at the top of the library, beside floors.c (which names it so a
+ * static link keeps it), because it describes records of several floors:
+ * the runtime's goroutines and threads, chan's channels, observe's table of
+ * goro calls. The runtime itself never names a floor above it.
+ *
  * gdb/goro-gdb.py never calls into the inferior (a core file cannot run
  * code, a hung process must not be disturbed): it reads goroutine records
  * from memory. Everything it needs to know about them is a named number in
@@ -27,19 +32,18 @@
  *             records, ended by a NULL name; a record's name (char *), fn
  *             (its entry) and reason (int: the wait reason that implies the
  *             call when the compiler removed its frame, or -1)
- *   srcfile   this file's path: goro's frames are those under its src/
+ *   srcfile   the path of src/runtime/g.c (goro__gdb_allgs): goro's frames
+ *             are those under its src/
  *
  * Visibility and state words follow goro__g_visible and goro__status_str;
  * the frames shown follow src/observe/frames.c (g.fn: the start function,
  * always the bottom frame; g.parent_fn: "created by" when g.gopc is goro's).
  */
-#include "sched.h"
+#include "runtime/sched.h"
 
-#include "gdb_layout.h"
-#include "../chan/chan_internal.h"
-#include "../observe/observe.h"
-
-void goro__ctx_entry(void); /* switch_<arch>.S */
+#include "chan/chan_internal.h"
+#include "observe/observe.h"
+#include "runtime/gdb_layout.h"
 
 #define G(field) {"g." #field, offsetof(goro__g, field)}
 #define CTXREG(name, off) {"ctx.reg." name, off}
@@ -93,7 +97,6 @@ GORO__GDB_KEEP const goro__gdb_entry goro__gdb_layout[] = {
     {"apicalls.name", offsetof(goro__api_call, name)},
     {"apicalls.fn", offsetof(goro__api_call, fn)},
     {"apicalls.reason", offsetof(goro__api_call, reason)},
-    {"srcfile", (uintptr_t)__FILE__},
     {NULL, 0},
 };
 
