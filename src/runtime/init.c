@@ -52,13 +52,9 @@ static int cgroup_cpu_limit(void) {
     return (int)((quota + period - 1) / period);
 }
 
-static int default_procs(void) {
-    const char *e = getenv("GOROMAXPROCS");
-    if (e && *e) {
-        int n = atoi(e);
-        if (n > 0)
-            return n > GORO__MAXPROCS ? GORO__MAXPROCS : n;
-    }
+/* The CPUs this process may run on: its affinity mask, capped by a cgroup
+   CPU limit. */
+static int usable_cpus(void) {
     int n = 1;
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0)
@@ -66,8 +62,17 @@ static int default_procs(void) {
     int lim = cgroup_cpu_limit();
     if (lim > 0 && lim < n)
         n = lim;
-    if (n < 1)
-        n = 1;
+    return n < 1 ? 1 : n;
+}
+
+static int default_procs(void) {
+    const char *e = getenv("GOROMAXPROCS");
+    if (e && *e) {
+        int n = atoi(e);
+        if (n > 0)
+            return n > GORO__MAXPROCS ? GORO__MAXPROCS : n;
+    }
+    int n = goro__sched.ncpu;
     return n > GORO__MAXPROCS ? GORO__MAXPROCS : n;
 }
 
@@ -99,6 +104,7 @@ static void do_init(void) {
     goro__upcalls_init();
     read_knobs();
     goro__g_init_main();
+    goro__sched.ncpu = usable_cpus();
     goro__sched_init(default_procs());
     goro__signals_init();
     goro__upcalls.observe_init();

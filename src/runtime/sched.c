@@ -981,7 +981,10 @@ top:
             }
             if (m->spinning)
                 g = steal_work(m);
-            if (!g && m->spinning)
+            /* Busy-waiting for work only pays when another CPU can produce
+               it: on one CPU it takes the CPU from the thread that would
+               (a plain thread pinned beside us, as under taskset -c 0). */
+            if (!g && m->spinning && goro__sched.ncpu > 1)
                 g = spin_for_work(m);
         }
         if (g) {

@@ -112,6 +112,7 @@ struct goro__sched {
     _Atomic int32_t runq_size;
 
     _Atomic int32_t gomaxprocs;
+    int32_t ncpu;                   /* CPUs the process may use (set once at init) */
     int32_t nps;                    /* Ps ever created (ids 0..nps-1) */
     goro__p *allp[GORO__MAXPROCS];
 
