@@ -436,9 +436,7 @@ HB_FN void hb_run_one(hb_run *all, int i, const goro_opts *opts) {
     r.names = all->names + i;
     r.nnames = 1;
     switch (hb_where_of(r.names[0])) {
-    case HB_ON_MAIN:
-        hb_run_names(&r);
-        break;
+    case HB_ON_MAIN: hb_run_names(&r); break;
     case HB_ON_THREAD: {
         pthread_t t;
         if ((errno = pthread_create(&t, NULL, hb_bench_thread, &r)) != 0)
@@ -446,9 +444,7 @@ HB_FN void hb_run_one(hb_run *all, int i, const goro_opts *opts) {
         pthread_join(t, NULL);
         break;
     }
-    case HB_VIA_GORO_MAIN:
-        goro_main(hb_bench_goro_main, &r);
-        break;
+    case HB_VIA_GORO_MAIN: goro_main(hb_bench_goro_main, &r); break;
     case HB_IN_GOROUTINE: {
         if (goro_go_opts(opts, hb_bench_goroutine, &r) == 0)
             hb_die("goro_go_opts");

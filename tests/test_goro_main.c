@@ -191,7 +191,8 @@ GORO_TEST(goro_main, from_main_goro_exit_is_main_goexit, .timeout = 60) {
     cr_assert(strstr(out, "late worker ran\n") != NULL, "%s", out);
     st = trace_run((const char *[]){"goro-main-goexit", NULL}, NULL, 2, out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %#x\n%s", st, out);
-    cr_assert(strstr(out, "fatal error: no goroutines (main called runtime.Goexit) - deadlock!\n") !=
-                  NULL,
-              "%s", out);
+    cr_assert(
+        strstr(out, "fatal error: no goroutines (main called runtime.Goexit) - deadlock!\n") !=
+            NULL,
+        "%s", out);
 }
