@@ -149,6 +149,35 @@ GORO_TEST(goro_main, goro_exit_in_the_body_ends_the_calling_thread, .timeout = 3
     cr_assert_eq(atomic_load(&after_exit), 0, "goro_main returned after goro_exit");
 }
 
+static int stuck_body(void *arg) {
+    goro_chan_recv(arg, NULL); /* nobody sends: asleep for good */
+    return 0;
+}
+
+/* The caller waiting in goro_main and a body blocked for good are a
+   deadlock, reported as Go reports one. In a forked child: the check
+   fires only when the runtime knows every thread of the process, and
+   Criterion's worker has threads of its own. (TSan's background thread
+   keeps the check quiet, as for every deadlock test.) */
+Test(goro_main, blocked_body_is_a_deadlock, .timeout = 60) {
+#if defined(__SANITIZE_THREAD__)
+    cr_skip("ThreadSanitizer's background thread keeps the deadlock check quiet");
+#endif
+    fflush(NULL);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 2);
+        goro_chan *never = goro_chan_make(sizeof(int), 0);
+        goro_main(stuck_body, never);
+        _exit(0); /* goro_main returned: wrong */
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %#x", st);
+}
+
 /* ------------------------------------------------------------ from main() */
 
 /* The stanza of out (a debug=2 dump) that contains what, or NULL; *len its length. */
