@@ -32,6 +32,10 @@ static int64_t spawn_join_run(int64_t n, void *ctx) {
 
 static void bench_spawn_join(void) { hb_simple("spawn_join", spawn_join_run, NULL, NULL); }
 
+/* The same body on the first thread, a pthread, or in goro_main (the name's
+   suffix says which: harness.h). */
+static void bench_spawn_join_placed(void) { hb_simple(hb_current, spawn_join_run, NULL, NULL); }
+
 /* ----------------------------------------------------------- spawn_batch */
 
 /* spawn 1000 empty goroutines, then wait for all (per goroutine). */
@@ -291,6 +295,9 @@ static void bench_num_goroutine(void) {
 static const hb_bench benches[] = {
     {"spawn_join", bench_spawn_join,
      "spawn empty goroutine + WaitGroup wait, serially; ns per goroutine"},
+    {"spawn_join_main", bench_spawn_join_placed, "the same, body in main() (goroutine 1)"},
+    {"spawn_join_thread", bench_spawn_join_placed, "the same, body on a pthread_create thread"},
+    {"spawn_join_gomain", bench_spawn_join_placed, "the same, body in goro_main() from main()"},
     {"spawn_batch", bench_spawn_batch,
      "spawn 1000 empty goroutines then wait for all; ns per goroutine"},
     {"spawn_many_blocked", bench_spawn_many_blocked,

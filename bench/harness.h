@@ -17,7 +17,12 @@
  *
  * As in Go, where main() is a goroutine, every benchmark body runs inside a
  * goroutine ("the bench goroutine"); the process's first thread (goroutine 1)
- * only waits for it. procs is goro_maxprocs(0), set by GOROMAXPROCS.
+ * only waits for it. A benchmark whose name ends in one of these suffixes
+ * runs its body elsewhere, to measure what a C program pays there:
+ *   _main    on the first thread itself (goroutine 1), as main() would
+ *   _thread  on a thread the program made with pthread_create
+ *   _gomain  inside goro_main(), called from the first thread
+ * procs is goro_maxprocs(0), set by GOROMAXPROCS.
  */
 #ifndef GORO_BENCH_HARNESS_H
 #define GORO_BENCH_HARNESS_H
@@ -26,6 +31,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -366,12 +372,35 @@ typedef struct hb_run {
     int status;
 } hb_run;
 
-HB_FN void hb_bench_goroutine(void *arg) {
-    hb_run *r = arg;
+/* Where a benchmark's body runs, from its name's suffix (see the top). */
+typedef enum hb_where { HB_IN_GOROUTINE, HB_ON_MAIN, HB_ON_THREAD, HB_VIA_GORO_MAIN } hb_where;
+
+HB_FN bool hb_has_suffix(const char *s, const char *suffix) {
+    size_t l = strlen(s), k = strlen(suffix);
+    return l > k && strcmp(s + l - k, suffix) == 0;
+}
+
+HB_FN hb_where hb_where_of(const char *name) {
+    if (hb_has_suffix(name, "_main"))
+        return HB_ON_MAIN;
+    if (hb_has_suffix(name, "_thread"))
+        return HB_ON_THREAD;
+    if (hb_has_suffix(name, "_gomain"))
+        return HB_VIA_GORO_MAIN;
+    return HB_IN_GOROUTINE;
+}
+
+/* The name the running benchmark was asked for: the bodies shared by
+   several placements label their lines with it. */
+static __attribute__((unused)) const char *hb_current;
+
+/* Runs the benchmarks r->names[0..nnames) on the calling thread or goroutine. */
+HB_FN void hb_run_names(hb_run *r) {
     for (int i = 0; i < r->nnames; i++) {
         bool found = false;
         for (const hb_bench *b = r->benches; b->name; b++) {
             if (strcmp(b->name, r->names[i]) == 0) {
+                hb_current = b->name;
                 b->fn();
                 found = true;
             }
@@ -382,8 +411,50 @@ HB_FN void hb_bench_goroutine(void *arg) {
             break;
         }
     }
+}
+
+HB_FN void hb_bench_goroutine(void *arg) {
+    hb_run *r = arg;
+    hb_run_names(r);
     int one = 1;
     goro_chan_send(r->done, &one);
+}
+
+HB_FN void *hb_bench_thread(void *arg) {
+    hb_run_names(arg);
+    return NULL;
+}
+
+HB_FN int hb_bench_goro_main(void *arg) {
+    hb_run_names(arg);
+    return 0;
+}
+
+/* Runs one benchmark where its name says; the first thread waits. */
+HB_FN void hb_run_one(hb_run *all, int i, const goro_opts *opts) {
+    hb_run r = *all;
+    r.names = all->names + i;
+    r.nnames = 1;
+    switch (hb_where_of(r.names[0])) {
+    case HB_ON_MAIN: hb_run_names(&r); break;
+    case HB_ON_THREAD: {
+        pthread_t t;
+        if ((errno = pthread_create(&t, NULL, hb_bench_thread, &r)) != 0)
+            hb_die("pthread_create");
+        pthread_join(t, NULL);
+        break;
+    }
+    case HB_VIA_GORO_MAIN: goro_main(hb_bench_goro_main, &r); break;
+    case HB_IN_GOROUTINE: {
+        if (goro_go_opts(opts, hb_bench_goroutine, &r) == 0)
+            hb_die("goro_go_opts");
+        int v;
+        goro_chan_recv(r.done, &v);
+        break;
+    }
+    }
+    if (r.status)
+        all->status = r.status;
 }
 
 HB_FN void hb_usage(const char *prog) {
@@ -476,10 +547,8 @@ HB_FN int hb_main(int argc, char **argv, const hb_bench *benches) {
     const char *st = getenv("GORO_BENCH_STACK");
     if (st)
         opts.stack_size = (size_t)strtoull(st, NULL, 0);
-    if (goro_go_opts(&opts, hb_bench_goroutine, &r) == 0)
-        hb_die("goro_go_opts");
-    int v;
-    goro_chan_recv(r.done, &v);
+    for (int j = 0; j < r.nnames && r.status == 0; j++)
+        hb_run_one(&r, j, &opts);
     goro_chan_release(r.done);
     free(all);
     return r.status;

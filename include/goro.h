@@ -83,6 +83,28 @@ void     goro_defer(void (*fn)(void *), void *arg); /* runs LIFO when the gorout
    must not free what on_panic's arg points to. */
 void     goro_panic(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
+/* goro_main runs fn(arg) as a goroutine and returns its result on the calling
+   thread: `int main(void) { return goro_main(body, NULL); }` makes the body
+   a goroutine, as Go's main is.
+   When: a main() (or a thread of your own) whose body talks to goroutines a
+   lot (spawn + wait, channel round trips). Every hand-off between a plain
+   thread and a goroutine is a futex sleep and a thread wake-up (a few us);
+   between goroutines it is a context switch (~0.1 us): docs/runtime.md,
+   "Goroutine 1, program threads and goro_main", has the numbers.
+   Cost: one goroutine spawn and one wake-up of the caller at the end; the
+   caller sleeps meanwhile, holding no processor.
+   What changes: the body runs on scheduler threads like any goroutine, so
+   pthread_self(), thread-locals and errno may change across blocking goro
+   calls, and thread-directed signals go elsewhere; its goro_defer calls run
+   when it returns (on goroutine 1 they would not).
+   goro_exit() in fn ends the body, runs its defers, then goro_main calls
+   goro_exit() on the caller: from main(), Go's Goexit in main (the other
+   goroutines run on; when none is left, "no goroutines" fatal error, exit 2);
+   on another plain thread, that thread ends. A panic in fn crashes the
+   program like any goroutine's (exit 2). Called from inside a goroutine
+   (fn included), or with fn NULL, it panics. */
+int      goro_main(int (*fn)(void *arg), void *arg);
+
 /* ------------------------------------------------------ channels and select */
 
 /* Ownership: C has no garbage collector, so a channel is reference counted.

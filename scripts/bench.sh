@@ -39,15 +39,27 @@ OUT=${OUT:-$BUILD_DIR/bench-results/$(date +%Y%m%d-%H%M%S)}
 PLAN="
 machine_pagefault        core    p2 0       gobench
 spawn_join               core    p1 0       gobench
+spawn_join_main          core    p1 0       -
+spawn_join_thread        core    p1 0       -
+spawn_join_gomain        core    p1 0       -
 spawn_batch              core    p1 0       gobench
 chan_pingpong_unbuffered chan    p1 0       gobench
+chan_pingpong_unbuffered_main chan    p1 0       -
+chan_pingpong_unbuffered_thread chan    p1 0       -
+chan_pingpong_unbuffered_gomain chan    p1 0       -
 chan_buffered_throughput chan    p1 0       gobench
 select2                  chan    p1 0       gobench
 yield                    core    p1 0       gobench
 mutex_contended          chan    p1 0       gobench
 spawn_join               core    p2 0       gobench
+spawn_join_main          core    p2 0       -
+spawn_join_thread        core    p2 0       -
+spawn_join_gomain        core    p2 0       -
 spawn_batch              core    p2 0       gobench
 chan_pingpong_unbuffered chan    p2 0       gobench
+chan_pingpong_unbuffered_main chan    p2 0       -
+chan_pingpong_unbuffered_thread chan    p2 0       -
+chan_pingpong_unbuffered_gomain chan    p2 0       -
 chan_buffered_throughput chan    p2 0       gobench
 select2                  chan    p2 0       gobench
 mutex_contended          chan    p2 0       gobench

@@ -22,10 +22,16 @@ import sys
 RULES = [
     (r"machine_pagefault/.*", "ns_per_op", None, None, None),
     (r"spawn_join/p\d+", "ns_per_op", "le", 0.5, None),
+    # the same bodies in main(), on a pthread, in goro_main, against Go's
+    # main goroutine (issue 12's bound, main <= 1.2x goro's goroutine row, is
+    # read off docs/performance.md's table)
+    (r"spawn_join_(main|thread|gomain)/(p\d+)", "ns_per_op", None, None, r"spawn_join/\2"),
     (r"spawn_batch1000/p\d+", "ns_per_op", None, None, None),
     (r"yield/p1", "ns_per_op", "le", 0.25, None),
     (r"yield/p\d+", "ns_per_op", None, None, None),
     (r"chan_pingpong_unbuffered/p\d+", "ns_per_op", "le", 0.5, None),
+    (r"chan_pingpong_unbuffered_(main|thread|gomain)/(p\d+)", "ns_per_op", None, None,
+     r"chan_pingpong_unbuffered/\2"),
     (r"chan_buffered_throughput/.*", "ns_per_op", "le", 0.7, None),
     (r"select2/.*", "ns_per_op", "le", 0.7, None),
     (r"mutex_contended/.*", "ns_per_op", "le", 1.0, None),

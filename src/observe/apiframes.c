@@ -10,7 +10,8 @@
  *   shown   the calls that are library functions in Go: goro_sleep, the
  *           sync calls (mutex, rwmutex, waitgroup, cond, once, sem), the
  *           I/O calls (read, write, accept, dial, wait_fd), the pool and
- *           limiter calls and the leak checks;
+ *           limiter calls, the leak checks, and goro_main (its caller waits
+ *           in it for the body);
  *   hidden  the calls that are language operations or runtime.* in Go:
  *           channel send/receive/close (also the timed and try forms),
  *           select, yield, exit, panic, and everything else.
@@ -50,6 +51,7 @@ const goro__api_call goro__api_calls[] = {
     API(goro_limiter_wait, -1),
     API(goro_leak_check, -1),
     API(goro_leak_verify_none, -1),
+    API(goro_main, -1), /* the caller waiting for its body */
     {NULL, NULL, -1},
 };
 
