@@ -3,12 +3,15 @@
  * handed back to the thread that called it (docs/runtime.md, "Goroutine 1,
  * program threads and goro_main").
  *
+ * It sits on the library's top floor (beside floors.c), not in src/runtime:
+ * it waits with a goro_waitgroup, which lives a floor above the runtime.
+ *
  * Built on the public API plus three runtime facts: whether the caller is a
  * plain thread (is_thread), whether a defer runs because of a panic
  * (panicking), and goro__newproc's creator pc, so that the body's trace says
  * "created by" the function that called goro_main rather than goro_main.
  */
-#include "runtime.h"
+#include "runtime/runtime.h"
 
 /* Lives on the caller's stack: the caller cannot return before `done`. */
 typedef struct main_body {
