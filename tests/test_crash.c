@@ -13,21 +13,10 @@
 #include "goro_test.h"
 #include "trace_run.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define CRASH_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CRASH_TSAN 1
-#endif
-#endif
-#ifndef CRASH_TSAN
-#define CRASH_TSAN 0
-#endif
-
 /* ThreadSanitizer takes SIGSEGV for its own report (handle_segv). */
 #define SKIP_UNDER_TSAN()                                                                          \
     do {                                                                                           \
-        if (CRASH_TSAN)                                                                            \
+        if (GORO_TEST_TSAN)                                                                        \
             cr_skip("ThreadSanitizer reports faults itself");                                      \
     } while (0)
 

@@ -433,17 +433,12 @@ static void errno_demo_g(void *arg) {
     for (int i = 0; i < d->rounds; i++) {
         /* Under TSan both errno accesses are left out: it reports them as
            the races on another thread's errno that they are. */
-#ifndef __SANITIZE_THREAD__
-        errno = 0;
-#endif
+        if (!GORO_TEST_TSAN)
+            errno = 0;
         pid_t t0 = gettid();
         ssize_t r = goro_read(d->fd, &b, 1, GORO_US(200));
         bool moved = gettid() != t0;
-#ifndef __SANITIZE_THREAD__
-        int seen = errno; /* NOT reliable: maybe another thread's */
-#else
-        int seen = ETIMEDOUT;
-#endif
+        int seen = GORO_TEST_TSAN ? ETIMEDOUT : errno; /* NOT reliable: maybe another thread's */
         atomic_fetch_add(&d->not_timed_out, r != -ETIMEDOUT);
         atomic_fetch_add(&d->reads, 1);
         atomic_fetch_add(&d->moved, moved);

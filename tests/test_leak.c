@@ -38,12 +38,6 @@
 #include "runtime/runtime.h"
 #include "goro_test.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define TSAN 1 /* every goroutine is a TSan fiber: at most 8128 of them */
-#else
-#define TSAN 0
-#endif
-
 /* Keeps a blocking call out of tail position, so the function that made it
    stays on the stack (the checks' filters and reports name it). */
 #define NOTAIL() __asm__ __volatile__("" ::: "memory")
@@ -1490,7 +1484,8 @@ static void timed_profile(const char *what, bool in_goroutine, int debug, FILE *
 }
 
 GORO_TEST(leakprof, profile_over_100000_goroutines, .timeout = 180) {
-    const int total = TSAN ? 5000 : GORO_TEST_SANITIZED ? 10000 : 100000;
+    /* Under TSan every goroutine is a fiber: at most 8128 of them. */
+    const int total = GORO_TEST_TSAN ? 5000 : GORO_TEST_SANITIZED ? 10000 : 100000;
     const int nleak = 1000;
     goro_maxprocs(2);
     goro_chan *pub = goro_chan_make(0, 0); /* referenced by the test: not leaked */

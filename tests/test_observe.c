@@ -21,17 +21,6 @@
 #include "observe/observe.h"
 #include "goro_test.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define OBS_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define OBS_TSAN 1
-#endif
-#endif
-#ifndef OBS_TSAN
-#define OBS_TSAN 0
-#endif
-
 /* ------------------------------------------------------------ helpers */
 
 static char *obs_profile(int debug) {
@@ -123,7 +112,7 @@ GORO_TEST(observe, profile_total_equals_goro_count, .timeout = 30) {
 
 GORO_TEST(observe, ten_thousand_parked_goroutines, .timeout = 60) {
     /* (TSan counts goroutines as threads and stops at 8128.) */
-    const int n = OBS_TSAN ? 2000 : 10000;
+    const int n = GORO_TEST_TSAN ? 2000 : 10000;
     goro_chan *c = goro_chan_make(sizeof(int), 0);
     for (int i = 0; i < n; i++)
         cr_assert_neq(goro_go(obs_block_forever, c), 0);
@@ -220,7 +209,7 @@ static GORO__NOINLINE void obs_busy_loop(void *arg) {
 }
 
 GORO_TEST(observe, running_goroutine_on_another_thread, .timeout = 30) {
-    if (OBS_TSAN)
+    if (GORO_TEST_TSAN)
         cr_skip("TSan delays asynchronous signals until a busy loop calls into it");
     goro_maxprocs(2);
     uint64_t id = goro_go(obs_busy_loop, NULL);
@@ -248,7 +237,7 @@ static GORO__NOINLINE void *obs_plain_thread(void *arg) {
 }
 
 GORO_TEST(observe, plain_thread_waiting_in_the_runtime, .timeout = 30) {
-    if (OBS_TSAN)
+    if (GORO_TEST_TSAN)
         cr_skip("TSan holds signals to a thread blocked in a raw futex call");
     obs_thread_chan = goro_chan_make(sizeof(int), 0);
     pthread_t t;
@@ -482,7 +471,7 @@ static void obs_segv_child(void) {
 }
 
 GORO_TEST(observe, fault_in_a_goroutine_unwinds_through_the_signal, .timeout = 30) {
-    if (OBS_TSAN)
+    if (GORO_TEST_TSAN)
         cr_skip("TSan cannot start threads after a multi-threaded fork");
     char out[65536];
     int st = obs_child(obs_segv_child, out, sizeof out);
@@ -538,7 +527,7 @@ static void obs_sigquit_child(void) {
 }
 
 GORO_TEST(observe, sigquit_dumps_and_goes_on, .timeout = 30) {
-    if (OBS_TSAN)
+    if (GORO_TEST_TSAN)
         cr_skip("TSan cannot start threads after a multi-threaded fork");
     char out[65536];
     int st = obs_child(obs_sigquit_child, out, sizeof out);
@@ -559,7 +548,7 @@ static void obs_sigquit_ignored_child(void) {
 }
 
 GORO_TEST(observe, sigquit_dumps_when_inherited_ignored, .timeout = 30) {
-    if (OBS_TSAN)
+    if (GORO_TEST_TSAN)
         cr_skip("TSan cannot start threads after a multi-threaded fork");
     char out[65536];
     int st = obs_child(obs_sigquit_ignored_child, out, sizeof out);
@@ -580,7 +569,7 @@ static void obs_sigquit_crash_child(void) {
 }
 
 GORO_TEST(observe, sigquit_with_gorotraceback_crash_exits_2, .timeout = 30) {
-    if (OBS_TSAN)
+    if (GORO_TEST_TSAN)
         cr_skip("TSan cannot start threads after a multi-threaded fork");
     char out[65536];
     int st = obs_child(obs_sigquit_crash_child, out, sizeof out);
@@ -611,7 +600,7 @@ static void obs_log_child(void) {
 }
 
 GORO_TEST(observe, goro_log_lines, .timeout = 30) {
-    if (OBS_TSAN)
+    if (GORO_TEST_TSAN)
         cr_skip("TSan cannot start threads after a multi-threaded fork");
     char out[1 << 18];
     int st = obs_child(obs_log_child, out, sizeof out);

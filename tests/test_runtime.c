@@ -23,31 +23,12 @@
 #include "runtime/runtime.h"
 
 /* TSan counts every goroutine (a fiber) against its limit of 8128 threads. */
-#if defined(__SANITIZE_THREAD__)
-#define MANY(n) ((n) > 2000 ? 2000 : (n))
-#else
-#define MANY(n) (n)
-#endif
+#define MANY(n) (GORO_TEST_TSAN && (n) > 2000 ? 2000 : (n))
 
-/* Runs fn in a child process; returns its wait status and what it wrote to
-   stderr (NUL-terminated, truncated to cap). */
-static int run_child(void (*fn)(void), char *out, size_t cap) {
-#if defined(__SANITIZE_THREAD__)
-    /* The test process already has threads (Criterion's), and TSan cannot
-       start threads in a child forked from it. The plain and ASan suites run
-       these scenarios. */
-    (void)fn;
-    (void)out;
-    (void)cap;
-    cr_skip_test("TSan: no threads after a multi-threaded fork");
-#endif
-    return goro_test_run_child(fn, out, cap);
-}
-
-static void wait_count(int want) {
-    goro_test_wait_until(goro_count() == want, GORO_SEC(5));
-    cr_assert_eq(goro_count(), want, "goro_count %d, want %d", goro_count(), want);
-}
+/* Scenarios run in a child process (skipped under TSan: the test process
+   already has Criterion's threads, and TSan cannot start threads in a child
+   forked from it; the plain and ASan suites run them). */
+#define run_child goro_test_run_child_threaded
 
 /* ------------------------------------------------------------ ids */
 
@@ -113,7 +94,7 @@ GORO_TEST(runtime, count_exact_after_spawn_storm, .timeout = 30) {
         goro_go(block_on, c);
     cr_assert_eq(goro_count(), base + n, "counted from the moment goro_go returns");
     goro_chan_close(c);
-    wait_count(base);
+    goro_test_await_count(base);
     goro_chan_release(c);
 }
 
@@ -131,7 +112,7 @@ GORO_TEST(runtime, hundred_thousand_short_goroutines, .timeout = 60) {
         cr_assert_neq(goro_go(short_one, (void *)(intptr_t)i), 0);
     goro_waitgroup_wait(&short_wg);
     cr_assert_eq(atomic_load(&short_sum), (long)n * (n - 1) / 2);
-    wait_count(1);
+    goro_test_await_count(1);
 }
 
 /* A million goroutines parked at once, at the default vm.max_map_count. */
@@ -150,7 +131,7 @@ GORO_TEST(runtime, million_parked_goroutines, .timeout = 180) {
     goro_waitgroup_wait(&parked_wg);
     cr_assert_eq(goro_count(), n + 1);
     goro_chan_close(c);
-    wait_count(1);
+    goro_test_await_count(1);
     goro_chan_release(c);
 }
 
@@ -231,7 +212,7 @@ GORO_TEST(runtime, panic_recovered_by_on_panic_after_defers, .timeout = 10) {
         goro_sleep(GORO_MS(1));
     cr_assert_str_eq(order, "cbaP", "defers LIFO, then on_panic");
     cr_assert_str_eq(recovered_msg, "bad 1|the-arg");
-    wait_count(1);
+    goro_test_await_count(1);
 }
 
 static void unrecovered_child(void) {
@@ -281,7 +262,7 @@ GORO_TEST(runtime, goro_exit_from_nested_calls_runs_defers, .timeout = 10) {
     goro_waitgroup_wait(&exit_wg);
     cr_assert_str_eq(order, "yx");
     cr_assert_eq(atomic_load(&after_exit_ran), 0, "nothing after goro_exit runs");
-    wait_count(1);
+    goro_test_await_count(1);
 }
 
 /* ------------------------------------------------------- maxprocs */
@@ -325,7 +306,7 @@ GORO_TEST(runtime, maxprocs_up_and_down_under_load, .timeout = 30) {
     atomic_store(&stop_flag, 1);
     goro_waitgroup_wait(&load_wg);
     goro_chan_release(c);
-    wait_count(1);
+    goro_test_await_count(1);
 }
 
 /* ------------------------------------------------------- timers */
