@@ -30,8 +30,10 @@ static inline __attribute__((unused)) bool goro_test_parked_as(uint64_t id, int 
     return st == GORO__G_WAITING && atomic_load(&g->waitreason) == reason;
 }
 
-/* How many goroutines are parked with `reason` right now. */
-static inline __attribute__((unused)) int goro_test_count_parked(int reason) {
+/* How many goroutines are parked with `reason` (-1: any wait reason) right
+   now, not counting the runtime's own; with_threads: plain threads blocked
+   in a goro call (they have a record too) count as well. */
+static inline __attribute__((unused)) int goro_test_count_parked(int reason, bool with_threads) {
     int n = 0;
     size_t all = goro__allg_count();
     for (size_t i = 0; i < all; i++) {
@@ -39,7 +41,13 @@ static inline __attribute__((unused)) int goro_test_count_parked(int reason) {
         if (!g)
             continue;
         uint32_t st = atomic_load(&g->status) & ~(uint32_t)GORO__G_SCAN;
-        n += st == GORO__G_WAITING && atomic_load(&g->waitreason) == reason;
+        if (st != GORO__G_WAITING)
+            continue;
+        if ((!with_threads && __atomic_load_n(&g->is_thread, __ATOMIC_RELAXED)) ||
+            __atomic_load_n(&g->is_g0, __ATOMIC_RELAXED) ||
+            __atomic_load_n(&g->system, __ATOMIC_RELAXED))
+            continue;
+        n += reason < 0 || atomic_load(&g->waitreason) == reason;
     }
     return n;
 }

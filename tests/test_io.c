@@ -829,8 +829,8 @@ GORO_TEST(io, wait_fd_pipe_and_eventfd, .timeout = 20) {
     pthread_create(&th, NULL, io_waiter_t, &w3);
     /* All three wait before the byte comes (a plain thread in goro has a
        goroutine record too). */
-    cr_assert(goro_test_wait_until(goro_test_count_parked(GORO__WAIT_IO) == 3, GORO_SEC(5)),
-              "%d of 3 waiters in IO wait", goro_test_count_parked(GORO__WAIT_IO));
+    cr_assert(goro_test_wait_until(goro_test_count_parked(GORO__WAIT_IO, true) == 3, GORO_SEC(5)),
+              "%d of 3 waiters in IO wait", goro_test_count_parked(GORO__WAIT_IO, true));
     cr_assert_eq(write(p[1], "z", 1), 1);
     goro_waitgroup_wait(&w1.wg);
     goro_waitgroup_wait(&w2.wg);
@@ -1067,8 +1067,9 @@ GORO_TEST(io, io_wait_state_and_no_threads, .timeout = 30) {
         goro_go(io_idle_g, &ws[i]);
     }
     /* Every waiter parked: a thread per wait would have started by now. */
-    cr_assert(goro_test_wait_until(goro_test_count_parked(GORO__WAIT_IO) == N + 1, GORO_SEC(10)),
-              "%d of %d waiters in IO wait", goro_test_count_parked(GORO__WAIT_IO), N + 1);
+    cr_assert(
+        goro_test_wait_until(goro_test_count_parked(GORO__WAIT_IO, false) == N + 1, GORO_SEC(10)),
+        "%d of %d waiters in IO wait", goro_test_count_parked(GORO__WAIT_IO, false), N + 1);
     int threads_during = io_threads();
     cr_assert_leq(threads_during, threads_before + 4, "threads %d -> %d with %d I/O waiters",
                   threads_before, threads_during, N);

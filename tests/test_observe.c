@@ -20,6 +20,7 @@
 #include "goro.h"
 #include "observe/observe.h"
 #include "goro_test.h"
+#include "goro_test_internal.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -50,15 +51,18 @@ static bool obs_has_block(const char *dump, uint64_t id, const char *state, cons
     return f && (!end || f < end);
 }
 
+/* Takes a fresh profile into *d (freeing the last one): a condition for
+   goro_test_wait_until that leaves the profile it looked at behind. */
+static const char *obs_reprofile(char **d, int debug) {
+    free(*d);
+    *d = obs_profile(debug);
+    return *d;
+}
+
 static char *obs_wait_block(uint64_t id, const char *state, const char *func) {
-    for (int i = 0; i < 5000; i++) {
-        char *d = obs_profile(2);
-        if (obs_has_block(d, id, state, func))
-            return d;
-        free(d);
-        goro_sleep(GORO_MS(1));
-    }
-    char *d = obs_profile(2);
+    char *d = NULL;
+    if (goro_test_wait_until(obs_has_block(obs_reprofile(&d, 2), id, state, func), GORO_SEC(5)))
+        return d;
     cr_assert_fail("goroutine %llu never showed [%s with %s:\n%s", (unsigned long long)id, state,
                    func, d);
     return NULL;
@@ -121,14 +125,9 @@ GORO_TEST(observe, ten_thousand_parked_goroutines, .timeout = 60) {
     snprintf(want, sizeof want, "\n%d @ 0x", n);
     /* Counted from goro_go's return, parked a little later: wait until every
        one of them sits in the channel receive before timing a profile. */
-    for (int tries = 0; tries < 500; tries++) {
-        char *q = obs_profile(1);
-        bool all = strstr(q, want) != NULL;
-        free(q);
-        if (all)
-            break;
-        goro_sleep(GORO_MS(10));
-    }
+    char *q = NULL;
+    goro_test_wait_until(strstr(obs_reprofile(&q, 1), want) != NULL, GORO_SEC(5));
+    free(q);
     int64_t t0 = goro_nanotime();
     char *p = obs_profile(1);
     int64_t dt = goro_nanotime() - t0;
@@ -213,8 +212,7 @@ GORO_TEST(observe, running_goroutine_on_another_thread, .timeout = 30) {
         cr_skip("TSan delays asynchronous signals until a busy loop calls into it");
     goro_maxprocs(2);
     uint64_t id = goro_go(obs_busy_loop, NULL);
-    while (!atomic_load(&obs_spinning))
-        goro_sleep(GORO_MS(1));
+    cr_assert(goro_test_wait_until(atomic_load(&obs_spinning), GORO_SEC(5)));
     char *d = obs_wait_block(id, "running]", "\nobs_busy_loop()\n");
     cr_assert(strstr(d, "stack unavailable") == NULL, "%s", d);
     free(d);
@@ -243,15 +241,10 @@ GORO_TEST(observe, plain_thread_waiting_in_the_runtime, .timeout = 30) {
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, obs_plain_thread, NULL), 0);
     char *d = NULL;
-    for (int i = 0; i < 5000; i++) {
-        d = obs_profile(2);
-        if (strstr(d, "[chan receive]:\nobs_plain_thread()\n"))
-            break;
-        free(d);
-        d = NULL;
-        goro_sleep(GORO_MS(1));
-    }
-    cr_assert(d, "the plain thread never showed up");
+    cr_assert(goro_test_wait_until(
+                  strstr(obs_reprofile(&d, 2), "[chan receive]:\nobs_plain_thread()\n") != NULL,
+                  GORO_SEC(5)),
+              "the plain thread never showed up:\n%s", d);
     /* No C start-up frames under it, and no goro frames above it. */
     const char *b = strstr(d, "[chan receive]:\nobs_plain_thread()\n");
     const char *end = strstr(b, "\n\n");
@@ -495,8 +488,17 @@ static GORO__NOINLINE void obs_quit_parked(void *arg) {
    fixed sleep is too short on a loaded machine. */
 static void obs_quit_start(void) {
     goro_chan *c = goro_chan_make(sizeof(int), 0);
-    goro_go(obs_quit_parked, c);
-    goro_sleep(GORO_MS(50));
+    uint64_t id = goro_go(obs_quit_parked, c);
+    if (!goro_test_wait_until(goro_test_parked_as(id, GORO__WAIT_CHAN_RECV), GORO_SEC(5)))
+        _exit(4);
+}
+
+/* Reads what file holds so far into buf (cap bytes, NUL-terminated): is it
+   the whole dump (obs_quit_parked's trace in it, ending with a newline)? */
+static bool obs_quit_dump_complete(int file, char *buf, size_t cap, ssize_t *n) {
+    *n = pread(file, buf, cap - 1, 0);
+    buf[*n > 0 ? *n : 0] = 0;
+    return *n > 0 && strstr(buf, "obs_quit_parked") && buf[*n - 1] == '\n';
 }
 
 static void obs_sigquit_child(void) {
@@ -511,13 +513,7 @@ static void obs_sigquit_child(void) {
     raise(SIGQUIT);
     char buf[65536];
     ssize_t n = 0;
-    for (int i = 0; i < 2000; i++) {
-        goro_sleep(GORO_MS(5));
-        n = pread(file, buf, sizeof buf - 1, 0);
-        buf[n > 0 ? n : 0] = 0;
-        if (n > 0 && strstr(buf, "obs_quit_parked") && buf[n - 1] == '\n')
-            break;
-    }
+    goro_test_wait_until(obs_quit_dump_complete(file, buf, sizeof buf, &n), GORO_SEC(10));
     dup2(err, 2);
     if (n > 0 && write(2, buf, (size_t)n) < 0)
         _exit(3);

@@ -454,10 +454,10 @@ GORO_TEST(sync, waitgroup_basic, .timeout = 20) {
         goro_waitgroup_wait(&t.wg1);
         /* Every waiter parks on wg2 (a plain thread blocked in goro has a
            goroutine record too): none may be past it. */
-        cr_assert(goro_test_wait_until(goro_test_count_parked(GORO__WAIT_WAITGROUP) == N + T,
+        cr_assert(goro_test_wait_until(goro_test_count_parked(GORO__WAIT_WAITGROUP, true) == N + T,
                                        GORO_SEC(5)),
                   "WaitGroup released too early: %d goroutines wait, exited %d",
-                  goro_test_count_parked(GORO__WAIT_WAITGROUP), atomic_load(&t.exited));
+                  goro_test_count_parked(GORO__WAIT_WAITGROUP, true), atomic_load(&t.exited));
         cr_assert_eq(atomic_load(&t.exited), 0, "WaitGroup released too early");
         for (int i = 0; i < N + T; i++)
             goro_waitgroup_done(&t.wg2);
