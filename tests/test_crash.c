@@ -179,9 +179,7 @@ GORO_TEST(crash, main_goexit_still_takes_sigterm, .timeout = 60) {
     cr_assert(strstr(buf, "late worker ran\n") != NULL, "%s", buf);
     kill(pid, SIGTERM);
     int st = 0;
-    for (int i = 0; i < 10000 && waitpid(pid, &st, WNOHANG) == 0; i++)
-        usleep(1000);
-    if (waitpid(pid, &st, WNOHANG) == 0 && !WIFSIGNALED(st)) {
+    if (!goro_test_wait_until(waitpid(pid, &st, WNOHANG) == pid, GORO_SEC(10))) {
         kill(pid, SIGKILL);
         waitpid(pid, &st, 0);
         cr_assert_fail("SIGTERM did not end the process in 10 s");

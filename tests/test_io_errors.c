@@ -289,11 +289,10 @@ static void *waiter_thread(void *arg) {
 }
 
 static void await_io_wait(waiter *w) {
-    int64_t end = goro_nanotime() + GORO_SEC(10);
-    while (atomic_load(&w->gid) == 0 || !goro_test_parked_as(atomic_load(&w->gid), GORO__WAIT_IO)) {
-        cr_assert_lt(goro_nanotime(), end, "%s never waited", waiter_name[w->kind]);
-        goro_sleep(GORO_US(100));
-    }
+    cr_assert(goro_test_wait_until(atomic_load(&w->gid) != 0 &&
+                                       goro_test_parked_as(atomic_load(&w->gid), GORO__WAIT_IO),
+                                   GORO_SEC(10)),
+              "%s never waited", waiter_name[w->kind]);
 }
 
 GORO_TEST(io, migrating_close_returns_ebadf, .timeout = 90) {

@@ -441,10 +441,7 @@ GORO_TEST(pprof, cpu_profile_across_fork, .timeout = 60) {
         _exit(rc == 0 && ftell(g) > 0 ? 0 : 1);
     }
     int st = 0;
-    pid_t w = 0;
-    for (int i = 0; i < 30000 && (w = waitpid(pid, &st, WNOHANG)) == 0; i++)
-        usleep(1000);
-    if (w == 0) {
+    if (!goro_test_wait_until(waitpid(pid, &st, WNOHANG) == pid, GORO_SEC(30))) {
         kill(pid, SIGKILL);
         waitpid(pid, &st, 0);
         cr_assert_fail("the forked child hung");
