@@ -594,10 +594,12 @@ typedef struct {
 typedef struct {
     condtest *c;
     int id;
+    _Atomic uint64_t gid; /* goro_id() of the waiter, a thread's too */
 } condarg;
 
 static void cond_waiter_body(condarg *a) {
     condtest *c = a->c;
+    atomic_store(&a->gid, goro_id());
     goro_mutex_lock(&c->mu);
     c->running++;
     goro_cond_wait(&c->cond, &c->mu);
@@ -627,16 +629,16 @@ static void cond_wait_awake(condtest *c, int n) {
     cr_assert(goro_test_wait_until(atomic_load(&c->awake) >= n, GORO_SEC(5)), "signal woke nobody");
 }
 
-/* Is goroutine waiter id still parked in Cond.Wait, or has it been woken
-   (its id in c->order)? A goroutine that a signal readied is neither until
-   it has taken mu and noted its wake. */
-static bool cond_waiting_or_awake(condtest *c, uint64_t id, int arg) {
-    if (goro_test_parked_as(id, GORO__WAIT_COND))
+/* Is waiter a still parked in Cond.Wait, or has it been woken (its id in
+   c->order)? One that a signal readied is neither until it has taken mu and
+   noted its wake. */
+static bool cond_waiting_or_awake(condtest *c, condarg *a) {
+    if (goro_test_parked_as(atomic_load(&a->gid), GORO__WAIT_COND))
         return true;
     goro_mutex_lock(&c->mu);
     bool awake = false;
     for (int i = 0; i < c->norder; i++)
-        awake |= c->order[i] == arg;
+        awake |= c->order[i] == a->id;
     goro_mutex_unlock(&c->mu);
     return awake;
 }
@@ -649,34 +651,34 @@ GORO_TEST(sync, cond_signal_wakes_exactly_one, .timeout = 20) {
     memset(&c, 0, sizeof c);
     enum { N = 4 };
     static condarg args[N];
-    uint64_t ids[N - 1];
     goro_waitgroup_add(&c.wg, N);
     for (int i = 0; i < N; i++) {
-        args[i] = (condarg){&c, i};
+        args[i] = (condarg){&c, i, 0};
         if (i == N - 1) {
             pthread_t th;
             pthread_create(&th, NULL, cond_waiter_t, &args[i]);
             pthread_detach(th);
         } else {
-            ids[i] = goro_go(cond_waiter, &args[i]);
+            goro_go(cond_waiter, &args[i]);
         }
     }
     /* running is counted under mu before Wait releases it: once all are
-       counted and we hold mu, every waiter has its ticket. */
+       counted and we hold mu, every waiter has its ticket. Each is then
+       seen parked (a plain thread blocked in goro has a record too). */
     cond_wait_running(&c, N);
-    for (int i = 0; i < N - 1; i++)
-        goro_test_await_parked(ids[i], GORO__WAIT_COND);
+    for (int i = 0; i < N; i++)
+        goro_test_await_parked(atomic_load(&args[i].gid), GORO__WAIT_COND);
     for (int n = 1; n <= N; n++) {
         cr_assert_eq(atomic_load(&c.awake), n - 1, "goroutine not asleep");
         goro_mutex_lock(&c.mu);
         goro_cond_signal(&c.cond);
         goro_mutex_unlock(&c.mu);
         cond_wait_awake(&c, n);
-        /* The one woken has noted it; every other goroutine waiter must
-           still be parked in Cond.Wait (one readied too would not be, the
-           moment the signal returned). The thread waiter is only counted. */
-        for (int i = 0; i < N - 1; i++)
-            cr_assert(cond_waiting_or_awake(&c, ids[i], i), "too many woke up: waiter %d", i);
+        /* The one woken has noted it; every other waiter must still be
+           parked in Cond.Wait (one readied too would not be, the moment the
+           signal returned). */
+        for (int i = 0; i < N; i++)
+            cr_assert(cond_waiting_or_awake(&c, &args[i]), "too many woke up: waiter %d", i);
         cr_assert_eq(atomic_load(&c.awake), n, "too many woke up");
     }
     goro_cond_signal(&c.cond); /* nobody left: a no-op */
@@ -694,7 +696,7 @@ GORO_TEST(sync, cond_signal_fifo, .timeout = 20) {
     static condarg args[N];
     goro_waitgroup_add(&c.wg, N);
     for (int i = 0; i < N; i++) {
-        args[i] = (condarg){&c, i};
+        args[i] = (condarg){&c, i, 0};
         goro_go(cond_waiter, &args[i]);
         cond_wait_running(&c, i + 1);
     }
@@ -775,7 +777,7 @@ GORO_TEST(sync, cond_no_spurious_wakeup, .timeout = 20) {
     static condtest c;
     memset(&c, 0, sizeof c);
     static condarg a;
-    a = (condarg){&c, 0};
+    a = (condarg){&c, 0, 0};
     goro_cond_signal(&c.cond);
     goro_cond_broadcast(&c.cond);
     goro_waitgroup_add(&c.wg, 1);
