@@ -75,13 +75,34 @@
 #define GORO_TEST_LEAK_TIMEOUT_NS GORO_SEC(2)
 #endif
 
-/* 1 in the sanitizer suites, where everything runs several times slower and
-   a timing bound needs a wider margin. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define GORO_TEST_SANITIZED 1
-#else
-#define GORO_TEST_SANITIZED 0
+/* Which sanitizer the test is built with, each 0 or 1 and defined on its own
+   (gcc says __SANITIZE_*__, clang __has_feature): GORO_TEST_ASAN,
+   GORO_TEST_TSAN, and GORO_TEST_SANITIZED for either, where everything runs
+   several times slower and a timing bound needs a wider margin. Tests use
+   these rather than their own aliases. */
+#if defined(__SANITIZE_ADDRESS__)
+#define GORO_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GORO_TEST_ASAN 1
 #endif
+#endif
+#ifndef GORO_TEST_ASAN
+#define GORO_TEST_ASAN 0
+#endif
+
+#if defined(__SANITIZE_THREAD__)
+#define GORO_TEST_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GORO_TEST_TSAN 1
+#endif
+#endif
+#ifndef GORO_TEST_TSAN
+#define GORO_TEST_TSAN 0
+#endif
+
+#define GORO_TEST_SANITIZED (GORO_TEST_ASAN || GORO_TEST_TSAN)
 
 /* The longest report a failed assertion carries (a longer one goes to stderr). */
 #define GORO_TEST__MSG_MAX 4096
@@ -214,11 +235,11 @@ static inline __attribute__((unused)) int goro_test_run_child(void (*fn)(void), 
 
 /* Skips the test under TSan: it cannot start threads in a child forked from
    a process that already runs threads (the plain and ASan suites run it). */
-#ifdef __SANITIZE_THREAD__
-#define goro_test_skip_threaded_fork() cr_skip_test("fork of a threaded process is not supported under TSan")
-#else
-#define goro_test_skip_threaded_fork() ((void)0)
-#endif
+#define goro_test_skip_threaded_fork()                                                             \
+    do {                                                                                           \
+        if (GORO_TEST_TSAN)                                                                        \
+            cr_skip_test("fork of a threaded process is not supported under TSan");                \
+    } while (0)
 
 /* goro_test_run_child for a test process that already runs threads. */
 static inline __attribute__((unused)) int goro_test_run_child_threaded(void (*fn)(void), char *out,

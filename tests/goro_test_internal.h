@@ -30,6 +30,40 @@ static inline __attribute__((unused)) bool goro_test_parked_as(uint64_t id, int 
     return st == GORO__G_WAITING && atomic_load(&g->waitreason) == reason;
 }
 
+/* How many goroutines are parked with `reason` (-1: any wait reason) right
+   now, not counting the runtime's own; with_threads: plain threads blocked
+   in a goro call (they have a record too) count as well. */
+static inline __attribute__((unused)) int goro_test_count_parked(int reason, bool with_threads) {
+    int n = 0;
+    size_t all = goro__allg_count();
+    for (size_t i = 0; i < all; i++) {
+        goro__g *g = goro__allg_at(i);
+        if (!g)
+            continue;
+        uint32_t st = atomic_load(&g->status) & ~(uint32_t)GORO__G_SCAN;
+        if (st != GORO__G_WAITING)
+            continue;
+        if ((!with_threads && __atomic_load_n(&g->is_thread, __ATOMIC_RELAXED)) ||
+            __atomic_load_n(&g->is_g0, __ATOMIC_RELAXED) ||
+            __atomic_load_n(&g->system, __ATOMIC_RELAXED))
+            continue;
+        n += reason < 0 || atomic_load(&g->waitreason) == reason;
+    }
+    return n;
+}
+
+/* Waits (up to 5 s, with goro_test_wait_until) until goroutine id is
+   parked with `reason`, and fails the test if it never is: "the waiter is
+   parked" as a state, instead of a sleep that hopes so. */
+#define goro_test_await_parked(id, reason)                                                         \
+    do {                                                                                           \
+        uint64_t goro_test__id = (id);                                                             \
+        bool goro_test__ok =                                                                       \
+            goro_test_wait_until(goro_test_parked_as(goro_test__id, (reason)), GORO_SEC(5));       \
+        cr_assert(goro_test__ok, "goroutine %llu never parked as %s",                              \
+                  (unsigned long long)goro_test__id, goro__waitreason_str(reason));                \
+    } while (0)
+
 /* If g is parked with `reason`, pins it with goro__g_scan_begin and returns
    true; otherwise leaves it alone. */
 static inline __attribute__((unused)) bool goro_test__pin_parked(goro__g *g, int reason) {
@@ -42,14 +76,16 @@ static inline __attribute__((unused)) bool goro_test__pin_parked(goro__g *g, int
     return false;
 }
 
-/* Waits (up to 5 s) until goroutine id is parked with `reason`; returns its
-   record pinned with goro__g_scan_begin (the caller calls goro__g_scan_end). */
-static inline __attribute__((unused)) goro__g *goro_test_await_parked(uint64_t id, int reason) {
+/* goro_test_await_parked that also returns the record pinned with
+   goro__g_scan_begin, so that the caller can read what it waits on (the
+   caller calls goro__g_scan_end). */
+static inline __attribute__((unused)) goro__g *goro_test_await_parked_pinned(uint64_t id,
+                                                                             int reason) {
     goro__g *g = goro_test_find_g(id);
     cr_assert_not_null(g, "no goroutine %llu", (unsigned long long)id);
-    if (!goro_test_wait_until(goro_test__pin_parked(g, reason), GORO_SEC(5)))
-        cr_assert_fail("goroutine %llu never parked as %s", (unsigned long long)id,
-                       goro__waitreason_str(reason));
+    cr_assert(goro_test_wait_until(goro_test__pin_parked(g, reason), GORO_SEC(5)),
+              "goroutine %llu never parked as %s", (unsigned long long)id,
+              goro__waitreason_str(reason));
     return g;
 }
 

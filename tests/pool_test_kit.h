@@ -1,7 +1,8 @@
 /*
  * pool_test_kit.h - what the pool and limiter tests (test_pool.c,
- * test_limiter.c) share: payload casts, a bounded wait, a concurrency meter,
- * the goroutine profile as text, and closing in the background.
+ * test_limiter.c) share: payload casts, a concurrency meter, the goroutine
+ * profile as text, and closing in the background (waiting for a state is
+ * goro_test_wait_until).
  * Include after goro_test.h.
  */
 #ifndef GORO_POOL_TEST_KIT_H
@@ -18,10 +19,6 @@
 
 #define P2I(p) ((intptr_t)(p))
 #define I2P(i) ((void *)(intptr_t)(i))
-
-/* Polls cond (an expression) for up to ms milliseconds; the assertion that
-   follows says what was expected. */
-#define WAIT_FOR(cond, ms) ((void)goro_test_wait_until((cond), GORO_MS(ms)))
 
 /* How many jobs or tasks run at once, and the most seen. */
 typedef struct pool_kit_meter {

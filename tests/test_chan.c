@@ -189,13 +189,12 @@ GORO_TEST(chan, go_testchan, .timeout = 30) {
         goro_chan *c = goro_chan_make(sizeof(int64_t), cap);
         _Atomic int flag = 0;
         void *a[2] = {c, &flag};
-        goro_go(tc_recv_flag, a);
-        goro_sleep(GORO_MS(5));
+        /* A receive that did not block would never park. */
+        goro_test_await_parked(goro_go(tc_recv_flag, a), GORO__WAIT_CHAN_RECV);
         cr_assert_eq(atomic_load(&flag), 0, "cap %zu: receive from empty chan did not block", cap);
         int64_t v = 0;
         goro_chan_send(c, &v);
-        while (!atomic_load(&flag))
-            goro_sleep(GORO_US(100));
+        cr_assert(goro_test_wait_until(atomic_load(&flag), GORO_SEC(5)));
 
         /* A non-blocking receive does not block. */
         bool ok = true;
@@ -209,13 +208,11 @@ GORO_TEST(chan, go_testchan, .timeout = 30) {
         }
         cr_assert_eq(goro_chan_len(c), cap);
         atomic_store(&flag, 0);
-        goro_go(tc_send_flag, a);
-        goro_sleep(GORO_MS(5));
+        goro_test_await_parked(goro_go(tc_send_flag, a), GORO__WAIT_CHAN_SEND);
         cr_assert_eq(atomic_load(&flag), 0, "cap %zu: send to full chan did not block", cap);
         cr_assert(goro_chan_recv(c, &v));
         cr_assert_eq(v, cap ? 0 : 7);
-        while (!atomic_load(&flag))
-            goro_sleep(GORO_US(100));
+        cr_assert(goro_test_wait_until(atomic_load(&flag), GORO_SEC(5)));
 
         /* A non-blocking send does not block. */
         cr_assert_eq(goro_chan_try_send(c, &v), GORO_EAGAIN);
@@ -290,11 +287,9 @@ GORO_TEST(chan, try_with_waiting_partner, .timeout = 10) {
     goro_go_opts(&(goro_opts){.holds = (goro_chan *const[]){c, NULL}}, tc_try_partner, c);
     int v = 1;
     /* try_send succeeds once the partner is parked in recv */
-    while (goro_chan_try_send(c, &v) == GORO_EAGAIN)
-        goro_sleep(GORO_US(200));
+    cr_assert(goro_test_wait_until(goro_chan_try_send(c, &v) != GORO_EAGAIN, GORO_SEC(5)));
     bool ok = false;
-    while (goro_chan_try_recv(c, &v, &ok) == GORO_EAGAIN)
-        goro_sleep(GORO_US(200));
+    cr_assert(goro_test_wait_until(goro_chan_try_recv(c, &v, &ok) != GORO_EAGAIN, GORO_SEC(5)));
     cr_assert(ok);
     cr_assert_eq(v, 42);
     goro_chan_release(c);
@@ -326,12 +321,8 @@ GORO_TEST(chan, close_wakes_all_receivers, .timeout = 10) {
         for (int i = 0; i < N; i++)
             goro_go(tc_recv_closed, &a);
         goro__chan_info info;
-        for (int i = 0; i < 2000; i++) {
-            goro__chan_refinfo(c, &info, NULL, 0);
-            if (info.waiters == (uint32_t)N)
-                break;
-            goro_sleep(GORO_MS(1));
-        }
+        goro_test_wait_until((goro__chan_refinfo(c, &info, NULL, 0), info.waiters == (uint32_t)N),
+                             GORO_SEC(5));
         cr_assert_eq(info.waiters, (uint32_t)N, "only %u receivers blocked", info.waiters);
         goro_chan_close(c);
         for (int i = 0; i < N; i++) {
@@ -384,8 +375,7 @@ static void tc_blocked_sender(void *arg) {
 
 static void tc_scn_blocked_sender_on_close(void) {
     goro_chan *c = goro_chan_make(sizeof(int), 0);
-    goro_go(tc_blocked_sender, c);
-    goro_sleep(GORO_MS(20));
+    goro_test_await_parked(goro_go(tc_blocked_sender, c), GORO__WAIT_CHAN_SEND);
     goro_chan_close(c); /* the blocked sender wakes and panics */
     goro_sleep(GORO_SEC(5));
     _exit(0);
@@ -431,10 +421,8 @@ GORO_TEST(chan, blocked_sender_recovers_with_on_panic, .timeout = 10) {
     goro_go_opts(&(goro_opts){.on_panic = tc_on_panic, .holds = (goro_chan *const[]){c, NULL}},
                  tc_blocked_sender, c);
     goro__chan_info info;
-    do {
-        goro_sleep(GORO_MS(1));
-        goro__chan_refinfo(c, &info, NULL, 0);
-    } while (info.waiters == 0);
+    cr_assert(goro_test_wait_until((goro__chan_refinfo(c, &info, NULL, 0), info.waiters != 0),
+                                   GORO_SEC(5)));
     goro_chan_close(c);
     goro_test_await_count(start);
     cr_assert_eq(atomic_load(&tc_recovered), 1);
@@ -489,13 +477,12 @@ static void tc_nil_send(void *arg) {
 static void tc_scn_nil_blocks(void) {
     uint64_t r = goro_go(tc_nil_recv, NULL);
     uint64_t s = goro_go(tc_nil_send, NULL);
-    goro__g *g = goro_test_await_parked(r, GORO__WAIT_CHAN_RECV_NIL);
+    goro__g *g = goro_test_await_parked_pinned(r, GORO__WAIT_CHAN_RECV_NIL);
     goro_chan *out[4];
     if (goro__g_wait_chans(g, out, 4) != 0)
         _exit(3);
     goro__g_scan_end(g);
-    g = goro_test_await_parked(s, GORO__WAIT_CHAN_SEND_NIL);
-    goro__g_scan_end(g);
+    goro_test_await_parked(s, GORO__WAIT_CHAN_SEND_NIL);
     goro_sleep(GORO_MS(20));
     fprintf(stderr, "still blocked\n");
     _exit(0);
@@ -796,7 +783,7 @@ GORO_TEST(chan, refcount_holds_and_waiters, .timeout = 10) {
     cr_assert_eq(holders[0]->id, id);
 
     /* parked in recv: its record pins the channel and names it */
-    goro__g *g = goro_test_await_parked(id, GORO__WAIT_CHAN_RECV);
+    goro__g *g = goro_test_await_parked_pinned(id, GORO__WAIT_CHAN_RECV);
     goro_chan *wc[4];
     cr_assert_eq(goro__g_wait_chans(g, wc, 4), 1);
     cr_assert_eq(wc[0], c);
@@ -830,8 +817,7 @@ GORO_TEST(chan, waiter_keeps_released_channel_alive, .timeout = 10) {
     int64_t live0 = goro__chan_live();
     goro_chan *c = goro_chan_make(sizeof(int), 0);
     uint64_t id = goro_go(tc_timed_waiter, c);
-    goro__g *g = goro_test_await_parked(id, GORO__WAIT_SELECT); /* a timed op shows as select */
-    goro__g_scan_end(g);
+    goro_test_await_parked(id, GORO__WAIT_SELECT); /* a timed op shows as select */
     goro_chan_release(c); /* refs 0, one pin: not freed until the waiter leaves */
     cr_assert_eq(goro__chan_live(), live0 + 1);
     goro_test_await_count(start);
@@ -968,7 +954,7 @@ GORO_TEST_UNCHECKED(chan, parked_senders_on_released_channel_are_leaked,
     for (int i = 0; i < 3; i++)
         ids[i] = goro_go(tc_parked_sender, c);
     for (int i = 0; i < 3; i++)
-        goro__g_scan_end(goro_test_await_parked(ids[i], GORO__WAIT_CHAN_SEND));
+        goro_test_await_parked(ids[i], GORO__WAIT_CHAN_SEND);
     goro_chan_release(c);
 
     static char buf[1 << 16];

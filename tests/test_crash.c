@@ -13,21 +13,10 @@
 #include "goro_test.h"
 #include "trace_run.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define CRASH_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CRASH_TSAN 1
-#endif
-#endif
-#ifndef CRASH_TSAN
-#define CRASH_TSAN 0
-#endif
-
 /* ThreadSanitizer takes SIGSEGV for its own report (handle_segv). */
 #define SKIP_UNDER_TSAN()                                                                          \
     do {                                                                                           \
-        if (CRASH_TSAN)                                                                            \
+        if (GORO_TEST_TSAN)                                                                        \
             cr_skip("ThreadSanitizer reports faults itself");                                      \
     } while (0)
 
@@ -190,9 +179,7 @@ GORO_TEST(crash, main_goexit_still_takes_sigterm, .timeout = 60) {
     cr_assert(strstr(buf, "late worker ran\n") != NULL, "%s", buf);
     kill(pid, SIGTERM);
     int st = 0;
-    for (int i = 0; i < 10000 && waitpid(pid, &st, WNOHANG) == 0; i++)
-        usleep(1000);
-    if (waitpid(pid, &st, WNOHANG) == 0 && !WIFSIGNALED(st)) {
+    if (!goro_test_wait_until(waitpid(pid, &st, WNOHANG) == pid, GORO_SEC(10))) {
         kill(pid, SIGKILL);
         waitpid(pid, &st, 0);
         cr_assert_fail("SIGTERM did not end the process in 10 s");

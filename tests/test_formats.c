@@ -85,19 +85,32 @@ static char *fmt_block(const char *dump, uint64_t id) {
     return b;
 }
 
+/* Takes a fresh debug=2 dump, keeps goroutine id's block of it in *b
+   (freeing the last one): does the block start with want? */
+static bool fmt_block_starts(char **b, uint64_t id, const char *want) {
+    free(*b);
+    char *d = fmt_profile(2, NULL);
+    *b = fmt_block(d, id);
+    free(d);
+    return *b && strncmp(*b, want, strlen(want)) == 0;
+}
+
+/* Does a fresh debug=1 profile hold needle? */
+static bool fmt_profile_has(const char *needle) {
+    char *p = fmt_profile(1, NULL);
+    bool has = strstr(p, needle) != NULL;
+    free(p);
+    return has;
+}
+
 /* Waits until goroutine id shows `state` in a debug=2 dump. */
 static char *fmt_wait_state(uint64_t id, const char *state) {
     char want[96];
     snprintf(want, sizeof want, "goroutine %llu [%s", (unsigned long long)id, state);
-    for (int i = 0; i < 5000; i++) {
-        char *d = fmt_profile(2, NULL);
-        char *b = fmt_block(d, id);
-        free(d);
-        if (b && strncmp(b, want, strlen(want)) == 0)
-            return b;
-        free(b);
-        goro_sleep(GORO_MS(1));
-    }
+    char *b = NULL;
+    if (goro_test_wait_until(fmt_block_starts(&b, id, want), GORO_SEC(5)))
+        return b;
+    free(b);
     cr_assert_fail("goroutine %llu never reached [%s", (unsigned long long)id, state);
     return NULL;
 }
@@ -241,8 +254,7 @@ GORO_TEST(formats, created_by_across_nested_spawns, .timeout = 30) {
     fmt_nested_send = goro_chan_make(sizeof(int), 0);
     goro_chan *park = goro_chan_make(sizeof(int), 0);
     uint64_t a = goro_go(fmt_nested_a, park);
-    while (atomic_load(&fmt_inner_id) == 0)
-        goro_sleep(GORO_MS(1));
+    cr_assert(goro_test_wait_until(atomic_load(&fmt_inner_id) != 0, GORO_SEC(5)));
     uint64_t b_id = atomic_load(&fmt_inner_id);
     char *blk = fmt_wait_state(b_id, "chan send]");
     char want[256];
@@ -475,14 +487,7 @@ GORO_TEST(formats, labels_and_names_in_debug1, .timeout = 30) {
     goro_opts o = {.name = "labeller"};
     uint64_t id = goro_go_opts(&o, fmt_labelled, c);
     free(fmt_wait_state(id, "chan receive]"));
-    for (int i = 0; i < 5000; i++) {
-        char *p = fmt_profile(1, NULL);
-        bool ok = strstr(p, "fmt_labelled_child+") != NULL;
-        free(p);
-        if (ok)
-            break;
-        goro_sleep(GORO_MS(1));
-    }
+    goro_test_wait_until(fmt_profile_has("fmt_labelled_child+"), GORO_SEC(5));
     char *p = fmt_profile(1, NULL);
     char *g = fmt_group_with(p, "fmt_labelled+");
     cr_assert(g, "%s", p);

@@ -9,7 +9,24 @@
 #include <unistd.h>
 
 #include "goro.h"
+/* Set before the include, as a user may: the kit takes it, and its other
+   settings (the sanitizer macros) do not depend on it. */
+#define GORO_TEST_LEAK_TIMEOUT_NS GORO_SEC(3)
 #include "goro_test.h"
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+_Static_assert(GORO_TEST_SANITIZED, "a sanitizer build with GORO_TEST_SANITIZED 0");
+#else
+_Static_assert(!GORO_TEST_SANITIZED, "a plain build with GORO_TEST_SANITIZED 1");
+#endif
+_Static_assert(GORO_TEST_TSAN + GORO_TEST_ASAN <= 1, "two sanitizers at once");
+
+GORO_TEST(goro_test_kit, leak_timeout_set_before_the_include) {
+    double secs = 0;
+    const char *msg;
+    cr_assert_eq(goro_test__leak_run(NULL, &secs, &msg), 0);
+    cr_assert_eq(secs, 3.0);
+}
 
 /* Written as one writes Criterion's Test(suite, name): no options. */
 GORO_TEST(goro_test_kit, no_options) {

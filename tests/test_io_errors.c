@@ -289,11 +289,10 @@ static void *waiter_thread(void *arg) {
 }
 
 static void await_io_wait(waiter *w) {
-    int64_t end = goro_nanotime() + GORO_SEC(10);
-    while (atomic_load(&w->gid) == 0 || !goro_test_parked_as(atomic_load(&w->gid), GORO__WAIT_IO)) {
-        cr_assert_lt(goro_nanotime(), end, "%s never waited", waiter_name[w->kind]);
-        goro_sleep(GORO_US(100));
-    }
+    cr_assert(goro_test_wait_until(atomic_load(&w->gid) != 0 &&
+                                       goro_test_parked_as(atomic_load(&w->gid), GORO__WAIT_IO),
+                                   GORO_SEC(10)),
+              "%s never waited", waiter_name[w->kind]);
 }
 
 GORO_TEST(io, migrating_close_returns_ebadf, .timeout = 90) {
@@ -433,17 +432,12 @@ static void errno_demo_g(void *arg) {
     for (int i = 0; i < d->rounds; i++) {
         /* Under TSan both errno accesses are left out: it reports them as
            the races on another thread's errno that they are. */
-#ifndef __SANITIZE_THREAD__
-        errno = 0;
-#endif
+        if (!GORO_TEST_TSAN)
+            errno = 0;
         pid_t t0 = gettid();
         ssize_t r = goro_read(d->fd, &b, 1, GORO_US(200));
         bool moved = gettid() != t0;
-#ifndef __SANITIZE_THREAD__
-        int seen = errno; /* NOT reliable: maybe another thread's */
-#else
-        int seen = ETIMEDOUT;
-#endif
+        int seen = GORO_TEST_TSAN ? ETIMEDOUT : errno; /* NOT reliable: maybe another thread's */
         atomic_fetch_add(&d->not_timed_out, r != -ETIMEDOUT);
         atomic_fetch_add(&d->reads, 1);
         atomic_fetch_add(&d->moved, moved);

@@ -37,12 +37,7 @@
 #include "goro.h"
 #include "runtime/runtime.h"
 #include "goro_test.h"
-
-#if defined(__SANITIZE_THREAD__)
-#define TSAN 1 /* every goroutine is a TSan fiber: at most 8128 of them */
-#else
-#define TSAN 0
-#endif
+#include "goro_test_internal.h"
 
 /* Keeps a blocking call out of tail position, so the function that made it
    stays on the stack (the checks' filters and reports name it). */
@@ -52,38 +47,21 @@
 /* ------------------------------------------------------------- helpers */
 
 /* Goroutines (not threads, not the runtime's own) parked with `reason`
-   (-1: any wait reason). Reads the runtime's records directly. */
-static int parked(int reason) {
-    int n = 0;
-    size_t all = goro__allg_count();
-    for (size_t i = 0; i < all; i++) {
-        goro__g *g = goro__allg_at(i);
-        if (!g)
-            continue;
-        uint32_t st = atomic_load(&g->status) & ~(uint32_t)GORO__G_SCAN;
-        if (st != GORO__G_WAITING)
-            continue;
-        if (__atomic_load_n(&g->is_thread, __ATOMIC_RELAXED) || __atomic_load_n(&g->is_g0, __ATOMIC_RELAXED) ||
-            __atomic_load_n(&g->system, __ATOMIC_RELAXED))
-            continue;
-        if (reason < 0 || atomic_load(&g->waitreason) == reason)
-            n++;
-    }
-    return n;
-}
+   (-1: any wait reason). */
+#define parked(reason) goro_test_count_parked((reason), false)
+
+/* The bound of every wait here: tens of thousands of goroutines, under a
+   sanitizer on a loaded machine, take a while to park or end. */
+#define LEAK_WAIT_NS GORO_SEC(GORO_TEST_SANITIZED ? 60 : 20)
 
 static void wait_parked(int reason, int n) {
-    int64_t end = goro_nanotime() + GORO_SEC(GORO_TEST_SANITIZED ? 60 : 20);
-    while (parked(reason) < n && goro_nanotime() < end)
-        goro_sleep(GORO_US(200));
+    goro_test_wait_until(parked(reason) >= n, LEAK_WAIT_NS);
     cr_assert_geq(parked(reason), n, "only %d goroutines parked with reason %d, want %d",
                   parked(reason), reason, n);
 }
 
 static void wait_count(int want) {
-    int64_t end = goro_nanotime() + GORO_SEC(GORO_TEST_SANITIZED ? 60 : 20);
-    while (goro_count() != want && goro_nanotime() < end)
-        goro_sleep(GORO_US(200));
+    goro_test_wait_until(goro_count() == want, LEAK_WAIT_NS);
     cr_assert_eq(goro_count(), want, "goro_count %d, want %d", goro_count(), want);
 }
 
@@ -590,11 +568,16 @@ GORO_TEST(leak, clean_check_fast_with_1000_goroutines, .timeout = 60) {
     fprintf(stderr, "leak-perf: mark+check, 1000 goroutines alive, nothing leaked: best %.3f ms, worst %.3f ms\n",
             best / 1e6, worst / 1e6);
     cr_assert_lt(best, GORO_MS(GORO_TEST_SANITIZED ? 50 : 5), "best %lld ns", (long long)best);
-    /* The check alone against a mark taken earlier. */
+    /* The check alone against a mark taken earlier: the best of five, as
+       above, since one run may lose its CPU on a loaded machine. */
     goro_leak_mark *m = goro_leak_mark_now();
-    int64_t t0 = goro_nanotime();
-    cr_assert_eq(goro_leak_check(m, NULL, stderr), 0);
-    int64_t d = goro_nanotime() - t0;
+    int64_t d = INT64_MAX;
+    for (int i = 0; i < 5; i++) {
+        int64_t t0 = goro_nanotime();
+        cr_assert_eq(goro_leak_check(m, NULL, stderr), 0);
+        int64_t di = goro_nanotime() - t0;
+        d = di < d ? di : d;
+    }
     cr_assert_lt(d, GORO_MS(GORO_TEST_SANITIZED ? 50 : 5), "check %lld ns", (long long)d);
     goro_leak_mark_free(m);
     unblock(c);
@@ -1490,7 +1473,8 @@ static void timed_profile(const char *what, bool in_goroutine, int debug, FILE *
 }
 
 GORO_TEST(leakprof, profile_over_100000_goroutines, .timeout = 180) {
-    const int total = TSAN ? 5000 : GORO_TEST_SANITIZED ? 10000 : 100000;
+    /* Under TSan every goroutine is a fiber: at most 8128 of them. */
+    const int total = GORO_TEST_TSAN ? 5000 : GORO_TEST_SANITIZED ? 10000 : 100000;
     const int nleak = 1000;
     goro_maxprocs(2);
     goro_chan *pub = goro_chan_make(0, 0); /* referenced by the test: not leaked */

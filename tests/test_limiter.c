@@ -117,7 +117,7 @@ GORO_TEST(pool_limiter_ants, panic_handler, .timeout = 10) {
     cr_assert_eq(atomic_load(&plog.calls), 1);
     cr_assert_str_eq(plog.msg, "bad 1");
     cr_assert_eq(plog.arg, I2P(1));
-    WAIT_FOR(goro_limiter_running(l) == 0, 2000);
+    cr_assert(goro_test_wait_until(goro_limiter_running(l) == 0, GORO_SEC(5)));
     cr_assert_eq(goro_limiter_running(l), 0, "the limiter should be empty after a panic");
     goro_limiter_wait(l);
     goro_limiter_free(l);
@@ -178,12 +178,12 @@ GORO_TEST(pool_limiter_ants, nonblocking_submit, .timeout = 10) {
     goro_limiter *l = goro_limiter_new(10, NULL);
     for (int i = 0; i < 10; i++)
         cr_assert_eq(goro_limiter_try_go(l, task_block, &t), 0);
-    WAIT_FOR(atomic_load(&t.started) == 10, 2000);
+    cr_assert(goro_test_wait_until(atomic_load(&t.started) == 10, GORO_SEC(5)));
     cr_assert_eq(goro_limiter_running(l), 10);
     cr_assert_eq(goro_limiter_try_go(l, task_quick, &t), GORO_EAGAIN);
     cr_assert_eq(goro_limiter_running(l), 10);
     goro_chan_send(t.gate, NULL); /* one blocked task ends */
-    WAIT_FOR(goro_limiter_running(l) == 9, 2000);
+    cr_assert(goro_test_wait_until(goro_limiter_running(l) == 9, GORO_SEC(5)));
     cr_assert_eq(goro_limiter_try_go(l, task_quick, &t), 0);
     goro_chan_close(t.gate);
     goro_limiter_wait(l);
@@ -228,7 +228,7 @@ GORO_TEST(pool_limiter_ants, blocking_submit_counts, .timeout = 10) {
         s[i] = (submitter){l, &t, task_quick, 1, -1, done};
         goro_go(submit_loop, &s[i]);
     }
-    WAIT_FOR(goro_limiter_waiting(l) == 3, 2000);
+    cr_assert(goro_test_wait_until(goro_limiter_waiting(l) == 3, GORO_SEC(5)));
     cr_assert_eq(goro_limiter_waiting(l), 3);
     cr_assert_eq(goro_limiter_running(l), 10);
     goro_chan_close(t.gate);
@@ -261,8 +261,8 @@ GORO_TEST(pool_limiter_ants, close_when_running, .timeout = 10) {
     submitter s[2] = {{l, &t, task_sleep2ms, 30, -1, done}, {l, &t, task_sleep2ms, 30, -1, done}};
     goro_go(submit_loop, &s[0]);
     goro_go(submit_loop, &s[1]);
-    WAIT_FOR(atomic_load(&t.finished) >= 3, 2000);
-    WAIT_FOR(goro_limiter_waiting(l) >= 1, 2000);
+    cr_assert(goro_test_wait_until(atomic_load(&t.finished) >= 3, GORO_SEC(5)));
+    cr_assert(goro_test_wait_until(goro_limiter_waiting(l) >= 1, GORO_SEC(5)));
     goro_limiter_free(l); /* returns once the running task ended */
     cr_assert_eq(atomic_load(&t.meter.running), 0);
     goro_chan_recv(done, NULL);
@@ -285,7 +285,7 @@ GORO_TEST(pool_limiter_ants, tune_scale_up, .timeout = 10) {
     cr_assert_eq(goro_limiter_try_go(l, task_block, &t), GORO_EAGAIN);
     goro_limiter_tune(l, 3);
     cr_assert_eq(goro_limiter_go(l, task_block, &t), 0);
-    WAIT_FOR(atomic_load(&t.started) == 3, 2000);
+    cr_assert(goro_test_wait_until(atomic_load(&t.started) == 3, GORO_SEC(5)));
     cr_assert_eq(goro_limiter_running(l), 3);
 
     goro_chan *done = goro_chan_make(0, 8);
@@ -294,12 +294,12 @@ GORO_TEST(pool_limiter_ants, tune_scale_up, .timeout = 10) {
         s[i] = (submitter){l, &t, task_block, 1, -1, done};
         goro_go(submit_loop, &s[i]);
     }
-    WAIT_FOR(goro_limiter_waiting(l) == 5, 2000);
+    cr_assert(goro_test_wait_until(goro_limiter_waiting(l) == 5, GORO_SEC(5)));
     cr_assert_eq(goro_limiter_waiting(l), 5);
     goro_limiter_tune(l, 8);
     for (int i = 0; i < 5; i++)
         goro_chan_recv(done, NULL);
-    WAIT_FOR(atomic_load(&t.started) == 8, 2000);
+    cr_assert(goro_test_wait_until(atomic_load(&t.started) == 8, GORO_SEC(5)));
     cr_assert_eq(goro_limiter_running(l), 8);
     cr_assert_eq(goro_limiter_waiting(l), 0);
     cr_assert_eq(atomic_load(&t.meter.running), 8);
@@ -320,16 +320,16 @@ GORO_TEST(pool_limiter, tune_down, .timeout = 10) {
     goro_limiter *l = goro_limiter_new(4, NULL);
     for (int i = 0; i < 4; i++)
         cr_assert_eq(goro_limiter_go(l, task_block, &t), 0);
-    WAIT_FOR(atomic_load(&t.started) == 4, 2000);
+    cr_assert(goro_test_wait_until(atomic_load(&t.started) == 4, GORO_SEC(5)));
     goro_limiter_tune(l, 2);
     cr_assert_eq(goro_limiter_running(l), 4, "running tasks are not stopped");
     cr_assert_eq(goro_limiter_try_go(l, task_quick, &t), GORO_EAGAIN);
     goro_chan_send(t.gate, NULL);
     goro_chan_send(t.gate, NULL);
-    WAIT_FOR(goro_limiter_running(l) == 2, 2000);
+    cr_assert(goro_test_wait_until(goro_limiter_running(l) == 2, GORO_SEC(5)));
     cr_assert_eq(goro_limiter_try_go(l, task_quick, &t), GORO_EAGAIN, "still at the new limit");
     goro_chan_send(t.gate, NULL);
-    WAIT_FOR(goro_limiter_running(l) == 1, 2000);
+    cr_assert(goro_test_wait_until(goro_limiter_running(l) == 1, GORO_SEC(5)));
     cr_assert_eq(goro_limiter_try_go(l, task_block, &t), 0);
     cr_assert_eq(goro_limiter_try_go(l, task_quick, &t), GORO_EAGAIN);
     goro_limiter_tune(l, 0); /* ignored */
@@ -392,7 +392,7 @@ GORO_TEST(pool_limiter, counts_exact, .timeout = 10) {
     for (int i = 0; i < 4; i++) {
         s[i] = (submitter){l, &t, task_block, 1, -1, done};
         goro_go(submit_loop, &s[i]);
-        WAIT_FOR(goro_limiter_waiting(l) == i + 1, 2000);
+        cr_assert(goro_test_wait_until(goro_limiter_waiting(l) == i + 1, GORO_SEC(5)));
         cr_assert_eq(goro_limiter_waiting(l), i + 1);
         cr_assert_eq(goro_limiter_running(l), 3);
     }
@@ -404,7 +404,7 @@ GORO_TEST(pool_limiter, counts_exact, .timeout = 10) {
     }
     for (int i = 2; i >= 0; i--) {
         goro_chan_send(t.gate, NULL);
-        WAIT_FOR(goro_limiter_running(l) == i, 2000);
+        cr_assert(goro_test_wait_until(goro_limiter_running(l) == i, GORO_SEC(5)));
         cr_assert_eq(goro_limiter_running(l), i);
     }
     goro_limiter_wait(l);
@@ -451,7 +451,7 @@ GORO_TEST(pool_limiter, fifo_submitters, .timeout = 10) {
         os[i] = (ordered){i, order};
         subs[i] = (osub){l, &os[i], done};
         goro_go(osub_fn, &subs[i]);
-        WAIT_FOR(goro_limiter_waiting(l) == i + 1, 2000);
+        cr_assert(goro_test_wait_until(goro_limiter_waiting(l) == i + 1, GORO_SEC(5)));
     }
     goro_chan_close(t.gate);
     for (int i = 0; i < N; i++) {
@@ -539,9 +539,8 @@ GORO_TEST(pool_limiter, idle_goroutines_time_out, .timeout = 10) {
     goro_limiter *l = goro_limiter_new(8, NULL);
     for (int i = 0; i < 8; i++)
         cr_assert_eq(goro_limiter_go(l, task_quick, &t), 0);
-    WAIT_FOR(atomic_load(&t.finished) == 8, 2000);
-    WAIT_FOR(goro_count() == start, 3000);
-    cr_assert_eq(goro_count(), start);
+    cr_assert(goro_test_wait_until(atomic_load(&t.finished) == 8, GORO_SEC(5)));
+    goro_test_await_count(start);
     cr_assert_eq(goro_limiter_go(l, task_quick, &t), 0);
     goro_limiter_free(l);
     cr_assert_eq(atomic_load(&t.finished), 9);
@@ -604,7 +603,7 @@ GORO_TEST(pool_limiter, close_refuses_blocked_and_waits, .timeout = 10) {
         s[i] = (submitter){l, &t, task_quick, 1, -1, done};
         goro_go(submit_loop, &s[i]);
     }
-    WAIT_FOR(goro_limiter_waiting(l) == 4, 2000);
+    cr_assert(goro_test_wait_until(goro_limiter_waiting(l) == 4, GORO_SEC(5)));
     goro_chan *closed = goro_chan_make(0, 1);
     pool_kit_closer c = {close_limiter, l, closed};
     goro_go(pool_kit_close_async, &c);
@@ -716,7 +715,7 @@ GORO_TEST(pool_limiter, named_in_profile, .timeout = 10) {
     ts_init(&t);
     goro_limiter *l = goro_limiter_new(2, NULL);
     cr_assert_eq(goro_limiter_go(l, task_block, &t), 0);
-    WAIT_FOR(atomic_load(&t.started) == 1, 2000);
+    cr_assert(goro_test_wait_until(atomic_load(&t.started) == 1, GORO_SEC(5)));
     char *buf = pool_kit_profile_text();
     cr_assert(strstr(buf, "limited goroutine") != NULL, "profile:\n%s", buf);
     free(buf);

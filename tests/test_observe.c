@@ -20,17 +20,7 @@
 #include "goro.h"
 #include "observe/observe.h"
 #include "goro_test.h"
-
-#if defined(__SANITIZE_THREAD__)
-#define OBS_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define OBS_TSAN 1
-#endif
-#endif
-#ifndef OBS_TSAN
-#define OBS_TSAN 0
-#endif
+#include "goro_test_internal.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -61,15 +51,18 @@ static bool obs_has_block(const char *dump, uint64_t id, const char *state, cons
     return f && (!end || f < end);
 }
 
+/* Takes a fresh profile into *d (freeing the last one): a condition for
+   goro_test_wait_until that leaves the profile it looked at behind. */
+static const char *obs_reprofile(char **d, int debug) {
+    free(*d);
+    *d = obs_profile(debug);
+    return *d;
+}
+
 static char *obs_wait_block(uint64_t id, const char *state, const char *func) {
-    for (int i = 0; i < 5000; i++) {
-        char *d = obs_profile(2);
-        if (obs_has_block(d, id, state, func))
-            return d;
-        free(d);
-        goro_sleep(GORO_MS(1));
-    }
-    char *d = obs_profile(2);
+    char *d = NULL;
+    if (goro_test_wait_until(obs_has_block(obs_reprofile(&d, 2), id, state, func), GORO_SEC(5)))
+        return d;
     cr_assert_fail("goroutine %llu never showed [%s with %s:\n%s", (unsigned long long)id, state,
                    func, d);
     return NULL;
@@ -123,7 +116,7 @@ GORO_TEST(observe, profile_total_equals_goro_count, .timeout = 30) {
 
 GORO_TEST(observe, ten_thousand_parked_goroutines, .timeout = 60) {
     /* (TSan counts goroutines as threads and stops at 8128.) */
-    const int n = OBS_TSAN ? 2000 : 10000;
+    const int n = GORO_TEST_TSAN ? 2000 : 10000;
     goro_chan *c = goro_chan_make(sizeof(int), 0);
     for (int i = 0; i < n; i++)
         cr_assert_neq(goro_go(obs_block_forever, c), 0);
@@ -132,14 +125,9 @@ GORO_TEST(observe, ten_thousand_parked_goroutines, .timeout = 60) {
     snprintf(want, sizeof want, "\n%d @ 0x", n);
     /* Counted from goro_go's return, parked a little later: wait until every
        one of them sits in the channel receive before timing a profile. */
-    for (int tries = 0; tries < 500; tries++) {
-        char *q = obs_profile(1);
-        bool all = strstr(q, want) != NULL;
-        free(q);
-        if (all)
-            break;
-        goro_sleep(GORO_MS(10));
-    }
+    char *q = NULL;
+    goro_test_wait_until(strstr(obs_reprofile(&q, 1), want) != NULL, GORO_SEC(5));
+    free(q);
     int64_t t0 = goro_nanotime();
     char *p = obs_profile(1);
     int64_t dt = goro_nanotime() - t0;
@@ -220,12 +208,11 @@ static GORO__NOINLINE void obs_busy_loop(void *arg) {
 }
 
 GORO_TEST(observe, running_goroutine_on_another_thread, .timeout = 30) {
-    if (OBS_TSAN)
+    if (GORO_TEST_TSAN)
         cr_skip("TSan delays asynchronous signals until a busy loop calls into it");
     goro_maxprocs(2);
     uint64_t id = goro_go(obs_busy_loop, NULL);
-    while (!atomic_load(&obs_spinning))
-        goro_sleep(GORO_MS(1));
+    cr_assert(goro_test_wait_until(atomic_load(&obs_spinning), GORO_SEC(5)));
     char *d = obs_wait_block(id, "running]", "\nobs_busy_loop()\n");
     cr_assert(strstr(d, "stack unavailable") == NULL, "%s", d);
     free(d);
@@ -248,21 +235,16 @@ static GORO__NOINLINE void *obs_plain_thread(void *arg) {
 }
 
 GORO_TEST(observe, plain_thread_waiting_in_the_runtime, .timeout = 30) {
-    if (OBS_TSAN)
+    if (GORO_TEST_TSAN)
         cr_skip("TSan holds signals to a thread blocked in a raw futex call");
     obs_thread_chan = goro_chan_make(sizeof(int), 0);
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, obs_plain_thread, NULL), 0);
     char *d = NULL;
-    for (int i = 0; i < 5000; i++) {
-        d = obs_profile(2);
-        if (strstr(d, "[chan receive]:\nobs_plain_thread()\n"))
-            break;
-        free(d);
-        d = NULL;
-        goro_sleep(GORO_MS(1));
-    }
-    cr_assert(d, "the plain thread never showed up");
+    cr_assert(goro_test_wait_until(
+                  strstr(obs_reprofile(&d, 2), "[chan receive]:\nobs_plain_thread()\n") != NULL,
+                  GORO_SEC(5)),
+              "the plain thread never showed up:\n%s", d);
     /* No C start-up frames under it, and no goro frames above it. */
     const char *b = strstr(d, "[chan receive]:\nobs_plain_thread()\n");
     const char *end = strstr(b, "\n\n");
@@ -482,7 +464,7 @@ static void obs_segv_child(void) {
 }
 
 GORO_TEST(observe, fault_in_a_goroutine_unwinds_through_the_signal, .timeout = 30) {
-    if (OBS_TSAN)
+    if (GORO_TEST_TSAN)
         cr_skip("TSan cannot start threads after a multi-threaded fork");
     char out[65536];
     int st = obs_child(obs_segv_child, out, sizeof out);
@@ -506,8 +488,17 @@ static GORO__NOINLINE void obs_quit_parked(void *arg) {
    fixed sleep is too short on a loaded machine. */
 static void obs_quit_start(void) {
     goro_chan *c = goro_chan_make(sizeof(int), 0);
-    goro_go(obs_quit_parked, c);
-    goro_sleep(GORO_MS(50));
+    uint64_t id = goro_go(obs_quit_parked, c);
+    if (!goro_test_wait_until(goro_test_parked_as(id, GORO__WAIT_CHAN_RECV), GORO_SEC(5)))
+        _exit(4);
+}
+
+/* Reads what file holds so far into buf (cap bytes, NUL-terminated): is it
+   the whole dump (obs_quit_parked's trace in it, ending with a newline)? */
+static bool obs_quit_dump_complete(int file, char *buf, size_t cap, ssize_t *n) {
+    *n = pread(file, buf, cap - 1, 0);
+    buf[*n > 0 ? *n : 0] = 0;
+    return *n > 0 && strstr(buf, "obs_quit_parked") && buf[*n - 1] == '\n';
 }
 
 static void obs_sigquit_child(void) {
@@ -522,13 +513,7 @@ static void obs_sigquit_child(void) {
     raise(SIGQUIT);
     char buf[65536];
     ssize_t n = 0;
-    for (int i = 0; i < 2000; i++) {
-        goro_sleep(GORO_MS(5));
-        n = pread(file, buf, sizeof buf - 1, 0);
-        buf[n > 0 ? n : 0] = 0;
-        if (n > 0 && strstr(buf, "obs_quit_parked") && buf[n - 1] == '\n')
-            break;
-    }
+    goro_test_wait_until(obs_quit_dump_complete(file, buf, sizeof buf, &n), GORO_SEC(10));
     dup2(err, 2);
     if (n > 0 && write(2, buf, (size_t)n) < 0)
         _exit(3);
@@ -538,7 +523,7 @@ static void obs_sigquit_child(void) {
 }
 
 GORO_TEST(observe, sigquit_dumps_and_goes_on, .timeout = 30) {
-    if (OBS_TSAN)
+    if (GORO_TEST_TSAN)
         cr_skip("TSan cannot start threads after a multi-threaded fork");
     char out[65536];
     int st = obs_child(obs_sigquit_child, out, sizeof out);
@@ -559,7 +544,7 @@ static void obs_sigquit_ignored_child(void) {
 }
 
 GORO_TEST(observe, sigquit_dumps_when_inherited_ignored, .timeout = 30) {
-    if (OBS_TSAN)
+    if (GORO_TEST_TSAN)
         cr_skip("TSan cannot start threads after a multi-threaded fork");
     char out[65536];
     int st = obs_child(obs_sigquit_ignored_child, out, sizeof out);
@@ -580,7 +565,7 @@ static void obs_sigquit_crash_child(void) {
 }
 
 GORO_TEST(observe, sigquit_with_gorotraceback_crash_exits_2, .timeout = 30) {
-    if (OBS_TSAN)
+    if (GORO_TEST_TSAN)
         cr_skip("TSan cannot start threads after a multi-threaded fork");
     char out[65536];
     int st = obs_child(obs_sigquit_crash_child, out, sizeof out);
@@ -611,7 +596,7 @@ static void obs_log_child(void) {
 }
 
 GORO_TEST(observe, goro_log_lines, .timeout = 30) {
-    if (OBS_TSAN)
+    if (GORO_TEST_TSAN)
         cr_skip("TSan cannot start threads after a multi-threaded fork");
     char out[1 << 18];
     int st = obs_child(obs_log_child, out, sizeof out);

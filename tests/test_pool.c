@@ -534,7 +534,7 @@ GORO_TEST(pool, timeout_after_start_interrupts_once, .timeout = 10) {
     cr_assert_eq(atomic_load(&g.interrupts), 3);
 
     /* The interrupted jobs ended through their interrupt token. */
-    WAIT_FOR(atomic_load(&g.dropped) == 3, 2000);
+    cr_assert(goro_test_wait_until(atomic_load(&g.dropped) == 3, GORO_SEC(5)));
     cr_assert_eq(atomic_load(&g.dropped), 3);
 
     /* Next jobs run normally and see no leftover interrupt. */
@@ -546,7 +546,8 @@ GORO_TEST(pool, timeout_after_start_interrupts_once, .timeout = 10) {
     cr_assert_eq(atomic_load(&g.interrupts), 3);
     cr_assert_eq(goro_pool_queue_length(p), 0);
     /* block_until_ready ran before every job and once more (idle). */
-    WAIT_FOR(atomic_load(&g.readies) == atomic_load(&g.processed) + 1, 2000);
+    cr_assert(goro_test_wait_until(atomic_load(&g.readies) == atomic_load(&g.processed) + 1,
+                                   GORO_SEC(5)));
     cr_assert_eq(atomic_load(&g.readies), atomic_load(&g.processed) + 1);
     goro_pool_free(p);
     gate_fini(&g);
@@ -564,7 +565,7 @@ GORO_TEST(pool, queue_length_exact, .timeout = 10) {
                           .ctx = goro_ctx_background(), .done = done};
         goro_go(do_call, &calls[i]);
     }
-    WAIT_FOR(goro_pool_queue_length(p) == 8, 2000);
+    cr_assert(goro_test_wait_until(goro_pool_queue_length(p) == 8, GORO_SEC(5)));
     cr_assert_eq(goro_pool_queue_length(p), 8);
     /* Timed-out callers leave the count. */
     for (int i = 0; i < 3; i++) {
@@ -607,13 +608,13 @@ GORO_TEST(pool, fifo_backlog, .timeout = 20) {
     goro_chan *done = goro_chan_make(0, N + 1);
     call first = {.p = p, .payload = -1, .kind = 0, .done = done};
     goro_go(do_call, &first);
-    WAIT_FOR(goro_pool_queue_length(p) == 1, 5000);
+    cr_assert(goro_test_wait_until(goro_pool_queue_length(p) == 1, GORO_SEC(5)));
     call calls[N];
     for (int i = 0; i < N; i++) {
         calls[i] = (call){.p = p, .payload = i, .kind = i % 3, .ns = GORO_SEC(10), .ctx = goro_ctx_background(),
                           .done = done};
         goro_go(do_call, &calls[i]);
-        WAIT_FOR(goro_pool_queue_length(p) == i + 2, 5000);
+        cr_assert(goro_test_wait_until(goro_pool_queue_length(p) == i + 2, GORO_SEC(5)));
         cr_assert_eq(goro_pool_queue_length(p), i + 2);
     }
     goro_chan_close(fc.gate);
@@ -641,7 +642,8 @@ GORO_TEST(pool, shrink_idle_first, .timeout = 10) {
     goro_go(do_call, &busy);
     void *st;
     goro_chan_recv(g.started, &st);
-    WAIT_FOR(atomic_load(&g.readies) == 4, 2000); /* the three others are idle */
+    /* the three others are idle */
+    cr_assert(goro_test_wait_until(atomic_load(&g.readies) == 4, GORO_SEC(5)));
 
     goro_pool_set_size(p, 1);
     cr_assert_eq(goro_pool_size(p), 1);
@@ -685,7 +687,7 @@ GORO_TEST(pool, shrink_busy_delivers, .timeout = 10) {
 
     call sz = {.p = p, .payload = 0, .done = sized};
     goro_go(set_size_async, &sz);
-    WAIT_FOR(goro_pool_size(p) == 0, 2000);
+    cr_assert(goro_test_wait_until(goro_pool_size(p) == 0, GORO_SEC(5)));
     cr_assert_eq(goro_pool_size(p), 0);
     cr_assert_eq(goro_chan_recv_timeout(sized, NULL, NULL, GORO_MS(30)), GORO_ETIMEDOUT,
                  "set_size returned before the busy workers left");
@@ -715,7 +717,7 @@ GORO_TEST(pool, zero_size_waits_for_growth, .timeout = 10) {
     goro_chan *done = goro_chan_make(0, 4);
     call c = {.p = p, .payload = 21, .kind = 0, .done = done};
     goro_go(do_call, &c);
-    WAIT_FOR(goro_pool_queue_length(p) == 1, 2000);
+    cr_assert(goro_test_wait_until(goro_pool_queue_length(p) == 1, GORO_SEC(5)));
     cr_assert_eq(goro_chan_recv_timeout(done, NULL, NULL, GORO_MS(20)), GORO_ETIMEDOUT);
     goro_pool_set_size(p, 1);
     goro_chan_recv(done, NULL);
@@ -819,8 +821,7 @@ GORO_TEST(pool, resize_under_load_loses_nobody, .timeout = 30) {
     cr_assert_eq(atomic_load(&ok), CALLERS * PER);
     cr_assert_eq(goro_pool_queue_length(p), 0);
     cr_assert_eq(atomic_load(&cc.made) - atomic_load(&cc.terminated), 4);
-    WAIT_FOR(goro_count() == start + 4, 2000); /* the callers are gone, the 4 workers remain */
-    cr_assert_eq(goro_count(), start + 4);
+    goro_test_await_count(start + 4); /* the callers are gone, the 4 workers remain */
     goro_pool_close(p);
     cr_assert_eq(atomic_load(&cc.made), atomic_load(&cc.terminated));
     cr_assert_eq(goro_count(), start, "goroutines left after close: %d, expected %d", goro_count(), start);
@@ -842,7 +843,7 @@ GORO_TEST(pool, close_under_load, .timeout = 30) {
         args[i] = (load_arg){p, i, PER, &bad, &ok, &closed, &wg};
         goro_go(load_caller, &args[i]);
     }
-    WAIT_FOR(atomic_load(&ok) > 2000, 5000);
+    cr_assert(goro_test_wait_until(atomic_load(&ok) > 2000, GORO_SEC(5)));
     goro_pool_close(p);
     cr_assert_eq(atomic_load(&cc.made), 3);
     cr_assert_eq(atomic_load(&cc.terminated), 3);
@@ -852,8 +853,7 @@ GORO_TEST(pool, close_under_load, .timeout = 30) {
     cr_assert_eq(atomic_load(&bad), 0);
     cr_assert_eq(atomic_load(&closed), CALLERS, "every caller must end with GORO_ECLOSED");
     /* Only the callers' goroutines were extra, and they have returned. */
-    WAIT_FOR(goro_count() == start, 2000);
-    cr_assert_eq(goro_count(), start);
+    goro_test_await_count(start);
     goro_pool_free(p);
 }
 
@@ -898,7 +898,7 @@ GORO_TEST(pool, close_with_waiters_and_inflight, .timeout = 10) {
                             .done = done};
         goro_go(do_call, &waiters[i]);
     }
-    WAIT_FOR(goro_pool_queue_length(p) == 4, 2000);
+    cr_assert(goro_test_wait_until(goro_pool_queue_length(p) == 4, GORO_SEC(5)));
     pool_kit_closer cl = {close_pool, p, closed};
     goro_go(pool_kit_close_async, &cl);
     for (int i = 0; i < 3; i++)
@@ -1042,7 +1042,7 @@ GORO_TEST(pool, goro_exit_in_job, .timeout = 10) {
     void *r = I2P(1);
     cr_assert_eq(goro_pool_process(p, I2P(13), &r), GORO_ECLOSED);
     cr_assert_null(r);
-    WAIT_FOR(atomic_load(&terminated) == 1, 2000);
+    cr_assert(goro_test_wait_until(atomic_load(&terminated) == 1, GORO_SEC(5)));
     cr_assert_eq(atomic_load(&terminated), 1);
     cr_assert_eq(goro_pool_size(p), 2);
     for (int i = 0; i < 20; i++) {
@@ -1079,7 +1079,7 @@ GORO_TEST(pool, workers_named_in_profile, .timeout = 10) {
     gate_ctx g;
     gate_init(&g, 2);
     goro_pool *p = goro_pool_new(2, gate_ctor, &g);
-    WAIT_FOR(atomic_load(&g.readies) == 2, 2000);
+    cr_assert(goro_test_wait_until(atomic_load(&g.readies) == 2, GORO_SEC(5)));
     char *buf = pool_kit_profile_text();
     cr_assert(strstr(buf, "pool worker 1") != NULL, "profile:\n%s", buf);
     cr_assert(strstr(buf, "pool worker 2") != NULL, "profile:\n%s", buf);
@@ -1254,8 +1254,7 @@ GORO_TEST(pool, stress_deadlines_resizes_close, .timeout = 60) {
     cr_assert_eq(atomic_load(&sc.made), atomic_load(&sc.terminated));
     cr_assert_eq(goro_pool_queue_length(p), 0);
     goro_pool_free(p);
-    WAIT_FOR(goro_count() == start, 2000); /* the callers are on their way out */
-    cr_assert_eq(goro_count(), start);
+    goro_test_await_count(start); /* the callers are on their way out */
 }
 
 /* ============================================ payload and late result owner */

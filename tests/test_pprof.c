@@ -233,15 +233,6 @@ void pprof_fixture_receiver(void *arg) {
     goro_waitgroup_done(a->wg);
 }
 
-/* Polls (bounded) until goroutine id parks for reason. */
-static void await_parked(uint64_t id, int reason) {
-    int64_t end = goro_nanotime() + GORO_SEC(10);
-    while (!goro_test_parked_as(id, reason)) {
-        cr_assert_lt(goro_nanotime(), end, "goroutine %llu never parked", (unsigned long long)id);
-        goro_sleep(GORO_US(100));
-    }
-}
-
 static void within(int64_t got, int64_t want, double tol, const char *what) {
     double r = (double)got / (double)want;
     cr_assert(r > 1 - tol && r < 1 + tol, "%s: %lld ns recorded, %lld ns measured", what,
@@ -254,7 +245,7 @@ GORO_TEST(pprof, block_profile_channel_receive, .timeout = 60) {
     recv_arg a = {goro_chan_make(sizeof(int), 0), &wg};
     goro_waitgroup_add(&wg, 1);
     uint64_t id = goro_go(pprof_fixture_receiver, &a);
-    await_parked(id, GORO__WAIT_CHAN_RECV);
+    goro_test_await_parked(id, GORO__WAIT_CHAN_RECV);
     int64_t t0 = goro_nanotime();
     goro_sleep(GORO_MS(50)); /* the wait being measured */
     int64_t held = goro_nanotime() - t0;
@@ -302,7 +293,7 @@ void pprof_fixture_holder(void *arg) {
     atomic_store(&a->stage, 1);
     while (atomic_load(&a->waiter) == 0)
         goro_yield();
-    await_parked(atomic_load(&a->waiter), GORO__WAIT_MUTEX);
+    goro_test_await_parked(atomic_load(&a->waiter), GORO__WAIT_MUTEX);
     int64_t t0 = goro_nanotime();
     goro_sleep(GORO_MS(50)); /* the waiter waits meanwhile */
     atomic_store(&a->held, goro_nanotime() - t0);
@@ -450,10 +441,7 @@ GORO_TEST(pprof, cpu_profile_across_fork, .timeout = 60) {
         _exit(rc == 0 && ftell(g) > 0 ? 0 : 1);
     }
     int st = 0;
-    pid_t w = 0;
-    for (int i = 0; i < 30000 && (w = waitpid(pid, &st, WNOHANG)) == 0; i++)
-        usleep(1000);
-    if (w == 0) {
+    if (!goro_test_wait_until(waitpid(pid, &st, WNOHANG) == pid, GORO_SEC(30))) {
         kill(pid, SIGKILL);
         waitpid(pid, &st, 0);
         cr_assert_fail("the forked child hung");

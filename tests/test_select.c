@@ -150,14 +150,15 @@ GORO_TEST(select, duplicate_channel, .timeout = 10) {
     int start = goro_count();
     ts_dup t = {goro_chan_make(sizeof(int), 0), goro_chan_make(sizeof(int), 0), goro_chan_make(sizeof(int), 0)};
     uint64_t a = goro_go(ts_dup_a, &t);
-    goro__g *g = goro_test_await_parked(a, GORO__WAIT_SELECT); /* A is queued first on c, twice */
+    goro__g *g =
+        goro_test_await_parked_pinned(a, GORO__WAIT_SELECT); /* A is queued first on c, twice */
     goro_chan *wc[4];
     cr_assert_eq(goro__g_wait_chans(g, wc, 4), 2, "c (twice) and d: two distinct channels");
     cr_assert((wc[0] == t.c && wc[1] == t.d) || (wc[0] == t.d && wc[1] == t.c));
     cr_assert_null(g->waitobj);
     goro__g_scan_end(g);
     uint64_t b = goro_go(ts_dup_b, &t);
-    goro__g_scan_end(goro_test_await_parked(b, GORO__WAIT_CHAN_RECV));
+    goro_test_await_parked(b, GORO__WAIT_CHAN_RECV);
     int seven = 7, v = 0;
     goro_chan_send(t.d, &seven); /* wakes A, which dequeues itself from c */
     goro_chan_recv(t.e, &v);
@@ -390,12 +391,8 @@ GORO_TEST(select, close_wakes_blocked_selects, .timeout = 10) {
     for (int i = 0; i < N; i++)
         goro_go(ts_select_recv_closed, &t);
     goro__chan_info info;
-    for (int i = 0; i < 2000; i++) {
-        goro__chan_refinfo(t.c, &info, NULL, 0);
-        if (info.waiters == (uint32_t)N)
-            break;
-        goro_sleep(GORO_MS(1));
-    }
+    goro_test_wait_until((goro__chan_refinfo(t.c, &info, NULL, 0), info.waiters == (uint32_t)N),
+                         GORO_SEC(5));
     cr_assert_eq(info.waiters, (uint32_t)N);
     goro_chan_close(t.c);
     for (int i = 0; i < N; i++) {
@@ -434,8 +431,7 @@ static void ts_blocked_select_sender(void *arg) {
 
 static void ts_scn_blocked_select_send_closed(void) {
     goro_chan *c = goro_chan_make(sizeof(int), 0);
-    goro_go(ts_blocked_select_sender, c);
-    goro_sleep(GORO_MS(20));
+    goro_test_await_parked(goro_go(ts_blocked_select_sender, c), GORO__WAIT_SELECT);
     goro_chan_close(c);
     goro_sleep(GORO_SEC(5));
     _exit(0);
@@ -470,12 +466,12 @@ static void ts_nil_forever(void *arg) {
 static void ts_scn_forever(void) {
     uint64_t a = goro_go(ts_empty_forever, NULL);
     uint64_t b = goro_go(ts_nil_forever, NULL);
-    goro__g *g = goro_test_await_parked(a, GORO__WAIT_SELECT_NO_CASES);
+    goro__g *g = goro_test_await_parked_pinned(a, GORO__WAIT_SELECT_NO_CASES);
     goro_chan *wc[2];
     if (goro__g_wait_chans(g, wc, 2) != 0)
         _exit(3);
     goro__g_scan_end(g);
-    g = goro_test_await_parked(b, GORO__WAIT_SELECT);
+    g = goro_test_await_parked_pinned(b, GORO__WAIT_SELECT);
     if (goro__g_wait_chans(g, wc, 2) != 0)
         _exit(4);
     goro__g_scan_end(g);
@@ -703,7 +699,7 @@ GORO_TEST(select, waiter_keeps_released_channels_alive, .timeout = 10) {
     goro_chan *c[2] = {goro_chan_make(sizeof(int), 0), goro_chan_make(sizeof(int), 0)};
     cr_assert_eq(goro__chan_live(), live0 + 2);
     uint64_t id = goro_go(ts_select_on_released, c);
-    goro__g *g = goro_test_await_parked(id, GORO__WAIT_SELECT);
+    goro__g *g = goro_test_await_parked_pinned(id, GORO__WAIT_SELECT);
     goro_chan *wc[4];
     cr_assert_eq(goro__g_wait_chans(g, wc, 4), 2);
     goro__g_scan_end(g);

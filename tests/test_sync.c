@@ -16,13 +16,6 @@
 #include "goro_test.h"
 #include "goro_test_internal.h"
 
-/* Waits (up to 5 s) until goroutine id is parked with `reason`. */
-static void sync_await_parked(uint64_t id, int reason) {
-    cr_assert(goro_test_wait_until(goro_test_parked_as(id, reason), GORO_SEC(5)),
-              "goroutine %llu never parked as %s", (unsigned long long)id,
-              goro__waitreason_str(reason));
-}
-
 /* ================================================================= mutex */
 
 typedef struct {
@@ -106,7 +99,7 @@ GORO_TEST(sync, mutex_blocks_then_wakes, .timeout = 10) {
     mtry t = {.m = &m};
     goro_mutex_lock(&m);
     uint64_t id = goro_go(mutex_try_holder, &t);
-    sync_await_parked(id, GORO__WAIT_MUTEX);
+    goro_test_await_parked(id, GORO__WAIT_MUTEX);
     cr_assert_eq(atomic_load(&t.state), 1, "acquired a held mutex");
     char buf[1 << 16];
     goro_stack(buf, sizeof buf, true);
@@ -214,10 +207,7 @@ static void rw_parallel_reader(void *a) {
     rwpar *p = a;
     goro_rwmutex_rlock(&p->rw);
     atomic_fetch_add(&p->inside, 1);
-    int64_t end = goro_nanotime() + GORO_SEC(5);
-    while (atomic_load(&p->inside) < p->n && goro_nanotime() < end)
-        goro_sleep(GORO_US(100));
-    if (atomic_load(&p->inside) >= p->n)
+    if (goro_test_wait_until(atomic_load(&p->inside) >= p->n, GORO_SEC(5)))
         atomic_fetch_add(&p->all_seen, 1);
     goro_rwmutex_runlock(&p->rw);
     goro_waitgroup_done(&p->wg);
@@ -342,10 +332,7 @@ GORO_TEST(sync, rwmutex_writer_not_starved, .timeout = 20) {
         goro_sleep(GORO_US(50)); /* staggered: some reader always holds it */
     }
     /* The readers are streaming (on a busy machine it may take a while). */
-    int64_t end = goro_nanotime() + GORO_SEC(5);
-    while (atomic_load(&s.reads) <= 2 * R && goro_nanotime() < end)
-        goro_sleep(GORO_MS(1));
-    cr_assert_gt(atomic_load(&s.reads), 2 * R);
+    cr_assert(goro_test_wait_until(atomic_load(&s.reads) > 2 * R, GORO_SEC(5)));
     for (int round = 0; round < 5; round++) {
         int64_t t0 = goro_nanotime();
         goro_rwmutex_lock(&s.rw);
@@ -354,8 +341,13 @@ GORO_TEST(sync, rwmutex_writer_not_starved, .timeout = 20) {
         goro_sleep(GORO_MS(2));
         cr_assert_eq(atomic_load(&s.reads), r0, "a reader got in while the writer held the lock");
         goro_rwmutex_unlock(&s.rw);
-        cr_assert_lt(waited, GORO_MS(200), "writer waited %lld ns", (long long)waited);
-        goro_sleep(GORO_MS(5));
+        /* A starved writer would wait until the readers stop, which they
+           never do while it waits (the test's .timeout); a fair one waits
+           for the readers inside, 300 us each. The bound is far above that
+           so that a loaded 2-CPU machine under a sanitizer keeps it. */
+        cr_assert_lt(waited, GORO_SEC(2), "writer waited %lld ns", (long long)waited);
+        /* The readers stream again before the next round. */
+        cr_assert(goro_test_wait_until(atomic_load(&s.reads) > r0 + R, GORO_SEC(5)));
     }
     atomic_store(&s.stop, true);
     goro_waitgroup_wait(&s.wg);
@@ -395,9 +387,9 @@ GORO_TEST(sync, rwmutex_waiting_writer_blocks_new_readers, .timeout = 20) {
     goro_waitgroup_add(&o.wg, 2);
     goro_rwmutex_rlock(&o.rw); /* the main thread is a reader */
     uint64_t writer = goro_go(order_writer, &o);
-    sync_await_parked(writer, GORO__WAIT_RWMUTEX_W); /* announced: new readers wait now */
+    goro_test_await_parked(writer, GORO__WAIT_RWMUTEX_W); /* announced: new readers wait now */
     uint64_t reader = goro_go(order_reader, &o);
-    sync_await_parked(reader, GORO__WAIT_RWMUTEX_R);
+    goro_test_await_parked(reader, GORO__WAIT_RWMUTEX_R);
     cr_assert_eq(atomic_load(&o.writer_at), 0, "writer got in while a reader held the lock");
     cr_assert_eq(atomic_load(&o.reader_at), 0, "a new reader passed a waiting writer");
     char buf[1 << 16];
@@ -460,7 +452,12 @@ GORO_TEST(sync, waitgroup_basic, .timeout = 20) {
         for (int i = 0; i < T; i++)
             pthread_create(&th[i], NULL, wg_t, &t);
         goro_waitgroup_wait(&t.wg1);
-        goro_sleep(GORO_MS(5));
+        /* Every waiter parks on wg2 (a plain thread blocked in goro has a
+           goroutine record too): none may be past it. */
+        cr_assert(goro_test_wait_until(goro_test_count_parked(GORO__WAIT_WAITGROUP, true) == N + T,
+                                       GORO_SEC(5)),
+                  "WaitGroup released too early: %d goroutines wait, exited %d",
+                  goro_test_count_parked(GORO__WAIT_WAITGROUP, true), atomic_load(&t.exited));
         cr_assert_eq(atomic_load(&t.exited), 0, "WaitGroup released too early");
         for (int i = 0; i < N + T; i++)
             goro_waitgroup_done(&t.wg2);
@@ -481,7 +478,7 @@ GORO_TEST(sync, waitgroup_wait_state, .timeout = 10) {
     int start = goro_count();
     goro_waitgroup wg = {0};
     goro_waitgroup_add(&wg, 1);
-    sync_await_parked(goro_go(wg_stuck, &wg), GORO__WAIT_WAITGROUP);
+    goro_test_await_parked(goro_go(wg_stuck, &wg), GORO__WAIT_WAITGROUP);
     char buf[1 << 16];
     goro_stack(buf, sizeof buf, true);
     cr_assert(strstr(buf, "[sync.WaitGroup.Wait") != NULL, "no sync.WaitGroup.Wait in:\n%s", buf);
@@ -597,10 +594,12 @@ typedef struct {
 typedef struct {
     condtest *c;
     int id;
+    _Atomic uint64_t gid; /* goro_id() of the waiter, a thread's too */
 } condarg;
 
 static void cond_waiter_body(condarg *a) {
     condtest *c = a->c;
+    atomic_store(&a->gid, goro_id());
     goro_mutex_lock(&c->mu);
     c->running++;
     goro_cond_wait(&c->cond, &c->mu);
@@ -623,19 +622,25 @@ static int cond_running(condtest *c) {
 }
 
 static void cond_wait_running(condtest *c, int n) {
-    int64_t end = goro_nanotime() + GORO_SEC(5);
-    while (cond_running(c) < n) {
-        cr_assert_lt(goro_nanotime(), end, "waiters did not start");
-        goro_sleep(GORO_US(200));
-    }
+    cr_assert(goro_test_wait_until(cond_running(c) >= n, GORO_SEC(5)), "waiters did not start");
 }
 
 static void cond_wait_awake(condtest *c, int n) {
-    int64_t end = goro_nanotime() + GORO_SEC(5);
-    while (atomic_load(&c->awake) < n) {
-        cr_assert_lt(goro_nanotime(), end, "signal woke nobody");
-        goro_sleep(GORO_US(200));
-    }
+    cr_assert(goro_test_wait_until(atomic_load(&c->awake) >= n, GORO_SEC(5)), "signal woke nobody");
+}
+
+/* Is waiter a still parked in Cond.Wait, or has it been woken (its id in
+   c->order)? One that a signal readied is neither until it has taken mu and
+   noted its wake. */
+static bool cond_waiting_or_awake(condtest *c, condarg *a) {
+    if (goro_test_parked_as(atomic_load(&a->gid), GORO__WAIT_COND))
+        return true;
+    goro_mutex_lock(&c->mu);
+    bool awake = false;
+    for (int i = 0; i < c->norder; i++)
+        awake |= c->order[i] == a->id;
+    goro_mutex_unlock(&c->mu);
+    return awake;
 }
 
 /* Go's TestCondSignal: each signal wakes exactly one waiter. */
@@ -648,7 +653,7 @@ GORO_TEST(sync, cond_signal_wakes_exactly_one, .timeout = 20) {
     static condarg args[N];
     goro_waitgroup_add(&c.wg, N);
     for (int i = 0; i < N; i++) {
-        args[i] = (condarg){&c, i};
+        args[i] = (condarg){&c, i, 0};
         if (i == N - 1) {
             pthread_t th;
             pthread_create(&th, NULL, cond_waiter_t, &args[i]);
@@ -658,15 +663,22 @@ GORO_TEST(sync, cond_signal_wakes_exactly_one, .timeout = 20) {
         }
     }
     /* running is counted under mu before Wait releases it: once all are
-       counted and we hold mu, every waiter has its ticket. */
+       counted and we hold mu, every waiter has its ticket. Each is then
+       seen parked (a plain thread blocked in goro has a record too). */
     cond_wait_running(&c, N);
+    for (int i = 0; i < N; i++)
+        goro_test_await_parked(atomic_load(&args[i].gid), GORO__WAIT_COND);
     for (int n = 1; n <= N; n++) {
         cr_assert_eq(atomic_load(&c.awake), n - 1, "goroutine not asleep");
         goro_mutex_lock(&c.mu);
         goro_cond_signal(&c.cond);
         goro_mutex_unlock(&c.mu);
         cond_wait_awake(&c, n);
-        goro_sleep(GORO_MS(10));
+        /* The one woken has noted it; every other waiter must still be
+           parked in Cond.Wait (one readied too would not be, the moment the
+           signal returned). */
+        for (int i = 0; i < N; i++)
+            cr_assert(cond_waiting_or_awake(&c, &args[i]), "too many woke up: waiter %d", i);
         cr_assert_eq(atomic_load(&c.awake), n, "too many woke up");
     }
     goro_cond_signal(&c.cond); /* nobody left: a no-op */
@@ -684,7 +696,7 @@ GORO_TEST(sync, cond_signal_fifo, .timeout = 20) {
     static condarg args[N];
     goro_waitgroup_add(&c.wg, N);
     for (int i = 0; i < N; i++) {
-        args[i] = (condarg){&c, i};
+        args[i] = (condarg){&c, i, 0};
         goro_go(cond_waiter, &args[i]);
         cond_wait_running(&c, i + 1);
     }
@@ -765,13 +777,13 @@ GORO_TEST(sync, cond_no_spurious_wakeup, .timeout = 20) {
     static condtest c;
     memset(&c, 0, sizeof c);
     static condarg a;
-    a = (condarg){&c, 0};
+    a = (condarg){&c, 0, 0};
     goro_cond_signal(&c.cond);
     goro_cond_broadcast(&c.cond);
     goro_waitgroup_add(&c.wg, 1);
-    goro_go(cond_waiter, &a);
-    cond_wait_running(&c, 1);
-    goro_sleep(GORO_MS(30));
+    uint64_t id = goro_go(cond_waiter, &a);
+    /* A wait that a signal sent before it had woken would never park. */
+    goro_test_await_parked(id, GORO__WAIT_COND);
     cr_assert_eq(atomic_load(&c.awake), 0, "woken without a signal");
     char buf[1 << 16];
     goro_stack(buf, sizeof buf, true);
@@ -838,9 +850,9 @@ GORO_TEST(sync, sem_fifo_fairness, .timeout = 20) {
     small = (semwaiter_arg){&s, 1, &seq, 0, &wg};
     goro_waitgroup_add(&wg, 2);
     uint64_t big_id = goro_go(sem_waiter_g, &big);
-    sync_await_parked(big_id, GORO__WAIT_SEMACQUIRE); /* queued first */
+    goro_test_await_parked(big_id, GORO__WAIT_SEMACQUIRE); /* queued first */
     uint64_t small_id = goro_go(sem_waiter_g, &small);
-    sync_await_parked(small_id, GORO__WAIT_SEMACQUIRE);
+    goro_test_await_parked(small_id, GORO__WAIT_SEMACQUIRE);
     char buf[1 << 16];
     goro_stack(buf, sizeof buf, true);
     cr_assert(strstr(buf, "[semacquire") != NULL, "no semacquire in:\n%s", buf);
@@ -875,7 +887,7 @@ GORO_TEST_UNCHECKED(sync, sem_request_above_capacity,
     int start = goro_count();
     static goro_sem s;
     goro_sem_init(&s, 4);
-    sync_await_parked(goro_go(sem_doomed, &s), GORO__WAIT_SEMACQUIRE);
+    goro_test_await_parked(goro_go(sem_doomed, &s), GORO__WAIT_SEMACQUIRE);
     cr_assert(goro_sem_try_acquire(&s, 4), "a doomed request blocks the others");
     goro_sem_release(&s, 4);
     cr_assert_eq(goro_count(), start + 1, "the doomed request returned");

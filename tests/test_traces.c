@@ -128,21 +128,23 @@ static void lab_parked(void *arg) {
     goro_chan_recv(lab_gate, NULL);
 }
 
+/* Takes a fresh debug=1 profile into *p (freeing the last one): does it
+   hold needle? */
+static bool traces_profile_has(char **p, const char *needle) {
+    free(*p);
+    size_t n = 0;
+    FILE *f = open_memstream(p, &n);
+    goro_profile_write(f, 1);
+    fclose(f);
+    return strstr(*p, needle) != NULL;
+}
+
 GORO_TEST(traces, removing_the_last_label_leaves_none, .timeout = 30) {
     lab_gate = goro_chan_make(0, 0);
     goro_go(lab_parked, NULL);
     goro_go(lab_parked, "relabel");
     char *p = NULL;
-    for (int i = 0; i < 5000; i++) {
-        free(p);
-        size_t n = 0;
-        FILE *f = open_memstream(&p, &n);
-        goro_profile_write(f, 1);
-        fclose(f);
-        if (strstr(p, "\n2 @ "))
-            break;
-        usleep(1000);
-    }
+    goro_test_wait_until(traces_profile_has(&p, "\n2 @ "), GORO_SEC(5));
     cr_assert(strstr(p, "# labels: {}") == NULL, "%s", p);
     cr_assert(strstr(p, "\n2 @ ") != NULL, "the two goroutines group together:\n%s", p);
     free(p);
@@ -179,11 +181,10 @@ GORO_TEST(traces, signal_notify_delivers_on_a_channel, .timeout = 60) {
 }
 
 GORO_TEST(traces, waiting_for_a_signal_is_not_a_deadlock, .timeout = 60) {
-#if defined(__SANITIZE_THREAD__)
     /* TSan runs a handler only at an intercepted call; a thread parked in
        a raw futex wait never gets there. */
-    cr_skip("ThreadSanitizer holds a signal from another process until an intercepted call");
-#endif
+    if (GORO_TEST_TSAN)
+        cr_skip("ThreadSanitizer holds a signal from another process until an intercepted call");
     char out[4096];
     int st = trace_run((const char *[]){"notify-wait", NULL}, NULL, 1, out, sizeof out);
     char want[32];
