@@ -166,7 +166,7 @@ static int stuck_body(void *arg) {
    Criterion's worker has threads of its own. (TSan's background thread
    keeps the check quiet, as for every deadlock test.) */
 Test(goro_main, blocked_body_is_a_deadlock, .timeout = 60) {
-#if defined(__SANITIZE_THREAD__)
+#if GORO_TEST_TSAN
     cr_skip("ThreadSanitizer's background thread keeps the deadlock check quiet");
 #endif
     fflush(NULL);
@@ -209,7 +209,7 @@ GORO_TEST(goro_main, from_main_dump_shows_body_and_caller, .timeout = 60) {
     size_t n1, nb;
     const char *g1 = stanza_with(out, "goroutine 1 [sync.WaitGroup.Wait]:\n", &n1);
     cr_assert(g1 != NULL, "goroutine 1 is not waiting:\n%s", out);
-#if defined(__SANITIZE_THREAD__)
+#if GORO_TEST_TSAN
     /* TSan holds the capture signal of a thread parked in a raw futex
        wait: a plain thread's stack is unavailable there. */
     if (!memmem(g1, n1, "stack unavailable", 17))
