@@ -516,11 +516,70 @@ static int thread_handoffs(uint64_t seed, const char **why) {
     return 0;
 }
 
+/* -------------------- plain threads only: a token around a ring */
+
+/* Every hop wakes a plain thread and every waiter is a plain thread (no
+   goroutine runs, every M idles), so each park runs the whole deadlock
+   check. This is the window deadlock.c's wake bracket closes: a sender
+   preempted between taking its receiver's futex word and uncounting it,
+   while the receiver runs on, parks again and is the last to sleep. */
+enum { RELAY_MAX_THREADS = 4 };
+
+typedef struct relay {
+    goro_chan *ring[RELAY_MAX_THREADS];
+    goro_chan *done;
+    int nthreads, hops;
+    _Atomic int next_index, bad;
+} relay;
+
+static void *relay_thread(void *arg) {
+    relay *r = arg;
+    int i = atomic_fetch_add(&r->next_index, 1);
+    goro_chan *in = r->ring[i], *out = r->ring[(i + 1) % r->nthreads];
+    long v;
+    while (goro_chan_recv(in, &v)) {
+        if (v % r->nthreads != i)
+            atomic_store(&r->bad, 1); /* a token skipped or repeated a hop */
+        if (pick(64) == 0)
+            jitter();
+        if (++v == r->hops) {
+            goro_chan_send(r->done, &v);
+            continue;
+        }
+        goro_chan_send(out, &v);
+    }
+    return NULL;
+}
+
+static int thread_relay(uint64_t seed, const char **why) {
+    (void)seed;
+    relay r = {.nthreads = 2 + (int)pick(RELAY_MAX_THREADS - 1), .hops = 2000 + (int)pick(4000)};
+    for (int i = 0; i < r.nthreads; i++)
+        r.ring[i] = goro_chan_make(sizeof(long), 0);
+    r.done = goro_chan_make(sizeof(long), 0);
+    pthread_t t[RELAY_MAX_THREADS];
+    for (int i = 0; i < r.nthreads; i++)
+        start_thread(&t[i], relay_thread, &r);
+    long v = 0;
+    goro_chan_send(r.ring[0], &v);
+    goro_chan_recv(r.done, &v); /* goroutine 1 parks: counted like the others */
+    for (int i = 0; i < r.nthreads; i++)
+        goro_chan_close(r.ring[i]);
+    for (int i = 0; i < r.nthreads; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < r.nthreads; i++)
+        goro_chan_release(r.ring[i]);
+    goro_chan_release(r.done);
+    if (v != r.hops || atomic_load(&r.bad))
+        return *why = "the token was lost or duplicated", 1;
+    return 0;
+}
+
 /* ------------------------------------------------------------- table */
 
 const stress_scenario stress_scenarios[] = {
     {"chan_mpmc", chan_mpmc}, {"select_fan", select_fan},           {"sync_mix", sync_mix},
-    {"io_pairs", io_pairs},   {"thread_handoffs", thread_handoffs},
+    {"io_pairs", io_pairs},   {"thread_handoffs", thread_handoffs}, {"thread_relay", thread_relay},
 };
 const int stress_nscenarios = sizeof stress_scenarios / sizeof stress_scenarios[0];
 
