@@ -1342,5 +1342,10 @@ void goro__checkdead(void) {
         return;
     if (goro__timers_earliest() != INT64_MAX)
         return;
+    /* sysmon's retake lists a P with its queue and wakes an M for it only
+       after the lock (deadlock.c, the protocol). */
+    for (int32_t i = 0; i < atomic_load(&goro__sched.gomaxprocs); i++)
+        if (!runq_empty(goro__sched.allp[i]))
+            return;
     goro__checkdead_impl();
 }
