@@ -6,6 +6,7 @@
 #   make test-asan       the suite built with ASan+UBSan in build-asan/
 #   make test-tsan       the suite built with TSan in build-tsan/
 #   make test-aarch64    cross build in build-aarch64/, core self test under qemu-aarch64
+#   make stress          build and run tests/stress (goro_stress) for STRESS_SECONDS (150)
 #   make bench           build bench/*.c and run scripts/bench.sh (or every bench_* binary)
 #   make install PREFIX=/usr/local   only the libraries, in build-install/ (Release, no -Werror)
 #   make check-install  install into a scratch prefix, build an example against it with
@@ -57,7 +58,7 @@ configure = @{ test -f $(1)/CMakeCache.txt && grep -q '^GORO_WERROR:BOOL=$(WERRO
 # $(call build,DIR[,TARGET])
 build = MAKEFLAGS= $(CMAKE) --build $(1) -j$(JOBS) $(if $(2),--target $(2))
 
-.PHONY: all build deps deps-test demo test test-asan test-tsan test-aarch64 bench install check-install clean
+.PHONY: all build deps deps-test demo stress test test-asan test-tsan test-aarch64 bench install check-install clean
 
 all: build
 
@@ -98,6 +99,13 @@ test-aarch64:
 	$(call configure,build-aarch64,$(AARCH64_CMAKE) -DGORO_WITH_LIBDW=OFF -DGORO_WITH_ZLIB=OFF -DGORO_BUILD_TESTS=OFF -DGORO_BUILD_EXAMPLES=OFF)
 	$(call build,build-aarch64,core_selftest)
 	$(AARCH64_RUN) ./build-aarch64/core_selftest
+
+# Bounded: the scenarios run two at a time until STRESS_SECONDS is spent.
+STRESS_SECONDS ?= 150
+stress: deps-test
+	$(call configure,build,)
+	$(call build,build,goro_stress)
+	./build/goro_stress --seconds $(STRESS_SECONDS) $(STRESS_ARGS)
 
 bench: build
 	@scripts/deps.sh --bench

@@ -12,6 +12,41 @@
  *   - every thread of the process (/proc/self/task) is one the runtime knows
  *     to be asleep: an idle M, a plain thread blocked in the runtime, or a
  *     registered helper thread (debug server, monitor).
+ *
+ * Protocol: what makes each count true when it is read under sched.lock.
+ *   - an M is on sched.midle (nmidle) only while it is in findrunnable's
+ *     idle loop; whoever hands it a P takes it off under the lock, and an M
+ *     that waits in the poller takes itself off first. nmidle == mcount:
+ *     no M runs, spins or polls;
+ *   - a P is on sched.pidle only with an empty local queue (findrunnable
+ *     gives its P back after finding the queue empty, and only the owner
+ *     puts to it; retire_p moves the queue to the global one first), or
+ *     with a wakep() after the put: sysmon's goro__retake lists a P taken
+ *     from a syscall with its queue as it was and wakes an M only after
+ *     releasing the lock. sysmon is a helper, counted asleep, so the check
+ *     looks at every P's queue itself (goro__checkdead);
+ *   - a plain thread (goroutine 1 included) is counted in nthreads_blocked
+ *     or nthreads_timed from just before it publishes its futex word, under
+ *     the lock of what it waits on (no waker can see it yet), until the
+ *     exchange that takes the word back to 0;
+ *   - a woken plain thread is awake but still counted from its waker's
+ *     exchange to the waker's decrement. If the waker is a plain thread
+ *     preempted in between, the woken thread can run, park again (counted
+ *     twice) and be the last to sleep: the counts then add up to every
+ *     task of the process while the waker runs. So the waker brackets the
+ *     exchange and decrement (goro__thread_wake_begin/end: wakes_begun,
+ *     wakes_done), and the check reports only if the wakes_begun it reads
+ *     last equals the wakes_done it read first: no wake-up was in flight
+ *     at any moment while it read the counts. The waker needs no recheck:
+ *     it is awake and not counted, and whatever goes to sleep after it
+ *     checks again;
+ *   - nexternal counts goroutines in I/O waits and syscall brackets: any
+ *     of them may wake something.
+ *
+ * Invariant, as one line: the check fires only if, over the whole time it
+ * reads the counts under sched.lock, every thread of the process is
+ * provably asleep and nothing that could wake one (a runnable goroutine on
+ * any queue, a timer, I/O, a syscall, a wake-up in flight) exists.
  */
 #include "sched.h"
 #include "upcalls.h"
@@ -60,12 +95,21 @@ void goro__helper_thread_unregister(void) { atomic_fetch_sub(&goro__sched.nhelpe
 
 void goro__external_waiters_add(int delta) { atomic_fetch_add(&goro__sched.nexternal, delta); }
 
+/* Wake-ups of counted plain threads begun and ended (see the protocol). */
+static _Atomic uint64_t wakes_begun, wakes_done;
+
+void goro__thread_wake_begin(void) { atomic_fetch_add(&wakes_begun, 1); }
+void goro__thread_wake_end(void) { atomic_fetch_add(&wakes_done, 1); }
+
 void goro__checkdead_impl(void) {
+    uint64_t done = atomic_load(&wakes_done);
     int known = goro__sched.mcount + atomic_load(&goro__sched.nthreads_blocked) +
                 atomic_load(&goro__sched.nhelpers);
     int tasks = count_tasks();
     if (tasks < 0 || tasks != known)
         return;
+    if (atomic_load(&wakes_begun) != done)
+        return; /* a woken thread may still be counted */
     /* goroutine 1 counts in goro_count() until it calls goro_exit. */
     bool main_gone = atomic_load(&goro__main_goexited);
     int n = main_gone ? goro__live_count() : goro_count();

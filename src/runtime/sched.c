@@ -717,11 +717,13 @@ void goro__ready(goro__g *g) {
         /* Whoever takes the futex word from non-zero to 0 also takes the
            thread off the blocked counts, so the deadlock check never counts
            a thread that is already awake. */
+        goro__thread_wake_begin();
         uint32_t was = atomic_exchange_explicit(&g->futex, 0, memory_order_acq_rel);
         if (was == THREAD_BLOCKED)
             atomic_fetch_sub(&goro__sched.nthreads_blocked, 1);
         else if (was == THREAD_TIMED)
             atomic_fetch_sub(&goro__sched.nthreads_timed, 1);
+        goro__thread_wake_end();
         goro__futex_wake(&g->futex, 1);
         return;
     }
@@ -1334,5 +1336,10 @@ void goro__checkdead(void) {
         return;
     if (goro__timers_earliest() != INT64_MAX)
         return;
+    /* sysmon's retake lists a P with its queue and wakes an M for it only
+       after the lock (deadlock.c, the protocol). */
+    for (int32_t i = 0; i < atomic_load(&goro__sched.gomaxprocs); i++)
+        if (!runq_empty(goro__sched.allp[i]))
+            return;
     goro__checkdead_impl();
 }

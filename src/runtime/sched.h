@@ -152,6 +152,9 @@ GORO__HIDDEN int64_t goro__timers_earliest(void);
 GORO__HIDDEN int32_t goro__timers_pending(void);
 /* Called with sched.lock held by the last thing going to sleep. */
 GORO__HIDDEN void goro__checkdead(void);
+/* deadlock.c: a waker brackets waking a counted plain thread (see there). */
+GORO__HIDDEN void goro__thread_wake_begin(void);
+GORO__HIDDEN void goro__thread_wake_end(void);
 /* allgs registration: a group of up to 64 records `stride` bytes apart
    starting at `first` (stride 0: a lone record), then each record by its
    group and its index in it. */
