@@ -37,7 +37,7 @@
 # running (or a plain thread waiting in goro) is shown on its own thread.
 #
 # What this reads about goro's records comes from the layout tables in the
-# library (src/runtime/gdb_layout.h); LAYOUT_NAMES below is every name it
+# library (src/runtime/gdb_tables.h); LAYOUT_NAMES below is every name it
 # needs, and tests/test_gdb.c checks the library provides each of them.
 
 import os

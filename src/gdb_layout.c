@@ -43,12 +43,13 @@
 
 #include "chan/chan_internal.h"
 #include "observe/observe.h"
-#include "runtime/gdb_layout.h"
+#include "api_calls.h"
+#include "gdb_layout.h"
 
 #define G(field) {"g." #field, offsetof(goro__g, field)}
 #define CTXREG(name, off) {"ctx.reg." name, off}
 
-GORO__GDB_KEEP const goro__gdb_entry goro__gdb_layout[] = {
+GORO__GDB_KEEP GORO__HIDDEN const goro__gdb_entry goro__gdb_layout[] = {
     {"version", 1},
     {"ptr_size", sizeof(void *)},
     {"g.size", sizeof(goro__g)},

@@ -37,7 +37,7 @@
 #include "goro.h"
 #include "goro_test.h"
 #include "observe/observe.h"
-#include "runtime/gdb_layout.h"
+#include "gdb_layout.h"
 
 static char bindir[PATH_MAX];
 static char script[PATH_MAX];

@@ -26,34 +26,13 @@
 
 #include <string.h>
 
-#define API(f, r) {#f, (void *)f, r}
+/* The table of calls, goro__api_calls, names functions of every floor, so it
+   lives at the top of the library (src/api_calls.c), which hands it over at
+   start-up (goro__api_calls_use); until then no call is shown. */
+static const goro__api_call no_calls[] = {{NULL, NULL, -1}};
+static const goro__api_call *api_calls = no_calls;
 
-/* Also read by the gdb extension (gdb_layout.c), which follows the same
-   rule: keep the {NULL} end. */
-const goro__api_call goro__api_calls[] = {
-    API(goro_sleep, GORO__WAIT_SLEEP),
-    API(goro_mutex_lock, GORO__WAIT_MUTEX),
-    API(goro_rwmutex_rlock, GORO__WAIT_RWMUTEX_R),
-    API(goro_rwmutex_lock, GORO__WAIT_RWMUTEX_W),
-    API(goro_waitgroup_wait, GORO__WAIT_WAITGROUP),
-    API(goro_cond_wait, GORO__WAIT_COND),
-    API(goro_sem_acquire, GORO__WAIT_SEMACQUIRE),
-    API(goro_once_do, -1),
-    API(goro_read, -1),
-    API(goro_write, -1),
-    API(goro_accept, -1),
-    API(goro_dial_tcp, -1),
-    API(goro_wait_fd, -1),
-    API(goro_pool_process, -1),
-    API(goro_pool_process_timed, -1),
-    API(goro_pool_process_ctx, -1),
-    API(goro_limiter_go, -1),
-    API(goro_limiter_wait, -1),
-    API(goro_leak_check, -1),
-    API(goro_leak_verify_none, -1),
-    API(goro_main, -1), /* the caller waiting for its body */
-    {NULL, NULL, -1},
-};
+void goro__api_calls_use(const goro__api_call *calls) { api_calls = calls; }
 
 bool goro__api_public(const char *name) {
     return name && strncmp(name, "goro_", 5) == 0 && name[5] != '_' && name[5] != 0;
@@ -62,14 +41,14 @@ bool goro__api_public(const char *name) {
 bool goro__api_shown(const char *name) {
     if (!goro__api_public(name))
         return false;
-    for (const goro__api_call *c = goro__api_calls; c->name; c++)
+    for (const goro__api_call *c = api_calls; c->name; c++)
         if (strcmp(c->name, name) == 0)
             return true;
     return false;
 }
 
 uintptr_t goro__api_for_reason(int reason) {
-    for (const goro__api_call *c = goro__api_calls; c->name; c++)
+    for (const goro__api_call *c = api_calls; c->name; c++)
         if (c->reason == reason)
             return (uintptr_t)c->fn;
     return 0;

@@ -327,7 +327,8 @@ typedef struct goro__api_call {
     void *fn;
     int reason;             /* the wait reason that implies this call, or -1 */
 } goro__api_call;
-extern GORO__HIDDEN const goro__api_call goro__api_calls[]; /* ends with {NULL} */
+/* Makes calls (ending with {NULL}; src/api_calls.c) the table used below. */
+GORO__HIDDEN void goro__api_calls_use(const goro__api_call *calls);
 GORO__HIDDEN bool goro__api_public(const char *name);   /* goro_x, not goro__x */
 GORO__HIDDEN bool goro__api_shown(const char *name);
 GORO__HIDDEN uintptr_t goro__api_for_reason(int reason); /* entry, or 0 */

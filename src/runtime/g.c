@@ -16,7 +16,7 @@
  */
 #include "sched.h"
 #include "upcalls.h"
-#include "gdb_layout.h"
+#include "gdb_tables.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -99,7 +99,7 @@ goro__g *goro__allg_at(size_t i) {
     return (goro__g *)(gr->first + (size_t)(code % GROUP_SLOTS) * gr->stride);
 }
 
-/* allgs for the gdb extension (gdb_layout.h): it reads the arrays above. */
+/* allgs for the gdb extension (gdb_tables.h): it reads the arrays above. */
 GORO__GDB_KEEP const goro__gdb_entry goro__gdb_allgs[] = {
     {"allgs.codes", (uintptr_t)allg_chunks},   {"allgs.groups", (uintptr_t)group_chunks},
     {"allgs.len", (uintptr_t)&allg_len},       {"allgs.codes_per_chunk", ALLG_CHUNK},

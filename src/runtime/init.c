@@ -100,8 +100,6 @@ static void read_knobs(void) {
 }
 
 static void do_init(void) {
-    /* First: the hook table is read by every thread the runtime starts. */
-    goro__upcalls_init();
     read_knobs();
     goro__g_init_main();
     goro__sched.ncpu = usable_cpus();

@@ -30,7 +30,6 @@ static void fatal_handler(int sig, siginfo_t *si, void *uc) {
 }
 
 void goro__signals_init(void) {
-    goro__upcalls_init(); /* the handler's crash report is an upcall */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = fatal_handler;

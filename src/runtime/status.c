@@ -3,7 +3,7 @@
  * (runtime2.go gStatusStrings and waitReasonStrings).
  */
 #include "runtime.h"
-#include "gdb_layout.h"
+#include "gdb_tables.h"
 
 static const char *const reasons[GORO__WAIT_N] = {
     [GORO__WAIT_ZERO] = "",
@@ -25,7 +25,7 @@ static const char *const reasons[GORO__WAIT_N] = {
     [GORO__WAIT_SYSCALL_OUT] = "",
 };
 
-/* For the gdb extension (gdb_layout.h). */
+/* For the gdb extension (gdb_tables.h). */
 GORO__GDB_KEEP const goro__gdb_entry goro__gdb_status[] = {
     {"waitreasons", (uintptr_t)reasons}, {"waitreasons.n", GORO__WAIT_N}, {NULL, 0}};
 

@@ -44,12 +44,6 @@ static void no_chan_hold(goro_chan *c, goro__g *g) {
     (void)g;
 }
 
-void goro__upcalls_init(void) {
-    static _Atomic bool filled;
-    if (!atomic_exchange_explicit(&filled, true, memory_order_acq_rel))
-        goro__upcalls_fill(&goro__upcalls);
-}
-
 goro__upcall_table goro__upcalls = {
     .observe_init = no_init,
     .traceback_print = no_traceback,

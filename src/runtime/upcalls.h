@@ -8,16 +8,15 @@
  * default in upcalls.c (no netpoll, no traceback, a plain exit), so the
  * runtime works with only itself linked.
  *
- * The table is filled once (goro__upcalls_init), by goro__upcalls_fill
- * (src/floors.c, the top of the library, which asks each floor to fill its
- * own slots): when the fatal-signal handlers are installed at program start
- * (so a fault before the first goro call is reported in full), or else at
- * the very start of goro__init, before the runtime starts any thread. Every
- * reader runs after that, so the plain (non-atomic) slots are never read
- * while written. Filling from the runtime's own start-up path, which names
- * goro__upcalls_fill, rather than from constructors in the upper floors,
- * keeps a static link correct: that reference pulls in every floor that
- * fills a slot.
+ * The table is filled once, by a constructor at the top of the library
+ * (src/floors.c) that asks each floor to fill its own slots. It runs at
+ * constructor priority 101, before the runtime's own start-up (the
+ * fatal-signal handlers, installed at program start) and before any
+ * constructor of the program, so every reader runs after it and the plain
+ * (non-atomic) slots are never read while written. The runtime names
+ * nothing above it, not even the filler: the static library is one
+ * relocatable object, so that constructor is linked whenever any of the
+ * runtime is.
  */
 #ifndef GORO_UPCALLS_H
 #define GORO_UPCALLS_H
@@ -66,12 +65,6 @@ typedef struct goro__upcall_table {
 } goro__upcall_table;
 
 extern GORO__HIDDEN goro__upcall_table goro__upcalls;
-
-/* Defined at the top of the library (src/floors.c): fills t with every
-   linked floor's entries. The only name above the runtime it knows. */
-GORO__HIDDEN void goro__upcalls_fill(goro__upcall_table *t);
-/* Fills goro__upcalls the first time it is called (idempotent). */
-GORO__HIDDEN void goro__upcalls_init(void);
 
 /* The no-return slots, for callers that are noreturn themselves. */
 __attribute__((noreturn)) static inline void goro__up_crash_exit(void) {

@@ -1,5 +1,5 @@
 /*
- * gdb_layout.h - named numbers the gdb extension (gdb/goro-gdb.py) reads
+ * gdb_tables.h - named numbers the gdb extension (gdb/goro-gdb.py) reads
  * from a process or a core file instead of calling into it.
  *
  * A table is an array of {name, value} pairs ended by {NULL, 0}; each value
@@ -9,8 +9,8 @@
  * missing, so a layout change breaks tests/test_gdb.c (which checks every
  * name the script asks for), never the script silently.
  */
-#ifndef GORO_GDB_LAYOUT_H
-#define GORO_GDB_LAYOUT_H
+#ifndef GORO_GDB_TABLES_H
+#define GORO_GDB_TABLES_H
 
 #include <stdint.h>
 
@@ -31,10 +31,9 @@ typedef struct goro__gdb_entry {
     uint64_t value;
 } goro__gdb_entry;
 
-/* src/gdb_layout.c (above every floor whose records it describes): record
-   layouts, states, the saved context. src/floors.c names it, which links
-   that table and the .debug_gdb_scripts entry into static programs. */
-extern GORO__HIDDEN const goro__gdb_entry goro__gdb_layout[];
+/* The third table, goro__gdb_layout (record layouts, states, the saved
+   context), is defined in src/gdb_layout.c, above every floor whose records
+   it describes; nothing refers to it but gdb. */
 /* g.c: where allgs lives, and the source dir (srcfile). */
 extern GORO__HIDDEN const goro__gdb_entry goro__gdb_allgs[];
 /* status.c: Go's wait reason strings. */
