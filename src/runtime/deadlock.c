@@ -101,23 +101,27 @@ static _Atomic uint64_t wakes_begun, wakes_done;
 void goro__thread_wake_begin(void) { atomic_fetch_add(&wakes_begun, 1); }
 void goro__thread_wake_end(void) { atomic_fetch_add(&wakes_done, 1); }
 
-void goro__checkdead_impl(void) {
+uint64_t goro__deadlock_wakes_begun(void) { return atomic_load(&wakes_begun); }
+
+bool goro__checkdead_impl(bool report) {
     uint64_t done = atomic_load(&wakes_done);
     int known = goro__sched.mcount + atomic_load(&goro__sched.nthreads_blocked) +
                 atomic_load(&goro__sched.nhelpers);
     int tasks = count_tasks();
     if (tasks < 0 || tasks != known)
-        return;
+        return false;
     if (atomic_load(&wakes_begun) != done)
-        return; /* a woken thread may still be counted */
+        return false; /* a woken thread may still be counted */
     /* goroutine 1 counts in goro_count() until it calls goro_exit. */
     bool main_gone = atomic_load(&goro__main_goexited);
     int n = main_gone ? goro__live_count() : goro_count();
     if (atomic_load(&goro__sched.nthreads_blocked) == 0 && n <= (main_gone ? 0 : 1)) {
         /* Nothing is blocked: e.g. every goroutine ended and no thread waits
            (after goro_exit in main, g.c reports "no goroutines"). */
-        return;
+        return false;
     }
+    if (!report)
+        return true;
     goro__lock_release(&goro__sched.lock);
     goro__fatal("all goroutines are asleep - deadlock!");
 }

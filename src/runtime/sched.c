@@ -1325,21 +1325,59 @@ void goro__deadlock_recheck(void) {
     goro__lock_release(&goro__sched.lock);
 }
 
-/* sched.lock held. Called by whatever goes to sleep last. */
-void goro__checkdead(void) {
+/* sched.lock held: the scheduler's half of the deadlock check (every P
+   idle with nothing queued, every M idle, no timer, no outstanding wait). */
+static bool sched_all_asleep(void) {
     if (atomic_load(&goro__sched.npidle) != atomic_load(&goro__sched.gomaxprocs))
-        return;
+        return false;
     if (goro__sched.nmidle != goro__sched.mcount || atomic_load(&goro__sched.nmspinning) != 0)
-        return;
+        return false;
     if (atomic_load(&goro__sched.runq_size) != 0 || atomic_load(&goro__sched.nthreads_timed) != 0 ||
         atomic_load(&goro__sched.nexternal) != 0)
-        return;
+        return false;
     if (goro__timers_earliest() != INT64_MAX)
-        return;
+        return false;
     /* sysmon's retake lists a P with its queue and wakes an M for it only
        after the lock (deadlock.c, the protocol). */
     for (int32_t i = 0; i < atomic_load(&goro__sched.gomaxprocs); i++)
         if (!runq_empty(goro__sched.allp[i]))
-            return;
-    goro__checkdead_impl();
+            return false;
+    return true;
+}
+
+/* Everything that moves when a goroutine or a plain thread makes progress:
+   goroutine switches on every P, plain-thread wake-ups begun, threads
+   parked. Compared before and after the confirmation wait. */
+static uint64_t progress_mark(void) {
+    uint64_t mark = goro__deadlock_wakes_begun() * 0x9e3779b97f4a7c15ull;
+    for (int32_t i = 0; i < goro__sched.nps; i++)
+        mark += atomic_load_explicit(&goro__sched.allp[i]->switchtick, memory_order_relaxed);
+    mark += (uint64_t)atomic_load(&goro__sched.nthreads_blocked) << 40;
+    return mark;
+}
+
+/* How long a suspected deadlock must hold, with no progress at all, before
+   it is reported. */
+#define DEADLOCK_CONFIRM_NS (10 * 1000000L)
+
+/* sched.lock held. Called by whatever goes to sleep last. A deadlock is
+   reported only if it is seen twice, DEADLOCK_CONFIRM_NS apart, with
+   nothing moved in between (progress_mark). The counts are exact when the
+   protocol in deadlock.c holds; the second look is defence in depth, so a
+   window nobody has found yet cannot kill a healthy program: a program
+   that is really stuck stays stuck for 10 ms, one that merely looked stuck
+   for an instant does not. The lock is released during the wait (this
+   thread is asleep then, and counted so); on return it is held again. */
+void goro__checkdead(void) {
+    if (!sched_all_asleep() || !goro__checkdead_impl(false))
+        return;
+    uint64_t mark = progress_mark();
+    goro__lock_release(&goro__sched.lock);
+    struct timespec ts = {0, DEADLOCK_CONFIRM_NS};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    goro__lock_acquire(&goro__sched.lock);
+    if (progress_mark() != mark || !sched_all_asleep())
+        return;
+    goro__checkdead_impl(true);
 }

@@ -208,7 +208,11 @@ GORO__HIDDEN void goro__timer_after_add(int64_t when);
    came or went). */
 GORO__HIDDEN void goro__deadlock_recheck(void);
 /* deadlock.c: the part of goro__checkdead that looks beyond the scheduler's
-   counters (threads, helpers), with sched.lock held; reports a deadlock. */
-GORO__HIDDEN void goro__checkdead_impl(void);
+   counters (threads, helpers), with sched.lock held. True if every thread
+   is accounted asleep; with report, a deadlock is then reported (does not
+   return). */
+GORO__HIDDEN bool goro__checkdead_impl(bool report);
+/* deadlock.c: plain-thread wake-ups begun so far (the protocol there). */
+GORO__HIDDEN uint64_t goro__deadlock_wakes_begun(void);
 
 #endif
