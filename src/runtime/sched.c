@@ -922,6 +922,9 @@ static goro__g *steal_work(goro__m *m) {
 static goro__g *spin_for_work(goro__m *m) {
     int64_t until = goro__nanotime() + SPIN_NS;
     int32_t n = atomic_load(&goro__sched.gomaxprocs);
+    uint32_t ticks[GORO__MAXPROCS];
+    for (int32_t i = 0; i < n; i++)
+        ticks[i] = atomic_load_explicit(&goro__sched.allp[i]->switchtick, memory_order_relaxed);
     do {
         for (int i = 0; i < 64; i++) {
             goro__cpu_relax();
@@ -946,11 +949,16 @@ static goro__g *spin_for_work(goro__m *m) {
             }
         }
     } while (goro__nanotime() < until);
-    /* Still nothing: a runnext goroutine that waited this long is stuck
-       behind a busy goroutine on its P; take it. */
+    /* Still nothing. A runnext goroutine is stuck only if its P has run
+       one goroutine all this time (no switch since we started spinning):
+       take it then. A P that keeps switching will run it itself in a
+       moment, on the CPU whose cache holds what the pair shares (a
+       producer and a consumer taking turns on one buffered channel run
+       3-4x faster together than split across CPUs). */
     for (int32_t i = 0; i < n; i++) {
         goro__p *v = goro__sched.allp[i];
-        if (v != m->p) {
+        if (v != m->p &&
+            atomic_load_explicit(&v->switchtick, memory_order_relaxed) == ticks[i]) {
             goro__g *g = runqsteal(m->p, v, true);
             if (g)
                 return g;
