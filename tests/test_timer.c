@@ -143,6 +143,7 @@ static void tb_child(void) {
 }
 
 GORO_TEST(timer, burst_wakes_in_deadline_order_one_proc, .timeout = 60) {
+    goro_test_skip_threaded_fork();
     char out[4096];
     int st = goro_test_run_child_opts(
         &(goro_test_child_opts){.env_name = "GOROMAXPROCS", .env_value = "1"}, tb_child, out,
