@@ -71,35 +71,90 @@
 #include "../runtime/waitprof.h"
 
 #include <errno.h>
+#include <linux/membarrier.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------ channel lock */
 
-/* Contended acquire: spin on a plain load (no cache-line ping-pong), then
-   give the CPU away so that a preempted holder can finish. */
-void goro__chan_lock_slow(goro__chan_lock *l) {
-    int saved_errno = errno; /* nanosleep may fail with EINTR: not the caller's business */
-    for (unsigned i = 0;; i++) {
-        if (atomic_load_explicit(&l->state, memory_order_relaxed) == 0) {
-            uint32_t z = 0;
-            if (atomic_compare_exchange_weak_explicit(&l->state, &z, 1, memory_order_acquire,
-                                                      memory_order_relaxed)) {
-                errno = saved_errno;
-                return;
-            }
-        }
-        if (i < 64) {
-            goro__cpu_relax();
-        } else if (i < 128) {
-            sched_yield();
-        } else {
-            struct timespec ts = {0, 20000};
-            nanosleep(&ts, NULL);
-        }
+/* The lock's protocol and invariant are in chan_internal.h. */
+
+/* Whether contenders may sleep: MEMBARRIER_CMD_PRIVATE_EXPEDITED works in
+   this process. Decided before main (registration is a syscall that may
+   wait for an RCU grace period), read by contenders only. */
+static _Atomic bool chan_lock_can_sleep;
+
+static long membarrier_cmd(int cmd) {
+    int saved_errno = errno;
+    long r = syscall(SYS_membarrier, cmd, 0, 0);
+    errno = saved_errno;
+    return r;
+}
+
+__attribute__((constructor)) static void chan_lock_init(void) {
+    long cmds = membarrier_cmd(MEMBARRIER_CMD_QUERY);
+    if (cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+        membarrier_cmd(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0)
+        atomic_store_explicit(&chan_lock_can_sleep, true, memory_order_relaxed);
+}
+
+/* The heavy half of the asymmetric barrier. False if it cannot be issued
+   (a forked child whose registration did not carry over and cannot be
+   renewed): the caller must not sleep. */
+static bool chan_lock_barrier(void) {
+    if (membarrier_cmd(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0)
+        return true;
+    return membarrier_cmd(MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0 &&
+           membarrier_cmd(MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0;
+}
+
+static inline bool chan_lock_try(goro__chan_lock *l) {
+    uint32_t z = 0;
+    return atomic_load_explicit(&l->state, memory_order_relaxed) == 0 &&
+           atomic_compare_exchange_weak_explicit(&l->state, &z, 1, memory_order_acquire,
+                                                 memory_order_relaxed);
+}
+
+/* Spins on a plain load (no cache-line ping-pong) for about as long as a
+   few critical sections take. */
+#define CHAN_LOCK_SPINS 128
+static bool chan_lock_spin(goro__chan_lock *l) {
+    for (int i = 0; i < CHAN_LOCK_SPINS; i++) {
+        if (chan_lock_try(l))
+            return true;
+        goro__cpu_relax();
     }
+    return false;
+}
+
+void goro__chan_lock_slow(goro__chan_lock *l) {
+    if (chan_lock_spin(l))
+        return;
+    /* The holder is not running (preempted by the kernel): sleep until its
+       unlock, following the invariant in chan_internal.h. */
+    if (atomic_load_explicit(&chan_lock_can_sleep, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&l->sleepers, 1, memory_order_seq_cst);
+        if (chan_lock_barrier()) {
+            while (!chan_lock_try(l))
+                goro__futex_wait(&l->state, 1, -1);
+            atomic_fetch_sub_explicit(&l->sleepers, 1, memory_order_relaxed);
+            return;
+        }
+        atomic_fetch_sub_explicit(&l->sleepers, 1, memory_order_relaxed);
+    }
+    /* No safe way to sleep: give the CPU away between spins (never a fixed
+       nap), so a preempted holder gets to run. */
+    while (!chan_lock_spin(l))
+        sched_yield();
+}
+
+void goro__chan_lock_wake(goro__chan_lock *l) { goro__futex_wake(&l->state, 1); }
+
+bool goro__chan_lock_sleeps(void) {
+    return atomic_load_explicit(&chan_lock_can_sleep, memory_order_relaxed);
 }
 
 static void chan_unlock_v(void *l) { goro__chan_lock_release(l); }

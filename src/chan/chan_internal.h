@@ -54,23 +54,47 @@
 
 /* ------------------------------------------------------------ channel lock
  *
- * Each channel has its own small lock. It is a test-and-test-and-set spin
- * lock: acquire is one CAS when free, release is a plain store-release (no
- * read-modify-write, no futex). A channel's critical sections are a few
- * dozen instructions that never block or park (a parked goroutine's locks
- * are released by the park's unlock function after it left its stack), so
- * the holder is always running unless the kernel preempted its thread; a
- * contender spins briefly, then yields the CPU, then naps, so a preempted
- * holder gets to run. Measured against the runtime's futex mutex (whose
- * release must be an atomic exchange to find sleepers), this halves the
- * cost of an uncontended buffered send/receive and cuts the contended
- * two-core case by about 3x (docs/performance.md).
+ * Each channel has its own small lock: a futex mutex whose release is a
+ * plain store. A channel's critical sections are a few dozen instructions
+ * that never block or park (a parked goroutine's locks are released by the
+ * park's unlock function after it left its stack), so a contender spins
+ * briefly on a plain load; if the holder still has it (its thread was
+ * preempted by the kernel), the contender sleeps on the futex and the
+ * unlocker wakes it. Nobody ever sleeps a fixed time.
+ *
+ * Words: `state` 0 free, 1 held (the futex word); `sleepers` counts
+ * contenders between "about to sleep" and "acquired" (Drepper's third
+ * state, "held, someone may sleep", kept in a word of its own so that the
+ * release stays a plain store: an atomic exchange there, as Drepper's
+ * mutex3 needs, costs a locked instruction on every uncontended unlock,
+ * about 5 ns here, a third of a buffered send + receive).
+ *
+ * Invariant (no lost wake-up): a contender sleeps in futex_wait only after
+ * it has counted itself in `sleepers` and then issued an expedited
+ * process-wide memory barrier (membarrier), and only while state == 1. An
+ * unlocker stores state = 0, then (compiler barrier only) loads `sleepers`
+ * and wakes one sleeper if it is non-zero. The membarrier puts a full
+ * barrier into every thread of the process, the unlocker included: either
+ * its store precedes that barrier, and the contender, reading state after
+ * the membarrier, sees it free and does not sleep; or its load of
+ * `sleepers` follows the barrier and sees the contender counted. A woken
+ * contender competes again (others may barge in); it stays counted until
+ * it holds the lock, so every later unlock still wakes one. The heavy
+ * barrier is paid only on the way to a futex sleep, which costs more.
+ * Where membarrier is unavailable (old kernel, seccomp, qemu-user)
+ * contenders never sleep: they spin and yield the CPU, and `sleepers`
+ * stays 0. The acquire CAS and the release store are the happens-before
+ * edges for the data the lock protects (TSan sees them as atomics).
  */
 typedef struct goro__chan_lock {
-    _Atomic uint32_t state; /* 0 free, 1 held */
+    _Atomic uint32_t state;    /* 0 free, 1 held (the futex word) */
+    _Atomic uint32_t sleepers; /* contenders that may sleep on state */
 } goro__chan_lock;
 
 GORO__HIDDEN void goro__chan_lock_slow(goro__chan_lock *l);
+GORO__HIDDEN void goro__chan_lock_wake(goro__chan_lock *l);
+/* Whether contenders sleep on the futex in this process (else they yield). */
+GORO__HIDDEN bool goro__chan_lock_sleeps(void);
 
 static inline void goro__chan_lock_acquire(goro__chan_lock *l) {
     uint32_t z = 0;
@@ -82,6 +106,11 @@ static inline void goro__chan_lock_acquire(goro__chan_lock *l) {
 
 static inline void goro__chan_lock_release(goro__chan_lock *l) {
     atomic_store_explicit(&l->state, 0, memory_order_release);
+    /* The load must not be hoisted above the store by the compiler; the
+       hardware ordering comes from the contender's membarrier (above). */
+    atomic_signal_fence(memory_order_seq_cst);
+    if (GORO__UNLIKELY(atomic_load_explicit(&l->sleepers, memory_order_relaxed) != 0))
+        goro__chan_lock_wake(l);
 }
 
 typedef struct goro__waiter goro__waiter;

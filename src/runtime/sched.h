@@ -29,6 +29,8 @@ typedef struct goro__timers {
     goro__timer_slot *heap;    /* binary min-heap on when */
     int32_t len, cap;
     _Atomic int64_t next;      /* heap[0].when, or INT64_MAX when empty */
+    goro__g *released;         /* last goroutine a timer put in this P's runnext
+                                  (owner only; timer.c, "Release order") */
 } goro__timers;
 
 enum goro__pstatus { GORO__P_IDLE, GORO__P_RUNNING, GORO__P_SYSCALL, GORO__P_DEAD };
