@@ -272,9 +272,12 @@ static void bench_make_release(void) {
 
 static const hb_bench benches[] = {
     {"chan_pingpong_unbuffered", bench_pingpong, "round trip over two unbuffered chans"},
-    {"chan_pingpong_unbuffered_main", bench_pingpong_placed, "the same, body in main() (goroutine 1)"},
-    {"chan_pingpong_unbuffered_thread", bench_pingpong_placed, "the same, body on a pthread_create thread"},
-    {"chan_pingpong_unbuffered_gomain", bench_pingpong_placed, "the same, body in goro_main() from main()"},
+    {"chan_pingpong_unbuffered_main", bench_pingpong_placed,
+     "the same, body in main() (goroutine 1)"},
+    {"chan_pingpong_unbuffered_thread", bench_pingpong_placed,
+     "the same, body on a pthread_create thread"},
+    {"chan_pingpong_unbuffered_gomain", bench_pingpong_placed,
+     "the same, body in goro_main() from main()"},
     {"chan_buffered_throughput", bench_buffered, "cap-128 chan, 1p1c and 2p2c; ns per item"},
     {"select2", bench_select2,
      "one goroutine selecting over 2 chans fed by 2 producers; ns per select"},

@@ -25,7 +25,8 @@ int rand_r(unsigned int *seed);
 
 int rand_r(unsigned int *seed) {
     static int (*real)(unsigned int *);
-    if (real == NULL) real = (int (*)(unsigned int *))dlsym(RTLD_NEXT, "rand_r");
+    if (real == NULL)
+        real = (int (*)(unsigned int *))dlsym(RTLD_NEXT, "rand_r");
     int r = real(seed);
     Dl_info info;
     if (dladdr(__builtin_return_address(0), &info) && info.dli_fname != NULL &&

@@ -57,7 +57,10 @@ static int fixed(void) {
     return first;
 }
 
-static void banner(const char *s) { printf("\n===== %s =====\n", s); fflush(stdout); }
+static void banner(const char *s) {
+    printf("\n===== %s =====\n", s);
+    fflush(stdout);
+}
 
 static int leak_story(bool serve) {
     banner("the leak: leaky() starts 3 senders and returns after the first receive");
@@ -68,7 +71,8 @@ static int leak_story(bool serve) {
     printf("leaky() returned %d\n", got);
     printf("goro_count() before=%d after=%d leaked=%d\n", before, after, after - before);
 
-    banner("goro_profile_write(stdout, 1): grouped, like pprof.Lookup(\"goroutine\").WriteTo(w, 1)");
+    banner(
+        "goro_profile_write(stdout, 1): grouped, like pprof.Lookup(\"goroutine\").WriteTo(w, 1)");
     goro_profile_write(stdout, 1);
     fflush(stdout);
 
@@ -133,7 +137,8 @@ int main(int argc, char **argv) {
     printf("goro_count() before=%d after=%d leaked=%d\n", before, goro_count(),
            goro_count() - before);
     goro_leak_opts lo = {.timeout_ns = GORO_MS(200)};
-    printf("goro_leak_verify_none found %d leaked goroutine(s)\n", goro_leak_verify_none(&lo, stdout));
+    printf("goro_leak_verify_none found %d leaked goroutine(s)\n",
+           goro_leak_verify_none(&lo, stdout));
     printf("\nRun ./demo --serve to browse the leak at /debug/pprof/ on 127.0.0.1.\n");
     return 0;
 }

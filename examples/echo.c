@@ -211,7 +211,7 @@ int main(int argc, char **argv) {
     double secs = (double)(goro_nanotime() - t0) / 1e9;
     goro_close(ln);
     int ok = atomic_load(&c.ok);
-    printf("echo: %d of %d connections echoed %d messages each correctly (%.0f round trips/s)\n", ok,
-           conns, msgs, (double)ok * msgs / secs);
+    printf("echo: %d of %d connections echoed %d messages each correctly (%.0f round trips/s)\n",
+           ok, conns, msgs, (double)ok * msgs / secs);
     return ok == conns ? 0 : 1;
 }

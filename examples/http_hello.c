@@ -192,8 +192,9 @@ static void serve_conn(void *arg) {
             }
             char *hdr_end = NULL;
             for (size_t i = 0; i + 1 < c->inlen; i++) {
-                if (c->in[i] == '\n' && (c->in[i + 1] == '\n' ||
-                                         (c->in[i + 1] == '\r' && i + 2 < c->inlen && c->in[i + 2] == '\n'))) {
+                if (c->in[i] == '\n' &&
+                    (c->in[i + 1] == '\n' ||
+                     (c->in[i + 1] == '\r' && i + 2 < c->inlen && c->in[i + 2] == '\n'))) {
                     hdr_end = c->in + i + (c->in[i + 1] == '\n' ? 2 : 3);
                     break;
                 }
@@ -268,7 +269,7 @@ static void accept_loop(void *arg) {
 
 typedef struct {
     int status;
-    bool closes;  /* "Connection: close" in the response */
+    bool closes; /* "Connection: close" in the response */
     char body[64];
 } response;
 

@@ -101,9 +101,10 @@ int main(int argc, char **argv) {
 
     printf("limit: %d jobs, %d handled, %d recovered panics, peak concurrency %d (limit %d), "
            "try_go refused %d time(s), %.1f ms\n",
-           n, atomic_load(&handled), atomic_load(&recovered), atomic_load(&peak), limit, busy, (double)took / 1e6);
-    printf("limit: after wait: %d running, %d goroutine(s) beyond the start\n", goro_limiter_running(l),
-           goro_count() - start);
+           n, atomic_load(&handled), atomic_load(&recovered), atomic_load(&peak), limit, busy,
+           (double)took / 1e6);
+    printf("limit: after wait: %d running, %d goroutine(s) beyond the start\n",
+           goro_limiter_running(l), goro_count() - start);
     goro_limiter_free(l);
     free(jobs);
 

@@ -62,7 +62,8 @@ static void *work(void *arg, void *ctx) {
     out->data = malloc(in->len + 32);
     for (size_t i = 0; i < in->len; i++)
         out->data[i] = (char)toupper((unsigned char)in->data[i]);
-    out->len = in->len + (size_t)snprintf(out->data + in->len, 32, " %016llx\n", (unsigned long long)h);
+    out->len =
+        in->len + (size_t)snprintf(out->data + in->len, 32, " %016llx\n", (unsigned long long)h);
     return out;
 }
 
@@ -71,8 +72,8 @@ static void *work(void *arg, void *ctx) {
 typedef struct server {
     goro_pool *pool;
     int listener;
-    int64_t timeout_ns;         /* > 0: process_timed */
-    goro_waitgroup conns;       /* connection goroutines still running */
+    int64_t timeout_ns;   /* > 0: process_timed */
+    goro_waitgroup conns; /* connection goroutines still running */
     _Atomic long served;
 } server;
 
@@ -145,8 +146,9 @@ static void serve_conn(void *arg) {
         void *out = NULL;
         /* Funnel this work into our pool. This call is synchronous and will
            block until the job is completed. */
-        int err = srv->timeout_ns > 0 ? goro_pool_process_timed(srv->pool, &in, srv->timeout_ns, &out)
-                                      : goro_pool_process(srv->pool, &in, &out);
+        int err = srv->timeout_ns > 0
+                      ? goro_pool_process_timed(srv->pool, &in, srv->timeout_ns, &out)
+                      : goro_pool_process(srv->pool, &in, &out);
         if (err == 0) {
             result *res = out;
             reply(c->fd, 200, "OK", res->data, res->len);
@@ -199,14 +201,16 @@ typedef struct client {
     goro_waitgroup *wg;
 } client;
 
-static int do_request(const char *addr, const char *body, char *resp, size_t cap, size_t *resp_len) {
+static int do_request(const char *addr, const char *body, char *resp, size_t cap,
+                      size_t *resp_len) {
     int fd = goro_dial_tcp(addr, GORO_SEC(5));
     if (fd < 0)
         return -1;
     char req[512];
-    int n = snprintf(req, sizeof req,
-                     "POST /work HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                     addr, strlen(body), body);
+    int n = snprintf(
+        req, sizeof req,
+        "POST /work HTTP/1.1\r\nHost: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+        addr, strlen(body), body);
     if (goro_write(fd, req, (size_t)n, GORO_SEC(5)) < 0) {
         goro_close(fd);
         return -1;
@@ -235,8 +239,9 @@ static void run_client(void *arg) {
         free(expect->data);
         free(expect);
         size_t len;
-        if (do_request(cl->addr, body, resp, sizeof resp, &len) != 0 || strncmp(resp, "HTTP/1.1 200 ", 13) != 0 ||
-            strstr(resp, "\r\n\r\n") == NULL || strcmp(strstr(resp, "\r\n\r\n") + 4, want) != 0) {
+        if (do_request(cl->addr, body, resp, sizeof resp, &len) != 0 ||
+            strncmp(resp, "HTTP/1.1 200 ", 13) != 0 || strstr(resp, "\r\n\r\n") == NULL ||
+            strcmp(strstr(resp, "\r\n\r\n") + 4, want) != 0) {
             fprintf(stderr, "request %d: unexpected answer:\n%s\n", i, resp);
             (*cl->bad)++;
         }
@@ -308,9 +313,9 @@ int main(int argc, char **argv) {
     goro_waitgroup_wait(&wg);
     int64_t took = goro_nanotime() - t0;
 
-    goro_close(srv.listener);          /* the accept loop ends */
-    goro_waitgroup_wait(&srv.conns);   /* and every connection */
-    goro_pool_free(srv.pool);          /* every worker has exited when this returns */
+    goro_close(srv.listener);        /* the accept loop ends */
+    goro_waitgroup_wait(&srv.conns); /* and every connection */
+    goro_pool_free(srv.pool);        /* every worker has exited when this returns */
 
     printf("pool_http: %ld of %d requests served in %.1f ms, %d bad, goro_count() %d (main only)\n",
            (long)srv.served, requests, (double)took / 1e6, (int)bad, goro_count());

@@ -18,7 +18,7 @@
 #define GORO_H
 
 #include <errno.h>
-#include <poll.h>       /* POLLIN, POLLOUT for goro_wait_fd */
+#include <poll.h> /* POLLIN, POLLOUT for goro_wait_fd */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,6 +28,10 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The declarations below are aligned by hand, as a table a reader scans;
+   the rest of the tree follows .clang-format. */
+/* clang-format off */
 
 /* ------------------------------------------------------------ conventions */
 
@@ -357,6 +361,8 @@ void goro_limiter_tune(goro_limiter *l, int max);
 void goro_limiter_wait(goro_limiter *l);                          /* until none is running */
 void goro_limiter_close(goro_limiter *l);  /* refuses new work, waits for running tasks */
 void goro_limiter_free(goro_limiter *l);   /* closes if open, then frees; no call after it */
+
+/* clang-format on */
 
 #ifdef __cplusplus
 }

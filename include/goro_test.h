@@ -146,31 +146,31 @@ static inline __attribute__((unused)) int goro_test__leak_run(const goro_leak_op
 /* Fails the current test (at the caller's line) if goroutines other than
    the caller are still alive after the leak check's timeout. opts may be
    NULL. */
-#define goro_test_leak_verify(opts)                                                               \
-    do {                                                                                          \
-        double goro_test__t;                                                                      \
-        const char *goro_test__msg;                                                               \
-        int goro_test__n = goro_test__leak_run((opts), &goro_test__t, &goro_test__msg);           \
-        cr_assert_eq(goro_test__n, 0,                                                             \
-                     "goroutine leak: %d goroutine%s still alive %.1f s after the test body "     \
-                     "returned:\n%s",                                                             \
-                     goro_test__n, goro_test__n == 1 ? "" : "s", goro_test__t, goro_test__msg);   \
+#define goro_test_leak_verify(opts)                                                                \
+    do {                                                                                           \
+        double goro_test__t;                                                                       \
+        const char *goro_test__msg;                                                                \
+        int goro_test__n = goro_test__leak_run((opts), &goro_test__t, &goro_test__msg);            \
+        cr_assert_eq(goro_test__n, 0,                                                              \
+                     "goroutine leak: %d goroutine%s still alive %.1f s after the test body "      \
+                     "returned:\n%s",                                                              \
+                     goro_test__n, goro_test__n == 1 ? "" : "s", goro_test__t, goro_test__msg);    \
     } while (0)
 
 #define GORO_TEST__BODY(suite, name) test_body_##suite##_##name
 
-#define GORO_TEST_LEAKOPTS(suite, name, opts, ...)                                                \
-    static void GORO_TEST__BODY(suite, name)(void);                                               \
-    Test(suite, name, ##__VA_ARGS__) {                                                            \
-        GORO_TEST__BODY(suite, name)();                                                           \
-        goro_test_leak_verify(opts);                                                              \
-    }                                                                                             \
+#define GORO_TEST_LEAKOPTS(suite, name, opts, ...)                                                 \
+    static void GORO_TEST__BODY(suite, name)(void);                                                \
+    Test(suite, name, ##__VA_ARGS__) {                                                             \
+        GORO_TEST__BODY(suite, name)();                                                            \
+        goro_test_leak_verify(opts);                                                               \
+    }                                                                                              \
     static void GORO_TEST__BODY(suite, name)(void)
 
 #define GORO_TEST(suite, name, ...) GORO_TEST_LEAKOPTS(suite, name, NULL, ##__VA_ARGS__)
 
-#define GORO_TEST_UNCHECKED(suite, name, why, ...)                                                \
-    static const char goro_test_unchecked_##suite##_##name[] __attribute__((unused)) = why;       \
+#define GORO_TEST_UNCHECKED(suite, name, why, ...)                                                 \
+    static const char goro_test_unchecked_##suite##_##name[] __attribute__((unused)) = why;        \
     Test(suite, name, ##__VA_ARGS__)
 
 /* ------------------------------------------------------ child processes */
@@ -198,14 +198,13 @@ typedef struct goro_test_child_opts {
     bool stderr_to_devnull; /* with capture_fd 1: drop stderr */
     const char *env_name;   /* if set: setenv(env_name, env_value), or unsetenv when NULL */
     const char *env_value;
-    int exit_if_returns;    /* _exit status when fn returns instead of exiting */
+    int exit_if_returns; /* _exit status when fn returns instead of exiting */
 } goro_test_child_opts;
 
 /* Runs fn in a forked child as o says, reads what it writes to the captured
    descriptor into out; returns its wait status. */
-static inline __attribute__((unused)) int goro_test_run_child_opts(const goro_test_child_opts *o,
-                                                                   void (*fn)(void), char *out,
-                                                                   size_t cap) {
+static inline __attribute__((unused)) int
+goro_test_run_child_opts(const goro_test_child_opts *o, void (*fn)(void), char *out, size_t cap) {
     int pfd[2];
     cr_assert_eq(pipe(pfd), 0);
     fflush(NULL);
@@ -258,13 +257,13 @@ static inline __attribute__((unused)) int goro_test_run_child_threaded(void (*fn
    after it was true, so it may have side effects (pin a record, count).
    Between polls it sleeps with goro_sleep: inside a goroutine the goroutine
    parks (others run on its processor); on a plain thread the thread sleeps. */
-#define goro_test_wait_until(cond, timeout_ns)                                                    \
-    __extension__({                                                                               \
-        int64_t goro_test__end = goro_nanotime() + (timeout_ns);                                  \
-        bool goro_test__ok;                                                                       \
-        while (!(goro_test__ok = (cond)) && goro_nanotime() < goro_test__end)                     \
-            goro_sleep(GORO_US(200));                                                             \
-        goro_test__ok;                                                                            \
+#define goro_test_wait_until(cond, timeout_ns)                                                     \
+    __extension__({                                                                                \
+        int64_t goro_test__end = goro_nanotime() + (timeout_ns);                                   \
+        bool goro_test__ok;                                                                        \
+        while (!(goro_test__ok = (cond)) && goro_nanotime() < goro_test__end)                      \
+            goro_sleep(GORO_US(200));                                                              \
+        goro_test__ok;                                                                             \
     })
 
 /* Waits (up to 10 s: goroutines finishing on a loaded machine under a

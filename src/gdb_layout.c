@@ -46,17 +46,38 @@
 #include "api_calls.h"
 #include "gdb_layout.h"
 
+/* Brace initializers in macros: clang-format 14 would split them. */
+/* clang-format off */
 #define G(field) {"g." #field, offsetof(goro__g, field)}
 #define CTXREG(name, off) {"ctx.reg." name, off}
+/* clang-format on */
 
 GORO__GDB_KEEP GORO__HIDDEN const goro__gdb_entry goro__gdb_layout[] = {
     {"version", 1},
     {"ptr_size", sizeof(void *)},
     {"g.size", sizeof(goro__g)},
     {"g.ctx_sp", offsetof(goro__g, ctx) + offsetof(goro__ctx, sp)},
-    G(id), G(parent_id), G(status), G(is_thread), G(is_g0), G(system), G(waitsince),
-    G(waitreason), G(waitobj), G(fn), G(gopc), G(parent_fn), G(name), G(labels), G(m), G(tid),
-    G(stack_lo), G(stack_hi), G(wake), G(park_deadline), G(waiting),
+    G(id),
+    G(parent_id),
+    G(status),
+    G(is_thread),
+    G(is_g0),
+    G(system),
+    G(waitsince),
+    G(waitreason),
+    G(waitobj),
+    G(fn),
+    G(gopc),
+    G(parent_fn),
+    G(name),
+    G(labels),
+    G(m),
+    G(tid),
+    G(stack_lo),
+    G(stack_hi),
+    G(wake),
+    G(park_deadline),
+    G(waiting),
     {"labels.n", offsetof(goro__labels, n)},
     {"labels.kv", offsetof(goro__labels, kv)},
     {"labels.kv_size", sizeof(((goro__labels *)0)->kv[0])},
@@ -84,12 +105,24 @@ GORO__GDB_KEEP GORO__HIDDEN const goro__gdb_entry goro__gdb_layout[] = {
     {"ctx.frame_size", GORO__CTX_FRAME_SIZE},
     {"ctx.pc", GORO__CTX_OFF_PC},
 #if defined(__x86_64__)
-    CTXREG("r15", 8), CTXREG("r14", 16), CTXREG("r13", 24), CTXREG("r12", 32),
-    CTXREG("rbx", 40), CTXREG("rbp", GORO__CTX_OFF_FP),
+    CTXREG("r15", 8),
+    CTXREG("r14", 16),
+    CTXREG("r13", 24),
+    CTXREG("r12", 32),
+    CTXREG("rbx", 40),
+    CTXREG("rbp", GORO__CTX_OFF_FP),
 #elif defined(__aarch64__)
-    CTXREG("x19", 0), CTXREG("x20", 8), CTXREG("x21", 16), CTXREG("x22", 24),
-    CTXREG("x23", 32), CTXREG("x24", 40), CTXREG("x25", 48), CTXREG("x26", 56),
-    CTXREG("x27", 64), CTXREG("x28", 72), CTXREG("x29", GORO__CTX_OFF_FP),
+    CTXREG("x19", 0),
+    CTXREG("x20", 8),
+    CTXREG("x21", 16),
+    CTXREG("x22", 24),
+    CTXREG("x23", 32),
+    CTXREG("x24", 40),
+    CTXREG("x25", 48),
+    CTXREG("x26", 56),
+    CTXREG("x27", 64),
+    CTXREG("x28", 72),
+    CTXREG("x29", GORO__CTX_OFF_FP),
     CTXREG("x30", GORO__CTX_OFF_PC),
 #endif
     {"entry", (uintptr_t)goro__ctx_entry},

@@ -113,10 +113,10 @@ static inline void pp_nums(int wt, uint64_t v, pp_buf *sub, uint64_t *out, int *
             out[(*n)++] = x;
 }
 
-#define PP_PUSH(arr, n, item)                                           \
-    do {                                                                \
-        arr = realloc(arr, ((n) + 1) * sizeof *(arr));                  \
-        arr[(n)++] = (item);                                            \
+#define PP_PUSH(arr, n, item)                                                                      \
+    do {                                                                                           \
+        arr = realloc(arr, ((n) + 1) * sizeof *(arr));                                             \
+        arr[(n)++] = (item);                                                                       \
     } while (0)
 
 static inline void pp_free(pp_profile *p) {

@@ -28,7 +28,7 @@
 #define BAD_EXPECT(cond)                                                                           \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "bad_args: expected %s (errno %d: %s)\n", #cond, errno,              \
+            fprintf(stderr, "bad_args: expected %s (errno %d: %s)\n", #cond, errno,                \
                     strerror(errno));                                                              \
             _exit(1);                                                                              \
         }                                                                                          \
@@ -38,7 +38,7 @@
 #define BAD_FAILS(call, failed, e)                                                                 \
     do {                                                                                           \
         errno = 0;                                                                                 \
-        BAD_EXPECT((call) failed);                                                                 \
+        BAD_EXPECT((call)failed);                                                                  \
         BAD_EXPECT(errno == (e));                                                                  \
     } while (0)
 
@@ -188,7 +188,8 @@ static void limiter_go_null(void) {
 typedef struct bad_row {
     const char *name;
     void (*fn)(void);
-    const char *want; /* NULL: fn checks a clear error itself (exit 0); else exit 2 and this in stderr */
+    const char
+        *want; /* NULL: fn checks a clear error itself (exit 0); else exit 2 and this in stderr */
 } bad_row;
 
 static const bad_row rows[] = {
@@ -206,14 +207,18 @@ static const bad_row rows[] = {
     {"goro_chan_send(NULL)", chan_send_nil, "fatal error: all goroutines are asleep - deadlock!"},
     {"goro_chan_len/cap/release(NULL)", chan_nil_len_cap, NULL},
     {"goro_select(NULL, 5, 0)", select_null_cases, "panic: goro_select: cases is NULL"},
-    {"goro_select bad direction", select_bad_dir, "panic: goro_select: case 0 has an invalid direction"},
+    {"goro_select bad direction", select_bad_dir,
+     "panic: goro_select: case 0 has an invalid direction"},
     {"goro_mutex_unlock unlocked", mutex_unlock_unlocked, "sync: unlock of unlocked mutex"},
-    {"goro_rwmutex_runlock unlocked", rwmutex_runlock_unlocked, "sync: RUnlock of unlocked RWMutex"},
+    {"goro_rwmutex_runlock unlocked", rwmutex_runlock_unlocked,
+     "sync: RUnlock of unlocked RWMutex"},
     {"goro_rwmutex_unlock unlocked", rwmutex_unlock_unlocked, "sync: Unlock of unlocked RWMutex"},
     {"goro_waitgroup_add(-1)", waitgroup_negative, "panic: sync: negative WaitGroup counter"},
     {"goro_cond_wait unlocked", cond_wait_unlocked, "sync: unlock of unlocked mutex"},
-    {"goro_sem zeroed", sem_zeroed, "panic: sync: goro_sem_acquire: goro_sem used before goro_sem_init"},
-    {"goro_sem_acquire(-1)", sem_negative_weight, "panic: sync: goro_sem_acquire with negative weight"},
+    {"goro_sem zeroed", sem_zeroed,
+     "panic: sync: goro_sem_acquire: goro_sem used before goro_sem_init"},
+    {"goro_sem_acquire(-1)", sem_negative_weight,
+     "panic: sync: goro_sem_acquire with negative weight"},
     {"goro_sem_release unheld", sem_release_unheld, "panic: semaphore: released more than held"},
     {"goro_ctx_with_cancel(NULL)", ctx_nil_parent, "cannot create context from nil parent"},
     {"I/O on bad descriptors", io_bad_descriptors, NULL},

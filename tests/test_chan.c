@@ -153,7 +153,8 @@ GORO_TEST(chan, unbuffered_and_buffered_fifo, .timeout = 20) {
         goro_go_opts(&(goro_opts){.holds = (goro_chan *const[]){c, NULL}}, tc_sender_seq, c);
         int64_t v, want = 0;
         while (goro_chan_recv(c, &v)) {
-            cr_assert_eq(v, want, "cap %zu: got %lld want %lld", caps[k], (long long)v, (long long)want);
+            cr_assert_eq(v, want, "cap %zu: got %lld want %lld", caps[k], (long long)v,
+                         (long long)want);
             want++;
         }
         cr_assert_eq(want, 100);
@@ -276,9 +277,9 @@ GORO_TEST(chan, len_cap_and_try, .timeout = 10) {
 static void tc_try_partner(void *arg) {
     goro_chan *c = arg;
     int v = 0;
-    goro_chan_recv(c, &v);   /* wait for the first value */
+    goro_chan_recv(c, &v); /* wait for the first value */
     v = 42;
-    goro_chan_send(c, &v);   /* then hand one back */
+    goro_chan_send(c, &v); /* then hand one back */
 }
 
 GORO_TEST(chan, try_with_waiting_partner, .timeout = 10) {
@@ -639,7 +640,8 @@ GORO_TEST(chan, nonblock_recv_race, .timeout = 60) {
         goro_chan_recv(done, &x);
         free(a);
     }
-    cr_assert_eq(atomic_load(&fails), 0, "%d non-blocking receives said the ready channel was not ready",
+    cr_assert_eq(atomic_load(&fails), 0,
+                 "%d non-blocking receives said the ready channel was not ready",
                  atomic_load(&fails));
     goro_chan_release(done);
     goro_test_await_count(start);
@@ -775,7 +777,8 @@ GORO_TEST(chan, refcount_holds_and_waiters, .timeout = 10) {
     cr_assert_eq(info.refs, 2);
     goro_chan_release(c);
 
-    uint64_t id = goro_go_opts(&(goro_opts){.holds = (goro_chan *const[]){c, NULL}}, tc_hold_waiter, c);
+    uint64_t id =
+        goro_go_opts(&(goro_opts){.holds = (goro_chan *const[]){c, NULL}}, tc_hold_waiter, c);
     size_t nh = goro__chan_refinfo(c, &info, holders, 4);
     cr_assert_eq(info.refs, 2);
     cr_assert_eq(info.held, 1);
@@ -848,8 +851,8 @@ GORO_TEST(chan, pingpong_threads_and_goroutines, .timeout = 30) {
         if (mode == 0)
             pthread_create(&th, NULL, tc_thread_pingpong, cc); /* main thread <-> plain thread */
         else
-            goro_go_opts(&(goro_opts){.holds = (goro_chan *const[]){cc[0], cc[1], NULL}}, tc_go_pingpong,
-                         cc);                                  /* main thread <-> goroutine */
+            goro_go_opts(&(goro_opts){.holds = (goro_chan *const[]){cc[0], cc[1], NULL}},
+                         tc_go_pingpong, cc); /* main thread <-> goroutine */
         int64_t v = 0;
         for (int i = 0; i < 20000; i++) {
             goro_chan_send(cc[0], &v);
@@ -873,11 +876,18 @@ static goro_chan *tc_released(size_t elem_size, size_t cap) {
     goro_chan_release(c);
     return c;
 }
-static void tc_scn_rel_send(void) { int v = 1; goro_chan_send(tc_released(sizeof v, 0), &v); }
+static void tc_scn_rel_send(void) {
+    int v = 1;
+    goro_chan_send(tc_released(sizeof v, 0), &v);
+}
 static void tc_scn_rel_recv(void) { goro_chan_recv(tc_released(sizeof(int), 1), NULL); }
 static void tc_scn_rel_try_send(void) { goro_chan_try_send(tc_released(sizeof(int), 1), NULL); }
-static void tc_scn_rel_try_recv(void) { goro_chan_try_recv(tc_released(sizeof(int), 1), NULL, NULL); }
-static void tc_scn_rel_send_timeout(void) { goro_chan_send_timeout(tc_released(0, 0), NULL, GORO_MS(5)); }
+static void tc_scn_rel_try_recv(void) {
+    goro_chan_try_recv(tc_released(sizeof(int), 1), NULL, NULL);
+}
+static void tc_scn_rel_send_timeout(void) {
+    goro_chan_send_timeout(tc_released(0, 0), NULL, GORO_MS(5));
+}
 static void tc_scn_rel_recv_timeout(void) {
     goro_chan_recv_timeout(tc_released(0, 0), NULL, NULL, GORO_MS(5));
 }
@@ -897,9 +907,9 @@ static void tc_scn_rel_holds(void) {
 
 GORO_TEST(chan, every_operation_on_a_released_channel_panics, .timeout = 60) {
     static void (*const scn[])(void) = {
-        tc_scn_rel_send,  tc_scn_rel_recv,   tc_scn_rel_try_send, tc_scn_rel_try_recv,
-        tc_scn_rel_send_timeout, tc_scn_rel_recv_timeout, tc_scn_rel_close, tc_scn_rel_len,
-        tc_scn_rel_cap,   tc_scn_rel_retain, tc_scn_rel_release, tc_scn_rel_select,
+        tc_scn_rel_send,         tc_scn_rel_recv,         tc_scn_rel_try_send, tc_scn_rel_try_recv,
+        tc_scn_rel_send_timeout, tc_scn_rel_recv_timeout, tc_scn_rel_close,    tc_scn_rel_len,
+        tc_scn_rel_cap,          tc_scn_rel_retain,       tc_scn_rel_release,  tc_scn_rel_select,
         tc_scn_rel_holds,
     };
     for (size_t i = 0; i < sizeof scn / sizeof scn[0]; i++)

@@ -20,8 +20,9 @@
             cr_skip("ThreadSanitizer reports faults itself");                                      \
     } while (0)
 
-#define NIL_PANIC "panic: runtime error: invalid memory address or nil pointer dereference\n" \
-                  "[signal SIGSEGV: segmentation violation code="
+#define NIL_PANIC                                                                                  \
+    "panic: runtime error: invalid memory address or nil pointer dereference\n"                    \
+    "[signal SIGSEGV: segmentation violation code="
 
 static int count(const char *s, const char *what) {
     int n = 0;
@@ -126,7 +127,8 @@ GORO_TEST(crash, channel_released_too_often_has_a_trace, .timeout = 60) {
         cr_skip("ASan reports the use after free first");
     char out[1 << 15];
     int st = trace_run((const char *[]){"over-release", NULL}, NULL, 2, out, sizeof out);
-    cr_assert((WIFEXITED(st) && WEXITSTATUS(st) == 2) || (WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT),
+    cr_assert((WIFEXITED(st) && WEXITSTATUS(st) == 2) ||
+                  (WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT),
               "status %#x\n%s", st, out);
     /* The released channel sits in quarantine, so the extra release is
        caught as a use of a released channel (chan.c), with the trace. */
@@ -146,9 +148,10 @@ GORO_TEST(crash, main_goexit_runs_the_rest_then_fatal, .timeout = 60) {
     cr_assert(strstr(out, "late worker ran\n") != NULL, "%s", out);
     st = trace_run((const char *[]){"main-goexit", NULL}, NULL, 2, out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %#x\n%s", st, out);
-    cr_assert(strstr(out, "fatal error: no goroutines (main called runtime.Goexit) - deadlock!\n") !=
-                  NULL,
-              "%s", out);
+    cr_assert(
+        strstr(out, "fatal error: no goroutines (main called runtime.Goexit) - deadlock!\n") !=
+            NULL,
+        "%s", out);
 }
 
 GORO_TEST(crash, main_goexit_then_deadlock_reported, .timeout = 60) {
@@ -158,7 +161,8 @@ GORO_TEST(crash, main_goexit_then_deadlock_reported, .timeout = 60) {
     char out[1 << 15];
     int st = trace_run((const char *[]){"main-goexit-deadlock", NULL}, NULL, 2, out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %#x\n%s", st, out);
-    cr_assert(strstr(out, "fatal error: all goroutines are asleep - deadlock!\n") != NULL, "%s", out);
+    cr_assert(strstr(out, "fatal error: all goroutines are asleep - deadlock!\n") != NULL, "%s",
+              out);
 }
 
 /* After goro_exit in main, a signal sent to the process is not left

@@ -322,9 +322,7 @@ GORO_TEST(ctx, churn, .timeout = 60) {
     goro_test_await_count(start);
 }
 
-GORO_TEST(ctx, nil_parent_panics, .timeout = 10, .exit_code = 2) {
-    goro_ctx_with_cancel(NULL);
-}
+GORO_TEST(ctx, nil_parent_panics, .timeout = 10, .exit_code = 2) { goro_ctx_with_cancel(NULL); }
 
 /* A chain far deeper than a goroutine stack could recurse over: cancelling
    the root must reach the leaf without recursion. Runs in a goroutine with

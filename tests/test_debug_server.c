@@ -34,22 +34,20 @@
 
 typedef struct hresp {
     int status;
-    char *raw;          /* the whole response, NUL-terminated */
+    char *raw; /* the whole response, NUL-terminated */
     size_t len;
-    size_t head_len;    /* through the blank line */
+    size_t head_len; /* through the blank line */
     const char *body;
     size_t body_len;
 } hresp;
 
-static int64_t mono_ms(void)
-{
+static int64_t mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int dial_family(int family, int port)
-{
+static int dial_family(int family, int port) {
     int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
@@ -75,13 +73,9 @@ static int dial_family(int family, int port)
     return fd;
 }
 
-static int dial(int port)
-{
-    return dial_family(AF_INET, port);
-}
+static int dial(int port) { return dial_family(AF_INET, port); }
 
-static bool send_all(int fd, const char *s, size_t n)
-{
+static bool send_all(int fd, const char *s, size_t n) {
     while (n) {
         ssize_t k = send(fd, s, n, MSG_NOSIGNAL);
         if (k < 0 && errno == EINTR)
@@ -94,15 +88,13 @@ static bool send_all(int fd, const char *s, size_t n)
     return true;
 }
 
-static void hresp_free(hresp *r)
-{
+static void hresp_free(hresp *r) {
     free(r->raw);
     memset(r, 0, sizeof *r);
 }
 
 /* Reads to EOF and splits status, head and body. */
-static bool read_response(int fd, hresp *r)
-{
+static bool read_response(int fd, hresp *r) {
     memset(r, 0, sizeof *r);
     size_t cap = 4096;
     r->raw = malloc(cap);
@@ -129,8 +121,7 @@ static bool read_response(int fd, hresp *r)
     return true;
 }
 
-static bool exchange(int port, const char *req, size_t n, hresp *r)
-{
+static bool exchange(int port, const char *req, size_t n, hresp *r) {
     int fd = dial(port);
     if (fd < 0)
         return false;
@@ -140,8 +131,7 @@ static bool exchange(int port, const char *req, size_t n, hresp *r)
     return ok;
 }
 
-static bool request(int port, const char *method, const char *target, hresp *r)
-{
+static bool request(int port, const char *method, const char *target, hresp *r) {
     char req[2048];
     int n = snprintf(req, sizeof req,
                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: goro-test\r\n"
@@ -150,17 +140,13 @@ static bool request(int port, const char *method, const char *target, hresp *r)
     return exchange(port, req, (size_t)n, r);
 }
 
-static bool get(int port, const char *target, hresp *r)
-{
-    return request(port, "GET", target, r);
-}
+static bool get(int port, const char *target, hresp *r) { return request(port, "GET", target, r); }
 
 /* The value of header `name` (case-insensitive) in a per-thread buffer, or
  * NULL. Per thread because concurrent_clients calls this from several plain
  * threads at once (every caller is a plain thread, never a goroutine that could
  * migrate between threads while holding the result). */
-static const char *header(const hresp *r, const char *name)
-{
+static const char *header(const hresp *r, const char *name) {
     static _Thread_local char val[512];
     size_t nl = strlen(name);
     const char *p = strstr(r->raw, "\r\n");
@@ -185,8 +171,7 @@ static const char *header(const hresp *r, const char *name)
     return NULL;
 }
 
-static void assert_framing(const hresp *r)
-{
+static void assert_framing(const hresp *r) {
     const char *cl = header(r, "Content-Length");
     cr_assert_not_null(cl, "no Content-Length in:\n%s", r->raw);
     cr_assert_eq((size_t)atol(cl), r->body_len, "Content-Length %s, body %zu", cl, r->body_len);
@@ -194,15 +179,13 @@ static void assert_framing(const hresp *r)
     cr_assert(conn && strcmp(conn, "close") == 0);
 }
 
-static void assert_header(const hresp *r, const char *name, const char *want)
-{
+static void assert_header(const hresp *r, const char *name, const char *want) {
     const char *v = header(r, name);
     cr_assert_not_null(v, "missing %s in:\n%.*s", name, (int)r->head_len, r->raw);
     cr_assert_str_eq(v, want, "%s: got '%s', want '%s'", name, v, want);
 }
 
-static size_t count_substr(const char *s, size_t n, const char *needle)
-{
+static size_t count_substr(const char *s, size_t n, const char *needle) {
     size_t c = 0, nl = strlen(needle);
     for (size_t i = 0; i + nl <= n; i++)
         if (memcmp(s + i, needle, nl) == 0)
@@ -210,8 +193,7 @@ static size_t count_substr(const char *s, size_t n, const char *needle)
     return c;
 }
 
-static int start(void)
-{
+static int start(void) {
     int port = goro_debug_serve("127.0.0.1:0");
     cr_assert_gt(port, 0, "goro_debug_serve: %s", goro_strerror(port));
     return port;
@@ -221,8 +203,7 @@ static int start(void)
 
 /* Go's index page: every profile Go lists (goroutineleak is goro's, as
    Go 1.26's), sorted by name, with Go's descriptions. */
-static char *expected_index(int goroutines, int leaked, int threads)
-{
+static char *expected_index(int goroutines, int leaked, int threads) {
     static const struct {
         const char *name, *desc;
     } ent[] = {
@@ -273,8 +254,7 @@ static char *expected_index(int goroutines, int leaked, int threads)
     return s;
 }
 
-GORO_TEST(debug_server, index_page_is_gos, .timeout = 20)
-{
+GORO_TEST(debug_server, index_page_is_gos, .timeout = 20) {
     int port = start();
     hresp r;
     cr_assert(get(port, "/debug/pprof/", &r));
@@ -310,13 +290,11 @@ GORO_TEST(debug_server, index_page_is_gos, .timeout = 20)
     goro_debug_stop();
 }
 
-static void render_pool(FILE *out, void *ctx)
-{
+static void render_pool(FILE *out, void *ctx) {
     fprintf(out, "pool %s: size 4 <queued 2> & 'x'\n", (const char *)ctx);
 }
 
-GORO_TEST(debug_server, index_sections_from_other_layers, .timeout = 20)
-{
+GORO_TEST(debug_server, index_sections_from_other_layers, .timeout = 20) {
     int port = start();
     cr_assert_eq(goro__debug_register_section("pools", render_pool, "db"), 0);
     hresp r;
@@ -335,10 +313,10 @@ GORO_TEST(debug_server, index_sections_from_other_layers, .timeout = 20)
     goro_debug_stop();
 }
 
-GORO_TEST(debug_server, goroutine_profile_text, .timeout = 30)
-{
+GORO_TEST(debug_server, goroutine_profile_text, .timeout = 30) {
     int port = start();
-    static const char *targets[] = {"/debug/pprof/goroutine?debug=1", "/debug/pprof/goroutine?debug=2",
+    static const char *targets[] = {"/debug/pprof/goroutine?debug=1",
+                                    "/debug/pprof/goroutine?debug=2",
                                     "/debug/pprof/goroutine?x=y&debug=1"};
     for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
         hresp r;
@@ -357,12 +335,12 @@ GORO_TEST(debug_server, goroutine_profile_text, .timeout = 30)
     goro_debug_stop();
 }
 
-GORO_TEST(debug_server, goroutine_profile_proto, .timeout = 30)
-{
+GORO_TEST(debug_server, goroutine_profile_proto, .timeout = 30) {
     int port = start();
     /* no debug, debug=0, and values Go's Atoi refuses (treated as 0) */
     static const char *targets[] = {"/debug/pprof/goroutine", "/debug/pprof/goroutine?debug=0",
-                                    "/debug/pprof/goroutine?debug=x", "/debug/pprof/goroutine?debug=0x1",
+                                    "/debug/pprof/goroutine?debug=x",
+                                    "/debug/pprof/goroutine?debug=0x1",
                                     "/debug/pprof/goroutine?debug=%201"};
     for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
         hresp r;
@@ -380,8 +358,7 @@ GORO_TEST(debug_server, goroutine_profile_proto, .timeout = 30)
     goro_debug_stop();
 }
 
-GORO_TEST(debug_server, goroutineleak_profile, .timeout = 30)
-{
+GORO_TEST(debug_server, goroutineleak_profile, .timeout = 30) {
     int port = start();
     hresp r;
     cr_assert(get(port, "/debug/pprof/goroutineleak?debug=1", &r));
@@ -414,19 +391,18 @@ static bool leak_profile_counts_one(int port) {
     return one;
 }
 
-static void leaky_sender(void *arg)
-{
+static void leaky_sender(void *arg) {
     int v = 1;
     goro_chan_send((goro_chan *)arg, &v); /* no one else can reach the channel */
 }
 
-GORO_TEST(debug_server, goroutineleak_count_on_index, .timeout = 30)
-{
+GORO_TEST(debug_server, goroutineleak_count_on_index, .timeout = 30) {
     int port = start();
     hresp r;
     cr_assert(get(port, "/debug/pprof/", &r));
-    cr_assert_not_null(strstr(r.body, "<tr><td>0</td><td><a href='goroutineleak?debug=1'>goroutineleak</a>"),
-                       "%s", r.body);
+    cr_assert_not_null(
+        strstr(r.body, "<tr><td>0</td><td><a href='goroutineleak?debug=1'>goroutineleak</a>"), "%s",
+        r.body);
     hresp_free(&r);
 
     goro_chan *c = goro_chan_make(sizeof(int), 0);
@@ -439,8 +415,9 @@ GORO_TEST(debug_server, goroutineleak_count_on_index, .timeout = 30)
     cr_assert(goro_test_wait_until(leak_profile_counts_one(port), GORO_SEC(5)));
     /* the index shows the last run's count, as Go's Profile.Count() */
     cr_assert(get(port, "/debug/pprof/", &r));
-    cr_assert_not_null(strstr(r.body, "<tr><td>1</td><td><a href='goroutineleak?debug=1'>goroutineleak</a>"),
-                       "%s", r.body);
+    cr_assert_not_null(
+        strstr(r.body, "<tr><td>1</td><td><a href='goroutineleak?debug=1'>goroutineleak</a>"), "%s",
+        r.body);
     hresp_free(&r);
     /* debug=2: every goroutine, the leaked one marked */
     cr_assert(get(port, "/debug/pprof/goroutineleak?debug=2", &r));
@@ -458,8 +435,7 @@ GORO_TEST(debug_server, goroutineleak_count_on_index, .timeout = 30)
     cr_assert_eq(goro_count(), 1);
 }
 
-GORO_TEST(debug_server, cmdline, .timeout = 20)
-{
+GORO_TEST(debug_server, cmdline, .timeout = 20) {
     int port = start();
     char want[65536];
     FILE *f = fopen("/proc/self/cmdline", "r");
@@ -482,8 +458,7 @@ GORO_TEST(debug_server, cmdline, .timeout = 20)
     goro_debug_stop();
 }
 
-GORO_TEST(debug_server, not_found_and_redirects, .timeout = 20)
-{
+GORO_TEST(debug_server, not_found_and_redirects, .timeout = 20) {
     int port = start();
     hresp r;
     /* an unknown profile: Go's serveError */
@@ -536,15 +511,17 @@ GORO_TEST(debug_server, not_found_and_redirects, .timeout = 20)
     goro_debug_stop();
 }
 
-GORO_TEST(debug_server, seconds_parameter, .timeout = 20)
-{
+GORO_TEST(debug_server, seconds_parameter, .timeout = 20) {
     int port = start();
     static const struct {
         const char *target, *body;
     } cases[] = {
-        {"/debug/pprof/goroutine?seconds=abc", "invalid value for \"seconds\" - must be a positive integer\n"},
-        {"/debug/pprof/goroutine?seconds=0", "invalid value for \"seconds\" - must be a positive integer\n"},
-        {"/debug/pprof/goroutine?seconds=-3", "invalid value for \"seconds\" - must be a positive integer\n"},
+        {"/debug/pprof/goroutine?seconds=abc",
+         "invalid value for \"seconds\" - must be a positive integer\n"},
+        {"/debug/pprof/goroutine?seconds=0",
+         "invalid value for \"seconds\" - must be a positive integer\n"},
+        {"/debug/pprof/goroutine?seconds=-3",
+         "invalid value for \"seconds\" - must be a positive integer\n"},
         {"/debug/pprof/goroutine?seconds=5&debug=1", "seconds and debug params are incompatible\n"},
         {"/debug/pprof/goroutineleak?debug=2&seconds=1",
          "\"seconds\" parameter is not supported for this profile type\n"},
@@ -571,14 +548,12 @@ GORO_TEST(debug_server, seconds_parameter, .timeout = 20)
 
 /* ----------------------------------------------------------- bad requests */
 
-static int raw_status(int port, const char *req, size_t n, hresp *r)
-{
+static int raw_status(int port, const char *req, size_t n, hresp *r) {
     cr_assert(exchange(port, req, n, r), "no HTTP answer to %.60s", req);
     return r->status;
 }
 
-GORO_TEST(debug_server, bad_requests, .timeout = 30)
-{
+GORO_TEST(debug_server, bad_requests, .timeout = 30) {
     int port = start();
     static const struct {
         const char *req;
@@ -586,9 +561,9 @@ GORO_TEST(debug_server, bad_requests, .timeout = 30)
     } cases[] = {
         {"hello\r\n\r\n", 400},
         {"GET /\r\n\r\n", 400},
-        {"GET / HTTP/1.1\r\n\r\n", 400},                        /* no Host */
-        {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},  /* two Hosts */
-        {"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", 400},  /* obs-fold */
+        {"GET / HTTP/1.1\r\n\r\n", 400},                       /* no Host */
+        {"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400}, /* two Hosts */
+        {"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", 400}, /* obs-fold */
         {"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400},
         {"GET /a%zz HTTP/1.1\r\nHost: a\r\n\r\n", 400},
         {"GET /debug/pprof/%00 HTTP/1.1\r\nHost: a\r\n\r\n", 400},
@@ -597,7 +572,7 @@ GORO_TEST(debug_server, bad_requests, .timeout = 30)
         {"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501},
         {"GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505},
         {"G(T / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
-        {"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400},       /* a TLS hello */
+        {"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400}, /* a TLS hello */
         {"GET / HTTP/1.1\r\nHost: a\r\nX: \x01\r\n\r\n", 400},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -624,8 +599,7 @@ GORO_TEST(debug_server, bad_requests, .timeout = 30)
     goro_debug_stop();
 }
 
-GORO_TEST(debug_server, methods, .timeout = 20)
-{
+GORO_TEST(debug_server, methods, .timeout = 20) {
     int port = start();
     static const char *methods[] = {"POST", "PUT", "DELETE", "PATCH", "get", "TRACE"};
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
@@ -655,8 +629,7 @@ GORO_TEST(debug_server, methods, .timeout = 20)
     goro_debug_stop();
 }
 
-GORO_TEST(debug_server, oversized_requests, .timeout = 30)
-{
+GORO_TEST(debug_server, oversized_requests, .timeout = 30) {
     int port = start();
     /* one header that never ends within 64 KiB */
     size_t n = GORO__HTTP_MAX_HEAD + 20000;
@@ -716,8 +689,7 @@ GORO_TEST(debug_server, oversized_requests, .timeout = 30)
     goro_debug_stop();
 }
 
-GORO_TEST(debug_server, read_timeout_and_idle_clients, .timeout = 30)
-{
+GORO_TEST(debug_server, read_timeout_and_idle_clients, .timeout = 30) {
     goro__debug_set_read_timeout(GORO_MS(300));
     int port = start();
     /* an incomplete head: 408 after the read timeout */
@@ -766,8 +738,7 @@ GORO_TEST(debug_server, read_timeout_and_idle_clients, .timeout = 30)
 static int conc_port;
 static atomic_int conc_fail, conc_ok;
 
-static void *conc_client(void *arg)
-{
+static void *conc_client(void *arg) {
     int id = (int)(intptr_t)arg;
     static const char *targets[] = {"/debug/pprof/", "/debug/pprof/goroutine?debug=1",
                                     "/debug/pprof/cmdline", "/debug/pprof/goroutine?debug=2",
@@ -805,8 +776,7 @@ static void *conc_client(void *arg)
     return NULL;
 }
 
-GORO_TEST(debug_server, concurrent_clients, .timeout = 60)
-{
+GORO_TEST(debug_server, concurrent_clients, .timeout = 60) {
     conc_port = start();
     pthread_t th[8];
     for (int i = 0; i < 8; i++)
@@ -822,8 +792,7 @@ GORO_TEST(debug_server, concurrent_clients, .timeout = 60)
 
 static atomic_int spin_stop, spin_running, spin_done;
 
-static void spinner(void *arg)
-{
+static void spinner(void *arg) {
     (void)arg;
     atomic_fetch_add(&spin_running, 1);
     volatile uint64_t x = 0;
@@ -832,17 +801,17 @@ static void spinner(void *arg)
     atomic_fetch_add(&spin_done, 1);
 }
 
-GORO_TEST(debug_server, answers_while_all_goroutines_spin, .timeout = 60)
-{
+GORO_TEST(debug_server, answers_while_all_goroutines_spin, .timeout = 60) {
     goro_maxprocs(2);
     int port = start();
     for (int i = 0; i < 2; i++)
         cr_assert_neq(goro_go(spinner, NULL), 0);
-    cr_assert(goro_test_wait_until(atomic_load(&spin_running) == 2, GORO_SEC(5)), "spin_running != 2");
+    cr_assert(goro_test_wait_until(atomic_load(&spin_running) == 2, GORO_SEC(5)),
+              "spin_running != 2");
 
-    static const char *targets[] = {"/debug/pprof/", "/debug/pprof/cmdline",
-                                    "/debug/pprof/goroutine?debug=1", "/debug/pprof/goroutine?debug=2",
-                                    "/debug/pprof/goroutine?debug=0"};
+    static const char *targets[] = {
+        "/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/goroutine?debug=1",
+        "/debug/pprof/goroutine?debug=2", "/debug/pprof/goroutine?debug=0"};
     for (int round = 0; round < 3; round++) {
         for (size_t i = 0; i < sizeof targets / sizeof targets[0]; i++) {
             hresp r;
@@ -866,15 +835,15 @@ GORO_TEST(debug_server, answers_while_all_goroutines_spin, .timeout = 60)
 
 /* In a debug=1 profile: the sum of the counts of the groups that have a
    frame line containing `frame`. */
-static int count_in_groups(const char *body, const char *frame)
-{
+static int count_in_groups(const char *body, const char *frame) {
     int total = 0, n = 0;
     bool counted = true;
     for (const char *line = body; *line;) {
         const char *eol = strchr(line, '\n');
         size_t len = eol ? (size_t)(eol - line) : strlen(line);
         int k;
-        if (sscanf(line, "%d @ ", &k) == 1 && strstr(line, " @ ") && strstr(line, " @ ") < line + len) {
+        if (sscanf(line, "%d @ ", &k) == 1 && strstr(line, " @ ") &&
+            strstr(line, " @ ") < line + len) {
             n = k;
             counted = false;
         } else if (!counted && line[0] == '#') {
@@ -891,15 +860,13 @@ static int count_in_groups(const char *body, const char *frame)
 
 static atomic_int stuck_done;
 
-static void stuck(void *arg)
-{
+static void stuck(void *arg) {
     int v;
     goro_chan_recv((goro_chan *)arg, &v);
     atomic_fetch_add(&stuck_done, 1);
 }
 
-GORO_TEST(debug_server, answers_while_goroutines_are_stuck, .timeout = 60)
-{
+GORO_TEST(debug_server, answers_while_goroutines_are_stuck, .timeout = 60) {
     int port = start();
     goro_chan *c = goro_chan_make(sizeof(int), 0);
     cr_assert_not_null(c);
@@ -938,8 +905,7 @@ GORO_TEST(debug_server, answers_while_goroutines_are_stuck, .timeout = 60)
 
 /* --------------------------------------------------- lifecycle, addresses */
 
-GORO_TEST(debug_server, stop_closes_the_port_and_restart_works, .timeout = 20)
-{
+GORO_TEST(debug_server, stop_closes_the_port_and_restart_works, .timeout = 20) {
     int port = start();
     cr_assert_eq(goro_debug_serve("127.0.0.1:0"), -EBUSY);
     hresp r;
@@ -969,12 +935,20 @@ GORO_TEST(debug_server, stop_closes_the_port_and_restart_works, .timeout = 20)
     cr_assert_eq(dial(port2), -1);
 }
 
-GORO_TEST(debug_server, addresses, .timeout = 20)
-{
+GORO_TEST(debug_server, addresses, .timeout = 20) {
     /* ":0" and ":6060" parse (io/hostport.h) but are refused: no empty host. */
-    static const char *bad[] = {":0", ":6060", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536",
-                                "127.0.0.1:-1", "127.0.0.1:nosuchservice", "::1:0", "[::1]0", "[::1]",
-                                "", "127.0.0.1:0:0"};
+    static const char *bad[] = {":0",
+                                ":6060",
+                                "127.0.0.1",
+                                "127.0.0.1:",
+                                "127.0.0.1:65536",
+                                "127.0.0.1:-1",
+                                "127.0.0.1:nosuchservice",
+                                "::1:0",
+                                "[::1]0",
+                                "[::1]",
+                                "",
+                                "127.0.0.1:0:0"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int r = goro_debug_serve(bad[i]);
         cr_assert_eq(r, -EINVAL, "'%s': %d (%s)", bad[i], r, goro_strerror(r));
@@ -1029,13 +1003,9 @@ GORO_TEST(debug_server, addresses, .timeout = 20)
 
 static goro__http_req preq;
 
-static int parse(const char *s)
-{
-    return goro__http_parse(&preq, s, strlen(s));
-}
+static int parse(const char *s) { return goro__http_parse(&preq, s, strlen(s)); }
 
-GORO_TEST(debug_server, parser_request_line_and_headers, .timeout = 10)
-{
+GORO_TEST(debug_server, parser_request_line_and_headers, .timeout = 10) {
     cr_assert_eq(parse("GET /debug/pprof/goroutine?debug=1&x=%41 HTTP/1.1\r\nHost: a:1\r\n"
                        "X-Sp:  v w \t\r\n\r\nBODY"),
                  200);
@@ -1044,8 +1014,9 @@ GORO_TEST(debug_server, parser_request_line_and_headers, .timeout = 10)
     cr_assert_str_eq(preq.raw_query, "debug=1&x=%41");
     cr_assert(preq.has_query);
     cr_assert_eq(preq.minor, 1);
-    cr_assert_eq(preq.head_len, strlen("GET /debug/pprof/goroutine?debug=1&x=%41 HTTP/1.1\r\nHost: a:1\r\n"
-                                       "X-Sp:  v w \t\r\n\r\n"));
+    cr_assert_eq(preq.head_len,
+                 strlen("GET /debug/pprof/goroutine?debug=1&x=%41 HTTP/1.1\r\nHost: a:1\r\n"
+                        "X-Sp:  v w \t\r\n\r\n"));
     cr_assert_str_eq(goro__http_header_get(&preq, "host"), "a:1");
     cr_assert_str_eq(goro__http_header_get(&preq, "X-SP"), "v w");
     cr_assert_null(goro__http_header_get(&preq, "Cookie"));
@@ -1079,12 +1050,16 @@ GORO_TEST(debug_server, parser_request_line_and_headers, .timeout = 10)
     cr_assert_eq(parse("GET /x#f HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
     cr_assert_eq(parse("GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
     cr_assert_eq(parse("GET /x HTTP/1.1\r\nHost: a b\r\n\r\n"), 400);
-    cr_assert_eq(parse("GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), 400);
-    cr_assert_eq(parse("GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n"), 200);
+    cr_assert_eq(
+        parse("GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), 400);
+    cr_assert_eq(
+        parse("GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n"), 200);
     cr_assert_eq(preq.content_length, 2);
     cr_assert_eq(parse("GET /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"), 200);
     cr_assert(preq.chunked);
-    cr_assert_eq(parse("GET /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n"), 400);
+    cr_assert_eq(parse("GET /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+                       "chunked\r\nContent-Length: 1\r\n\r\n"),
+                 400);
     cr_assert_eq(parse("GET /x HTTP/1.1\r\nHost: a\r\nA: b\rc\r\n\r\n"), 400);
     cr_assert_not_null(preq.error);
 
@@ -1103,8 +1078,7 @@ GORO_TEST(debug_server, parser_request_line_and_headers, .timeout = 10)
     cr_assert_eq(goro__http_parse(&preq, buf, sizeof buf), 431);
 }
 
-GORO_TEST(debug_server, parser_query_atoi_paths, .timeout = 10)
-{
+GORO_TEST(debug_server, parser_query_atoi_paths, .timeout = 10) {
     char v[64];
     cr_assert(goro__http_query_get("a=1&debug=2&debug=3", "debug", v, sizeof v));
     cr_assert_str_eq(v, "2");
@@ -1139,9 +1113,17 @@ GORO_TEST(debug_server, parser_query_atoi_paths, .timeout = 10)
     cr_assert_eq(x, LLONG_MIN);
 
     static const char *clean[][2] = {
-        {"", "/"}, {"/", "/"}, {"a/b", "/a/b"}, {"/a/../b", "/b"}, {"/a//b/", "/a/b/"},
-        {"/..", "/"}, {"/../..//x/.", "/x"}, {"/debug/pprof/./", "/debug/pprof/"},
-        {"/a/b/../../..", "/"}, {"/a/./b/./", "/a/b/"}, {"/.../x", "/.../x"},
+        {"", "/"},
+        {"/", "/"},
+        {"a/b", "/a/b"},
+        {"/a/../b", "/b"},
+        {"/a//b/", "/a/b/"},
+        {"/..", "/"},
+        {"/../..//x/.", "/x"},
+        {"/debug/pprof/./", "/debug/pprof/"},
+        {"/a/b/../../..", "/"},
+        {"/a/./b/./", "/a/b/"},
+        {"/.../x", "/.../x"},
     };
     for (size_t i = 0; i < sizeof clean / sizeof clean[0]; i++) {
         char out[64];
@@ -1149,15 +1131,15 @@ GORO_TEST(debug_server, parser_query_atoi_paths, .timeout = 10)
         cr_assert_str_eq(out, clean[i][1], "clean('%s')", clean[i][0]);
     }
     char out[64];
-    cr_assert_eq(goro__http_escape_path("/a b/%/é;@", out, sizeof out), strlen("/a%20b/%25/%C3%A9;@"));
+    cr_assert_eq(goro__http_escape_path("/a b/%/é;@", out, sizeof out),
+                 strlen("/a%20b/%25/%C3%A9;@"));
     cr_assert_str_eq(out, "/a%20b/%25/%C3%A9;@");
     cr_assert_eq(goro__http_escape_path("/abc", out, 4), (size_t)-1);
 }
 
 /* ------------------------------------------------- the rest of net/http/pprof */
 
-GORO_TEST(debug_server, goroutine_delta_profile, .timeout = 30)
-{
+GORO_TEST(debug_server, goroutine_delta_profile, .timeout = 30) {
     int port = start();
     hresp r;
     cr_assert(get(port, "/debug/pprof/goroutine?seconds=1", &r));
@@ -1165,13 +1147,13 @@ GORO_TEST(debug_server, goroutine_delta_profile, .timeout = 30)
     assert_framing(&r);
     assert_header(&r, "Content-Type", "application/octet-stream");
     assert_header(&r, "Content-Disposition", "attachment; filename=\"goroutine-delta\"");
-    cr_assert(r.body_len > 2 && (unsigned char)r.body[0] == 0x1f && (unsigned char)r.body[1] == 0x8b);
+    cr_assert(r.body_len > 2 && (unsigned char)r.body[0] == 0x1f &&
+              (unsigned char)r.body[1] == 0x8b);
     hresp_free(&r);
     goro_debug_stop();
 }
 
-GORO_TEST(debug_server, unavailable_profiles_say_why, .timeout = 20)
-{
+GORO_TEST(debug_server, unavailable_profiles_say_why, .timeout = 20) {
     int port = start();
     static const char *names[] = {"heap", "allocs", "trace"};
     for (size_t i = 0; i < 3; i++) {
@@ -1189,8 +1171,7 @@ GORO_TEST(debug_server, unavailable_profiles_say_why, .timeout = 20)
     goro_debug_stop();
 }
 
-GORO_TEST(debug_server, symbol_get_and_post, .timeout = 20)
-{
+GORO_TEST(debug_server, symbol_get_and_post, .timeout = 20) {
     int port = start();
     char path[128];
     uintptr_t pc = (uintptr_t)&goro_debug_serve;
@@ -1221,16 +1202,14 @@ GORO_TEST(debug_server, symbol_get_and_post, .timeout = 20)
 
 /* go tool pprof against the server: skipped without go, except in CI
    (.ci/run installs golang-go; CI=1 makes its absence a failure). */
-static bool have_go(void)
-{
+static bool have_go(void) {
     if (access("/usr/bin/go", X_OK) == 0)
         return true;
     cr_assert_null(getenv("CI"), "go is missing in CI (apt-get install golang-go)");
     return false;
 }
 
-static char *run_cmd(const char *cmd)
-{
+static char *run_cmd(const char *cmd) {
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p);
     char *buf = NULL;
@@ -1245,8 +1224,7 @@ static char *run_cmd(const char *cmd)
     return buf;
 }
 
-static char *go_pprof(const char *flags, int port, const char *path)
-{
+static char *go_pprof(const char *flags, int port, const char *path) {
     char cmd[512];
     snprintf(cmd, sizeof cmd,
              "HOME=/tmp GOFLAGS= PPROF_TMPDIR=/tmp timeout 120 /usr/bin/go tool pprof %s "
@@ -1255,8 +1233,7 @@ static char *go_pprof(const char *flags, int port, const char *path)
     return run_cmd(cmd);
 }
 
-void debug_fixture_burn(void *arg)
-{
+void debug_fixture_burn(void *arg) {
     _Atomic bool *stop = arg;
     goro_label_set("request", "burner");
     volatile uint64_t x = 1;
@@ -1270,8 +1247,7 @@ void debug_fixture_burn(void *arg)
     }
 }
 
-GORO_TEST(debug_server, cpu_profile_endpoint, .timeout = 120)
-{
+GORO_TEST(debug_server, cpu_profile_endpoint, .timeout = 120) {
     int port = start();
     /* static: the burner still reads it after this body returns, while
        the leak check waits for it to end */
@@ -1287,7 +1263,8 @@ GORO_TEST(debug_server, cpu_profile_endpoint, .timeout = 120)
     assert_header(&r, "Content-Type", "application/octet-stream");
     assert_header(&r, "Content-Disposition", "attachment; filename=\"profile\"");
     assert_header(&r, "X-Content-Type-Options", "nosniff");
-    cr_assert(r.body_len > 2 && (unsigned char)r.body[0] == 0x1f && (unsigned char)r.body[1] == 0x8b);
+    cr_assert(r.body_len > 2 && (unsigned char)r.body[0] == 0x1f &&
+              (unsigned char)r.body[1] == 0x8b);
     hresp_free(&r);
 
     /* other clients are served while a profile is collected */
@@ -1337,22 +1314,19 @@ GORO_TEST(debug_server, cpu_profile_endpoint, .timeout = 120)
     goro_debug_stop();
 }
 
-void debug_fixture_blocked_recv(void *arg)
-{
+void debug_fixture_blocked_recv(void *arg) {
     goro_chan *c = arg;
     int v;
     goro_chan_recv(c, &v);
 }
 
-void debug_fixture_contender(void *arg)
-{
+void debug_fixture_contender(void *arg) {
     goro_mutex *m = arg;
     goro_mutex_lock(m);
     goro_mutex_unlock(m);
 }
 
-GORO_TEST(debug_server, block_mutex_threadcreate_endpoints, .timeout = 120)
-{
+GORO_TEST(debug_server, block_mutex_threadcreate_endpoints, .timeout = 120) {
     int port = start();
     goro_set_block_profile_rate(1);
     goro_set_mutex_profile_fraction(1);

@@ -21,7 +21,6 @@
 #include "goro_test.h"
 #include "goro_test_internal.h"
 
-
 /* ------------------------------------------------------------ helpers */
 
 /* Masks PCs and offsets (0x... -> 0x?) and this file's directory. */
@@ -128,10 +127,9 @@ static GORO__NOINLINE void fmt_sender(void *arg) {
     goro_chan_send(arg, &v);
 }
 
-enum { L_FMT_SPAWN = __LINE__ + 3 };
+enum { L_FMT_SPAWN = __LINE__ + 2 };
 static GORO__NOINLINE uint64_t fmt_spawn(goro_chan *c) {
-    uint64_t id =
-        goro_go(fmt_sender, c);
+    uint64_t id = goro_go(fmt_sender, c);
     __asm__ volatile("" ::: "memory"); /* no tail call: goro_go's return address stays here */
     return id;
 }
@@ -341,7 +339,8 @@ GORO_TEST(formats, tabwriter_matches_go, .timeout = 10) {
     /* The 6-frame group of a real Go 1.19.8 capture: main.main writing
        pprof.Lookup("goroutine") at debug=1 (profile of a program leaking senders). */
     static const char *cells[6][3] = {
-        {"0x45c9e4", "runtime/pprof.runtime_goroutineProfileWithLabels+0x24", "runtime/mprof.go:846"},
+        {"0x45c9e4", "runtime/pprof.runtime_goroutineProfileWithLabels+0x24",
+         "runtime/mprof.go:846"},
         {"0x4aec34", "runtime/pprof.writeRuntimeProfile+0xb4", "runtime/pprof/pprof.go:723"},
         {"0x4aea4c", "runtime/pprof.writeGoroutine+0x4c", "runtime/pprof/pprof.go:683"},
         {"0x4ab9aa", "runtime/pprof.(*Profile).WriteTo+0x14a", "runtime/pprof/pprof.go:330"},
@@ -598,8 +597,7 @@ GORO_TEST(formats, debug2_read_by_panicparse, .timeout = 60) {
     snprintf(cmd, sizeof cmd, "%s -parse=false -no-color < %s 2>&1; echo \"rc=$?\"", pp, path);
     char *out = fmt_run(cmd);
     /* Both senders (same stack, same creator) form one bucket of 2. */
-    cr_assert(strstr(out, "2: chan send [Created by .fmt_spawn in goroutine 1") != NULL, "%s",
-              out);
+    cr_assert(strstr(out, "2: chan send [Created by .fmt_spawn in goroutine 1") != NULL, "%s", out);
     cr_assert(strstr(out, "fmt_sender()") != NULL, "%s", out);
     cr_assert(strstr(out, "1: running") != NULL, "%s", out);
     cr_assert(strstr(out, "rc=0") != NULL, "%s", out);

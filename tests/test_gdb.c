@@ -175,12 +175,11 @@ static void check_list(const char *out) {
         if (waiters[i].call) {
             const char *call = strstr(line, waiters[i].call);
             cr_assert(call && call < top && strstr(call, ") from ") < top,
-                      "goroutine in %s: %s... from expected:\n%s", waiters[i].func,
-                      waiters[i].call, out);
+                      "goroutine in %s: %s... from expected:\n%s", waiters[i].func, waiters[i].call,
+                      out);
         } else {
             const char *from = strstr(line, " from ");
-            cr_assert(!from || from > end, "%s: no goro call expected:\n%s", waiters[i].func,
-                      out);
+            cr_assert(!from || from > end, "%s: no goro call expected:\n%s", waiters[i].func, out);
         }
     }
     /* Only the two provably leaked goroutines are marked. */
@@ -214,8 +213,10 @@ static void expect_same_dump(const char *mine, const char *gdb_out) {
             next += 2;
         }
         if (!strstr(b, " [running]:\n")) {
-            cr_expect(strstr(gdb_out, b), "goro dump lacks this block of the program's own "
-                                          "dump:\n%s\ngdb printed:\n%s", b, gdb_out);
+            cr_expect(strstr(gdb_out, b),
+                      "goro dump lacks this block of the program's own "
+                      "dump:\n%s\ngdb printed:\n%s",
+                      b, gdb_out);
             blocks++;
         }
         b = next;
@@ -229,8 +230,7 @@ static void expect_same_dump(const char *mine, const char *gdb_out) {
    entry (no +0x offset), below the goro call its wait implies, and a
    "created by" naming the creator whose goro_go left no frame. */
 static void expect_tail_calls(const char *mine) {
-    const char *fns[] = {"\ngoro_sleep()\n\t", "\ntail_sleeper()\n\t",
-                         "\ntail_receiver()\n\t"};
+    const char *fns[] = {"\ngoro_sleep()\n\t", "\ntail_sleeper()\n\t", "\ntail_receiver()\n\t"};
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
         const char *f = strstr(mine, fns[i]);
         cr_assert(f, "no %s in the program's own dump:\n%s", fns[i] + 1, mine);

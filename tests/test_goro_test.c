@@ -29,17 +29,13 @@ GORO_TEST(goro_test_kit, leak_timeout_set_before_the_include) {
 }
 
 /* Written as one writes Criterion's Test(suite, name): no options. */
-GORO_TEST(goro_test_kit, no_options) {
-    cr_assert_eq(goro_count() >= 0, true);
-}
+GORO_TEST(goro_test_kit, no_options) { cr_assert_eq(goro_count() >= 0, true); }
 
 GORO_TEST(goro_test_kit, with_options, .timeout = 10, .description = "options pass through") {
     cr_assert(true);
 }
 
-GORO_TEST_UNCHECKED(goro_test_kit, unchecked_without_options, "checks nothing") {
-    cr_assert(true);
-}
+GORO_TEST_UNCHECKED(goro_test_kit, unchecked_without_options, "checks nothing") { cr_assert(true); }
 
 static void kit_blocked(void *arg) {
     goro_chan_recv(arg, NULL);
@@ -66,9 +62,12 @@ GORO_TEST(goro_test_kit, leak_report_printed_once, .timeout = 20) {
     fclose(tmp);
     cr_assert_eq(n, 1);
     cr_assert_eq(errlen, 0, "the report also went to stderr");
-    cr_assert(strncmp(msg, "found 1 unexpected goroutine:\n# labels: {\"name\":\"kit leaker\"}\ngoroutine ",
-                      strlen("found 1 unexpected goroutine:\n# labels: {\"name\":\"kit leaker\"}\ngoroutine ")) == 0,
-              "%s", msg);
+    cr_assert(
+        strncmp(msg,
+                "found 1 unexpected goroutine:\n# labels: {\"name\":\"kit leaker\"}\ngoroutine ",
+                strlen("found 1 unexpected goroutine:\n# labels: {\"name\":\"kit "
+                       "leaker\"}\ngoroutine ")) == 0,
+        "%s", msg);
     cr_assert(strstr(msg, "kit_blocked(") != NULL, "%s", msg);
     goro_chan_close(c);
 }

@@ -70,9 +70,11 @@ Test(hostport, split_limits) {
     const char *why = NULL;
     cr_expect_eq(goro__split_hostport(NULL, host, sizeof host, port, sizeof port, &why), EINVAL);
     cr_expect_eq(goro__split_hostport("abc:123", host, sizeof host, port, sizeof port, NULL), 0);
-    cr_expect_eq(goro__split_hostport("abcd:1", host, sizeof host, port, sizeof port, &why), EINVAL);
+    cr_expect_eq(goro__split_hostport("abcd:1", host, sizeof host, port, sizeof port, &why),
+                 EINVAL);
     cr_expect_str_eq(why, "address too long");
-    cr_expect_eq(goro__split_hostport("a:1234", host, sizeof host, port, sizeof port, &why), EINVAL);
+    cr_expect_eq(goro__split_hostport("a:1234", host, sizeof host, port, sizeof port, &why),
+                 EINVAL);
 }
 
 Test(hostport, port_numbers) {
@@ -81,9 +83,16 @@ Test(hostport, port_numbers) {
         int err;
         uint16_t want;
     } cases[] = {
-        {"0", 0, 0},          {"80", 0, 80},        {"65535", 0, 65535}, {"00080", 0, 80},
-        {"65536", EINVAL, 0}, {"99999", EINVAL, 0}, {"123456789012345678901234567890", EINVAL, 0},
-        {"-1", EINVAL, 0},    {"", EINVAL, 0},      {"nosuchservice", EINVAL, 0},
+        {"0", 0, 0},
+        {"80", 0, 80},
+        {"65535", 0, 65535},
+        {"00080", 0, 80},
+        {"65536", EINVAL, 0},
+        {"99999", EINVAL, 0},
+        {"123456789012345678901234567890", EINVAL, 0},
+        {"-1", EINVAL, 0},
+        {"", EINVAL, 0},
+        {"nosuchservice", EINVAL, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint16_t got = 12345;
@@ -117,7 +126,8 @@ Test(hostport, users_agree, .timeout = 20) {
     int port = goro_debug_serve("localhost:0");
     cr_expect_gt(port, 0, "debug_serve \"localhost:0\": %s", goro_strerror(port));
     goro_debug_stop();
-    static const char *bad[] = {"nohost", "::1:80", "[::1]80", "127.0.0.1:", "127.0.0.1:65536", NULL};
+    static const char *bad[] = {"nohost",     "::1:80",          "[::1]80",
+                                "127.0.0.1:", "127.0.0.1:65536", NULL};
     for (int i = 0; bad[i]; i++) {
         cr_expect_eq(goro_listen_tcp(bad[i], 4), -EINVAL, "listen \"%s\"", bad[i]);
         cr_expect_eq(goro_debug_serve(bad[i]), -EINVAL, "debug_serve \"%s\"", bad[i]);

@@ -211,7 +211,8 @@ GORO_TEST(io, echo_goroutines_and_threads, .timeout = 30) {
     for (int i = 0; i < 4; i++)
         pthread_join(th[i], NULL);
     goro_waitgroup_wait(&c.wg);
-    cr_assert_eq(atomic_load(&c.ok), 25, "clients that echoed correctly: %d of 25", atomic_load(&c.ok));
+    cr_assert_eq(atomic_load(&c.ok), 25, "clients that echoed correctly: %d of 25",
+                 atomic_load(&c.ok));
     io_server_stop(&s);
     cr_assert_eq(atomic_load(&s.served), 25);
 }
@@ -451,7 +452,7 @@ GORO_TEST(io, write_deadline, .timeout = 20) {
 
 typedef struct {
     int fd;
-    int kind; /* 0 read, 1 accept, 2 wait_fd POLLIN, 3 write (big) */
+    int kind;  /* 0 read, 1 accept, 2 wait_fd POLLIN, 3 write (big) */
     ssize_t r; /* the result or -errno */
     _Atomic uint64_t gid;
     goro_waitgroup wg;
@@ -493,8 +494,8 @@ GORO_TEST(io, close_wakes_waiters, .timeout = 20) {
     io_pair(&e, &f);
     /* Goroutines blocked in read, accept, wait_fd and write (nobody reads d);
        a thread blocked in read. */
-    io_blocked g[4] = {{.fd = b, .kind = 0}, {.fd = ln, .kind = 1}, {.fd = b, .kind = 2},
-                       {.fd = c, .kind = 3}};
+    io_blocked g[4] = {
+        {.fd = b, .kind = 0}, {.fd = ln, .kind = 1}, {.fd = b, .kind = 2}, {.fd = c, .kind = 3}};
     for (int i = 0; i < 4; i++) {
         goro_waitgroup_add(&g[i].wg, 1);
         goro_go(io_blocked_g, &g[i]);
@@ -586,9 +587,9 @@ static void io_sender_g(void *arg) {
 typedef struct {
     int fd;
     int64_t timeout;
-    int first;      /* 1 data, 0 timeout */
-    int second;     /* after a timeout: 1 data arrived, 0 lost */
-    int extra;      /* bytes beyond the one sent (duplication) */
+    int first;  /* 1 data, 0 timeout */
+    int second; /* after a timeout: 1 data arrived, 0 lost */
+    int extra;  /* bytes beyond the one sent (duplication) */
     goro_waitgroup wg;
 } io_racer;
 
@@ -678,7 +679,7 @@ GORO_TEST(io, timeout_readiness_race_thread, .timeout = 60) {
 typedef struct {
     int fd;
     int64_t timeout;
-    int outcome; /* bytes read in total, or -errno */
+    int outcome;     /* bytes read in total, or -errno */
     _Atomic int got; /* bytes read so far */
     bool eof;
     bool wait_first; /* goro_wait_fd(POLLIN) before each read, as examples/echo.c */
@@ -896,9 +897,10 @@ GORO_TEST(io, errors_refused_and_bad_addresses, .timeout = 20) {
     int r = goro_dial_tcp(addr, GORO_SEC(2));
     cr_assert_eq(r, -ECONNREFUSED, "dial a closed port: %d (%s)", r, goro_strerror(r));
 
-    const char *bad[] = {"", "nohost", "1.2.3.4:99999", "[::1", "127.0.0.1:", "::1:80",
-                         "[::1]80", "127.0.0.1:80:90", "1.2.3.4:-1", "[::1]:", ":",
-                         "127.0.0.1:123456", "[::1%nosuchif]:80", NULL};
+    const char *bad[] = {
+        "",       "nohost",           "1.2.3.4:99999",     "[::1",       "127.0.0.1:",
+        "::1:80", "[::1]80",          "127.0.0.1:80:90",   "1.2.3.4:-1", "[::1]:",
+        ":",      "127.0.0.1:123456", "[::1%nosuchif]:80", NULL};
     for (int i = 0; bad[i]; i++) {
         r = goro_dial_tcp(bad[i], GORO_SEC(1));
         cr_assert_eq(r, -EINVAL, "dial \"%s\": %d (%s)", bad[i], r, goro_strerror(r));

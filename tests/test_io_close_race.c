@@ -44,7 +44,7 @@
 enum {
     ROUNDS = 64,
     PAIRS = 12,
-    THREADS = 4, /* plain-thread late callers per round */
+    THREADS = 4,   /* plain-thread late callers per round */
     BIG = 1 << 20, /* far more than the shrunken socket buffers take */
 };
 
@@ -71,7 +71,7 @@ typedef struct race_call {
     bool watch;            /* ... or when goro_close is past its drain (race_await_reopen) */
     bool caught;           /* watch: saw the record reopen, */
     bool open_after;       /* ... and the descriptor still open then (a bug) */
-    int64_t timeout; /* early callers: a short deadline */
+    int64_t timeout;       /* early callers: a short deadline */
     ssize_t r;
 } race_call;
 
@@ -84,12 +84,9 @@ static const char *op_name(op_kind k) {
 static ssize_t race_do(race_call *c, int64_t timeout) {
     char buf[64];
     switch (c->kind) {
-    case OP_READ:
-        return goro_read(c->f->b, buf, sizeof buf, timeout);
-    case OP_WRITE:
-        return goro_write(c->f->b, big_buf, sizeof big_buf, timeout);
-    default:
-        return goro_wait_fd(c->f->b, POLLIN, timeout);
+    case OP_READ: return goro_read(c->f->b, buf, sizeof buf, timeout);
+    case OP_WRITE: return goro_write(c->f->b, big_buf, sizeof big_buf, timeout);
+    default: return goro_wait_fd(c->f->b, POLLIN, timeout);
     }
 }
 
@@ -233,8 +230,7 @@ typedef struct race_late_stats {
 
 /* A late call: EBADF, and if it started as the record reopened, the
    descriptor was closed by then. */
-static void race_check_late(const race_call *c, int round, const char *who,
-                            race_late_stats *st) {
+static void race_check_late(const race_call *c, int round, const char *who, race_late_stats *st) {
     cr_assert_eq(c->r, -EBADF,
                  "round %d: a %s's %s that started with goro_close returned %zd (%s), not EBADF",
                  round, who, op_name(c->kind), c->r, goro_strerror((int)c->r));
@@ -270,8 +266,8 @@ GORO_TEST(io, close_race_stress, .timeout = 120) {
             race_thread *rt = &threads[t];
             int k = round * THREADS + t;
             *rt = (race_thread){.warm_fd = fds[0].a};
-            rt->c = (race_call){
-                .f = &fds[k % PAIRS], .kind = (op_kind)(k % OP_KINDS), .late = true};
+            rt->c =
+                (race_call){.f = &fds[k % PAIRS], .kind = (op_kind)(k % OP_KINDS), .late = true};
             cr_assert_eq(pthread_create(&rt->th, NULL, race_call_thread, rt), 0);
         }
         for (int t = 0; t < THREADS; t++)
@@ -354,8 +350,8 @@ GORO_TEST(io, enter_waits_out_close_tail, .timeout = 30) {
        proves less but cannot fail). It cannot finish while we hold the lock. */
     struct timespec ts = {0, 50 * 1000000};
     nanosleep(&ts, NULL);
-    cr_assert(!atomic_load(&t.done), "the call returned %d (%s) during goro_close's last step",
-              t.r, goro_strerror(t.r));
+    cr_assert(!atomic_load(&t.done), "the call returned %d (%s) during goro_close's last step", t.r,
+              goro_strerror(t.r));
     atomic_store(&pd->ref, 0);
     goro__lock_release(&pd->lock);
     pthread_join(th, NULL);

@@ -42,12 +42,8 @@
 /* One step that invites the scheduler to move the calling goroutine. */
 static void mig_step(unsigned i) {
     switch (i % 3) {
-    case 0:
-        goro_yield();
-        break;
-    case 1:
-        goro_sleep(GORO_US(100 + (i % 7) * 50));
-        break;
+    case 0: goro_yield(); break;
+    case 1: goro_sleep(GORO_US(100 + (i % 7) * 50)); break;
     default:
         /* Long enough for the monitor to retake the processor. */
         goro_syscall_enter();
@@ -124,8 +120,9 @@ static void tally_check(tally *t, const char *name) {
     cr_log_info("%s: %d calls, %d ended on another thread", name, atomic_load(&t->calls),
                 atomic_load(&t->migrated));
     long bad = atomic_load(&t->first_bad);
-    cr_assert_eq(atomic_load(&t->unexpected), 0, "%s: %d unexpected results, the first: %s returned %ld (%s)",
-                 name, atomic_load(&t->unexpected), atomic_load(&t->first_what), bad,
+    cr_assert_eq(atomic_load(&t->unexpected), 0,
+                 "%s: %d unexpected results, the first: %s returned %ld (%s)", name,
+                 atomic_load(&t->unexpected), atomic_load(&t->first_what), bad,
                  goro_strerror((int)bad));
     cr_assert_gt(atomic_load(&t->calls), 0);
 }
@@ -169,9 +166,9 @@ static void fill(int a) {
 /* ------------------------------------------------------------- timeouts */
 
 typedef struct {
-    int quiet;  /* a connection nobody writes to */
-    int full;   /* a connection whose buffers are full */
-    int ln;     /* a listener nobody dials */
+    int quiet; /* a connection nobody writes to */
+    int full;  /* a connection whose buffers are full */
+    int ln;    /* a listener nobody dials */
     int rounds;
     tally t;
     goro_waitgroup wg;
@@ -188,7 +185,9 @@ static void timeouts_g(void *arg) {
         case 0: r = goro_read(s->quiet, &b, 1, GORO_US(300)), what = "goro_read"; break;
         case 1: r = goro_wait_fd(s->quiet, POLLIN, GORO_US(300)), what = "goro_wait_fd"; break;
         case 2: r = goro_accept(s->ln, GORO_US(300)), what = "goro_accept"; break;
-        default: r = goro_write(s->full, huge, sizeof huge, GORO_US(300)), what = "goro_write"; break;
+        default:
+            r = goro_write(s->full, huge, sizeof huge, GORO_US(300)), what = "goro_write";
+            break;
         }
         tally_note(&s->t, t0, r, r == -ETIMEDOUT, what);
         mig_step((unsigned)i);
@@ -457,8 +456,8 @@ GORO_TEST(io, errno_after_park_is_unreliable, .timeout = 60) {
     run_migrating(4, errno_demo_g, &d, &d.wg);
     cr_log_info("errno after a timed-out goro_read: wrong in %d of %d reads (%d of them resumed on "
                 "another thread; %d reads in all did); the return value was -ETIMEDOUT every time",
-                atomic_load(&d.errno_wrong), atomic_load(&d.reads), atomic_load(&d.errno_wrong_moved),
-                atomic_load(&d.moved));
+                atomic_load(&d.errno_wrong), atomic_load(&d.reads),
+                atomic_load(&d.errno_wrong_moved), atomic_load(&d.moved));
     cr_assert_eq(atomic_load(&d.not_timed_out), 0, "goro_read did not return -ETIMEDOUT");
     goro_close(a);
     goro_close(b);

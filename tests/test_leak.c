@@ -95,7 +95,8 @@ static void assert_none_leaked(const char *what) {
     int n;
     char *d1 = capture(goro_leak_profile_write, 1, &n);
     cr_assert_eq(n, 0, "%s", what);
-    cr_assert(strncmp(d1, "goroutineleak profile: total 0\n", 31) == 0, "%s: debug=1:\n%s", what, d1);
+    cr_assert(strncmp(d1, "goroutineleak profile: total 0\n", 31) == 0, "%s: debug=1:\n%s", what,
+              d1);
     free(d1);
     char *d2 = capture(goro_leak_profile_write, 2, &n);
     cr_assert_eq(n, 0, "%s", what);
@@ -199,10 +200,12 @@ GORO_TEST(leak, finds_blocked_goroutine, .timeout = 20) {
     fclose(f);
     cr_assert_eq(n, 1, "report:\n%s", buf);
     char want[128];
-    snprintf(want, sizeof want, "found 1 unexpected goroutine:\ngoroutine %llu [chan receive]:\nblocked_top()\n\t",
+    snprintf(want, sizeof want,
+             "found 1 unexpected goroutine:\ngoroutine %llu [chan receive]:\nblocked_top()\n\t",
              (unsigned long long)last_blocked_id);
     cr_assert(strncmp(buf, want, strlen(want)) == 0, "report:\n%s", buf);
-    cr_assert_not_null(strstr(buf, "\ncreated by start_blocked_g in goroutine 1\n"), "report:\n%s", buf);
+    cr_assert_not_null(strstr(buf, "\ncreated by start_blocked_g in goroutine 1\n"), "report:\n%s",
+                       buf);
     cr_assert_not_null(strstr(buf, "test_leak.c:"), "file:line of each frame:\n%s", buf);
     free(buf);
     /* mark + check finds it too: it is not in an empty mark... */
@@ -227,7 +230,8 @@ GORO_TEST(leak, report_prints_goroutine_names, .timeout = 20) {
     fclose(f);
     char want[160];
     snprintf(want, sizeof want,
-             "found 1 unexpected goroutine:\n# labels: {\"name\":\"refresher\"}\ngoroutine %llu [chan receive]:\n",
+             "found 1 unexpected goroutine:\n# labels: {\"name\":\"refresher\"}\ngoroutine %llu "
+             "[chan receive]:\n",
              (unsigned long long)id);
     cr_assert(strncmp(buf, want, strlen(want)) == 0, "report:\n%s", buf);
     free(buf);
@@ -290,7 +294,8 @@ static void check_seed_report(const char *buf) {
     cr_assert_eq(count_str(buf, " [chan send]:\nquery_sender()\n"), 2, "report:\n%s", buf);
     cr_assert_eq(count_str(buf, "\ncreated by query_all in goroutine 1\n"), 2, "report:\n%s", buf);
     cr_assert_eq(count_str(buf, "\n\n"), 1, "one blank line between the blocks:\n%s", buf);
-    cr_assert_eq(count_str(buf, "\n# labels: {\"name\":\"query\"}\ngoroutine "), 2, "names:\n%s", buf);
+    cr_assert_eq(count_str(buf, "\n# labels: {\"name\":\"query\"}\ngoroutine "), 2, "names:\n%s",
+                 buf);
     cr_assert_eq(count_str(buf, "goroutine 1 ["), 0, "the caller is not reported:\n%s", buf);
 }
 
@@ -333,7 +338,8 @@ GORO_TEST(leak, mark_ignores_goroutines_alive_at_mark, .timeout = 20) {
     cr_assert_eq(goro_leak_check(m, &quick, f), 1, "should detect new leaks");
     fclose(f);
     char want[96];
-    snprintf(want, sizeof want, "found 1 unexpected goroutine:\ngoroutine %llu [", (unsigned long long)last_blocked_id);
+    snprintf(want, sizeof want, "found 1 unexpected goroutine:\ngoroutine %llu [",
+             (unsigned long long)last_blocked_id);
     cr_assert(strncmp(buf, want, strlen(want)) == 0, "%s", buf);
     free(buf);
     cr_assert_eq(goro_leak_verify_none(&quick, NULL), 2, "verify_none sees both");
@@ -428,7 +434,8 @@ GORO_TEST(leak, changing_stack_reported_once, .timeout = 20) {
     pthread_join(t, NULL);
     cr_assert_eq(n, 1, "%s", buf);
     char head[64];
-    snprintf(head, sizeof head, "goroutine %llu [chan receive]:\nmoving()\n", (unsigned long long)id);
+    snprintf(head, sizeof head, "goroutine %llu [chan receive]:\nmoving()\n",
+             (unsigned long long)id);
     cr_assert_eq(count_str(buf, head), 1, "reported once, where it is at the end:\n%s", buf);
     cr_assert_eq(count_str(buf, "\ngoroutine "), 1, "%s", buf);
     free(buf);
@@ -522,11 +529,13 @@ GORO_TEST(leak, report_format, .timeout = 20) {
     fclose(f);
     /* The summary, then each goroutine in debug=2 format, blank-line
        separated, a named one preceded by its name as debug=1 shows labels. */
-    cr_assert(strncmp(buf, "found 2 unexpected goroutines:\ngoroutine ", 41) == 0, "report:\n%s", buf);
+    cr_assert(strncmp(buf, "found 2 unexpected goroutines:\ngoroutine ", 41) == 0, "report:\n%s",
+              buf);
     char want[256];
     uint64_t ids[2] = {a, b};
     for (int i = 0; i < 2; i++) {
-        snprintf(want, sizeof want, "goroutine %llu [chan receive]:\nblocked_top()\n\t", (unsigned long long)ids[i]);
+        snprintf(want, sizeof want, "goroutine %llu [chan receive]:\nblocked_top()\n\t",
+                 (unsigned long long)ids[i]);
         cr_assert_eq(count_str(buf, want), 1, "report:\n%s", buf);
     }
     cr_assert_eq(count_str(buf, "\n\n# labels: {\"name\":\"worker\"}\ngoroutine "), 1,
@@ -565,7 +574,9 @@ GORO_TEST(leak, clean_check_fast_with_1000_goroutines, .timeout = 60) {
         if (d > worst)
             worst = d;
     }
-    fprintf(stderr, "leak-perf: mark+check, 1000 goroutines alive, nothing leaked: best %.3f ms, worst %.3f ms\n",
+    fprintf(stderr,
+            "leak-perf: mark+check, 1000 goroutines alive, nothing leaked: best %.3f ms, worst "
+            "%.3f ms\n",
             best / 1e6, worst / 1e6);
     cr_assert_lt(best, GORO_MS(GORO_TEST_SANITIZED ? 50 : 5), "best %lld ns", (long long)best);
     /* The check alone against a mark taken earlier: the best of five, as
@@ -591,7 +602,8 @@ GORO_TEST(leak, failing_check_returns_after_its_timeout, .timeout = 20) {
     int64_t d = goro_nanotime() - t0;
     cr_assert_eq(n, 1);
     cr_assert_geq(d, GORO_MS(200), "gave up early: %lld ns", (long long)d);
-    cr_assert_lt(d, GORO_MS(GORO_TEST_SANITIZED ? 3000 : 1000), "gave up late: %lld ns", (long long)d);
+    cr_assert_lt(d, GORO_MS(GORO_TEST_SANITIZED ? 3000 : 1000), "gave up late: %lld ns",
+                 (long long)d);
     goro_leak_mark *m = goro_leak_mark_now();
     goro_chan *c2 = start_blocked_g();
     t0 = goro_nanotime();
@@ -709,7 +721,8 @@ GORO_TEST(leak, goroleakcheck_reports_at_exit, .timeout = 30) {
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0, "status %#x, stderr:\n%s", st, out);
     cr_assert_not_null(strstr(out, " [chan receive]:\nblocked_top()\n"), "stderr:\n%s", out);
     cr_assert_eq(count_str(out, "\ngoroutine "), 1, "stderr:\n%s", out);
-    cr_assert_not_null(strstr(out, "created by leak_one_and_exit in goroutine 1"), "stderr:\n%s", out);
+    cr_assert_not_null(strstr(out, "created by leak_one_and_exit in goroutine 1"), "stderr:\n%s",
+                       out);
     cr_assert_null(strstr(out, "goroutine 1 ["), "the exiting thread is not listed:\n%s", out);
 
     st = run_child(clean_exit, "1", out, sizeof out);
@@ -728,8 +741,11 @@ GORO_TEST(leak, goroleakcheck_reports_at_exit, .timeout = 30) {
 /* Output the program buffered before exit() is not lost by the check. */
 static int run_child_stdout(void (*fn)(void), char *out, size_t cap) {
     goro_test_skip_threaded_fork();
-    goro_test_child_opts o = {.capture_fd = 1, .stderr_to_devnull = true, .env_name = "GOROLEAKCHECK",
-                              .env_value = "1", .exit_if_returns = 99};
+    goro_test_child_opts o = {.capture_fd = 1,
+                              .stderr_to_devnull = true,
+                              .env_name = "GOROLEAKCHECK",
+                              .env_value = "1",
+                              .exit_if_returns = 99};
     return goro_test_run_child_opts(&o, fn, out, cap);
 }
 
@@ -932,7 +948,9 @@ static void timed_send(void *arg) {
 
 static void timed_select(void *arg) {
     goro_chan **cs = arg;
-    goro_case k[3] = {{cs[0], GORO_RECV, NULL, false}, {cs[1], GORO_RECV, NULL, false}, {NULL, GORO_RECV, NULL, false}};
+    goro_case k[3] = {{cs[0], GORO_RECV, NULL, false},
+                      {cs[1], GORO_RECV, NULL, false},
+                      {NULL, GORO_RECV, NULL, false}};
     goro_select(k, 3, GORO_SEC(60));
 }
 
@@ -1060,7 +1078,9 @@ GORO_TEST(leakprof, sync_sleep_io_ctx_waits_never_leaked, .timeout = 30) {
 /* A select is leaked only if every one of its channels is unreachable. */
 static void select_on(void *arg) {
     goro_chan **cs = arg;
-    goro_case k[3] = {{cs[0], GORO_RECV, NULL, false}, {cs[1], GORO_RECV, NULL, false}, {cs[2], GORO_SEND, &(int){1}, false}};
+    goro_case k[3] = {{cs[0], GORO_RECV, NULL, false},
+                      {cs[1], GORO_RECV, NULL, false},
+                      {cs[2], GORO_SEND, &(int){1}, false}};
     goro_select(k, 3, GORO_FOREVER);
     NOTAIL();
 }
@@ -1232,7 +1252,8 @@ GORO_TEST(leakprof, goroutines_racing_through_waits_never_listed, .timeout = 120
             cr_assert_eq(n, 0, "run %d listed %d goroutines:\n%s", runs, n, d2);
         }
     }
-    fprintf(stderr, "leak-perf: %d profile runs raced %d ping-pong pairs and 4 relays: none listed\n", runs,
+    fprintf(stderr,
+            "leak-perf: %d profile runs raced %d ping-pong pairs and 4 relays: none listed\n", runs,
             PAIRS);
     cr_assert_geq(runs, 20);
 }
@@ -1466,8 +1487,8 @@ static void timed_profile(const char *what, bool in_goroutine, int debug, FILE *
     int64_t gap = atomic_load(&s->max_gap);
     cr_assert_eq(n, want, "%s", what);
     cr_assert_gt(atomic_load(&s->spins), spins0, "the spinner ran during %s", what);
-    fprintf(stderr, "leak-perf: %-44s %9.2f ms, spinner's longest pause %7.3f ms\n", what, took / 1e6,
-            gap / 1e6);
+    fprintf(stderr, "leak-perf: %-44s %9.2f ms, spinner's longest pause %7.3f ms\n", what,
+            took / 1e6, gap / 1e6);
     *took_out = took;
     *gap_out = gap;
 }
@@ -1495,8 +1516,8 @@ GORO_TEST(leakprof, profile_over_100000_goroutines, .timeout = 180) {
     goro_sleep(GORO_MS(20));
     atomic_store(&s.max_gap, 0);
     goro_sleep(GORO_MS(300));
-    fprintf(stderr, "leak-perf: %-44s %9s    spinner's longest pause %7.3f ms\n", "baseline, 300 ms without a profile",
-            "", atomic_load(&s.max_gap) / 1e6);
+    fprintf(stderr, "leak-perf: %-44s %9s    spinner's longest pause %7.3f ms\n",
+            "baseline, 300 ms without a profile", "", atomic_load(&s.max_gap) / 1e6);
     FILE *devnull = fopen("/dev/null", "w");
     cr_assert_not_null(devnull);
     char what[96];
@@ -1505,7 +1526,7 @@ GORO_TEST(leakprof, profile_over_100000_goroutines, .timeout = 180) {
         bool in_g;
         int debug;
         FILE *f;
-    } runs[] = {{false, 1, NULL}, {false, 1, NULL}, {false, 1, devnull}, {true, 1, NULL},
+    } runs[] = {{false, 1, NULL},   {false, 1, NULL},    {false, 1, devnull}, {true, 1, NULL},
                 {true, 1, devnull}, {false, 0, devnull}, {false, 2, devnull}};
     for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
         snprintf(what, sizeof what, "%d goroutines, %s, debug=%d%s", total,
@@ -1519,9 +1540,10 @@ GORO_TEST(leakprof, profile_over_100000_goroutines, .timeout = 180) {
     }
     fclose(devnull);
     /* Generous bounds: the numbers go to docs/performance.md. */
-    cr_assert_lt(worst_took, GORO_SEC(GORO_TEST_SANITIZED ? 60 : 10), "analysis took %lld ns", (long long)worst_took);
-    cr_assert_lt(worst_gap, GORO_SEC(GORO_TEST_SANITIZED ? 30 : 2), "a spinning goroutine paused %lld ns",
-                 (long long)worst_gap);
+    cr_assert_lt(worst_took, GORO_SEC(GORO_TEST_SANITIZED ? 60 : 10), "analysis took %lld ns",
+                 (long long)worst_took);
+    cr_assert_lt(worst_gap, GORO_SEC(GORO_TEST_SANITIZED ? 30 : 2),
+                 "a spinning goroutine paused %lld ns", (long long)worst_gap);
     atomic_store(&s.stop, 1);
     goro_chan_close(pub);
     goro_chan_release(pub);

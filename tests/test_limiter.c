@@ -370,7 +370,8 @@ GORO_TEST(pool_limiter, limit_holds_under_churn, .timeout = 20) {
     goro_limiter_wait(l);
     cr_assert_eq(atomic_load(&sum), 50000);
     cr_assert_leq(atomic_load(&t.meter.max_running), 50);
-    cr_assert_eq(goro_count(), start, "after wait: %d goroutines, expected %d", goro_count(), start);
+    cr_assert_eq(goro_count(), start, "after wait: %d goroutines, expected %d", goro_count(),
+                 start);
     goro_limiter_free(l);
     cr_assert_eq(goro_count(), start);
     ts_fini(&t);
@@ -522,10 +523,12 @@ GORO_TEST(pool_limiter, no_goroutine_left, .timeout = 10) {
             cr_assert_eq(goro_limiter_go(l, task_quick, &t), 0);
         if (round % 2 == 0) {
             goro_limiter_wait(l);
-            cr_assert_eq(goro_count(), start, "round %d after wait: %d, expected %d", round, goro_count(), start);
+            cr_assert_eq(goro_count(), start, "round %d after wait: %d, expected %d", round,
+                         goro_count(), start);
         }
         goro_limiter_free(l);
-        cr_assert_eq(goro_count(), start, "round %d after close: %d, expected %d", round, goro_count(), start);
+        cr_assert_eq(goro_count(), start, "round %d after close: %d, expected %d", round,
+                     goro_count(), start);
         cr_assert_eq(atomic_load(&t.finished), 40);
         ts_fini(&t);
     }
@@ -557,7 +560,8 @@ typedef struct tsub {
 static void *thread_submit(void *arg) {
     tsub *s = arg;
     for (int i = 0; i < 500; i++) {
-        int e = (i % 5 == 0) ? goro_limiter_try_go(s->l, task_quick, s->t) : goro_limiter_go(s->l, task_quick, s->t);
+        int e = (i % 5 == 0) ? goro_limiter_try_go(s->l, task_quick, s->t)
+                             : goro_limiter_go(s->l, task_quick, s->t);
         if (e != 0 && e != GORO_EAGAIN)
             atomic_fetch_add(s->bad, 1);
         if (e == GORO_EAGAIN)

@@ -172,7 +172,8 @@ GORO_TEST(observe, dump_during_churn_lists_no_id_twice, .timeout = 60) {
     int64_t t0 = goro_nanotime();
     int dumps = 0;
     static uint64_t ids[1 << 16];
-    while (goro_nanotime() - t0 < GORO_SEC(2) || (dumps < 4 && goro_nanotime() - t0 < GORO_SEC(40))) {
+    while (goro_nanotime() - t0 < GORO_SEC(2) ||
+           (dumps < 4 && goro_nanotime() - t0 < GORO_SEC(40))) {
         char *d = obs_profile(2);
         size_t n = 0;
         for (const char *q = d; (q = strstr(q, "goroutine ")) != NULL; q++) {
@@ -472,7 +473,9 @@ GORO_TEST(observe, fault_in_a_goroutine_unwinds_through_the_signal, .timeout = 3
     /* The faulting function on top: no handler frames, no trampoline. */
     cr_assert(strstr(out, " [running]:\nobs_crasher()\n\t") != NULL, "%s", out);
     cr_assert(strstr(out, "\nobs_crash_goroutine()\n\t") != NULL, "%s", out);
-    cr_assert(strstr(out, "?" "?()") == NULL, "%s", out);
+    cr_assert(strstr(out, "?"
+                          "?()") == NULL,
+              "%s", out);
 }
 
 /* ------------------------------------------------------------ SIGQUIT */

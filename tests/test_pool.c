@@ -225,9 +225,9 @@ GORO_TEST(pool_tunny, parallel_jobs, .timeout = 10) {
 /* TestCustomWorker: a worker blocked in block_until_ready, then in process. */
 typedef struct mock_worker {
     goro_worker base;
-    goro_chan *block_proc;     /* closed: process returns */
-    goro_chan *block_ready;    /* closed: block_until_ready returns */
-    goro_chan *interrupt_ch;   /* unbuffered: interrupt hands process a token */
+    goro_chan *block_proc;   /* closed: process returns */
+    goro_chan *block_ready;  /* closed: block_until_ready returns */
+    goro_chan *interrupt_ch; /* unbuffered: interrupt hands process a token */
     _Atomic int interrupts;
     _Atomic int terminated;
     _Atomic int readies;
@@ -237,7 +237,8 @@ typedef struct mock_worker {
 static void *mock_process(goro_worker *w, void *in) {
     mock_worker *m = (mock_worker *)w;
     atomic_fetch_add(&m->started, 1);
-    goro_case cs[2] = {{.chan = m->block_proc, .dir = GORO_RECV}, {.chan = m->interrupt_ch, .dir = GORO_RECV}};
+    goro_case cs[2] = {{.chan = m->block_proc, .dir = GORO_RECV},
+                       {.chan = m->interrupt_ch, .dir = GORO_RECV}};
     goro_select(cs, 2, GORO_FOREVER);
     return in;
 }
@@ -323,12 +324,12 @@ GORO_TEST(pool_tunny, custom_worker, .timeout = 10) {
 typedef struct gate_worker {
     goro_worker base;
     struct gate_ctx *g;
-    goro_chan *intr;            /* 1-slot: interrupt posts a token */
+    goro_chan *intr; /* 1-slot: interrupt posts a token */
 } gate_worker;
 
 typedef struct gate_ctx {
-    goro_chan *gate;            /* closed: blocked jobs return */
-    goro_chan *started;         /* each started job sends its payload here (buffered) */
+    goro_chan *gate;    /* closed: blocked jobs return */
+    goro_chan *started; /* each started job sends its payload here (buffered) */
     _Atomic int made, terminated, interrupts, processed, readies, dropped;
     pool_kit_meter meter;
 } gate_ctx;
@@ -341,7 +342,8 @@ static void *gate_process(goro_worker *w, void *payload) {
         goro_chan_send(g->started, &payload);
     intptr_t v = P2I(payload);
     if (v >= 1000) { /* a blocking job */
-        goro_case cs[2] = {{.chan = g->gate, .dir = GORO_RECV}, {.chan = gw->intr, .dir = GORO_RECV}};
+        goro_case cs[2] = {{.chan = g->gate, .dir = GORO_RECV},
+                           {.chan = gw->intr, .dir = GORO_RECV}};
         int idx = goro_select(cs, 2, GORO_FOREVER);
         if (idx == 1)
             atomic_fetch_add(&g->dropped, 1);
@@ -394,12 +396,12 @@ static void gate_fini(gate_ctx *g) {
 typedef struct call {
     goro_pool *p;
     intptr_t payload;
-    int kind;                   /* 0 process, 1 timed, 2 ctx */
+    int kind; /* 0 process, 1 timed, 2 ctx */
     int64_t ns;
     goro_ctx *ctx;
     int err;
     intptr_t result;
-    goro_chan *done;            /* gets one token when the call returned */
+    goro_chan *done; /* gets one token when the call returned */
 } call;
 
 static void do_call(void *arg) {
@@ -432,8 +434,12 @@ GORO_TEST(pool, barrier_10x10_goroutines_and_threads, .timeout = 20) {
         call calls[N];
         pthread_t th[N];
         for (int i = 0; i < N; i++) {
-            calls[i] = (call){.p = p, .payload = i, .kind = round % 3, .ns = GORO_SEC(5),
-                              .ctx = goro_ctx_background(), .done = done};
+            calls[i] = (call){.p = p,
+                              .payload = i,
+                              .kind = round % 3,
+                              .ns = GORO_SEC(5),
+                              .ctx = goro_ctx_background(),
+                              .done = done};
             if (round % 2 == 0)
                 cr_assert_neq(goro_go(do_call, &calls[i]), 0);
             else
@@ -445,7 +451,8 @@ GORO_TEST(pool, barrier_10x10_goroutines_and_threads, .timeout = 20) {
             for (int i = 0; i < N; i++)
                 pthread_join(th[i], NULL);
         for (int i = 0; i < N; i++) {
-            cr_assert_eq(calls[i].err, 0, "round %d caller %d: %s", round, i, goro_strerror(calls[i].err));
+            cr_assert_eq(calls[i].err, 0, "round %d caller %d: %s", round, i,
+                         goro_strerror(calls[i].err));
             cr_assert_eq(calls[i].result, 2 * i);
         }
         cr_assert_eq(goro_pool_queue_length(p), 0);
@@ -517,13 +524,15 @@ GORO_TEST(pool, timeout_after_start_interrupts_once, .timeout = 10) {
     void *st;
 
     cr_assert_eq(goro_pool_process_timed(p, I2P(1000), GORO_MS(300), &r), GORO_ETIMEDOUT);
-    cr_assert_eq(goro_chan_recv_timeout(g.started, &st, NULL, GORO_SEC(2)), 0, "the job never started");
+    cr_assert_eq(goro_chan_recv_timeout(g.started, &st, NULL, GORO_SEC(2)), 0,
+                 "the job never started");
     cr_assert_eq(atomic_load(&g.interrupts), 1);
 
     goro_ctx *c = goro_ctx_with_timeout(goro_ctx_background(), GORO_MS(300));
     cr_assert_eq(goro_pool_process_ctx(p, c, I2P(1001), &r), GORO_ETIMEDOUT);
     goro_ctx_release(c);
-    cr_assert_eq(goro_chan_recv_timeout(g.started, &st, NULL, GORO_SEC(2)), 0, "the job never started");
+    cr_assert_eq(goro_chan_recv_timeout(g.started, &st, NULL, GORO_SEC(2)), 0,
+                 "the job never started");
     cr_assert_eq(atomic_load(&g.interrupts), 2);
 
     c = goro_ctx_with_cancel(goro_ctx_background());
@@ -561,8 +570,12 @@ GORO_TEST(pool, queue_length_exact, .timeout = 10) {
     goro_chan *done = goro_chan_make(0, 16);
     call calls[8];
     for (int i = 0; i < 8; i++) {
-        calls[i] = (call){.p = p, .payload = 1000 + i, .kind = i % 3, .ns = GORO_SEC(10),
-                          .ctx = goro_ctx_background(), .done = done};
+        calls[i] = (call){.p = p,
+                          .payload = 1000 + i,
+                          .kind = i % 3,
+                          .ns = GORO_SEC(10),
+                          .ctx = goro_ctx_background(),
+                          .done = done};
         goro_go(do_call, &calls[i]);
     }
     cr_assert(goro_test_wait_until(goro_pool_queue_length(p) == 8, GORO_SEC(5)));
@@ -611,7 +624,11 @@ GORO_TEST(pool, fifo_backlog, .timeout = 20) {
     cr_assert(goro_test_wait_until(goro_pool_queue_length(p) == 1, GORO_SEC(5)));
     call calls[N];
     for (int i = 0; i < N; i++) {
-        calls[i] = (call){.p = p, .payload = i, .kind = i % 3, .ns = GORO_SEC(10), .ctx = goro_ctx_background(),
+        calls[i] = (call){.p = p,
+                          .payload = i,
+                          .kind = i % 3,
+                          .ns = GORO_SEC(10),
+                          .ctx = goro_ctx_background(),
                           .done = done};
         goro_go(do_call, &calls[i]);
         cr_assert(goro_test_wait_until(goro_pool_queue_length(p) == i + 2, GORO_SEC(5)));
@@ -779,7 +796,9 @@ typedef struct count_worker {
     count_ctx *c;
 } count_worker;
 
-static void *count_process(goro_worker *w, void *payload) { return fn_small_work(payload, ((count_worker *)w)->c); }
+static void *count_process(goro_worker *w, void *payload) {
+    return fn_small_work(payload, ((count_worker *)w)->c);
+}
 
 static void count_terminate(goro_worker *w) {
     atomic_fetch_add(&((count_worker *)w)->c->terminated, 1);
@@ -824,7 +843,8 @@ GORO_TEST(pool, resize_under_load_loses_nobody, .timeout = 30) {
     goro_test_await_count(start + 4); /* the callers are gone, the 4 workers remain */
     goro_pool_close(p);
     cr_assert_eq(atomic_load(&cc.made), atomic_load(&cc.terminated));
-    cr_assert_eq(goro_count(), start, "goroutines left after close: %d, expected %d", goro_count(), start);
+    cr_assert_eq(goro_count(), start, "goroutines left after close: %d, expected %d", goro_count(),
+                 start);
     goro_pool_free(p);
 }
 
@@ -867,7 +887,8 @@ GORO_TEST(pool, no_goroutine_left_after_close, .timeout = 20) {
         for (int i = 0; i < 10; i++)
             cr_assert_eq(goro_pool_process(p, I2P(i), &r), 0);
         goro_pool_close(p);
-        cr_assert_eq(goro_count(), start, "round %d: %d goroutines, expected %d", round, goro_count(), start);
+        cr_assert_eq(goro_count(), start, "round %d: %d goroutines, expected %d", round,
+                     goro_count(), start);
         goro_pool_free(p);
     }
     /* The same after a shrink. */
@@ -894,7 +915,11 @@ GORO_TEST(pool, close_with_waiters_and_inflight, .timeout = 10) {
     goro_chan_recv(g.started, &st);
     call waiters[3];
     for (int i = 0; i < 3; i++) {
-        waiters[i] = (call){.p = p, .payload = i, .kind = i, .ns = GORO_SEC(10), .ctx = goro_ctx_background(),
+        waiters[i] = (call){.p = p,
+                            .payload = i,
+                            .kind = i,
+                            .ns = GORO_SEC(10),
+                            .ctx = goro_ctx_background(),
                             .done = done};
         goro_go(do_call, &waiters[i]);
     }
@@ -1097,7 +1122,8 @@ static char *http_get(int port, const char *path) {
     if (fd < 0)
         return NULL;
     char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", path, addr);
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+                     path, addr);
     goro_write(fd, req, (size_t)n, GORO_SEC(5));
     size_t cap = 1 << 20, have = 0;
     char *buf = malloc(cap);
@@ -1169,7 +1195,9 @@ static void *stress_process(goro_worker *w, void *payload) {
     return I2P(v * 2);
 }
 
-static void stress_interrupt(goro_worker *w) { goro_chan_try_send(((stress_worker *)w)->intr, NULL); }
+static void stress_interrupt(goro_worker *w) {
+    goro_chan_try_send(((stress_worker *)w)->intr, NULL);
+}
 
 static void stress_terminate(goro_worker *w) {
     stress_worker *sw = (stress_worker *)w;
@@ -1265,8 +1293,8 @@ GORO_TEST(pool, stress_deadlines_resizes_close, .timeout = 60) {
    test-asan`, these tests show that nothing leaks and nothing is used after
    it was freed, on every way a call can give up. */
 typedef struct own_ctx {
-    goro_chan *gate;      /* closed: jobs finish */
-    goro_chan *started;   /* one token per job that began */
+    goro_chan *gate;    /* closed: jobs finish */
+    goro_chan *started; /* one token per job that began */
     _Atomic int interrupted;
     _Atomic int discarded, discarded_late, discard_before_interrupt;
     _Atomic int payloads_alive;
@@ -1286,7 +1314,9 @@ static void *own_process(goro_worker *w, void *payload) {
     return r;
 }
 
-static void own_interrupt(goro_worker *w) { atomic_fetch_add(&((own_worker *)w)->o->interrupted, 1); }
+static void own_interrupt(goro_worker *w) {
+    atomic_fetch_add(&((own_worker *)w)->o->interrupted, 1);
+}
 
 static void own_terminate(goro_worker *w) { free(w); }
 
@@ -1330,14 +1360,15 @@ static goro_pool *own_pool(own_ctx *o, int n) {
 }
 
 static void own_fini(own_ctx *o) {
-    cr_assert_eq(atomic_load(&o->payloads_alive), 0, "a payload was neither returned nor discarded");
+    cr_assert_eq(atomic_load(&o->payloads_alive), 0,
+                 "a payload was neither returned nor discarded");
     goro_chan_release(o->gate);
     goro_chan_release(o->started);
 }
 
 typedef struct own_call {
     goro_pool *p;
-    goro_ctx *ctx;        /* NULL: process_timed with ns */
+    goro_ctx *ctx; /* NULL: process_timed with ns */
     int64_t ns;
     int *payload;
     int err;

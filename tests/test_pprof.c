@@ -163,11 +163,11 @@ GORO_TEST(pprof, cpu_profile_splits_by_function_and_label, .timeout = 120) {
     }
     /* 100 Hz of 3 + 1 units of goroutines: 200 (150 + 50) samples, 100 when sanitized */
     int64_t want_light = CPU_UNIT_NS / 10000000;
-    cr_log_info("samples: total %lld heavy %lld light %lld thread %lld; labels %lld/%lld; spin %lld "
-                "(%lld without callers)",
-                (long long)total, (long long)by_func[0], (long long)by_func[1],
-                (long long)by_func[2], (long long)by_label[0], (long long)by_label[1],
-                (long long)spin, (long long)spin_orphans);
+    cr_log_info(
+        "samples: total %lld heavy %lld light %lld thread %lld; labels %lld/%lld; spin %lld "
+        "(%lld without callers)",
+        (long long)total, (long long)by_func[0], (long long)by_func[1], (long long)by_func[2],
+        (long long)by_label[0], (long long)by_label[1], (long long)spin, (long long)spin_orphans);
     cr_assert_gt(by_func[1], want_light / 2, "light: %lld samples", (long long)by_func[1]);
     double fr = (double)by_func[0] / (double)by_func[1];
     double lr = (double)by_label[0] / (double)by_label[1];

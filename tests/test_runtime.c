@@ -66,7 +66,8 @@ GORO_TEST(runtime, ids_unique_and_increasing, .timeout = 30) {
     static uint64_t all[SPAWNERS * PER_SPAWNER];
     for (int s = 0; s < SPAWNERS; s++) {
         for (int i = 0; i < PER_SPAWNER; i++) {
-            cr_assert_eq(seen_ids[s][i], returned_ids[s][i], "goro_id() inside == goro_go() result");
+            cr_assert_eq(seen_ids[s][i], returned_ids[s][i],
+                         "goro_id() inside == goro_go() result");
             if (i > 0)
                 cr_assert_gt(returned_ids[s][i], returned_ids[s][i - 1], "ids increase");
             all[s * PER_SPAWNER + i] = returned_ids[s][i];
@@ -161,8 +162,8 @@ static void overflow_child(void) {
 GORO_TEST(runtime, stack_overflow_names_goroutine, .timeout = 30) {
     char out[16384];
     int st = run_child(overflow_child, out, sizeof out);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "exit status 2 (status %#x), output:\n%s",
-              st, out);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "exit status 2 (status %#x), output:\n%s", st,
+              out);
     cr_assert(strstr(out, "goroutine 2 (deep-recursion) overflowed its"), "output:\n%s", out);
     cr_assert(strstr(out, "fatal error: stack overflow"), "output:\n%s", out);
 }
@@ -223,7 +224,8 @@ GORO_TEST(runtime, panic_unrecovered_prints_and_exits_2, .timeout = 30) {
     char out[16384];
     int st = run_child(unrecovered_child, out, sizeof out);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "exit 2, got %#x:\n%s", st, out);
-    cr_assert(strncmp(out, "panic: bad 1\n\ngoroutine 2 [running]:\n", 36) == 0, "output:\n%s", out);
+    cr_assert(strncmp(out, "panic: bad 1\n\ngoroutine 2 [running]:\n", 36) == 0, "output:\n%s",
+              out);
 }
 
 static void main_panic_child(void) { goro_panic("test"); }
@@ -549,7 +551,8 @@ GORO_TEST(runtime, syscall_hands_off_processor, .timeout = 20) {
     goro_test_wait_until(atomic_load(&progress) > 1000 || atomic_load(&blocker_done), GORO_SEC(5));
     long mid = atomic_load(&progress);
     bool during = !atomic_load(&blocker_done);
-    cr_assert(mid > 1000 && during, "another goroutine runs while one sits in a syscall (%ld)", mid);
+    cr_assert(mid > 1000 && during, "another goroutine runs while one sits in a syscall (%ld)",
+              mid);
     goro_waitgroup_wait(&mig_wg);
 }
 

@@ -115,8 +115,8 @@ GORO_TEST(select, pseudo_random_send, .timeout = 20) {
             n0 += (l[i] + 1) % 2;
             n1 += l[i];
         }
-        cr_assert(n0 > n / 10 && n1 > n / 10, "want pseudorandom, got %d zeros and %d ones (cap %zu)", n0, n1,
-                  cap);
+        cr_assert(n0 > n / 10 && n1 > n / 10,
+                  "want pseudorandom, got %d zeros and %d ones (cap %zu)", n0, n1, cap);
         goro_chan_release(p.c);
         goro_chan_release(p.done);
     }
@@ -132,7 +132,8 @@ typedef struct ts_dup {
 static void ts_dup_a(void *arg) {
     ts_dup *t = arg;
     int v;
-    goro_case cs[3] = {{t->c, GORO_RECV, &v, false}, {t->c, GORO_RECV, &v, false}, {t->d, GORO_RECV, &v, false}};
+    goro_case cs[3] = {
+        {t->c, GORO_RECV, &v, false}, {t->c, GORO_RECV, &v, false}, {t->d, GORO_RECV, &v, false}};
     goro_select(cs, 3, GORO_FOREVER);
     int nine = 9;
     goro_chan_send(t->e, &nine);
@@ -148,7 +149,8 @@ static void ts_dup_b(void *arg) {
    twice leaves the queue intact when another case wins. */
 GORO_TEST(select, duplicate_channel, .timeout = 10) {
     int start = goro_count();
-    ts_dup t = {goro_chan_make(sizeof(int), 0), goro_chan_make(sizeof(int), 0), goro_chan_make(sizeof(int), 0)};
+    ts_dup t = {goro_chan_make(sizeof(int), 0), goro_chan_make(sizeof(int), 0),
+                goro_chan_make(sizeof(int), 0)};
     uint64_t a = goro_go(ts_dup_a, &t);
     goro__g *g =
         goro_test_await_parked_pinned(a, GORO__WAIT_SELECT); /* A is queued first on c, twice */
@@ -280,7 +282,8 @@ GORO_TEST(select, timeout_on_time, .timeout = 10) {
     goro_chan_send(b, &x); /* b full: a send on it blocks */
     int64_t durs[] = {GORO_US(100), GORO_MS(10), GORO_MS(50)};
     for (int i = 0; i < 3; i++) {
-        goro_case cs[3] = {{a, GORO_RECV, &v, false}, {b, GORO_SEND, &x, false}, {a, GORO_SEND, &x, false}};
+        goro_case cs[3] = {
+            {a, GORO_RECV, &v, false}, {b, GORO_SEND, &x, false}, {a, GORO_SEND, &x, false}};
         int64_t t0 = goro_nanotime();
         cr_assert_eq(goro_select(cs, 3, durs[i]), -1);
         int64_t el = goro_nanotime() - t0;
@@ -326,7 +329,8 @@ static void *ts_race_sender_thread(void *arg) {
 static void ts_timeout_race(size_t cap, bool thread) {
     int start = goro_count();
     goro_maxprocs(2);
-    ts_race r = {goro_chan_make(sizeof(int64_t), cap), goro_chan_make(sizeof(int64_t), cap), 20000, 0, 0};
+    ts_race r = {goro_chan_make(sizeof(int64_t), cap), goro_chan_make(sizeof(int64_t), cap), 20000,
+                 0, 0};
     pthread_t th;
     if (thread)
         pthread_create(&th, NULL, ts_race_sender_thread, &r);
@@ -447,7 +451,9 @@ GORO_TEST(select, send_on_closed_panics, .timeout = 20) {
     }
 }
 
-GORO_TEST(select, send_on_closed_exit_code, .exit_code = 2, .timeout = 10) { ts_scn_select_send_closed(); }
+GORO_TEST(select, send_on_closed_exit_code, .exit_code = 2, .timeout = 10) {
+    ts_scn_select_send_closed();
+}
 
 static void ts_empty_forever(void *arg) {
     (void)arg;
@@ -689,7 +695,8 @@ static _Atomic int ts_released_result = -2;
 static void ts_select_on_released(void *arg) {
     goro_chan **c = arg;
     int v = 0;
-    goro_case cs[3] = {{c[0], GORO_RECV, &v, false}, {c[1], GORO_SEND, &v, false}, {c[0], GORO_RECV, &v, false}};
+    goro_case cs[3] = {
+        {c[0], GORO_RECV, &v, false}, {c[1], GORO_SEND, &v, false}, {c[0], GORO_RECV, &v, false}};
     atomic_store(&ts_released_result, goro_select(cs, 3, GORO_MS(50)));
 }
 

@@ -20,7 +20,7 @@
 
 typedef struct {
     goro_mutex mu;
-    long counter;           /* protected by mu, deliberately not atomic */
+    long counter; /* protected by mu, deliberately not atomic */
     _Atomic int holders;
     _Atomic int violations;
     int iters;
@@ -583,11 +583,11 @@ GORO_TEST(sync, once_panic_counts_as_done, .timeout = 10) {
 typedef struct {
     goro_mutex mu;
     goro_cond cond;
-    int running;          /* under mu */
+    int running; /* under mu */
     _Atomic int awake;
-    int order[64];        /* under mu: wake order */
+    int order[64]; /* under mu: wake order */
     int norder;
-    bool exit;            /* under mu */
+    bool exit; /* under mu */
     goro_waitgroup wg;
 } condtest;
 

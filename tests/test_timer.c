@@ -61,8 +61,8 @@ GORO_TEST(timer, heap_fires_in_deadline_order_and_stop_removes, .timeout = 60) {
     _Atomic int stopped = 0;
     goro_go(tm_arm_all, &stopped);
     int want = TM_N - (TM_N + 2) / 3;
-    cr_assert(goro_test_wait_until(atomic_load(&tm_nfired) == want, GORO_SEC(30)),
-              "fired %d of %d", atomic_load(&tm_nfired), want);
+    cr_assert(goro_test_wait_until(atomic_load(&tm_nfired) == want, GORO_SEC(30)), "fired %d of %d",
+              atomic_load(&tm_nfired), want);
     cr_assert_eq(atomic_load(&stopped), (TM_N + 2) / 3, "a stop before the deadline failed");
     for (int i = 1; i < want; i++)
         cr_assert_leq(tm_order[i - 1], tm_order[i], "fired out of order at %d", i);
@@ -78,8 +78,8 @@ GORO_TEST(timer, heap_fires_in_deadline_order_and_stop_removes, .timeout = 60) {
 
 static int64_t tb_deadline[TB_N];
 static int64_t tb_armed[TB_N]; /* the deadline the sleep's timer was armed with */
-static bool tb_late[TB_N]; /* started after its deadline: not a timer wake */
-static int tb_woke[TB_N];  /* goroutine index, in wake order */
+static bool tb_late[TB_N];     /* started after its deadline: not a timer wake */
+static int tb_woke[TB_N];      /* goroutine index, in wake order */
 static _Atomic int tb_nwoke;
 static goro_waitgroup tb_wg;
 

@@ -23,8 +23,8 @@
 #include "trace_run.h"
 
 /* Nothing of goro's inside may show, in any format. */
-static const char *const internals[] = {"switch_to", "goro__park", "goro__g_run",
-                                        "goro__ctx_entry", ".S:", "goro__", NULL};
+static const char *const internals[] = {"switch_to", "goro__park", "goro__g_run", "goro__ctx_entry",
+                                        ".S:",       "goro__",     NULL};
 
 static void assert_no_internals(const char *out) {
     for (int i = 0; internals[i]; i++)
@@ -38,8 +38,7 @@ static void assert_scenario_dump(const char *out) {
     cr_assert(strstr(out, "\nsleeper()\n\t/") != NULL, "%s", out);
     cr_assert(strstr(out, "[sync.Mutex.Lock]:\ngoro_mutex_lock()\n\t/") != NULL, "%s", out);
     cr_assert(strstr(out, "\nlocker()\n\t/") != NULL, "%s", out);
-    cr_assert(strstr(out, "[sync.WaitGroup.Wait]:\ngoro_waitgroup_wait()\n\t/") != NULL, "%s",
-              out);
+    cr_assert(strstr(out, "[sync.WaitGroup.Wait]:\ngoro_waitgroup_wait()\n\t/") != NULL, "%s", out);
     cr_assert(strstr(out, "\nwaiter()\n\t/") != NULL, "%s", out);
     /* A channel receive is a language operation: no goro frame on top. */
     cr_assert(strstr(out, "[chan receive]:\nreceiver()\n\t/") != NULL, "%s", out);
@@ -102,8 +101,8 @@ GORO_TEST(traces, tail_calls_debug0, .timeout = 60) {
     size_t m = gunzip(out, n, raw, sizeof raw);
     for (int i = 0; internals[i]; i++)
         cr_assert(!has(raw, m, internals[i]), "'%s' in the profile", internals[i]);
-    const char *want[] = {"goro_sleep", "sleeper", "goro_mutex_lock", "locker",
-                          "goro_waitgroup_wait", "waiter", "receiver", NULL};
+    const char *want[] = {"goro_sleep",          "sleeper", "goro_mutex_lock", "locker",
+                          "goro_waitgroup_wait", "waiter",  "receiver",        NULL};
     for (int i = 0; want[i]; i++)
         cr_assert(has(raw, m, want[i]), "'%s' missing from the profile", want[i]);
 }

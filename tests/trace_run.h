@@ -75,8 +75,8 @@ static inline __attribute__((unused)) int trace_run_n(const char *const *args, c
     return st;
 }
 
-static inline __attribute__((unused)) int trace_run(const char *const *args, const char *tb,
-                                                    int fd, char *out, size_t cap) {
+static inline __attribute__((unused)) int trace_run(const char *const *args, const char *tb, int fd,
+                                                    char *out, size_t cap) {
     return trace_run_n(args, tb, fd, out, cap, NULL);
 }
 

@@ -242,11 +242,11 @@ int64_t goro__chan_live(void) { return atomic_load_explicit(&chan_live, memory_o
    exchange per channel freed). At most QUARANTINE_MAX * QUARANTINE_CHAN_MAX
    (8 MiB) is kept, typically a few dozen KiB. */
 static struct {
-    _Atomic int mode;                        /* 0 unread, 1 ring, 2 keep all (chanrelease=1) */
+    _Atomic int mode; /* 0 unread, 1 ring, 2 keep all (chanrelease=1) */
     _Atomic size_t next;
     goro_chan *_Atomic ring[QUARANTINE_MAX];
-    goro__chan_lock keep_lock;               /* mode 2: */
-    goro_chan **kept;                        /* every released channel, kept reachable */
+    goro__chan_lock keep_lock; /* mode 2: */
+    goro_chan **kept;          /* every released channel, kept reachable */
     size_t nkept, capkept;
 } quarantine;
 
@@ -299,7 +299,8 @@ void goro__chan_free(goro_chan *c) {
         free(c);
         return;
     }
-    size_t slot = atomic_fetch_add_explicit(&quarantine.next, 1, memory_order_relaxed) % QUARANTINE_MAX;
+    size_t slot =
+        atomic_fetch_add_explicit(&quarantine.next, 1, memory_order_relaxed) % QUARANTINE_MAX;
     /* acq_rel: whoever frees c later sees everything written to it here. */
     free(atomic_exchange_explicit(&quarantine.ring[slot], c, memory_order_acq_rel));
 }
@@ -567,7 +568,8 @@ static inline bool send_would_block(goro_chan *c) {
 /* block: false = try; deadline -1 = forever. Returns 0, GORO_EAGAIN (try
    would block) or GORO_ETIMEDOUT. */
 static int chan_send(goro_chan *c, const void *elem, bool block, int64_t deadline, int reason) {
-    if (!block && atomic_load_explicit(&c->closed, memory_order_relaxed) == 0 && send_would_block(c))
+    if (!block && atomic_load_explicit(&c->closed, memory_order_relaxed) == 0 &&
+        send_would_block(c))
         return GORO_EAGAIN;
 
     goro__chan_lock_acquire(&c->lock);
@@ -648,7 +650,8 @@ static inline void elem_zero(goro_chan *c, void *elem) {
         memset(elem, 0, c->elem_size);
 }
 
-static int chan_recv(goro_chan *c, void *elem, bool *okp, bool block, int64_t deadline, int reason) {
+static int chan_recv(goro_chan *c, void *elem, bool *okp, bool block, int64_t deadline,
+                     int reason) {
     bool ok = false;
     if (!block && recv_would_block(c)) {
         /* Not ready, then not closed: both held at the first observation
@@ -790,7 +793,7 @@ void goro_chan_close(goro_chan *c) {
     /* _SAFE: the next link is read before readying the owner (the record
        lives on that stack). */
     GORO__LIST_FOREACH_SAFE(r, &wake, goro__waiter, link)
-        goro__ready(r->g);
+    goro__ready(r->g);
 }
 
 /* ------------------------------------------------------------ len and cap */

@@ -137,23 +137,22 @@ typedef goro__list goro__waitq;
 
 struct goro_chan {
     goro__chan_lock lock;
-    _Atomic uint32_t closed;   /* written under lock; read lock-free by try fast paths */
+    _Atomic uint32_t closed; /* written under lock; read lock-free by try fast paths */
     size_t elem_size;
-    size_t dataqsiz;           /* capacity of the ring */
-    _Atomic size_t qcount;     /* elements in the ring; written under lock */
-    size_t sendx;              /* next slot to send into */
-    size_t recvx;              /* next slot to receive from */
-    goro__waitq recvq;         /* blocked receivers */
-    goro__waitq sendq;         /* blocked senders */
-    _Atomic uint32_t refs;     /* references (see above) */
-    uint32_t npins;            /* waiter records referring to it (lock) */
-    bool dead;                 /* refs reached zero (lock) */
-    uint32_t nheld;            /* references held through goro_opts.holds (lock) */
+    size_t dataqsiz;       /* capacity of the ring */
+    _Atomic size_t qcount; /* elements in the ring; written under lock */
+    size_t sendx;          /* next slot to send into */
+    size_t recvx;          /* next slot to receive from */
+    goro__waitq recvq;     /* blocked receivers */
+    goro__waitq sendq;     /* blocked senders */
+    _Atomic uint32_t refs; /* references (see above) */
+    uint32_t npins;        /* waiter records referring to it (lock) */
+    bool dead;             /* refs reached zero (lock) */
+    uint32_t nheld;        /* references held through goro_opts.holds (lock) */
     uint32_t holders_cap;
-    goro__g **holders;         /* the holding goroutines, nheld of them (lock) */
-    char *buf;                 /* ring, inside the same allocation */
+    goro__g **holders; /* the holding goroutines, nheld of them (lock) */
+    char *buf;         /* ring, inside the same allocation */
 };
-
 
 /* ------------------------------------------------ shared by chan.c/select.c */
 
@@ -176,9 +175,7 @@ GORO__HIDDEN void goro__waitq_remove(goro__waitq *q, goro__waiter *w);
 GORO__HIDDEN goro__waiter *goro__waitq_dequeue(goro__waitq *q);
 /* Drops a waiter's pin, under c->lock. True: the channel is now unreferenced
    and unpinned, and the caller must goro__chan_free it after unlocking. */
-static inline bool goro__chan_unpin_locked(goro_chan *c) {
-    return --c->npins == 0 && c->dead;
-}
+static inline bool goro__chan_unpin_locked(goro_chan *c) { return --c->npins == 0 && c->dead; }
 /* Parks forever with no way to be woken (a NULL channel, an empty select). */
 GORO__HIDDEN void goro__chan_block_forever(int reason) __attribute__((noreturn));
 /* Parks until the absolute deadline, with no way to be woken earlier (a timed
@@ -224,9 +221,9 @@ GORO__HIDDEN int64_t goro__chan_live(void);
 GORO__HIDDEN size_t goro__g_wait_chans(goro__g *g, goro_chan **out, size_t max);
 
 typedef struct goro__chan_info {
-    uint32_t refs;       /* references (make + retains + holds) */
-    uint32_t held;       /* of which held by goroutines through goro_opts.holds */
-    uint32_t waiters;    /* waiter records (pins) */
+    uint32_t refs;    /* references (make + retains + holds) */
+    uint32_t held;    /* of which held by goroutines through goro_opts.holds */
+    uint32_t waiters; /* waiter records (pins) */
     bool closed;
     size_t len, cap;
 } goro__chan_info;

@@ -40,7 +40,7 @@
 
 typedef struct reg {
     goro_chan *c;
-    uint64_t mask[2];       /* bit s: signal s */
+    uint64_t mask[2]; /* bit s: signal s */
 } reg;
 
 static goro__lock mu = GORO__LOCK_INIT;

@@ -24,8 +24,8 @@
 /* Splits addr into host (hostcap bytes) and port (portcap bytes), both
    NUL-terminated. 0, or EINVAL with *why (if why is not NULL) set to Go's
    message for the fault, e.g. "missing port in address". */
-GORO__HIDDEN int goro__split_hostport(const char *addr, char *host, size_t hostcap, char *port, size_t portcap,
-                                      const char **why);
+GORO__HIDDEN int goro__split_hostport(const char *addr, char *host, size_t hostcap, char *port,
+                                      size_t portcap, const char **why);
 
 /* The number of a port string: decimal 0..65535 or a service name. 0 or
    EINVAL (with *why as above). A name is looked up in the services database,

@@ -46,18 +46,18 @@ typedef struct goro__pd_waiter goro__pd_waiter;
 
 typedef struct goro__pd {
     goro__lock lock;
-    int32_t fd;                    /* constant: the table index */
-    uint32_t fdseq;                /* lock: bumped at every reset and (re)registration;
+    int32_t fd;              /* constant: the table index */
+    uint32_t fdseq;          /* lock: bumped at every reset and (re)registration;
                                       tags epoll events so stale ones are dropped */
-    _Atomic uint32_t rseq;         /* read-side readiness events seen (bumped under lock) */
-    _Atomic uint32_t wseq;         /* write-side readiness events seen (bumped under lock) */
-    _Atomic uint32_t rempty;       /* (rseq << 1 | 1) when a read came back short: the socket
+    _Atomic uint32_t rseq;   /* read-side readiness events seen (bumped under lock) */
+    _Atomic uint32_t wseq;   /* write-side readiness events seen (bumped under lock) */
+    _Atomic uint32_t rempty; /* (rseq << 1 | 1) when a read came back short: the socket
                                       was empty after it (see "known empty" in net.c) */
-    _Atomic uint32_t ref;          /* calls in flight | GORO__PD_CLOSING */
-    _Atomic uint8_t flags;         /* GORO__PD_OWNED, GORO__PD_NOTSOCK (racy hints) */
-    uint8_t reg;                   /* lock: enum goro__pd_reg */
-    goro__list waiters;            /* lock: goroutines and threads waiting (goro__pd_waiter) */
-    goro__g *closer;               /* lock: goro_close waiting for ref to drain */
+    _Atomic uint32_t ref;    /* calls in flight | GORO__PD_CLOSING */
+    _Atomic uint8_t flags;   /* GORO__PD_OWNED, GORO__PD_NOTSOCK (racy hints) */
+    uint8_t reg;             /* lock: enum goro__pd_reg */
+    goro__list waiters;      /* lock: goroutines and threads waiting (goro__pd_waiter) */
+    goro__g *closer;         /* lock: goro_close waiting for ref to drain */
 } goro__pd;
 
 #define GORO__PD_CLOSING 0x80000000u
@@ -69,9 +69,9 @@ enum {
 };
 
 enum goro__pd_reg {
-    GORO__PD_REG_NONE = 0,     /* not in the epoll set (as far as we know) */
-    GORO__PD_REG_OK = 1,       /* registered with data (fdseq << 32 | fd) */
-    GORO__PD_REG_NOTPOLL = 2,  /* epoll refused it (regular file...): always ready */
+    GORO__PD_REG_NONE = 0,    /* not in the epoll set (as far as we know) */
+    GORO__PD_REG_OK = 1,      /* registered with data (fdseq << 32 | fd) */
+    GORO__PD_REG_NOTPOLL = 2, /* epoll refused it (regular file...): always ready */
 };
 
 /* The record of fd, creating its table chunk if needed. NULL and *err set

@@ -400,18 +400,12 @@ static int gai_errno(int rc, int sys_errno) {
 #ifdef EAI_ADDRFAMILY
     case EAI_ADDRFAMILY:
 #endif
-    case EAI_FAIL:
-        return EHOSTUNREACH;
-    case EAI_AGAIN:
-        return EAGAIN;
-    case EAI_MEMORY:
-        return ENOMEM;
-    case EAI_FAMILY:
-        return EAFNOSUPPORT;
-    case EAI_SYSTEM:
-        return sys_errno ? sys_errno : EIO;
-    default:
-        return EINVAL;
+    case EAI_FAIL: return EHOSTUNREACH;
+    case EAI_AGAIN: return EAGAIN;
+    case EAI_MEMORY: return ENOMEM;
+    case EAI_FAMILY: return EAFNOSUPPORT;
+    case EAI_SYSTEM: return sys_errno ? sys_errno : EIO;
+    default: return EINVAL;
     }
 }
 

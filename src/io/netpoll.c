@@ -134,12 +134,12 @@
 enum { PD_R = 1, PD_W = 2 };
 
 struct goro__pd_waiter {
-    goro__link link;   /* in pd->waiters, under pd->lock */
-    goro__g *g;        /* the parked goroutine, or NULL for a plain thread */
-    int efd;           /* plain thread: its eventfd (or -1) */
-    uint8_t mode;      /* PD_R | PD_W */
-    int result;        /* set by the waker that won the claim: 0 or EBADF */
-    int revents;       /* readiness woken by: the epoll event as poll(2) bits */
+    goro__link link; /* in pd->waiters, under pd->lock */
+    goro__g *g;      /* the parked goroutine, or NULL for a plain thread */
+    int efd;         /* plain thread: its eventfd (or -1) */
+    uint8_t mode;    /* PD_R | PD_W */
+    int result;      /* set by the waker that won the claim: 0 or EBADF */
+    int revents;     /* readiness woken by: the epoll event as poll(2) bits */
 };
 
 #define CHUNK_SHIFT 10

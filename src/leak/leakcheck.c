@@ -165,8 +165,8 @@ static int scan(const goro_leak_mark *m, const goro_leak_opts *o, uint64_t self,
         if (n == 0 || !has_filters(o))
             return n;
     }
-    goro__snapshot *s = goro__snapshot_take(report ? GORO__SNAP_DUMP | GORO__SNAP_NO_SELF
-                                                   : GORO__SNAP_NO_SELF);
+    goro__snapshot *s =
+        goro__snapshot_take(report ? GORO__SNAP_DUMP | GORO__SNAP_NO_SELF : GORO__SNAP_NO_SELF);
     if (!s)
         return -1;
     bool *keep = calloc(s->n + 1, sizeof *keep);

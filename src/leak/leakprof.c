@@ -50,10 +50,10 @@ typedef struct cand {
     goro__g *g;
     uint64_t id;
     uint64_t gen;
-    bool always;          /* NULL channel / no usable case: nothing can wake it */
-    bool in;              /* in the leaked set */
+    bool always; /* NULL channel / no usable case: nothing can wake it */
+    bool in;     /* in the leaked set */
     uint32_t nch;
-    chref *ch;            /* nch entries */
+    chref *ch; /* nch entries */
 } cand;
 
 static _Atomic int last_count;
@@ -215,8 +215,8 @@ static cand *analyze(size_t *n_out, chref **pool_out) {
             if (!c->in)
                 continue;
             cand again;
-            bool still = read_wait(c->g, &again, tmp) && again.id == c->id &&
-                         again.gen == c->gen && again.nch == c->nch;
+            bool still = read_wait(c->g, &again, tmp) && again.id == c->id && again.gen == c->gen &&
+                         again.nch == c->nch;
             for (uint32_t j = 0; still && j < c->nch; j++)
                 still = same_chref(&c->ch[j], &tmp[j]);
             if (!still) {

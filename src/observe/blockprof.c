@@ -39,9 +39,7 @@
 static goro__lock prof_mu = GORO__LOCK_INIT;
 static goro__sset *sets[2]; /* GORO__PROF_BLOCK, GORO__PROF_MUTEX */
 
-static uint64_t rand64(void) {
-    return (uint64_t)goro__fastrand() << 32 | goro__fastrand();
-}
+static uint64_t rand64(void) { return (uint64_t)goro__fastrand() << 32 | goro__fastrand(); }
 
 static bool sampled(int which, int64_t delay) {
     if (which == GORO__PROF_BLOCK) {
@@ -199,21 +197,13 @@ int goro_mutex_profile_write(FILE *f, int debug) {
 
 /* ------------------------------------------------- the debug endpoints */
 
-static goro__sset *block_snapshot(void) {
-    return snapshot(GORO__PROF_BLOCK);
-}
+static goro__sset *block_snapshot(void) { return snapshot(GORO__PROF_BLOCK); }
 
-static goro__sset *mutex_snapshot(void) {
-    return snapshot(GORO__PROF_MUTEX);
-}
+static goro__sset *mutex_snapshot(void) { return snapshot(GORO__PROF_MUTEX); }
 
-static void *block_delta_begin(void) {
-    return block_snapshot();
-}
+static void *block_delta_begin(void) { return block_snapshot(); }
 
-static void *mutex_delta_begin(void) {
-    return mutex_snapshot();
-}
+static void *mutex_delta_begin(void) { return mutex_snapshot(); }
 
 static int block_delta_write(const goro__sset *d, FILE *f, int64_t duration_ns) {
     return write_proto(GORO__PROF_BLOCK, d, f, duration_ns);
@@ -238,13 +228,9 @@ static long long count_of(int which) {
     return n;
 }
 
-static long long block_count(void) {
-    return count_of(GORO__PROF_BLOCK);
-}
+static long long block_count(void) { return count_of(GORO__PROF_BLOCK); }
 
-static long long mutex_count(void) {
-    return count_of(GORO__PROF_MUTEX);
-}
+static long long mutex_count(void) { return count_of(GORO__PROF_MUTEX); }
 
 static const goro__debug_profile block_profile = {
     .name = "block",

@@ -134,8 +134,8 @@ __asm__(".text\n"
         "\tmov x9, sp\n"
         "\tstr x9, [x0, #248]\n"
         "\tstr x30, [x0, #256]\n"
-        "\tmov x9, #0xfff80000\n" /* bits 19..31 */
-        "\tmovk x9, #1, lsl #32\n"  /* bit 32 (pc) */
+        "\tmov x9, #0xfff80000\n"  /* bits 19..31 */
+        "\tmovk x9, #1, lsl #32\n" /* bit 32 (pc) */
         "\tstr x9, [x0, #264]\n"
         "\tret\n"
         ".size goro__self_regs, .-goro__self_regs\n");
@@ -208,7 +208,8 @@ void goro__capture_self(goro__g *g, goro__gcap *cap, goro__stk *stk, int max, in
     stack_t ss;
     bool on_alt = false;
     if (sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK)) {
-        mem.r[mem.n++] = (goro__memrange){(uintptr_t)ss.ss_sp, (uintptr_t)ss.ss_sp + ss.ss_size, NULL};
+        mem.r[mem.n++] =
+            (goro__memrange){(uintptr_t)ss.ss_sp, (uintptr_t)ss.ss_sp + ss.ss_size, NULL};
         on_alt = true;
     }
     uintptr_t lo, hi;
@@ -701,7 +702,8 @@ int goro__capture_other(goro__g *g, goro__gcap *cap, goro__stk *stk, int max, in
     bool crashing = atomic_load_explicit(&goro__observe_crashing, memory_order_relaxed);
     int attempts = crashing ? 5 : 50;
     for (int attempt = 0; attempt < attempts; attempt++) {
-        uint32_t st = atomic_load_explicit(&g->status, memory_order_acquire) & ~(uint32_t)GORO__G_SCAN;
+        uint32_t st =
+            atomic_load_explicit(&g->status, memory_order_acquire) & ~(uint32_t)GORO__G_SCAN;
         if (st == GORO__G_DEAD)
             return GORO__CAP_SKIP;
         int r;

@@ -78,7 +78,7 @@ typedef struct cpu_slot {
     _Atomic uint32_t state;
     uint32_t nstack;
     uint32_t nlabels;
-    uint32_t ticks;    /* 1 + the timer's overruns: periods this sample stands for */
+    uint32_t ticks; /* 1 + the timer's overruns: periods this sample stands for */
     goro__regs regs;
     uintptr_t sp;
     char labels[CPU_LABEL_BYTES]; /* "key\0value\0" pairs */
@@ -98,7 +98,7 @@ static struct {
     _Atomic uint32_t hint;
     _Atomic int64_t handler_ns; /* time spent in the handler (its own cost) */
     _Atomic int64_t samples;
-    int64_t writer_ns;          /* the writer thread's CPU time, at its end */
+    int64_t writer_ns; /* the writer thread's CPU time, at its end */
     cpu_slot *slots;
     struct sigaction prev;
     bool installed;
@@ -229,9 +229,7 @@ static void prof_handler(int sig, siginfo_t *si, void *ucv) {
 
 /* The CPU clock of thread tid (what pthread_getcpuclockid gives for a
    pthread): per-thread, scheduler time. */
-static clockid_t thread_clock(pid_t tid) {
-    return (clockid_t)((~(unsigned)tid) << 3) | 6;
-}
+static clockid_t thread_clock(pid_t tid) { return (clockid_t)((~(unsigned)tid) << 3) | 6; }
 
 static void timer_add(pid_t tid) {
     if (cp.ntimers == cp.timers_cap) {
@@ -382,9 +380,7 @@ static void atfork_child(void) {
 }
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-static void atfork_install(void) {
-    pthread_atfork(NULL, NULL, atfork_child);
-}
+static void atfork_install(void) { pthread_atfork(NULL, NULL, atfork_child); }
 
 int goro_cpu_profile_start(FILE *f) {
     if (!f)
@@ -487,9 +483,7 @@ void goro__cpuprof_stats(goro__cpuprof_cost *c) {
 
 /* ------------------------------------------------- the debug endpoint */
 
-static int profile_start(FILE *f) {
-    return goro_cpu_profile_start(f);
-}
+static int profile_start(FILE *f) { return goro_cpu_profile_start(f); }
 
 static const goro__debug_profile cpu_profile = {
     .name = "profile",
@@ -501,6 +495,4 @@ static const goro__debug_profile cpu_profile = {
     .listed = true,
 };
 
-void goro__cpuprof_register(void) {
-    goro__debug_register_profile(&cpu_profile);
-}
+void goro__cpuprof_register(void) { goro__debug_register_profile(&cpu_profile); }

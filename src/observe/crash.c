@@ -93,9 +93,9 @@ void goro__crash_exit(void) {
 
 static void watchdog(int sig) {
     (void)sig;
-    static const char msg[] =
-        "\n(crash report cut short: it wrote nothing for " CRASH_STR(CRASH_STALL_SECONDS) " s; a stopped thread may hold a "
-        "lock it needs)\n";
+    static const char msg[] = "\n(crash report cut short: it wrote nothing for " CRASH_STR(
+        CRASH_STALL_SECONDS) " s; a stopped thread may hold a "
+                             "lock it needs)\n";
     goro__write_all(2, msg, sizeof msg - 1);
     goro__crash_exit();
 }
@@ -136,7 +136,8 @@ bool goro__crash_begin(void) {
     pid_t self = (pid_t)syscall(SYS_gettid), zero = 0;
     if (!atomic_compare_exchange_strong(&crash_owner, &zero, self)) {
         if (zero == self) {
-            static const char msg[] = "\nfatal error: unexpected signal while printing a crash report\n";
+            static const char msg[] =
+                "\nfatal error: unexpected signal while printing a crash report\n";
             goro__write_all(2, msg, sizeof msg - 1);
             goro__crash_exit();
         }

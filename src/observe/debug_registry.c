@@ -28,13 +28,9 @@ static section *sections;
 static const goro__debug_profile *profiles[MAX_PROFILES];
 static int nprofiles;
 
-void goro__debug_registry_lock(void) {
-    pthread_mutex_lock(&registry_mu);
-}
+void goro__debug_registry_lock(void) { pthread_mutex_lock(&registry_mu); }
 
-void goro__debug_registry_unlock(void) {
-    pthread_mutex_unlock(&registry_mu);
-}
+void goro__debug_registry_unlock(void) { pthread_mutex_unlock(&registry_mu); }
 
 /* -------------------------------------------------------------- sections */
 
@@ -77,7 +73,8 @@ void goro__debug_unregister_section(goro__debug_render_fn render, void *ctx) {
     }
 }
 
-void goro__debug_sections_render(void (*fn)(const char *name, const char *text, size_t len, void *arg),
+void goro__debug_sections_render(void (*fn)(const char *name, const char *text, size_t len,
+                                            void *arg),
                                  void *arg) {
     pthread_mutex_lock(&registry_mu);
     for (section *s = sections; s; s = s->next) {

@@ -36,7 +36,8 @@ typedef void (*goro__debug_render_fn)(FILE *out, void *ctx);
    block on anything a goroutine may hold for long (read counters with
    atomics), and must not register/unregister or stop the server. name is
    copied. Returns 0 or ENOMEM/EINVAL. */
-GORO__HIDDEN int goro__debug_register_section(const char *name, goro__debug_render_fn render, void *ctx);
+GORO__HIDDEN int goro__debug_register_section(const char *name, goro__debug_render_fn render,
+                                              void *ctx);
 
 /* Removes the section registered with this (render, ctx) pair (the first
    one if registered twice; nothing if none). When it returns, render is not
@@ -45,8 +46,8 @@ GORO__HIDDEN void goro__debug_unregister_section(goro__debug_render_fn render, v
 
 /* Runs fn(name, text, len, arg) for each section's current text, in
    registration order, under the registry lock (the index page). */
-GORO__HIDDEN void goro__debug_sections_render(void (*fn)(const char *name, const char *text, size_t len,
-                                                         void *arg),
+GORO__HIDDEN void goro__debug_sections_render(void (*fn)(const char *name, const char *text,
+                                                         size_t len, void *arg),
                                               void *arg);
 
 /* ------------------------------------------------------------- profiles */
@@ -56,8 +57,8 @@ GORO__HIDDEN void goro__debug_sections_render(void (*fn)(const char *name, const
    unavailable is set. The struct must outlive the program (static). */
 typedef struct goro__debug_profile {
     const char *name;
-    const char *desc;            /* Go's description (the index page) */
-    long long (*count)(void);    /* the index page's Count; NULL: 0 */
+    const char *desc;         /* Go's description (the index page) */
+    long long (*count)(void); /* the index page's Count; NULL: 0 */
     /* A pprof.Lookup profile: writes it to f at a debug level (0 gzipped
        proto, 1 text, 2 the goroutine dump where that exists). Returns 0 or
        an errno value. */
@@ -71,8 +72,8 @@ typedef struct goro__debug_profile {
        returns 0 or an errno value; stop ends it (the proto is in f then). */
     int (*timed_start)(FILE *f);
     void (*timed_stop)(void);
-    int64_t default_seconds;     /* when seconds= is absent or invalid */
-    const char *attachment;      /* Content-Disposition filename; NULL: name */
+    int64_t default_seconds; /* when seconds= is absent or invalid */
+    const char *attachment;  /* Content-Disposition filename; NULL: name */
     /* A profile goro cannot produce: answered with this text (status 501,
        Go's serveError headers) instead of a bare 404. */
     const char *unavailable;

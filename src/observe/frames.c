@@ -100,8 +100,12 @@ static int expand(goro__frame *out, int at, uintptr_t pc, bool exact, bool gap_b
 /* One frame for a function that is not on the stack, at its entry. */
 static goro__frame synth(uintptr_t fn) {
     const goro__sym *s = goro__symbolize(fn + 1);
-    goro__frame f = {.sym = s, .pc = fn + 1, .line_idx = s->n - 1, .exact = true,
-                     .shown = true, .synthetic = true};
+    goro__frame f = {.sym = s,
+                     .pc = fn + 1,
+                     .line_idx = s->n - 1,
+                     .exact = true,
+                     .shown = true,
+                     .synthetic = true};
     return f;
 }
 

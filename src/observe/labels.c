@@ -126,15 +126,42 @@ static size_t quote(char *dst, const char *s) {
         unsigned char c = *p;
         if (c < 0x80) {
             switch (c) {
-            case '"': dst[n++] = '\\'; dst[n++] = '"'; break;
-            case '\\': dst[n++] = '\\'; dst[n++] = '\\'; break;
-            case '\a': dst[n++] = '\\'; dst[n++] = 'a'; break;
-            case '\b': dst[n++] = '\\'; dst[n++] = 'b'; break;
-            case '\f': dst[n++] = '\\'; dst[n++] = 'f'; break;
-            case '\n': dst[n++] = '\\'; dst[n++] = 'n'; break;
-            case '\r': dst[n++] = '\\'; dst[n++] = 'r'; break;
-            case '\t': dst[n++] = '\\'; dst[n++] = 't'; break;
-            case '\v': dst[n++] = '\\'; dst[n++] = 'v'; break;
+            case '"':
+                dst[n++] = '\\';
+                dst[n++] = '"';
+                break;
+            case '\\':
+                dst[n++] = '\\';
+                dst[n++] = '\\';
+                break;
+            case '\a':
+                dst[n++] = '\\';
+                dst[n++] = 'a';
+                break;
+            case '\b':
+                dst[n++] = '\\';
+                dst[n++] = 'b';
+                break;
+            case '\f':
+                dst[n++] = '\\';
+                dst[n++] = 'f';
+                break;
+            case '\n':
+                dst[n++] = '\\';
+                dst[n++] = 'n';
+                break;
+            case '\r':
+                dst[n++] = '\\';
+                dst[n++] = 'r';
+                break;
+            case '\t':
+                dst[n++] = '\\';
+                dst[n++] = 't';
+                break;
+            case '\v':
+                dst[n++] = '\\';
+                dst[n++] = 'v';
+                break;
             default:
                 if (c < 0x20 || c == 0x7f) {
                     dst[n++] = '\\';

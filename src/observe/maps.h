@@ -12,7 +12,7 @@ typedef struct goro__maps_ent {
     uint64_t offset;
     uint64_t inode;
     bool r, w, x;
-    const char *path;       /* valid during the callback only; "" if anonymous */
+    const char *path; /* valid during the callback only; "" if anonymous */
 } goro__maps_ent;
 
 /* Calls cb for every entry until it returns non-zero (returned). -1 if the

@@ -78,7 +78,7 @@
 
 typedef struct goro__regs {
     uintptr_t r[GORO__NREGS];
-    uint64_t valid;         /* bit i: r[i] is known */
+    uint64_t valid; /* bit i: r[i] is known */
 } goro__regs;
 
 /* Memory an unwinder may read: up to 3 ranges [lo, hi); `copy` non-NULL
@@ -99,11 +99,11 @@ GORO__HIDDEN bool goro__mem_read(const goro__mem *m, uintptr_t addr, uintptr_t *
    convention, so that "pc - 1" is always inside the right function). */
 #define GORO__MAX_SIGFRAMES 4
 typedef struct goro__stk {
-    uintptr_t *pcs;         /* head: the innermost n_head PCs */
+    uintptr_t *pcs; /* head: the innermost n_head PCs */
     int n_head;
-    uintptr_t *tail;        /* outermost n_tail PCs (dumps only), in order */
+    uintptr_t *tail; /* outermost n_tail PCs (dumps only), in order */
     int n_tail;
-    int64_t gap;            /* PCs walked but dropped between head and tail */
+    int64_t gap; /* PCs walked but dropped between head and tail */
     bool leaf_exact;
     /* Head indexes of frames a signal interrupted (exact PCs, stored + 1);
        the frame before each is the signal trampoline (hidden). */
@@ -112,10 +112,10 @@ typedef struct goro__stk {
     /* What the formats add to the walk (frames.c): the goroutine's start
        function at the bottom when the compiler removed its frame, and the
        goro call it is blocked in at the top (from the wait reason). */
-    uintptr_t start_fn;     /* goro_go's fn; 0: a thread or unknown */
-    bool truncated;         /* the walk stopped at max with no tail kept */
-    bool blocked;           /* parked (waiting) when captured */
-    uint8_t reason;         /* its wait reason then */
+    uintptr_t start_fn; /* goro_go's fn; 0: a thread or unknown */
+    bool truncated;     /* the walk stopped at max with no tail kept */
+    bool blocked;       /* parked (waiting) when captured */
+    uint8_t reason;     /* its wait reason then */
 } goro__stk;
 
 /* unwind.c: walks from `regs` (pcs[0] = the register PC). leaf_exact: the
@@ -138,18 +138,18 @@ GORO__HIDDEN void goro__unwind_stk(const goro__regs *regs, bool leaf_exact, cons
 typedef struct goro__gcap {
     goro__g *g;
     uint64_t id, parent_id;
-    uint32_t status;        /* without GORO__G_SCAN */
+    uint32_t status; /* without GORO__G_SCAN */
     uint8_t reason;
     bool is_thread;
-    bool unavailable;       /* running elsewhere and could not be asked */
+    bool unavailable; /* running elsewhere and could not be asked */
     int64_t waitsince;
     void *waitobj;
     uintptr_t gopc;
-    uintptr_t startpc;      /* g->fn when the goroutine has not run yet */
-    uintptr_t fn;           /* g->fn: its start function (0 for threads) */
-    uintptr_t parent_fn;    /* the creator goroutine's start function, or 0 */
-    char *name;             /* malloc'ed copy or NULL */
-    goro__labels *labels;   /* retained (goro__labels_release) or NULL */
+    uintptr_t startpc;    /* g->fn when the goroutine has not run yet */
+    uintptr_t fn;         /* g->fn: its start function (0 for threads) */
+    uintptr_t parent_fn;  /* the creator goroutine's start function, or 0 */
+    char *name;           /* malloc'ed copy or NULL */
+    goro__labels *labels; /* retained (goro__labels_release) or NULL */
 } goro__gcap;
 
 enum goro__cap_result { GORO__CAP_OK, GORO__CAP_SKIP, GORO__CAP_UNAVAILABLE };
@@ -204,28 +204,28 @@ GORO__HIDDEN bool goro__maps_range(uintptr_t addr, uintptr_t *lo, uintptr_t *hi)
 
 /* One logical frame at a PC (inlined calls expand to several). */
 typedef struct goro__symline {
-    const char *func;       /* NULL: unknown */
-    const char *file;       /* NULL: unknown */
-    const char *decl_file;  /* file of the function's definition, or NULL */
+    const char *func;      /* NULL: unknown */
+    const char *file;      /* NULL: unknown */
+    const char *decl_file; /* file of the function's definition, or NULL */
     int line;
-    int start_line;         /* line of the function's definition, 0 unknown */
-    bool internal;          /* goro's own code */
+    int start_line; /* line of the function's definition, 0 unknown */
+    bool internal;  /* goro's own code */
 } goro__symline;
 
 enum {
-    GORO__SYM_FOUND = 1,    /* a symbol (function name) was found */
-    GORO__SYM_LINES = 2,    /* and file:line from DWARF */
-    GORO__SYM_LIBC = 4,     /* in the C library or the dynamic loader */
-    GORO__SYM_OUTER = 8,    /* thread/program start boilerplate (_start, clone, ...) */
+    GORO__SYM_FOUND = 1, /* a symbol (function name) was found */
+    GORO__SYM_LINES = 2, /* and file:line from DWARF */
+    GORO__SYM_LIBC = 4,  /* in the C library or the dynamic loader */
+    GORO__SYM_OUTER = 8, /* thread/program start boilerplate (_start, clone, ...) */
 };
 
 /* Everything known about one return PC. Immutable once published. */
 typedef struct goro__sym {
-    uintptr_t pc;           /* the key: a return PC (lookups use pc - 1) */
-    uintptr_t entry;        /* entry of the physical function, 0 unknown */
-    const char *module;     /* path of the module, or NULL */
+    uintptr_t pc;       /* the key: a return PC (lookups use pc - 1) */
+    uintptr_t entry;    /* entry of the physical function, 0 unknown */
+    const char *module; /* path of the module, or NULL */
     uint8_t flags;
-    uint16_t n;             /* logical frames, innermost first; n >= 1 */
+    uint16_t n; /* logical frames, innermost first; n >= 1 */
     goro__symline lines[];
 } goro__sym;
 
@@ -255,14 +255,14 @@ GORO__HIDDEN void *goro__pcmap_put(goro__pcmap *m, uintptr_t key, void *val);
 typedef struct goro__gsnap {
     goro__gcap cap;
     goro__stk stk;
-    bool current;           /* the goroutine that took the snapshot */
+    bool current; /* the goroutine that took the snapshot */
 } goro__gsnap;
 
 typedef struct goro__snapshot {
     goro__gsnap *gs;
     size_t n;
-    int64_t now;            /* goro_nanotime() when it was taken */
-    char *arena;            /* PCs of every entry (one allocation) */
+    int64_t now; /* goro_nanotime() when it was taken */
+    char *arena; /* PCs of every entry (one allocation) */
 } goro__snapshot;
 
 enum {
@@ -281,15 +281,15 @@ GORO__HIDDEN void goro__snapshot_free(goro__snapshot *s);
 
 /* A goroutine's stack as printed: logical frames, outermost last. */
 typedef struct goro__frame {
-    const goro__sym *sym;   /* the physical PC's entry */
-    uintptr_t pc;           /* return PC (or interrupted pc + 1) */
-    int line_idx;           /* index in sym->lines */
-    bool inlined;           /* not the physical frame (line_idx < sym->n - 1) */
-    bool exact;             /* pc - 1 is the interrupted instruction itself */
-    bool shown;             /* survives the hiding rules */
-    bool gap_before;        /* frames were dropped just before this one */
-    bool trampoline;        /* the signal trampoline (always hidden) */
-    bool synthetic;         /* not on the stack: the start function or the
+    const goro__sym *sym; /* the physical PC's entry */
+    uintptr_t pc;         /* return PC (or interrupted pc + 1) */
+    int line_idx;         /* index in sym->lines */
+    bool inlined;         /* not the physical frame (line_idx < sym->n - 1) */
+    bool exact;           /* pc - 1 is the interrupted instruction itself */
+    bool shown;           /* survives the hiding rules */
+    bool gap_before;      /* frames were dropped just before this one */
+    bool trampoline;      /* the signal trampoline (always hidden) */
+    bool synthetic;       /* not on the stack: the start function or the
                                blocking goro call, at its entry (pc = entry + 1) */
 } goro__frame;
 
@@ -297,7 +297,7 @@ typedef struct goro__frames {
     goro__frame *f;
     int n;
     int nshown;
-    int64_t gap;            /* physical frames dropped (deep stacks) */
+    int64_t gap; /* physical frames dropped (deep stacks) */
 } goro__frames;
 
 /* frames.c. Expands and classifies; returns false on allocation failure. */
@@ -325,11 +325,11 @@ GORO__HIDDEN void goro__stk_note(goro__stk *stk, const goro__gcap *cap);
 typedef struct goro__api_call {
     const char *name;
     void *fn;
-    int reason;             /* the wait reason that implies this call, or -1 */
+    int reason; /* the wait reason that implies this call, or -1 */
 } goro__api_call;
 /* Makes calls (ending with {NULL}; src/api_calls.c) the table used below. */
 GORO__HIDDEN void goro__api_calls_use(const goro__api_call *calls);
-GORO__HIDDEN bool goro__api_public(const char *name);   /* goro_x, not goro__x */
+GORO__HIDDEN bool goro__api_public(const char *name); /* goro_x, not goro__x */
 GORO__HIDDEN bool goro__api_shown(const char *name);
 GORO__HIDDEN uintptr_t goro__api_for_reason(int reason); /* entry, or 0 */
 
@@ -338,10 +338,10 @@ GORO__HIDDEN uintptr_t goro__api_for_reason(int reason); /* entry, or 0 */
 /* A buffered writer to a descriptor, a FILE, a growable memory buffer or a
    bounded memory buffer (goro_stack). err is the first errno-style error. */
 typedef struct goro__ow {
-    int kind;               /* GORO__OW_* */
+    int kind; /* GORO__OW_* */
     int fd;
     FILE *f;
-    char *mem;              /* GORO__OW_MEM: malloc'ed; GORO__OW_BOUNDED: the caller's */
+    char *mem; /* GORO__OW_MEM: malloc'ed; GORO__OW_BOUNDED: the caller's */
     size_t mem_len, mem_cap;
     int err;
     size_t len;
@@ -357,7 +357,7 @@ GORO__HIDDEN void goro__ow_write(goro__ow *w, const char *s, size_t n);
 GORO__HIDDEN void goro__ow_puts(goro__ow *w, const char *s);
 GORO__HIDDEN void goro__ow_printf(goro__ow *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-GORO__HIDDEN void goro__ow_hex(goro__ow *w, uintptr_t v);   /* "0x1f" */
+GORO__HIDDEN void goro__ow_hex(goro__ow *w, uintptr_t v); /* "0x1f" */
 GORO__HIDDEN void goro__ow_dec(goro__ow *w, int64_t v);
 /* Flushes; returns w->err. For MEM, the bytes are in w->mem[0..mem_len). */
 GORO__HIDDEN int goro__ow_flush(goro__ow *w);
@@ -391,12 +391,12 @@ GORO__HIDDEN int goro__profile_emit(goro__ow *w, const goro__snapshot *s, const 
    gopark path is always the same: goro's park path varies with what the
    scheduler does next, and would split groups users see as identical). */
 typedef struct goro__pgroup {
-    const goro__gsnap *first;   /* frames are printed from the first record */
-    uintptr_t *pcs;             /* its visible return PCs (goro__visible_pcs) */
+    const goro__gsnap *first; /* frames are printed from the first record */
+    uintptr_t *pcs;           /* its visible return PCs (goro__visible_pcs) */
     int npcs;
     int64_t count;
-    char *key;                  /* "@ 0x.. 0x..[\n# labels: {...}]" */
-    size_t labels_at;           /* offset of "\n# labels" in key, or strlen(key) */
+    char *key;        /* "@ 0x.. 0x..[\n# labels: {...}]" */
+    size_t labels_at; /* offset of "\n# labels" in key, or strlen(key) */
 } goro__pgroup;
 GORO__HIDDEN goro__pgroup *goro__profile_groups(const goro__snapshot *s, const bool *keep,
                                                 size_t *ngroups, int64_t *total);
@@ -419,7 +419,7 @@ GORO__HIDDEN int goro__proto_write(goro__ow *w, const goro__snapshot *s, const b
 /* ----------------------------------------------------------------- misc */
 
 /* Seconds-resolution helpers shared by text.c and log.c. */
-GORO__HIDDEN size_t goro__fmt_u64(char *buf, uint64_t v);          /* decimal, no NUL */
-GORO__HIDDEN size_t goro__fmt_hex(char *buf, uint64_t v);          /* "0x..", no NUL */
+GORO__HIDDEN size_t goro__fmt_u64(char *buf, uint64_t v); /* decimal, no NUL */
+GORO__HIDDEN size_t goro__fmt_hex(char *buf, uint64_t v); /* "0x..", no NUL */
 
 #endif

@@ -14,13 +14,9 @@
 
 #include <errno.h>
 
-static long long goroutine_count(void) {
-    return goro_count();
-}
+static long long goroutine_count(void) { return goro_count(); }
 
-static int goroutine_write(FILE *f, int debug) {
-    return goro_profile_write(f, debug);
-}
+static int goroutine_write(FILE *f, int debug) { return goro_profile_write(f, debug); }
 
 goro__sset *goro__goroutine_sset(void) {
     goro__snapshot *snap = goro__snapshot_take(0);
@@ -48,9 +44,7 @@ goro__sset *goro__goroutine_sset(void) {
     return set;
 }
 
-static void *goroutine_delta_begin(void) {
-    return goro__goroutine_sset();
-}
+static void *goroutine_delta_begin(void) { return goro__goroutine_sset(); }
 
 static int goroutine_delta_write(const goro__sset *d, FILE *f, int64_t duration_ns) {
     goro__pmeta m = {.nvalues = 1,
@@ -82,10 +76,11 @@ static const goro__debug_profile heap_profile = {
     .name = "heap",
     .desc = "A sampling of memory allocations of live objects. You can specify the gc GET "
             "parameter to run GC before taking the heap sample.",
-    .unavailable = "heap profile: not available in goro. goro has no garbage collector and does not "
-                   "see the C program's malloc calls, so it cannot sample live objects. Use a "
-                   "malloc profiler instead: heaptrack, valgrind --tool=massif, or jemalloc/"
-                   "tcmalloc heap profiling (their output opens in go tool pprof too).",
+    .unavailable =
+        "heap profile: not available in goro. goro has no garbage collector and does not "
+        "see the C program's malloc calls, so it cannot sample live objects. Use a "
+        "malloc profiler instead: heaptrack, valgrind --tool=massif, or jemalloc/"
+        "tcmalloc heap profiling (their output opens in go tool pprof too).",
     .listed = true,
 };
 

@@ -9,7 +9,7 @@
 
 /* One sample of a generic profile. */
 typedef struct goro__psample {
-    const uintptr_t *pcs;   /* return PCs, leaf first (an exact leaf stored + 1) */
+    const uintptr_t *pcs; /* return PCs, leaf first (an exact leaf stored + 1) */
     int npcs;
     const goro__kv *labels; /* sorted by key */
     int nlabels;
@@ -25,14 +25,14 @@ typedef struct goro__pmeta {
     const char *type[2], *unit[2]; /* sample types */
     const char *period_type, *period_unit;
     int64_t period;
-    int64_t time_nanos;            /* 0: now */
+    int64_t time_nanos; /* 0: now */
     int64_t duration_nanos;
 } goro__pmeta;
 
 /* proto.c: the gzipped profile.proto of n samples (Locations, Functions
    and Mappings as for the goroutine profile). Returns 0 or an errno value. */
-GORO__HIDDEN int goro__proto_write_samples(goro__ow *w, const goro__pmeta *m, const goro__psample *s,
-                                           size_t n);
+GORO__HIDDEN int goro__proto_write_samples(goro__ow *w, const goro__pmeta *m,
+                                           const goro__psample *s, size_t n);
 
 /* A set of samples keyed by (stack, labels), values summed: what the
    cumulative profiles (block, mutex, threadcreate) hold, and what delta
@@ -57,7 +57,8 @@ GORO__HIDDEN int goro__sset_write_proto(const goro__sset *s, const goro__pmeta *
 /* The end of a delta profile (?seconds=N): writes collect() minus base
    with write (when f is not NULL) and frees base. */
 GORO__HIDDEN int goro__sset_delta_end(goro__sset *base, goro__sset *(*collect)(void),
-                                      int (*write)(const goro__sset *d, FILE *f, int64_t duration_ns),
+                                      int (*write)(const goro__sset *d, FILE *f,
+                                                   int64_t duration_ns),
                                       FILE *f, int64_t duration_ns);
 
 /* The goroutine profile as a sample set (its delta profile). */
@@ -66,8 +67,8 @@ GORO__HIDDEN goro__sset *goro__goroutine_sset(void);
 /* text.c: Go's debug=1 frame lines ("#\t0x..\tfunc+0x..\tfile:line") of
    visible PCs, laid out by tw (flushed at the end). */
 struct goro__tw;
-GORO__HIDDEN void goro__format_pcs_frames(goro__ow *w, struct goro__tw *tw, const uintptr_t *pcs, int npcs,
-                                          bool leaf_exact);
+GORO__HIDDEN void goro__format_pcs_frames(goro__ow *w, struct goro__tw *tw, const uintptr_t *pcs,
+                                          int npcs, bool leaf_exact);
 
 /* What the last (or running) CPU profile cost: signals taken, samples
    dropped (no free slot), time inside the handler, and the writer thread's

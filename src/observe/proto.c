@@ -32,7 +32,6 @@
 #include <time.h>
 #include <unistd.h>
 
-
 #if GORO_HAVE_ZLIB
 #include <zlib.h>
 #endif
@@ -154,7 +153,7 @@ typedef struct builder {
     size_t locs_cap, nlocs;
     mapent *maps;
     size_t nmaps, maps_cap;
-    uint64_t nsynth;        /* stand-in locations made (loc_named) */
+    uint64_t nsynth; /* stand-in locations made (loc_named) */
     bool oom;
 } builder;
 
@@ -241,8 +240,8 @@ static int note_build_id(const struct dl_phdr_info *info, char *out, size_t cap)
             const char *next = desc + ((nh->n_descsz + 3) & ~3u);
             if (next > end)
                 break;
-            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
-                memcmp(name, "GNU", 4) == 0 && nh->n_descsz * 2 < cap) {
+            if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 && memcmp(name, "GNU", 4) == 0 &&
+                nh->n_descsz * 2 < cap) {
                 static const char hx[] = "0123456789abcdef";
                 for (size_t k = 0; k < nh->n_descsz; k++) {
                     out[2 * k] = hx[((const unsigned char *)desc)[k] >> 4];
@@ -333,7 +332,8 @@ static uint64_t mapping_for(builder *b, uintptr_t addr, bool symbolized) {
 
 static uint64_t func_id(builder *b, const goro__symline *l, bool *is_new) {
     for (size_t i = 0; i < b->nfuncs; i++) /* few functions per profile */
-        if (b->funcs[i].name == l->func && b->funcs[i].file == (l->decl_file ? l->decl_file : l->file))
+        if (b->funcs[i].name == l->func &&
+            b->funcs[i].file == (l->decl_file ? l->decl_file : l->file))
             return b->funcs[i].id;
     if (b->nfuncs == b->funcs_cap) {
         size_t c = b->funcs_cap ? b->funcs_cap * 2 : 64;
@@ -475,7 +475,7 @@ static int gzip_write(goro__ow *w, const uint8_t *d, size_t n) {
     } while (off < n);
     uint32_t crc = crc32_update(0, d, n);
     uint8_t tr[8] = {(uint8_t)crc, (uint8_t)(crc >> 8), (uint8_t)(crc >> 16), (uint8_t)(crc >> 24),
-                     (uint8_t)n, (uint8_t)(n >> 8), (uint8_t)(n >> 16), (uint8_t)(n >> 24)};
+                     (uint8_t)n,   (uint8_t)(n >> 8),   (uint8_t)(n >> 16),   (uint8_t)(n >> 24)};
     goro__ow_write(w, (const char *)tr, 8);
     return w->err;
 #endif

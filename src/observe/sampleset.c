@@ -32,9 +32,7 @@ struct goro__sset {
     size_t nslots;
 };
 
-static uint64_t mix(uint64_t h, uint64_t x) {
-    return (h ^ x) * 1099511628211ULL;
-}
+static uint64_t mix(uint64_t h, uint64_t x) { return (h ^ x) * 1099511628211ULL; }
 
 static uint64_t key_hash(const uintptr_t *pcs, int npcs, const goro__kv *kv, int nkv) {
     uint64_t h = 1469598103934665603ULL;
@@ -192,9 +190,7 @@ goro__sset *goro__sset_diff(const goro__sset *cur, const goro__sset *base) {
     return out;
 }
 
-size_t goro__sset_len(const goro__sset *s) {
-    return s->n;
-}
+size_t goro__sset_len(const goro__sset *s) { return s->n; }
 
 goro__psample goro__sset_at(const goro__sset *s, size_t i) {
     const sentry *e = &s->e[i];

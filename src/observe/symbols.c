@@ -80,11 +80,11 @@ void goro__dw_unlock(void) {
    the caller holds dw_mu. */
 
 static struct {
-    _Atomic uint32_t seq;       /* bumped by the caller for each request */
-    _Atomic uint32_t done;      /* set to seq by the dw thread when finished */
+    _Atomic uint32_t seq;  /* bumped by the caller for each request */
+    _Atomic uint32_t done; /* set to seq by the dw thread when finished */
     void (*fn)(void *);
     void *arg;
-    _Atomic int state;          /* 0 not started, 1 running, -1 failed to start */
+    _Atomic int state; /* 0 not started, 1 running, -1 failed to start */
 } dwt;
 
 static void *dw_thread(void *unused) {
@@ -224,9 +224,16 @@ static bool under_src(const char *path) {
 static bool is_internal_name(const char *fn) { return fn && strncmp(fn, "goro_", 5) == 0; }
 
 static bool is_outer_name(const char *fn) {
-    static const char *const outer[] = {"_start", "__libc_start_main", "__libc_start_call_main",
-                                        "start_thread", "clone", "clone3", "__clone",
-                                        "__clone3", "__clone_internal", NULL};
+    static const char *const outer[] = {"_start",
+                                        "__libc_start_main",
+                                        "__libc_start_call_main",
+                                        "start_thread",
+                                        "clone",
+                                        "clone3",
+                                        "__clone",
+                                        "__clone3",
+                                        "__clone_internal",
+                                        NULL};
     if (!fn)
         return false;
     /* Static binaries name glibc's start-up __libc_start_main_impl (an

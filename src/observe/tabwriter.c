@@ -114,13 +114,13 @@ static void write_lines(goro__tw *t, size_t *widths, int nwidths, int line0, int
 
 static void format(goro__tw *t, size_t *widths, int nwidths, int line0, int line1) {
     int column = nwidths;
-    for (int this = line0; this < line1; this++) {
+    for (int this = line0; this < line1; this ++) {
         if (column >= t->lines[this].n - 1)
             continue;
         write_lines(t, widths, nwidths, line0, this);
         line0 = this;
         size_t width = MINWIDTH;
-        for (; this < line1; this++) {
+        for (; this < line1; this ++) {
             goro__twline *l = &t->lines[this];
             if (column >= l->n - 1)
                 break;

@@ -11,7 +11,7 @@ typedef struct goro__twcell {
 } goro__twcell;
 
 typedef struct goro__twline {
-    int first, n;           /* cells[first .. first+n); the last is unterminated */
+    int first, n; /* cells[first .. first+n); the last is unterminated */
 } goro__twline;
 
 typedef struct goro__tw {

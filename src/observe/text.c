@@ -212,7 +212,7 @@ static uint64_t rec_hash(const uintptr_t *pcs, int npcs, const goro__kv *kv, int
 
 typedef struct grec {
     const goro__gsnap *g;
-    uintptr_t *pcs;         /* into the visible-PC buffer */
+    uintptr_t *pcs; /* into the visible-PC buffer */
     int npcs;
     uint64_t hash;
     int64_t count;
@@ -345,8 +345,8 @@ goro__pgroup *goro__profile_groups(const goro__snapshot *s, const bool *keep, si
         out[i].pcs = malloc((size_t)(recs[i].npcs ? recs[i].npcs : 1) * sizeof(uintptr_t));
         if (out[i].pcs)
             memcpy(out[i].pcs, recs[i].pcs, (size_t)recs[i].npcs * sizeof(uintptr_t));
-        out[i].key = out[i].pcs ? make_key(recs[i].g, recs[i].pcs, recs[i].npcs, &out[i].labels_at)
-                                : NULL;
+        out[i].key =
+            out[i].pcs ? make_key(recs[i].g, recs[i].pcs, recs[i].npcs, &out[i].labels_at) : NULL;
         if (!out[i].key) {
             free(recs);
             free(vbuf);

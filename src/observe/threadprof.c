@@ -67,12 +67,13 @@ static long long thread_count(void) {
 static int threads_proto(const goro__sset *s, const goro__pmeta *m, FILE *f) {
     size_t n = goro__sset_len(s);
     goro__psample *ps = calloc(n ? n : 1, sizeof *ps);
-    char (*names)[80] = calloc(n ? n : 1, sizeof *names);
+    char(*names)[80] = calloc(n ? n : 1, sizeof *names);
     int err = ENOMEM;
     if (ps && names) {
         for (size_t i = 0; i < n; i++) {
             ps[i] = goro__sset_at(s, i);
-            snprintf(names[i], sizeof names[i], "thread %s", ps[i].nlabels ? ps[i].labels[0].value : "?");
+            snprintf(names[i], sizeof names[i], "thread %s",
+                     ps[i].nlabels ? ps[i].labels[0].value : "?");
             ps[i].root = names[i];
         }
         goro__ow w;
@@ -118,9 +119,7 @@ static int threads_write(FILE *f, int debug) {
     return err;
 }
 
-static void *threads_delta_begin(void) {
-    return threads_sset();
-}
+static void *threads_delta_begin(void) { return threads_sset(); }
 
 static int threads_delta_write(const goro__sset *d, FILE *f, int64_t duration_ns) {
     goro__pmeta m = thread_meta;
@@ -142,6 +141,4 @@ static const goro__debug_profile threadcreate_profile = {
     .listed = true,
 };
 
-void goro__threadprof_register(void) {
-    goro__debug_register_profile(&threadcreate_profile);
-}
+void goro__threadprof_register(void) { goro__debug_register_profile(&threadcreate_profile); }

@@ -76,13 +76,13 @@ typedef struct rrule {
 typedef struct cfirule {
     uint8_t cfa_reg;
     int32_t cfa_off;
-    int16_t ra;             /* return-address column */
-    bool signal;            /* a signal frame: the caller's pc is exact */
-    bool complex;           /* needs libdw for every step */
+    int16_t ra;   /* return-address column */
+    bool signal;  /* a signal frame: the caller's pc is exact */
+    bool complex; /* needs libdw for every step */
     rrule r[NCOLS];
 } cfirule;
 
-static cfirule nocfi;       /* sentinel: no CFI covers the address */
+static cfirule nocfi; /* sentinel: no CFI covers the address */
 static goro__pcmap *rules;
 static pthread_once_t rules_once = PTHREAD_ONCE_INIT;
 
@@ -257,9 +257,7 @@ static bool eval(const Dwarf_Op *ops, size_t nops, const goro__regs *rg, uintptr
             case DW_OP_const2s:
             case DW_OP_const4s:
             case DW_OP_const8s:
-            case DW_OP_consts:
-                PUSH((uintptr_t)o->number);
-                break;
+            case DW_OP_consts: PUSH((uintptr_t)o->number); break;
             case DW_OP_call_frame_cfa:
                 if (!have_cfa)
                     return false;
@@ -371,15 +369,13 @@ static bool eval(const Dwarf_Op *ops, size_t nops, const goro__regs *rg, uintptr
                 st[sp - 1] = v;
                 break;
             }
-            case DW_OP_nop:
-                break;
+            case DW_OP_nop: break;
             case DW_OP_stack_value:
                 *is_value = true;
                 if (i + 1 != nops)
                     return false;
                 break;
-            default:
-                return false; /* branches, calls, TLS: not in unwind tables we meet */
+            default: return false; /* branches, calls, TLS: not in unwind tables we meet */
             }
         }
     }
@@ -497,15 +493,12 @@ static bool step(uintptr_t pc, const goro__regs *in, goro__regs *out, const goro
                 if (goro__mem_read(mem, cfa + (uintptr_t)(intptr_t)x->off, &v))
                     RSET(out, i, v);
                 break;
-            case R_VALOFF:
-                RSET(out, i, cfa + (uintptr_t)(intptr_t)x->off);
-                break;
+            case R_VALOFF: RSET(out, i, cfa + (uintptr_t)(intptr_t)x->off); break;
             case R_REG:
                 if (RV(in, x->reg))
                     RSET(out, i, in->r[x->reg]);
                 break;
-            default:
-                break;
+            default: break;
             }
         }
         RSET(out, GORO__REG_SP, cfa);
@@ -614,12 +607,12 @@ int goro__unwind(const goro__regs *regs, bool leaf_exact, const goro__mem *mem, 
     return unwind_impl(regs, leaf_exact, mem, pcs, max, tail, ntail, n_tail, gap, NULL, NULL);
 }
 
-void goro__unwind_stk(const goro__regs *regs, bool leaf_exact, const goro__mem *mem,
-                      goro__stk *stk, int max, int ntail) {
+void goro__unwind_stk(const goro__regs *regs, bool leaf_exact, const goro__mem *mem, goro__stk *stk,
+                      int max, int ntail) {
     stk->nsig = 0;
     stk->leaf_exact = leaf_exact;
-    stk->n_head = unwind_impl(regs, leaf_exact, mem, stk->pcs, max, stk->tail,
-                              stk->tail ? ntail : 0, &stk->n_tail, &stk->gap, stk->sig_at,
-                              &stk->nsig);
+    stk->n_head =
+        unwind_impl(regs, leaf_exact, mem, stk->pcs, max, stk->tail, stk->tail ? ntail : 0,
+                    &stk->n_tail, &stk->gap, stk->sig_at, &stk->nsig);
     stk->truncated = !stk->tail && stk->n_head >= max;
 }

@@ -82,11 +82,11 @@
 enum { OUT_NONE, OUT_TAKEN, OUT_GRANTED, OUT_CLOSED };
 
 typedef struct lsubmitter {
-    goro__link link;    /* in l->submitters (l->lock) */
+    goro__link link; /* in l->submitters (l->lock) */
     goro_fn fn;
     void *arg;
     goro__g *g;
-    int outcome;        /* set by the waker before ready */
+    int outcome; /* set by the waker before ready */
 } lsubmitter;
 
 typedef struct lwaitnode {
@@ -97,16 +97,16 @@ typedef struct lwaitnode {
 typedef struct lworker lworker;
 struct lworker {
     goro_limiter *l;
-    goro__g *g;         /* set by the goroutine itself */
+    goro__g *g; /* set by the goroutine itself */
     uint64_t gid;
-    goro_fn fn;         /* current task */
+    goro_fn fn; /* current task */
     void *arg;
     void (*user_on_panic)(const char *msg, void *arg);
-    goro__link ilink;        /* in l->idle (l->lock) */
-    goro__link dlink;        /* in l->dead (l->lock) */
-    bool idle;               /* on the idle list (l->lock) */
-    bool stop;               /* told to end while idle */
-    bool in_task;            /* owned by the goroutine */
+    goro__link ilink; /* in l->idle (l->lock) */
+    goro__link dlink; /* in l->dead (l->lock) */
+    bool idle;        /* on the idle list (l->lock) */
+    bool stop;        /* told to end while idle */
+    bool in_task;     /* owned by the goroutine */
 };
 
 struct goro_limiter {
@@ -116,10 +116,10 @@ struct goro_limiter {
     _Atomic int running;
     _Atomic int waiting;
     _Atomic int max_pub;
-    goro__list submitters;   /* blocked lsubmitter by link, FIFO */
-    goro__list idle;         /* lworker by ilink, newest first */
+    goro__list submitters; /* blocked lsubmitter by link, FIFO */
+    goro__list idle;       /* lworker by ilink, newest first */
     int nlive;
-    goro__list dead;         /* lworker by dlink, oldest first */
+    goro__list dead; /* lworker by dlink, oldest first */
     lwaitnode *waiters;
     void (*on_panic)(const char *msg, void *arg);
     unsigned long serial;
@@ -134,12 +134,14 @@ static void wake_g(goro__g *g) {
 }
 
 static void set_running(goro_limiter *l, int delta) {
-    atomic_store_explicit(&l->running, atomic_load_explicit(&l->running, memory_order_relaxed) + delta,
+    atomic_store_explicit(&l->running,
+                          atomic_load_explicit(&l->running, memory_order_relaxed) + delta,
                           memory_order_release);
 }
 
 static void set_waiting(goro_limiter *l, int delta) {
-    atomic_store_explicit(&l->waiting, atomic_load_explicit(&l->waiting, memory_order_relaxed) + delta,
+    atomic_store_explicit(&l->waiting,
+                          atomic_load_explicit(&l->waiting, memory_order_relaxed) + delta,
                           memory_order_release);
 }
 
@@ -171,7 +173,9 @@ static void wake_waiters_locked(goro_limiter *l) {
     }
 }
 
-static int cur_running(goro_limiter *l) { return atomic_load_explicit(&l->running, memory_order_relaxed); }
+static int cur_running(goro_limiter *l) {
+    return atomic_load_explicit(&l->running, memory_order_relaxed);
+}
 
 /* Hands free slots to blocked submitters, first come first served. */
 static void grant_locked(goro_limiter *l) {
@@ -349,8 +353,8 @@ static int dispatch(goro_limiter *l, goro_fn fn, void *arg) {
 
 static void render_limiter(FILE *out, void *ctx) {
     goro_limiter *l = ctx;
-    fprintf(out, "running %d, waiting %d, max %d\n", goro_limiter_running(l), goro_limiter_waiting(l),
-            atomic_load_explicit(&l->max_pub, memory_order_relaxed));
+    fprintf(out, "running %d, waiting %d, max %d\n", goro_limiter_running(l),
+            goro_limiter_waiting(l), atomic_load_explicit(&l->max_pub, memory_order_relaxed));
 }
 
 static _Atomic unsigned long limiter_serial;
@@ -393,15 +397,12 @@ int goro_limiter_go(goro_limiter *l, goro_fn fn, void *arg) {
     goro__list_push_back(&l->submitters, &s.link);
     set_waiting(l, +1);
     goro__g_prepare_wait(me);
-    goro__park(GORO__POOL_WAIT_CALLER, NULL, goro__lock_release_v, &l->lock, GORO__POOL_NO_DEADLINE);
+    goro__park(GORO__POOL_WAIT_CALLER, NULL, goro__lock_release_v, &l->lock,
+               GORO__POOL_NO_DEADLINE);
     switch (s.outcome) {
-    case OUT_TAKEN:
-        return 0;
-    case OUT_GRANTED:
-        goro__lock_acquire(&l->lock);
-        return dispatch(l, fn, arg);
-    default:
-        return GORO_ECLOSED;
+    case OUT_TAKEN: return 0;
+    case OUT_GRANTED: goro__lock_acquire(&l->lock); return dispatch(l, fn, arg);
+    default: return GORO_ECLOSED;
     }
 }
 
@@ -464,7 +465,8 @@ void goro_limiter_wait(goro_limiter *l) {
         lwaitnode n = {.next = l->waiters, .g = me};
         goro__g_prepare_wait(me);
         l->waiters = &n;
-        goro__park(GORO__POOL_WAIT_JOIN, NULL, goro__lock_release_v, &l->lock, GORO__POOL_NO_DEADLINE);
+        goro__park(GORO__POOL_WAIT_JOIN, NULL, goro__lock_release_v, &l->lock,
+                   GORO__POOL_NO_DEADLINE);
         goro__lock_acquire(&l->lock);
     }
     goro__list dead = goro__list_take(&l->dead);

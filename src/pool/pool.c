@@ -138,66 +138,66 @@ typedef struct pjob pjob;
 typedef struct pworker pworker;
 
 struct pjob {
-    goro__link qlink;           /* in p->queue (p->lock) */
+    goro__link qlink; /* in p->queue (p->lock) */
     void *payload;
     void *result;
-    int outcome;                /* 0 or GORO_ECLOSED, set by the waker before ready */
-    int qstate;                 /* p->lock */
-    pworker *worker;            /* set with qstate = CLAIMED (p->lock) */
-    goro__g *g;                 /* park mode: the caller */
-    goro_chan *done;            /* chan mode: token channel (else NULL) */
-    bool cancellable;           /* the caller may give up (deadline or context) */
-    _Atomic bool finished;      /* result stored by the worker (under w->lock) */
+    int outcome;           /* 0 or GORO_ECLOSED, set by the waker before ready */
+    int qstate;            /* p->lock */
+    pworker *worker;       /* set with qstate = CLAIMED (p->lock) */
+    goro__g *g;            /* park mode: the caller */
+    goro_chan *done;       /* chan mode: token channel (else NULL) */
+    bool cancellable;      /* the caller may give up (deadline or context) */
+    _Atomic bool finished; /* result stored by the worker (under w->lock) */
 };
 
 struct pworker {
     goro_pool *pool;
     goro_worker *wk;
-    int no;                     /* K of "pool worker K" */
-    goro__g *g;                 /* the worker goroutine, set by itself at start */
+    int no;     /* K of "pool worker K" */
+    goro__g *g; /* the worker goroutine, set by itself at start */
     uint64_t gid;
-    pworker *next_idle;         /* idle stack link (p->lock) */
-    pworker *next_exited;       /* exited list link (p->lock) */
-    pjob *job;                  /* handed over by a caller (p->lock, read after wake-up) */
-    void *payload;              /* copied from the job when it is claimed: a caller that
+    pworker *next_idle;   /* idle stack link (p->lock) */
+    pworker *next_exited; /* exited list link (p->lock) */
+    pjob *job;            /* handed over by a caller (p->lock, read after wake-up) */
+    void *payload;        /* copied from the job when it is claimed: a caller that
                                    abandons a running job may return at once, so the
                                    worker never reads the job before process() */
-    bool cancellable;           /* copied with the payload: false for goro_pool_process,
+    bool cancellable;     /* copied with the payload: false for goro_pool_process,
                                    whose caller never gives up, so w->jstate has no
                                    other reader and w->lock can be skipped */
-    bool stop;                  /* told to leave while idle (p->lock, read after wake-up) */
-    bool in_job;                /* owned by the worker goroutine */
+    bool stop;            /* told to leave while idle (p->lock, read after wake-up) */
+    bool in_job;          /* owned by the worker goroutine */
 
     goro__lock lock;
-    int jstate;                 /* J_*, w->lock (see the top comment) */
-    bool intr_done;             /* w->lock: the abandoning caller's interrupt returned */
-    goro__g *intr_waiter;       /* w->lock: the worker waiting for intr_done */
+    int jstate;           /* J_*, w->lock (see the top comment) */
+    bool intr_done;       /* w->lock: the abandoning caller's interrupt returned */
+    goro__g *intr_waiter; /* w->lock: the worker waiting for intr_done */
 };
 
 struct goro_pool {
     goro__lock lock;
     bool closed;
-    goro__list queue;           /* pjob by qlink, FIFO */
+    goro__list queue; /* pjob by qlink, FIFO */
     pworker *idle;
-    int nworkers;               /* workers not told to leave */
-    _Atomic int excess;         /* leave-tokens not yet taken (written under lock) */
-    int leaving;                /* told or to be told to leave, not yet exited */
+    int nworkers;       /* workers not told to leave */
+    _Atomic int excess; /* leave-tokens not yet taken (written under lock) */
+    int leaving;        /* told or to be told to leave, not yet exited */
     pworker *exited;
-    goro__g *sizer;             /* set_size/close parked until leaving == 0 */
+    goro__g *sizer; /* set_size/close parked until leaving == 0 */
 
-    _Atomic int size_pub;       /* nworkers, for lock-free reads */
+    _Atomic int size_pub; /* nworkers, for lock-free reads */
     _Atomic bool closed_pub;
-    _Atomic int64_t queued;     /* callers inside process* */
+    _Atomic int64_t queued; /* callers inside process* */
 
     goro_mutex resize_mu;
     goro_worker *(*ctor)(void *ctx);
     void *ctor_ctx;
-    void *(*fn)(void *payload, void *ctx);  /* goro_pool_new_func */
+    void *(*fn)(void *payload, void *ctx); /* goro_pool_new_func */
     void *fn_ctx;
     void (*discard)(void *payload, void *result, void *ctx); /* goro_pool_set_discard */
     void *discard_ctx;
-    int next_no;                /* resize_mu */
-    unsigned long serial;       /* pool number, for the debug page */
+    int next_no;          /* resize_mu */
+    unsigned long serial; /* pool number, for the debug page */
     bool debug_registered;
 };
 
@@ -289,7 +289,8 @@ static void job_finish(pworker *w, pjob *j, void *r, int outcome) {
         goro__g *me = goro__getg();
         goro__g_prepare_wait(me);
         w->intr_waiter = me;
-        goro__park(GORO__POOL_WAIT_CALLER, NULL, goro__lock_release_v, &w->lock, GORO__POOL_NO_DEADLINE);
+        goro__park(GORO__POOL_WAIT_CALLER, NULL, goro__lock_release_v, &w->lock,
+                   GORO__POOL_NO_DEADLINE);
         goro__lock_acquire(&w->lock);
     }
     w->intr_done = false;
@@ -380,7 +381,8 @@ static void worker_main(void *arg) {
         w->stop = false;
         w->next_idle = p->idle;
         p->idle = w;
-        goro__park(GORO__POOL_WAIT_IDLE, NULL, goro__lock_release_v, &p->lock, GORO__POOL_NO_DEADLINE);
+        goro__park(GORO__POOL_WAIT_IDLE, NULL, goro__lock_release_v, &p->lock,
+                   GORO__POOL_NO_DEADLINE);
         if (w->stop)
             return;
         j = w->job;
@@ -470,11 +472,8 @@ static int resolve(goro_pool *p, pjob *j, int why, void **result, bool *late) {
         q_unlink(p, j);
         goro__lock_release(&p->lock);
         return why; /* no worker claimed it: nothing to interrupt */
-    case Q_CLOSED:
-        goro__lock_release(&p->lock);
-        return GORO_ECLOSED;
-    default:
-        break;
+    case Q_CLOSED: goro__lock_release(&p->lock); return GORO_ECLOSED;
+    default: break;
     }
     pworker *w = j->worker;
     if (atomic_load_explicit(&j->finished, memory_order_acquire)) {
@@ -515,8 +514,8 @@ static int resolve(goro_pool *p, pjob *j, int why, void **result, bool *late) {
 
 /* One call. deadline: absolute goro_nanotime or GORO__POOL_NO_DEADLINE.
    ctx/ctxdone: chan mode when ctxdone != NULL. */
-static int pool_call(goro_pool *p, void *payload, int64_t deadline, goro_ctx *ctx, goro_chan *ctxdone,
-                     void **result, bool *late) {
+static int pool_call(goro_pool *p, void *payload, int64_t deadline, goro_ctx *ctx,
+                     goro_chan *ctxdone, void **result, bool *late) {
     pjob j;
     memset(&j, 0, sizeof j);
     j.payload = payload;
@@ -578,7 +577,8 @@ static int pool_call(goro_pool *p, void *payload, int64_t deadline, goro_ctx *ct
         if (!j.done) {
             goro__g_prepare_wait(me);
             j.g = me;
-            woke = goro__park(GORO__POOL_WAIT_CALLER, NULL, goro__lock_release_v, &p->lock, deadline);
+            woke =
+                goro__park(GORO__POOL_WAIT_CALLER, NULL, goro__lock_release_v, &p->lock, deadline);
         } else {
             goro__lock_release(&p->lock);
         }
@@ -602,15 +602,16 @@ static int pool_call(goro_pool *p, void *payload, int64_t deadline, goro_ctx *ct
     if (why == 0)
         why = GORO_ECANCELED;
     int err = resolve(p, &j, why, result, late);
-    bool worker_has_ref = atomic_load_explicit(&j.finished, memory_order_acquire) && j.qstate == Q_CLAIMED;
+    bool worker_has_ref =
+        atomic_load_explicit(&j.finished, memory_order_acquire) && j.qstate == Q_CLAIMED;
     goro_chan_release(j.done);
     if (!worker_has_ref)
         goro_chan_release(j.done);
     return err;
 }
 
-static int pool_enter(goro_pool *p, void *payload, int64_t deadline, goro_ctx *ctx, goro_chan *ctxdone,
-                      void **result) {
+static int pool_enter(goro_pool *p, void *payload, int64_t deadline, goro_ctx *ctx,
+                      goro_chan *ctxdone, void **result) {
     atomic_fetch_add_explicit(&p->queued, 1, memory_order_relaxed);
     bool late = false;
     int err = pool_call(p, payload, deadline, ctx, ctxdone, result, &late);
@@ -703,7 +704,8 @@ static void join_leavers(goro_pool *p) {
         goro__g *me = goro__getg();
         goro__g_prepare_wait(me);
         p->sizer = me;
-        goro__park(GORO__POOL_WAIT_JOIN, NULL, goro__lock_release_v, &p->lock, GORO__POOL_NO_DEADLINE);
+        goro__park(GORO__POOL_WAIT_JOIN, NULL, goro__lock_release_v, &p->lock,
+                   GORO__POOL_NO_DEADLINE);
         goro__lock_acquire(&p->lock);
     }
     pworker *ex = p->exited;
@@ -816,8 +818,8 @@ void goro_pool_close(goro_pool *p) {
 static void render_pool(FILE *out, void *ctx) {
     goro_pool *p = ctx;
     bool closed = atomic_load_explicit(&p->closed_pub, memory_order_acquire);
-    fprintf(out, "size %d, queue length %lld%s\n", goro_pool_size(p), (long long)goro_pool_queue_length(p),
-            closed ? " (closed)" : "");
+    fprintf(out, "size %d, queue length %lld%s\n", goro_pool_size(p),
+            (long long)goro_pool_queue_length(p), closed ? " (closed)" : "");
 }
 
 static _Atomic unsigned long pool_serial;
@@ -848,7 +850,6 @@ static goro_pool *pool_start(goro_pool *p, int n) {
     p->debug_registered = goro__debug_register_section(name, render_pool, p) == 0;
     return p;
 }
-
 
 typedef struct func_worker {
     goro_worker base; /* first: a goro_worker * is a func_worker * */

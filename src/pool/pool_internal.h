@@ -28,9 +28,9 @@
    synchronisation object, not a channel): a leak analysis must not read a
    channel out of these waits, and dumps still say what the goroutine does
    (its top frames are goro_pool_process, the worker loop, ...). */
-#define GORO__POOL_WAIT_CALLER  GORO__WAIT_SEMACQUIRE  /* a caller waiting for a worker / result */
-#define GORO__POOL_WAIT_IDLE    GORO__WAIT_COND        /* an idle worker waiting for work */
-#define GORO__POOL_WAIT_JOIN    GORO__WAIT_WAITGROUP   /* set_size/close/wait joining workers */
+#define GORO__POOL_WAIT_CALLER GORO__WAIT_SEMACQUIRE /* a caller waiting for a worker / result */
+#define GORO__POOL_WAIT_IDLE GORO__WAIT_COND         /* an idle worker waiting for work */
+#define GORO__POOL_WAIT_JOIN GORO__WAIT_WAITGROUP    /* set_size/close/wait joining workers */
 
 /* True when the goroutine that ran with record g and id `id` has ended:
    goro_count no longer counts it. */

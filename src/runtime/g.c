@@ -46,9 +46,9 @@ typedef struct allg_group {
 } allg_group;
 
 static goro__lock allg_lock = GORO__LOCK_INIT;
-static void *allg_chunks[ALLG_CHUNKS];    /* uint32_t[ALLG_CHUNK] each */
+static void *allg_chunks[ALLG_CHUNKS]; /* uint32_t[ALLG_CHUNK] each */
 static _Atomic size_t allg_len;
-static void *group_chunks[GROUP_CHUNKS];  /* allg_group[GROUP_CHUNK] each */
+static void *group_chunks[GROUP_CHUNKS]; /* allg_group[GROUP_CHUNK] each */
 static uint32_t ngroups;
 static _Atomic uint64_t goidgen;
 static _Atomic int32_t live;
@@ -95,20 +95,26 @@ goro__g *goro__allg_at(size_t i) {
         return NULL;
     uint32_t code = ((const uint32_t *)allg_chunks[i / ALLG_CHUNK])[i % ALLG_CHUNK];
     uint32_t group = code / GROUP_SLOTS;
-    const allg_group *gr = &((const allg_group *)group_chunks[group / GROUP_CHUNK])[group % GROUP_CHUNK];
+    const allg_group *gr =
+        &((const allg_group *)group_chunks[group / GROUP_CHUNK])[group % GROUP_CHUNK];
     return (goro__g *)(gr->first + (size_t)(code % GROUP_SLOTS) * gr->stride);
 }
 
 /* allgs for the gdb extension (gdb_tables.h): it reads the arrays above. */
 GORO__GDB_KEEP const goro__gdb_entry goro__gdb_allgs[] = {
-    {"allgs.codes", (uintptr_t)allg_chunks},   {"allgs.groups", (uintptr_t)group_chunks},
-    {"allgs.len", (uintptr_t)&allg_len},       {"allgs.codes_per_chunk", ALLG_CHUNK},
-    {"allgs.group_slots", GROUP_SLOTS},        {"allgs.groups_per_chunk", GROUP_CHUNK},
-    {"allgs.group_size", sizeof(allg_group)}, {"allgs.group_first", offsetof(allg_group, first)},
+    {"allgs.codes", (uintptr_t)allg_chunks},
+    {"allgs.groups", (uintptr_t)group_chunks},
+    {"allgs.len", (uintptr_t)&allg_len},
+    {"allgs.codes_per_chunk", ALLG_CHUNK},
+    {"allgs.group_slots", GROUP_SLOTS},
+    {"allgs.groups_per_chunk", GROUP_CHUNK},
+    {"allgs.group_size", sizeof(allg_group)},
+    {"allgs.group_first", offsetof(allg_group, first)},
     {"allgs.group_stride", offsetof(allg_group, stride)},
     /* this file's path: the gdb extension takes goro's frames to be those
        under the directory above (src/) */
-    {"srcfile", (uintptr_t)__FILE__}, {NULL, 0},
+    {"srcfile", (uintptr_t)__FILE__},
+    {NULL, 0},
 };
 
 void goro__live_add(int delta) { atomic_fetch_add_explicit(&live, delta, memory_order_relaxed); }

@@ -92,7 +92,10 @@ static inline void goro__cpu_relax(void) {
 typedef struct goro__lock {
     _Atomic uint32_t state; /* 0 free, 1 locked, 2 locked with sleepers */
 } goro__lock;
+/* A brace initializer in a macro: clang-format 14 would split it. */
+/* clang-format off */
 #define GORO__LOCK_INIT {0}
+/* clang-format on */
 GORO__HIDDEN void goro__lock_acquire(goro__lock *l);
 GORO__HIDDEN bool goro__lock_try(goro__lock *l);
 GORO__HIDDEN void goro__lock_release(goro__lock *l);
@@ -105,7 +108,7 @@ GORO__HIDDEN void goro__futex_wake(_Atomic uint32_t *addr, int n);
 /* --------------------------------------------------- states, wait reasons */
 
 enum goro__status {
-    GORO__G_IDLE = 0,     /* a plain thread's record while the thread is outside the runtime */
+    GORO__G_IDLE = 0, /* a plain thread's record while the thread is outside the runtime */
     GORO__G_RUNNABLE = 1,
     GORO__G_RUNNING = 2,
     GORO__G_SYSCALL = 3,
@@ -116,23 +119,23 @@ enum goro__status {
 
 /* Go's wait reason strings (runtime2.go), the subset goro produces. */
 enum goro__waitreason {
-    GORO__WAIT_ZERO = 0,            /* "" (header shows "waiting") */
-    GORO__WAIT_IO,                  /* IO wait */
-    GORO__WAIT_PANICWAIT,           /* panicwait */
-    GORO__WAIT_SEMACQUIRE,          /* semacquire */
-    GORO__WAIT_SLEEP,               /* sleep */
-    GORO__WAIT_CHAN_RECV_NIL,       /* chan receive (nil chan) */
-    GORO__WAIT_CHAN_SEND_NIL,       /* chan send (nil chan) */
-    GORO__WAIT_SELECT_NO_CASES,     /* select (no cases) */
-    GORO__WAIT_SELECT,              /* select */
-    GORO__WAIT_CHAN_RECV,           /* chan receive */
-    GORO__WAIT_CHAN_SEND,           /* chan send */
-    GORO__WAIT_COND,                /* sync.Cond.Wait */
-    GORO__WAIT_MUTEX,               /* sync.Mutex.Lock */
-    GORO__WAIT_RWMUTEX_R,           /* sync.RWMutex.RLock */
-    GORO__WAIT_RWMUTEX_W,           /* sync.RWMutex.Lock */
-    GORO__WAIT_WAITGROUP,           /* sync.WaitGroup.Wait */
-    GORO__WAIT_SYSCALL_OUT,         /* (internal) thread record outside the runtime */
+    GORO__WAIT_ZERO = 0,        /* "" (header shows "waiting") */
+    GORO__WAIT_IO,              /* IO wait */
+    GORO__WAIT_PANICWAIT,       /* panicwait */
+    GORO__WAIT_SEMACQUIRE,      /* semacquire */
+    GORO__WAIT_SLEEP,           /* sleep */
+    GORO__WAIT_CHAN_RECV_NIL,   /* chan receive (nil chan) */
+    GORO__WAIT_CHAN_SEND_NIL,   /* chan send (nil chan) */
+    GORO__WAIT_SELECT_NO_CASES, /* select (no cases) */
+    GORO__WAIT_SELECT,          /* select */
+    GORO__WAIT_CHAN_RECV,       /* chan receive */
+    GORO__WAIT_CHAN_SEND,       /* chan send */
+    GORO__WAIT_COND,            /* sync.Cond.Wait */
+    GORO__WAIT_MUTEX,           /* sync.Mutex.Lock */
+    GORO__WAIT_RWMUTEX_R,       /* sync.RWMutex.RLock */
+    GORO__WAIT_RWMUTEX_W,       /* sync.RWMutex.Lock */
+    GORO__WAIT_WAITGROUP,       /* sync.WaitGroup.Wait */
+    GORO__WAIT_SYSCALL_OUT,     /* (internal) thread record outside the runtime */
     GORO__WAIT_N
 };
 GORO__HIDDEN const char *goro__waitreason_str(int reason);
@@ -144,15 +147,16 @@ GORO__HIDDEN const char *goro__status_str(uint32_t status, int reason);
 typedef struct goro__timer goro__timer;
 typedef void (*goro__timer_fn)(void *arg, uint64_t seq);
 struct goro__timer {
-    int64_t when;              /* absolute goro_nanotime() */
-    goro__timer_fn fn;         /* runs on a scheduler thread with the heap lock held:
+    int64_t when;      /* absolute goro_nanotime() */
+    goro__timer_fn fn; /* runs on a scheduler thread with the heap lock held:
                                   must not block; may call goro__ready */
     void *arg;
     uint64_t seq;
-    int32_t idx;               /* position in its heap, -1 when not queued */
-    goro__p *_Atomic p;        /* heap it is on */
+    int32_t idx;        /* position in its heap, -1 when not queued */
+    goro__p *_Atomic p; /* heap it is on */
 };
-GORO__HIDDEN void goro__timer_start(goro__timer *t, int64_t when, goro__timer_fn fn, void *arg, uint64_t seq);
+GORO__HIDDEN void goro__timer_start(goro__timer *t, int64_t when, goro__timer_fn fn, void *arg,
+                                    uint64_t seq);
 /* true if t was queued and is now removed (fn did not run and will not).
    false: fn already ran, or is running right now on another thread. */
 GORO__HIDDEN bool goro__timer_stop(goro__timer *t);
@@ -170,61 +174,63 @@ typedef struct goro__defer {
 typedef struct goro__labels {
     _Atomic int32_t refs;
     int32_t n;
-    struct { char *key, *value; } kv[];
+    struct {
+        char *key, *value;
+    } kv[];
 } goro__labels;
 
 typedef struct goro__g goro__g;
 /* gdb/goro-gdb.py reads these records from memory through the offsets in
    src/gdb_layout.c: keep that table in step when a field it names changes. */
 struct goro__g {
-    goro__ctx ctx;                 /* saved stack pointer while not running */
-    uint64_t id;                   /* never reused; 0 for the scheduler's own g0 */
-    uint64_t parent_id;            /* the creator's id, 0 if none */
-    _Atomic uint32_t status;       /* enum goro__status (see sched.c for transitions) */
-    bool is_thread;                /* record of a plain OS thread */
-    bool is_g0;                    /* a scheduler thread's own context */
-    bool system;                   /* runtime-internal: not counted, not dumped */
+    goro__ctx ctx;           /* saved stack pointer while not running */
+    uint64_t id;             /* never reused; 0 for the scheduler's own g0 */
+    uint64_t parent_id;      /* the creator's id, 0 if none */
+    _Atomic uint32_t status; /* enum goro__status (see sched.c for transitions) */
+    bool is_thread;          /* record of a plain OS thread */
+    bool is_g0;              /* a scheduler thread's own context */
+    bool system;             /* runtime-internal: not counted, not dumped */
     uint8_t _pad[5];
-    _Atomic int64_t waitsince;     /* goro_nanotime() when it blocked, 0 if not blocked */
+    _Atomic int64_t waitsince; /* goro_nanotime() when it blocked, 0 if not blocked */
     /* waitreason lives in its own word, apart from the flags above: compilers
        merge reads of neighbouring bytes, and it is written while others read
        the flags of this record. */
-    _Atomic uint8_t waitreason;    /* enum goro__waitreason while WAITING */
+    _Atomic uint8_t waitreason; /* enum goro__waitreason while WAITING */
     uint8_t _pad2[7];
-    void *waitobj;                 /* what it waits on (a goro_chan, sync object), or NULL */
+    void *waitobj; /* what it waits on (a goro_chan, sync object), or NULL */
 
-    goro_fn fn;                    /* entry function and its argument */
+    goro_fn fn; /* entry function and its argument */
     void *arg;
-    uintptr_t gopc;                /* return address inside the creator: the `go` statement */
-    goro_fn parent_fn;             /* the creator goroutine's fn ("created by" when gopc is lost) */
-    char *name;                    /* goro_opts.name (owned copy) or NULL */
+    uintptr_t gopc;    /* return address inside the creator: the `go` statement */
+    goro_fn parent_fn; /* the creator goroutine's fn ("created by" when gopc is lost) */
+    char *name;        /* goro_opts.name (owned copy) or NULL */
     goro__labels *labels;
     goro__defer *defers;
     void (*on_panic)(const char *msg, void *arg);
-    goro_chan **holds;             /* NULL-terminated owned array, or NULL */
+    goro_chan **holds; /* NULL-terminated owned array, or NULL */
     int saved_errno;
-    bool panicking;                /* inside goro_panic, running defers */
+    bool panicking; /* inside goro_panic, running defers */
     char *panic_msg;
 
     /* scheduling */
-    goro__m *_Atomic m;            /* the scheduler thread running it, while running */
-    _Atomic uint64_t wake;         /* (generation << 2) | 0 waiting, 1 woken, 2 timed out */
-    void *param;                   /* handed over by a waker (channel code) */
-    void *waiting;                 /* waiter records of the current wait (select) */
-    goro__timer timer;             /* deadline of a timed park, sleep */
+    goro__m *_Atomic m;    /* the scheduler thread running it, while running */
+    _Atomic uint64_t wake; /* (generation << 2) | 0 waiting, 1 woken, 2 timed out */
+    void *param;           /* handed over by a waker (channel code) */
+    void *waiting;         /* waiter records of the current wait (select) */
+    goro__timer timer;     /* deadline of a timed park, sleep */
     int64_t park_deadline;
 
     /* plain threads */
-    _Atomic uint32_t futex;        /* 1 while the thread sleeps in park */
-    pid_t tid;                     /* OS thread id (plain threads; g0 of each M) */
+    _Atomic uint32_t futex; /* 1 while the thread sleeps in park */
+    pid_t tid;              /* OS thread id (plain threads; g0 of each M) */
 
     /* stack: [stack_lo, stack_hi); the record lives just above stack_hi */
     void *stack_lo;
     void *stack_hi;
-    size_t stack_size;             /* usable bytes */
-    bool guarded;                  /* a PROT_NONE page lies just below stack_lo */
-    void *slot_base;               /* lowest address of its slot (guard or gap page) */
-    unsigned vg_stack_id;          /* valgrind stack registration */
+    size_t stack_size;    /* usable bytes */
+    bool guarded;         /* a PROT_NONE page lies just below stack_lo */
+    void *slot_base;      /* lowest address of its slot (guard or gap page) */
+    unsigned vg_stack_id; /* valgrind stack registration */
 
     /* observe/leak scratch (owned by those layers) */
     uint32_t leak_mark;
@@ -236,7 +242,7 @@ struct goro__g {
     size_t asan_size;
     void *tsan_fiber;
 
-    goro__g *freelink;             /* free list link */
+    goro__g *freelink; /* free list link */
 };
 
 /* The current goroutine or plain-thread record. Never cached by the compiler
@@ -249,7 +255,8 @@ GORO__HIDDEN goro__g *goro__getg_maybe(void);
 GORO__HIDDEN int *goro__errno_location(void);
 
 GORO__HIDDEN void goro__g_prepare_wait(goro__g *g);
-GORO__HIDDEN bool goro__park(int reason, void *waitobj, void (*unlock)(void *), void *lock, int64_t deadline);
+GORO__HIDDEN bool goro__park(int reason, void *waitobj, void (*unlock)(void *), void *lock,
+                             int64_t deadline);
 GORO__HIDDEN bool goro__claim(goro__g *g);
 GORO__HIDDEN void goro__ready(goro__g *g);
 
@@ -268,7 +275,8 @@ GORO__HIDDEN void goro__g_scan_end(goro__g *g);
 GORO__HIDDEN bool goro__g_visible(goro__g *g, uint32_t status);
 
 /* Creates a goroutine; creator_pc is the return address in the caller. */
-GORO__HIDDEN uint64_t goro__newproc(const goro_opts *opts, goro_fn fn, void *arg, uintptr_t creator_pc, bool system);
+GORO__HIDDEN uint64_t goro__newproc(const goro_opts *opts, goro_fn fn, void *arg,
+                                    uintptr_t creator_pc, bool system);
 /* Ends the current goroutine (after its defers ran). Never returns. */
 GORO__HIDDEN void goro__goexit(void) __attribute__((noreturn));
 /* Runs and pops the current goroutine's defers, LIFO. */
@@ -276,7 +284,7 @@ GORO__HIDDEN void goro__run_defers(goro__g *g);
 
 /* ----------------------------------------------------- scheduler threads */
 
-GORO__HIDDEN goro__m *goro__getm(void);        /* NULL on a plain thread */
+GORO__HIDDEN goro__m *goro__getm(void); /* NULL on a plain thread */
 GORO__HIDDEN int goro__m_id(goro__m *m);
 GORO__HIDDEN pthread_t goro__m_thread(goro__m *m);
 GORO__HIDDEN pid_t goro__m_tid(goro__m *m);
@@ -321,8 +329,8 @@ GORO__HIDDEN bool goro__systemstack_active(goro__g *g);
 
 /* ------------------------------------------------------------------- misc */
 
-GORO__HIDDEN void goro__init(void);            /* idempotent; called by every entry point */
-GORO__HIDDEN uint32_t goro__fastrand(void);    /* per-thread xorshift */
+GORO__HIDDEN void goro__init(void);         /* idempotent; called by every entry point */
+GORO__HIDDEN uint32_t goro__fastrand(void); /* per-thread xorshift */
 GORO__HIDDEN int64_t goro__nanotime(void);
 /* Prints "fatal error: msg", all goroutines, exits 2. */
 GORO__HIDDEN void goro__fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
@@ -337,10 +345,10 @@ GORO__HIDDEN bool goro__thread_start_quiet(void *(*fn)(void *), size_t stack_siz
 
 /* Environment knobs (read once at init). */
 typedef struct goro__debug_knobs {
-    bool force_migrate;        /* GORODEBUG=migrate=1: every wake goes through the global queue */
-    int traceback;             /* GOROTRACEBACK: 0 none, 1 single, 2 all, 3 crash */
-    bool starve;               /* GORODEBUG=starve=1: report goroutines that hog a P > 10 ms */
-    int schedtrace_ms;         /* GORODEBUG=schedtrace=N: scheduler summary every N ms */
+    bool force_migrate; /* GORODEBUG=migrate=1: every wake goes through the global queue */
+    int traceback;      /* GOROTRACEBACK: 0 none, 1 single, 2 all, 3 crash */
+    bool starve;        /* GORODEBUG=starve=1: report goroutines that hog a P > 10 ms */
+    int schedtrace_ms;  /* GORODEBUG=schedtrace=N: scheduler summary every N ms */
 } goro__debug_knobs;
 extern GORO__HIDDEN goro__debug_knobs goro__debug;
 

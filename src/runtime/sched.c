@@ -331,9 +331,9 @@ static uint32_t runqgrab(goro__p *victim, goro__p *p, uint32_t at, bool steal_ne
         if (n == 0) {
             if (steal_next) {
                 goro__g *next = atomic_load_explicit(&victim->runnext, memory_order_acquire);
-                if (next && atomic_compare_exchange_strong_explicit(
-                                &victim->runnext, &next, NULL, memory_order_acq_rel,
-                                memory_order_relaxed)) {
+                if (next && atomic_compare_exchange_strong_explicit(&victim->runnext, &next, NULL,
+                                                                    memory_order_acq_rel,
+                                                                    memory_order_relaxed)) {
                     atomic_store_explicit(&p->runq[at % GORO__RUNQ_SIZE], next,
                                           memory_order_relaxed);
                     return 1;
@@ -812,7 +812,8 @@ void goro__yield(void) {
        idle P never leaves the other Ps' queues and the global queue waiting. */
     if (p && (++p->schedtick % 61) != 0 && runq_empty(p) &&
         atomic_load_explicit(&goro__sched.runq_size, memory_order_relaxed) == 0 &&
-        !goro__debug.force_migrate && atomic_load_explicit(&p->timers.next, memory_order_relaxed) == INT64_MAX)
+        !goro__debug.force_migrate &&
+        atomic_load_explicit(&p->timers.next, memory_order_relaxed) == INT64_MAX)
         return;
     m->after = GORO__AFTER_YIELD;
     m->after_g = g;
@@ -957,8 +958,7 @@ static goro__g *spin_for_work(goro__m *m) {
        3-4x faster together than split across CPUs). */
     for (int32_t i = 0; i < n; i++) {
         goro__p *v = goro__sched.allp[i];
-        if (v != m->p &&
-            atomic_load_explicit(&v->switchtick, memory_order_relaxed) == ticks[i]) {
+        if (v != m->p && atomic_load_explicit(&v->switchtick, memory_order_relaxed) == ticks[i]) {
             goro__g *g = runqsteal(m->p, v, true);
             if (g)
                 return g;
@@ -984,8 +984,8 @@ top:
         }
         if (!g) {
             int32_t procs = atomic_load(&goro__sched.gomaxprocs);
-            if (!m->spinning &&
-                2 * atomic_load(&goro__sched.nmspinning) < procs - atomic_load(&goro__sched.npidle)) {
+            if (!m->spinning && 2 * atomic_load(&goro__sched.nmspinning) <
+                                    procs - atomic_load(&goro__sched.npidle)) {
                 m->spinning = true;
                 atomic_fetch_add(&goro__sched.nmspinning, 1);
             }
@@ -1020,8 +1020,7 @@ top:
             /* Re-check after dropping the spinning count (see the protocol). */
             int32_t procs = atomic_load(&goro__sched.gomaxprocs);
             for (int32_t i = 0; i < procs; i++) {
-                if (!runq_empty(goro__sched.allp[i]) ||
-                    atomic_load(&goro__sched.runq_size) > 0) {
+                if (!runq_empty(goro__sched.allp[i]) || atomic_load(&goro__sched.runq_size) > 0) {
                     goro__lock_acquire(&goro__sched.lock);
                     goro__p *np = pidleget_locked();
                     goro__lock_release(&goro__sched.lock);
@@ -1316,9 +1315,7 @@ int goro__procresize(int32_t n) {
     return procresize(n);
 }
 
-void goro__sched_init(int32_t procs) {
-    procresize(procs);
-}
+void goro__sched_init(int32_t procs) { procresize(procs); }
 
 /* A helper thread (sysmon, the symbolizer, the debug server, the SIGQUIT
    dumper) has just counted itself. If the last M went to sleep while that

@@ -26,10 +26,10 @@ typedef struct goro__timer_slot {
 
 typedef struct goro__timers {
     goro__lock lock;
-    goro__timer_slot *heap;    /* binary min-heap on when */
+    goro__timer_slot *heap; /* binary min-heap on when */
     int32_t len, cap;
-    _Atomic int64_t next;      /* heap[0].when, or INT64_MAX when empty */
-    goro__g *released;         /* last goroutine a timer put in this P's runnext
+    _Atomic int64_t next; /* heap[0].when, or INT64_MAX when empty */
+    goro__g *released;    /* last goroutine a timer put in this P's runnext
                                   (owner only; timer.c, "Release order") */
 } goro__timers;
 
@@ -37,13 +37,13 @@ enum goro__pstatus { GORO__P_IDLE, GORO__P_RUNNING, GORO__P_SYSCALL, GORO__P_DEA
 
 struct goro__p {
     int id;
-    _Atomic int status;             /* enum goro__pstatus; RUNNING<->SYSCALL<->IDLE by CAS
+    _Atomic int status;           /* enum goro__pstatus; RUNNING<->SYSCALL<->IDLE by CAS
                                        (owner enters/leaves a syscall, sysmon retakes) */
-    _Atomic uint32_t syscalltick;   /* bumped at every syscall enter (sysmon's "seen twice") */
-    goro__g *_Atomic curg;          /* goroutine on it, for the starvation report */
-    _Atomic uint32_t switchtick;    /* bumped at every switch on this P (sysmon reads it) */
-    goro__p *link;                  /* idle list */
-    goro__m *m;                     /* owner while RUNNING */
+    _Atomic uint32_t syscalltick; /* bumped at every syscall enter (sysmon's "seen twice") */
+    goro__g *_Atomic curg;        /* goroutine on it, for the starvation report */
+    _Atomic uint32_t switchtick;  /* bumped at every switch on this P (sysmon reads it) */
+    goro__p *link;                /* idle list */
+    goro__m *m;                   /* owner while RUNNING */
     uint32_t schedtick;
 
     /* Local run queue: a single-producer (the owner), multi-consumer ring.
@@ -52,7 +52,7 @@ struct goro__p {
     _Atomic uint32_t runq_head;
     _Atomic uint32_t runq_tail;
     goro__g *_Atomic runq[GORO__RUNQ_SIZE];
-    goro__g *_Atomic runnext;       /* readied by the running G: runs next, inherits the time slice */
+    goro__g *_Atomic runnext; /* readied by the running G: runs next, inherits the time slice */
 
     goro__timers timers;
 
@@ -65,38 +65,38 @@ struct goro__p {
    these on g0 via mcall; we run them on whatever context resumes next). */
 enum goro__after {
     GORO__AFTER_NONE,
-    GORO__AFTER_PARK,   /* prev: mark WAITING, arm its deadline, call unlock(lock) */
-    GORO__AFTER_YIELD,  /* prev: put back on a run queue */
-    GORO__AFTER_EXIT,   /* prev: dead, return its record and stack */
+    GORO__AFTER_PARK,  /* prev: mark WAITING, arm its deadline, call unlock(lock) */
+    GORO__AFTER_YIELD, /* prev: put back on a run queue */
+    GORO__AFTER_EXIT,  /* prev: dead, return its record and stack */
 };
 
 struct goro__m {
-    goro__g g0;                     /* this thread's scheduler context (native stack) */
+    goro__g g0; /* this thread's scheduler context (native stack) */
     int id;
-    goro__p *p;                     /* attached P, or NULL */
-    goro__p *nextp;                 /* P handed over by wakep */
-    goro__p *oldp;                  /* P held when entering a syscall */
-    goro__g *curg;                  /* goroutine running on this M (or &g0) */
+    goro__p *p;     /* attached P, or NULL */
+    goro__p *nextp; /* P handed over by wakep */
+    goro__p *oldp;  /* P held when entering a syscall */
+    goro__g *curg;  /* goroutine running on this M (or &g0) */
     pthread_t thread;
     pid_t tid;
-    bool spinning;                  /* looking for work; counted in sched.nmspinning */
-    _Atomic uint32_t park;          /* futex: 0 asleep/to sleep, 1 woken */
-    goro__m *link;                  /* idle list */
+    bool spinning;         /* looking for work; counted in sched.nmspinning */
+    _Atomic uint32_t park; /* futex: 0 asleep/to sleep, 1 woken */
+    goro__m *link;         /* idle list */
     goro__m *alllink;
 
-    int after;                      /* enum goro__after */
+    int after; /* enum goro__after */
     goro__g *after_g;
     void (*after_unlock)(void *);
     void *after_lock;
 
-    void *altstack;                 /* signal stack for the fault handler */
-    char *sysstack_hi;              /* goro__systemstack's stack (lazily mapped) */
-    goro__g *sys_g;                 /* goroutine whose call runs there now, or NULL */
+    void *altstack;    /* signal stack for the fault handler */
+    char *sysstack_hi; /* goro__systemstack's stack (lazily mapped) */
+    goro__g *sys_g;    /* goroutine whose call runs there now, or NULL */
     goro__ctx sys_ctx;
 };
 
 struct goro__sched {
-    goro__lock lock;                /* protects: idle lists, global runq, mcount, ps */
+    goro__lock lock; /* protects: idle lists, global runq, mcount, ps */
     goro__p *pidle;
     _Atomic int32_t npidle;
     goro__m *midle;
@@ -114,8 +114,8 @@ struct goro__sched {
     _Atomic int32_t runq_size;
 
     _Atomic int32_t gomaxprocs;
-    int32_t ncpu;                   /* CPUs the process may use (set once at init) */
-    int32_t nps;                    /* Ps ever created (ids 0..nps-1) */
+    int32_t ncpu; /* CPUs the process may use (set once at init) */
+    int32_t nps;  /* Ps ever created (ids 0..nps-1) */
     goro__p *allp[GORO__MAXPROCS];
 
     /* Dead records with stacks, shared between Ps. */
@@ -124,15 +124,15 @@ struct goro__sched {
     int32_t ngfree;
 
     /* deadlock detection */
-    _Atomic int32_t nthreads_blocked;   /* plain threads parked without deadline */
-    _Atomic int32_t nthreads_timed;     /* plain threads parked with a deadline */
-    _Atomic int32_t nthreads_shown;     /* plain threads other than goroutine 1 parked in the
+    _Atomic int32_t nthreads_blocked; /* plain threads parked without deadline */
+    _Atomic int32_t nthreads_timed;   /* plain threads parked with a deadline */
+    _Atomic int32_t nthreads_shown;   /* plain threads other than goroutine 1 parked in the
                                            runtime: dumps list them, so goro_count counts them */
-    _Atomic int32_t nhelpers;           /* runtime helper threads */
-    _Atomic int32_t nexternal;          /* I/O and syscall waits */
-    _Atomic int32_t polling;            /* an idle M is blocked in netpoll */
-    _Atomic int32_t nsyscall;           /* goroutines between syscall_enter and exit */
-    _Atomic uint32_t sysmon_wake;       /* futex: sysmon sleeps while nothing to watch */
+    _Atomic int32_t nhelpers;         /* runtime helper threads */
+    _Atomic int32_t nexternal;        /* I/O and syscall waits */
+    _Atomic int32_t polling;          /* an idle M is blocked in netpoll */
+    _Atomic int32_t nsyscall;         /* goroutines between syscall_enter and exit */
+    _Atomic uint32_t sysmon_wake;     /* futex: sysmon sleeps while nothing to watch */
     _Atomic int32_t sysmon_started;
 };
 extern GORO__HIDDEN struct goro__sched goro__sched;

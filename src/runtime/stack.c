@@ -48,9 +48,9 @@
 
 static _Atomic size_t page_size;
 static goro__lock chunk_lock = GORO__LOCK_INIT;
-static char *chunk_next, *chunk_end;   /* default-size carving, under chunk_lock */
+static char *chunk_next, *chunk_end; /* default-size carving, under chunk_lock */
 static char *chunk_start;
-static uint32_t chunk_group;           /* the chunk's allgs group */
+static uint32_t chunk_group; /* the chunk's allgs group */
 static long guard_budget = -1;
 static long guards_used;
 
@@ -147,14 +147,15 @@ static goro__g *alloc_default_slot(void) {
 
 static goro__g *alloc_custom_slot(size_t stack_size) {
     size_t ss = slot_size_for(stack_size);
-    void *m = mmap(NULL, ss, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+    void *m =
+        mmap(NULL, ss, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED)
         return NULL;
     goro__lock_acquire(&chunk_lock);
     bool guard = take_guard();
     goro__lock_release(&chunk_lock);
-    return slot_init(m, ss, guard, goro__allg_group((goro__g *)((char *)m + ss - record_size()), 0), 0);
+    return slot_init(m, ss, guard, goro__allg_group((goro__g *)((char *)m + ss - record_size()), 0),
+                     0);
 }
 
 /* Dead records with a non-default stack size, any size (rare). */

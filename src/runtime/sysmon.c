@@ -83,13 +83,13 @@ static void *sysmon(void *arg) {
             now - last_trace >= (int64_t)goro__debug.schedtrace_ms * 1000000) {
             last_trace = now;
             char buf[2048];
-            int len = snprintf(buf, sizeof buf,
-                               "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%d "
-                               "spinningthreads=%d needspinning=0 idlethreads=%d runqueue=%d [",
-                               (long long)((now - start) / 1000000), n,
-                               atomic_load(&goro__sched.npidle), goro__sched.mcount,
-                               atomic_load(&goro__sched.nmspinning), goro__sched.nmidle,
-                               atomic_load(&goro__sched.runq_size));
+            int len =
+                snprintf(buf, sizeof buf,
+                         "SCHED %lldms: gomaxprocs=%d idleprocs=%d threads=%d "
+                         "spinningthreads=%d needspinning=0 idlethreads=%d runqueue=%d [",
+                         (long long)((now - start) / 1000000), n, atomic_load(&goro__sched.npidle),
+                         goro__sched.mcount, atomic_load(&goro__sched.nmspinning),
+                         goro__sched.nmidle, atomic_load(&goro__sched.runq_size));
             for (int32_t i = 0; i < n && len < (int)sizeof buf - 16; i++) {
                 goro__p *p = goro__sched.allp[i];
                 uint32_t h = atomic_load(&p->runq_head), t = atomic_load(&p->runq_tail);

@@ -31,7 +31,7 @@ typedef struct goro__cond {
     _Atomic uint32_t wait;   /* next ticket to hand out; incremented without the lock */
     _Atomic uint32_t notify; /* next ticket to notify; written under lock */
     goro__lock lock;
-    goro__list waiters;      /* condwaiter by link, in ticket order (almost) */
+    goro__list waiters; /* condwaiter by link, in ticket order (almost) */
 } goro__cond;
 
 _Static_assert(sizeof(goro__cond) <= sizeof(goro_cond), "goro_cond too small");
@@ -106,12 +106,12 @@ void goro_cond_broadcast(goro_cond *cp) {
     atomic_store_explicit(&c->notify, atomic_load_explicit(&c->wait, memory_order_acquire),
                           memory_order_release);
     GORO__LIST_FOREACH(w, &list, condwaiter, link)
-        if (!goro__claim(w->g))
-            goro__throw("sync: cond waiter claimed twice");
+    if (!goro__claim(w->g))
+        goro__throw("sync: cond waiter claimed twice");
     goro__lock_release(&c->lock);
 
     /* Ready outside the lock; _SAFE reads the next link first: the record
        lives on the waiter's stack and is gone once it runs. */
     GORO__LIST_FOREACH_SAFE(w, &list, condwaiter, link)
-        goro__ready(w->g);
+    goro__ready(w->g);
 }

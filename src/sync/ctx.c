@@ -62,19 +62,19 @@
 
 struct goro_ctx {
     _Atomic int32_t refs;
-    _Atomic int err;             /* 0, GORO_ECANCELED or GORO_ETIMEDOUT; set once under mu */
+    _Atomic int err; /* 0, GORO_ECANCELED or GORO_ETIMEDOUT; set once under mu */
     goro__lock mu;
     bool background;
-    bool timer_armed;            /* under mu: the timer is queued or firing and owns a ref */
-    bool linked;                 /* under parent->mu: in parent->children */
-    goro_chan *_Atomic done;     /* created lazily under mu; closed by the first cancel */
-    goro_ctx *parent;            /* referenced until cancelled; under mu, detached by the canceller */
-    goro__link sib;              /* in parent->children; under parent->mu */
-    goro__list children;         /* goro_ctx by sib; under mu */
-    int64_t deadline;            /* absolute goro_nanotime(); INT64_MAX: none. Immutable */
+    bool timer_armed;        /* under mu: the timer is queued or firing and owns a ref */
+    bool linked;             /* under parent->mu: in parent->children */
+    goro_chan *_Atomic done; /* created lazily under mu; closed by the first cancel */
+    goro_ctx *parent;        /* referenced until cancelled; under mu, detached by the canceller */
+    goro__link sib;          /* in parent->children; under parent->mu */
+    goro__list children;     /* goro_ctx by sib; under mu */
+    int64_t deadline;        /* absolute goro_nanotime(); INT64_MAX: none. Immutable */
     goro__timer timer;
-    goro_ctx *expired_next;      /* expiry stack link (written by the timer callback) */
-    goro_ctx *work_next;         /* link in a canceller's work list (that canceller's) */
+    goro_ctx *expired_next; /* expiry stack link (written by the timer callback) */
+    goro_ctx *work_next;    /* link in a canceller's work list (that canceller's) */
 };
 
 static goro_ctx background_ctx = {.refs = 1, .background = true, .deadline = INT64_MAX};
@@ -203,9 +203,9 @@ static void ctx_cancel(goro_ctx *c, int err) {
 
 /* ------------------------------------------------------- expiry worker */
 
-static goro_ctx *_Atomic expired_head;   /* Treiber stack: pushed by callbacks, taken whole */
-static goro__g *_Atomic worker_sleeper;  /* the worker while it sleeps (or is about to) */
-static _Atomic int worker_state;         /* 0 none, 1 starting, 2 started */
+static goro_ctx *_Atomic expired_head;  /* Treiber stack: pushed by callbacks, taken whole */
+static goro__g *_Atomic worker_sleeper; /* the worker while it sleeps (or is about to) */
+static _Atomic int worker_state;        /* 0 none, 1 starting, 2 started */
 
 static void wake_worker(void) {
     goro__g *g = atomic_exchange_explicit(&worker_sleeper, NULL, memory_order_seq_cst);

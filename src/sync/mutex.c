@@ -82,8 +82,7 @@ static GORO__NOINLINE void lock_slow(goro__mutex *m, int reason) {
             /* Tell unlock not to wake a sleeper: we are about to take it. */
             if (!awoke && (old & MUTEX_WOKEN) == 0 && (old >> MUTEX_WAITER_SHIFT) != 0 &&
                 atomic_compare_exchange_strong_explicit(&m->state, &old, old | MUTEX_WOKEN,
-                                                        memory_order_relaxed,
-                                                        memory_order_relaxed))
+                                                        memory_order_relaxed, memory_order_relaxed))
                 awoke = true;
             goro__sync_dospin();
             iter++;
@@ -101,7 +100,7 @@ static GORO__NOINLINE void lock_slow(goro__mutex *m, int reason) {
         if (starving && (old & MUTEX_LOCKED) != 0)
             new |= MUTEX_STARVING;
         if (awoke) {
-            if ((new & MUTEX_WOKEN) == 0)
+            if ((new &MUTEX_WOKEN) == 0)
                 goro__throw("sync: inconsistent mutex state");
             new &= ~MUTEX_WOKEN;
         }
@@ -139,9 +138,8 @@ static GORO__NOINLINE void lock_slow(goro__mutex *m, int reason) {
 
 void goro__mutex_lock(goro__mutex *m, int reason) {
     int32_t z = 0;
-    if (GORO__LIKELY(atomic_compare_exchange_strong_explicit(&m->state, &z, MUTEX_LOCKED,
-                                                             memory_order_acquire,
-                                                             memory_order_relaxed)))
+    if (GORO__LIKELY(atomic_compare_exchange_strong_explicit(
+            &m->state, &z, MUTEX_LOCKED, memory_order_acquire, memory_order_relaxed)))
         return;
     lock_slow(m, reason);
 }
@@ -161,7 +159,7 @@ static GORO__NOINLINE void unlock_slow(goro__mutex *m, int32_t new) {
         atomic_fetch_add_explicit(&m->state, MUTEX_LOCKED, memory_order_relaxed);
         goro_panic("sync: unlock of unlocked mutex");
     }
-    if ((new & MUTEX_STARVING) == 0) {
+    if ((new &MUTEX_STARVING) == 0) {
         int32_t old = new;
         for (;;) {
             /* Nobody to wake, or someone is already woken/spinning, or the
@@ -187,8 +185,8 @@ static GORO__NOINLINE void unlock_slow(goro__mutex *m, int32_t new) {
 }
 
 void goro__mutex_unlock(goro__mutex *m) {
-    int32_t new = atomic_fetch_sub_explicit(&m->state, MUTEX_LOCKED, memory_order_release) -
-                  MUTEX_LOCKED;
+    int32_t new =
+        atomic_fetch_sub_explicit(&m->state, MUTEX_LOCKED, memory_order_release) - MUTEX_LOCKED;
     if (GORO__UNLIKELY(new != 0))
         unlock_slow(m, new);
 }

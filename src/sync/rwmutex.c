@@ -63,20 +63,19 @@ void goro_rwmutex_lock(goro_rwmutex *m) {
        here as sync.Mutex.Lock; we show what the caller called.) */
     goro__mutex_lock(&rw->w, GORO__WAIT_RWMUTEX_W);
     /* Announce the pending writer to readers. */
-    int32_t r = atomic_fetch_sub_explicit(&rw->reader_count, RWMUTEX_MAX_READERS,
-                                          memory_order_acq_rel);
+    int32_t r =
+        atomic_fetch_sub_explicit(&rw->reader_count, RWMUTEX_MAX_READERS, memory_order_acq_rel);
     /* Wait for the readers that hold the lock. */
-    if (r != 0 &&
-        atomic_fetch_add_explicit(&rw->reader_wait, r, memory_order_acq_rel) + r != 0)
+    if (r != 0 && atomic_fetch_add_explicit(&rw->reader_wait, r, memory_order_acq_rel) + r != 0)
         goro__semacquire(&rw->writer_sem, GORO__WAIT_RWMUTEX_W, false);
 }
 
 void goro_rwmutex_unlock(goro_rwmutex *m) {
     goro__rwmutex *rw = impl(m);
     /* Announce to readers there is no active writer. */
-    int32_t r = atomic_fetch_add_explicit(&rw->reader_count, RWMUTEX_MAX_READERS,
-                                          memory_order_acq_rel) +
-                RWMUTEX_MAX_READERS;
+    int32_t r =
+        atomic_fetch_add_explicit(&rw->reader_count, RWMUTEX_MAX_READERS, memory_order_acq_rel) +
+        RWMUTEX_MAX_READERS;
     if (r >= RWMUTEX_MAX_READERS) {
         atomic_fetch_sub_explicit(&rw->reader_count, RWMUTEX_MAX_READERS, memory_order_relaxed);
         goro_panic("sync: Unlock of unlocked RWMutex");

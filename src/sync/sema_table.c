@@ -38,17 +38,17 @@
 typedef struct semawaiter {
     goro__g *g;
     uint32_t *addr;
-    goro__link alink;         /* heads only: in root->heads */
-    goro__link wlink;         /* others only: in its head's `others` */
-    goro__list others;        /* heads only: the other waiters on addr, FIFO */
-    bool ticket;              /* set by a handoff release: the count is ours */
-    int64_t acquiretime;      /* mutex profile: when a mutex waiter began, else 0 */
+    goro__link alink;    /* heads only: in root->heads */
+    goro__link wlink;    /* others only: in its head's `others` */
+    goro__list others;   /* heads only: the other waiters on addr, FIFO */
+    bool ticket;         /* set by a handoff release: the count is ours */
+    int64_t acquiretime; /* mutex profile: when a mutex waiter began, else 0 */
 } semawaiter;
 
 typedef struct semroot {
     goro__lock lock;
-    _Atomic uint32_t nwait;   /* waiters (see invariants); read without the lock */
-    goro__list heads;         /* semawaiter by alink, one per address */
+    _Atomic uint32_t nwait; /* waiters (see invariants); read without the lock */
+    goro__list heads;       /* semawaiter by alink, one per address */
 } __attribute__((aligned(64))) semroot;
 
 static semroot semtable[SEMTAB_SIZE];

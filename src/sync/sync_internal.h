@@ -38,8 +38,8 @@ GORO__HIDDEN void goro__semrelease(uint32_t *addr, bool handoff);
 
 /* Layout of goro_mutex (Go's sync.Mutex). */
 typedef struct goro__mutex {
-    _Atomic int32_t state;   /* locked | woken | starving | waiters << 3 */
-    uint32_t sema;           /* goro__semacquire/semrelease counter */
+    _Atomic int32_t state; /* locked | woken | starving | waiters << 3 */
+    uint32_t sema;         /* goro__semacquire/semrelease counter */
 } goro__mutex;
 
 /* Lock with a given wait reason (rwmutex's writer lock uses its own). */

@@ -36,7 +36,7 @@ typedef struct goro__sem {
     int64_t size;
     int64_t cur;
     goro__lock lock;
-    uint32_t magic; /* SEM_MAGIC once goro_sem_init ran; 0 in a zeroed goro_sem */
+    uint32_t magic;   /* SEM_MAGIC once goro_sem_init ran; 0 in a zeroed goro_sem */
     goro__list queue; /* semwaiter by link, FIFO */
 } goro__sem;
 

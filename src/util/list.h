@@ -46,7 +46,7 @@ typedef struct goro__list {
 #define goro__list_entry(link, type, member)                                                       \
     __extension__({                                                                                \
         goro__link *goro__le_ = (link);                                                            \
-        goro__le_ ? (type *)(void *)((char *)goro__le_ - offsetof(type, member)) : (type *)NULL;  \
+        goro__le_ ? (type *)(void *)((char *)goro__le_ - offsetof(type, member)) : (type *)NULL;   \
     })
 
 /* for (it = first record; it; it = next record). Not safe against removing
@@ -58,7 +58,8 @@ typedef struct goro__list {
 /* As GORO__LIST_FOREACH, but reads the next link before the body runs, so the
    body may unlink `it` or end its life (ready its owner, free it). */
 #define GORO__LIST_FOREACH_SAFE(it, list, type, member)                                            \
-    for (goro__link *goro__ln_ = (list)->first, *goro__lnext_ = goro__ln_ ? goro__ln_->next : NULL; \
+    for (goro__link *goro__ln_ = (list)->first,                                                    \
+                    *goro__lnext_ = goro__ln_ ? goro__ln_->next : NULL;                            \
          goro__ln_ != NULL;                                                                        \
          goro__ln_ = goro__lnext_, goro__lnext_ = goro__ln_ ? goro__ln_->next : NULL)              \
         for (type *it = goro__list_entry(goro__ln_, type, member); it != NULL; it = NULL)

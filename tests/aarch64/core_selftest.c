@@ -39,13 +39,13 @@ static atomic_int n_passed, n_failed;
 static const char *volatile current_test = "startup";
 
 #define CHECK(cond) check_((cond), #cond, __FILE__, __LINE__)
-#define CHECKF(cond, ...)                                      \
-    do {                                                       \
-        if (!check_((cond), #cond, __FILE__, __LINE__)) {      \
-            fprintf(stderr, "    ");                           \
-            fprintf(stderr, __VA_ARGS__);                      \
-            fprintf(stderr, "\n");                             \
-        }                                                      \
+#define CHECKF(cond, ...)                                                                          \
+    do {                                                                                           \
+        if (!check_((cond), #cond, __FILE__, __LINE__)) {                                          \
+            fprintf(stderr, "    ");                                                               \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+        }                                                                                          \
     } while (0)
 
 static bool check_(bool ok, const char *expr, const char *file, int line) {
@@ -63,7 +63,8 @@ static void on_alarm(int sig) {
     const char *t = current_test;
     char buf[256];
     int n = snprintf(buf, sizeof buf, "core_selftest: TIMEOUT in %s\n", t);
-    if (n > 0 && write(2, buf, (size_t)n) < 0) { /* nothing to do */ }
+    if (n > 0 && write(2, buf, (size_t)n) < 0) { /* nothing to do */
+    }
     /* The runtime prints every goroutine's trace on SIGQUIT; give it a moment. */
     kill(getpid(), SIGQUIT);
     struct timespec ts = {1, 0};
@@ -103,14 +104,17 @@ static void test_spawn_join(void) {
     bool all_spawned = true;
     for (size_t i = 0; i < NSPAWN; i++) {
         spawn_ret[i] = goro_go(spawn_fn, (void *)(uintptr_t)i);
-        if (spawn_ret[i] == 0) all_spawned = false;
+        if (spawn_ret[i] == 0)
+            all_spawned = false;
     }
     CHECK(all_spawned);
     goro_waitgroup_wait(&spawn_wg);
     bool increasing = spawn_ret[0] > 1, match = true;
     for (size_t i = 0; i < NSPAWN; i++) {
-        if (i > 0 && spawn_ret[i] <= spawn_ret[i - 1]) increasing = false;
-        if (spawn_seen[i] != spawn_ret[i]) match = false;
+        if (i > 0 && spawn_ret[i] <= spawn_ret[i - 1])
+            increasing = false;
+        if (spawn_seen[i] != spawn_ret[i])
+            match = false;
     }
     CHECK(increasing);
     CHECK(match); /* goro_id() inside == what goro_go returned */
@@ -123,10 +127,14 @@ static void test_spawn_join(void) {
 #define PER_SPAWNER 500
 static uint64_t par_ids[NSPAWNERS][PER_SPAWNER];
 static goro_waitgroup par_wg, par_children;
-static void nop_child(void *arg) { (void)arg; goro_waitgroup_done(&par_children); }
+static void nop_child(void *arg) {
+    (void)arg;
+    goro_waitgroup_done(&par_children);
+}
 static void spawner_fn(void *arg) {
     size_t s = (size_t)(uintptr_t)arg;
-    for (size_t i = 0; i < PER_SPAWNER; i++) par_ids[s][i] = goro_go(nop_child, NULL);
+    for (size_t i = 0; i < PER_SPAWNER; i++)
+        par_ids[s][i] = goro_go(nop_child, NULL);
     goro_waitgroup_done(&par_wg);
 }
 static int cmp_u64(const void *a, const void *b) {
@@ -137,21 +145,24 @@ static int cmp_u64(const void *a, const void *b) {
 static void test_parallel_ids(void) {
     goro_waitgroup_add(&par_children, NSPAWNERS * PER_SPAWNER);
     goro_waitgroup_add(&par_wg, NSPAWNERS);
-    for (size_t s = 0; s < NSPAWNERS; s++) goro_go(spawner_fn, (void *)(uintptr_t)s);
+    for (size_t s = 0; s < NSPAWNERS; s++)
+        goro_go(spawner_fn, (void *)(uintptr_t)s);
     goro_waitgroup_wait(&par_wg);
     goro_waitgroup_wait(&par_children);
     bool increasing = true;
     static uint64_t all[NSPAWNERS * PER_SPAWNER];
     for (size_t s = 0; s < NSPAWNERS; s++)
         for (size_t i = 0; i < PER_SPAWNER; i++) {
-            if (i > 0 && par_ids[s][i] <= par_ids[s][i - 1]) increasing = false;
+            if (i > 0 && par_ids[s][i] <= par_ids[s][i - 1])
+                increasing = false;
             all[s * PER_SPAWNER + i] = par_ids[s][i];
         }
     CHECK(increasing);
     qsort(all, NSPAWNERS * PER_SPAWNER, sizeof all[0], cmp_u64);
     bool unique = all[0] != 0;
     for (size_t i = 1; i < NSPAWNERS * PER_SPAWNER; i++)
-        if (all[i] == all[i - 1]) unique = false;
+        if (all[i] == all[i - 1])
+            unique = false;
     CHECK(unique);
     CHECK(wait_count(1) == 1);
 }
@@ -171,7 +182,8 @@ static void test_count(void) {
     count_gate = goro_chan_make(0, 0);
     CHECK(count_gate != NULL);
     goro_waitgroup_add(&count_wg, K);
-    for (int i = 0; i < K; i++) goro_go(count_fn, NULL);
+    for (int i = 0; i < K; i++)
+        goro_go(count_fn, NULL);
     CHECKF(goro_count() == c0 + K, "goro_count() = %d, want %d", goro_count(), c0 + K);
     goro_sleep(GORO_MS(5)); /* parked, still counted */
     CHECK(goro_count() == c0 + K);
@@ -192,7 +204,8 @@ static void yield_fn(void *arg) {
     /* Start together: on one P, waiting with goro_yield lets the other arrive. */
     atomic_fetch_add(&yield_arrived, 1);
     int64_t t0 = goro_nanotime();
-    while (atomic_load(&yield_arrived) < 2 && goro_nanotime() - t0 < GORO_SEC(5)) goro_yield();
+    while (atomic_load(&yield_arrived) < 2 && goro_nanotime() - t0 < GORO_SEC(5))
+        goro_yield();
     for (int i = 0; i < YIELD_ROUNDS; i++) {
         yield_log[atomic_fetch_add(&yield_pos, 1)] = tag;
         goro_yield();
@@ -209,10 +222,13 @@ static void test_yield(void) {
     goro_maxprocs(prev);
     CHECK(atomic_load(&yield_arrived) == 2);
     int switches = 0;
-    for (int i = 1; i < 2 * YIELD_ROUNDS; i++) switches += yield_log[i] != yield_log[i - 1];
+    for (int i = 1; i < 2 * YIELD_ROUNDS; i++)
+        switches += yield_log[i] != yield_log[i - 1];
     /* With one P, each goro_yield lets the other goroutine run. */
-    CHECKF(switches >= YIELD_ROUNDS / 2, "only %d alternations in %d yields", switches, 2 * YIELD_ROUNDS);
-    for (int i = 0; i < 100; i++) goro_yield(); /* main may yield too */
+    CHECKF(switches >= YIELD_ROUNDS / 2, "only %d alternations in %d yields", switches,
+           2 * YIELD_ROUNDS);
+    for (int i = 0; i < 100; i++)
+        goro_yield(); /* main may yield too */
     CHECK(atomic_load(&yield_pos) == 2 * YIELD_ROUNDS);
 }
 
@@ -242,15 +258,18 @@ static void test_sleep(void) {
 
     t0 = goro_nanotime();
     goro_waitgroup_add(&sleep_wg, NSLEEPERS);
-    for (size_t i = 0; i < NSLEEPERS; i++) goro_go(sleep_fn, (void *)(uintptr_t)i);
+    for (size_t i = 0; i < NSLEEPERS; i++)
+        goro_go(sleep_fn, (void *)(uintptr_t)i);
     goro_waitgroup_wait(&sleep_wg);
     dt = goro_nanotime() - t0;
     bool each = true;
     for (size_t i = 0; i < NSLEEPERS; i++)
-        if (sleep_took[i] < GORO_MS(20)) each = false;
+        if (sleep_took[i] < GORO_MS(20))
+            each = false;
     CHECK(each);
     /* 100 goroutines sleep concurrently, not one after another (2 s). */
-    CHECKF(dt < GORO_MS(1000), "100 concurrent 20 ms sleeps took %lld ms", (long long)(dt / GORO_MS(1)));
+    CHECKF(dt < GORO_MS(1000), "100 concurrent 20 ms sleeps took %lld ms",
+           (long long)(dt / GORO_MS(1)));
 }
 
 /* ------------------------------------------------------------ channels */
@@ -259,7 +278,8 @@ static void test_sleep(void) {
 static goro_chan *uc;
 static void producer_fn(void *arg) {
     goro_chan *c = arg;
-    for (int i = 1; i <= NITEMS; i++) goro_chan_send(c, &i);
+    for (int i = 1; i <= NITEMS; i++)
+        goro_chan_send(c, &i);
     goro_chan_close(c);
 }
 
@@ -278,7 +298,8 @@ static void test_unbuffered(void) {
     while (goro_chan_recv(uc, &v)) {
         sum += v;
         n++;
-        if (v != last + 1) in_order = false;
+        if (v != last + 1)
+            in_order = false;
         last = v;
     }
     CHECK(n == NITEMS);
@@ -296,7 +317,8 @@ static void test_buffered(void) {
     goro_chan *c = goro_chan_make(sizeof(int), 8);
     CHECK(c != NULL && goro_chan_cap(c) == 8);
     int sent = 0;
-    for (int i = 0; i < 8; i++) sent += goro_chan_try_send(c, &i) == 0;
+    for (int i = 0; i < 8; i++)
+        sent += goro_chan_try_send(c, &i) == 0;
     CHECK(sent == 8);
     int x = 99;
     CHECK(goro_chan_try_send(c, &x) == GORO_EAGAIN);
@@ -305,7 +327,8 @@ static void test_buffered(void) {
     bool fifo = true, ok = false;
     for (int i = 0; i < 8; i++) {
         int v = -1;
-        if (goro_chan_try_recv(c, &v, &ok) != 0 || !ok || v != i) fifo = false;
+        if (goro_chan_try_recv(c, &v, &ok) != 0 || !ok || v != i)
+            fifo = false;
     }
     CHECK(fifo);
     CHECK(goro_chan_len(c) == 0);
@@ -320,7 +343,8 @@ static void test_buffered(void) {
     bool order = true;
     int v;
     while (goro_chan_recv(s, &v)) {
-        if (v != last + 1) order = false;
+        if (v != last + 1)
+            order = false;
         last = v;
         n++;
     }
@@ -398,11 +422,13 @@ static void test_select(void) {
         goro_chan_try_send(c1, &i);
         goro_chan_try_send(c2, &i);
         int k = goro_select(cs, 2, 0);
-        if (k == 0 || k == 1) wins[k]++;
+        if (k == 0 || k == 1)
+            wins[k]++;
         bool dummy;
         goro_chan_try_recv(k == 0 ? c2 : c1, NULL, &dummy);
     }
-    CHECKF(wins[0] + wins[1] == 400 && wins[0] >= 100 && wins[1] >= 100, "wins %d/%d", wins[0], wins[1]);
+    CHECKF(wins[0] + wins[1] == 400 && wins[0] >= 100 && wins[1] >= 100, "wins %d/%d", wins[0],
+           wins[1]);
 
     /* Send case: ready when there is room. */
     goro_case snd[2] = {{NULL, GORO_RECV, NULL, false}, {c1, GORO_SEND, &v, false}};
@@ -413,7 +439,9 @@ static void test_select(void) {
     /* Blocking select woken by a goroutine. */
     sel_late = goro_chan_make(sizeof(int), 0);
     int lv = 0;
-    goro_case lc[3] = {{NULL, GORO_RECV, NULL, false}, {sel_late, GORO_RECV, &lv, false}, {c2, GORO_SEND, &v, false}};
+    goro_case lc[3] = {{NULL, GORO_RECV, NULL, false},
+                       {sel_late, GORO_RECV, &lv, false},
+                       {c2, GORO_SEND, &v, false}};
     goro_chan_try_send(c2, &v); /* c2 full: its send case is not ready */
     goro_go(late_sender, NULL);
     CHECK(goro_select(lc, 3, GORO_SEC(5)) == 1 && lv == 7 && lc[1].ok);
@@ -440,7 +468,8 @@ static void mutex_fn(void *arg) {
     for (int i = 0; i < MUTEX_ITERS; i++) {
         goro_mutex_lock(&mu);
         long v = mu_counter;
-        if (i % 64 == 0) goro_yield(); /* hold it across a switch */
+        if (i % 64 == 0)
+            goro_yield(); /* hold it across a switch */
         mu_counter = v + 1;
         goro_mutex_unlock(&mu);
     }
@@ -452,7 +481,8 @@ static void test_mutex(void) {
     CHECK(!goro_mutex_trylock(&mu));
     goro_mutex_unlock(&mu);
     goro_waitgroup_add(&mu_wg, MUTEX_WORKERS);
-    for (int i = 0; i < MUTEX_WORKERS; i++) goro_go(mutex_fn, NULL);
+    for (int i = 0; i < MUTEX_WORKERS; i++)
+        goro_go(mutex_fn, NULL);
     goro_waitgroup_wait(&mu_wg);
     CHECKF(mu_counter == (long)MUTEX_WORKERS * MUTEX_ITERS, "counter %ld", mu_counter);
     CHECK(goro_mutex_trylock(&mu));
@@ -482,10 +512,12 @@ static void errno_fn(void *arg) {
     for (int k = 0; k < STATE_ROUNDS; k++) {
         set_errno(mine);
         goro_yield();
-        if (get_errno() != mine) atomic_fetch_add(&errno_bad, 1);
+        if (get_errno() != mine)
+            atomic_fetch_add(&errno_bad, 1);
         set_errno(mine + 1);
         goro_sleep(GORO_US(50));
-        if (get_errno() != mine + 1) atomic_fetch_add(&errno_bad, 1);
+        if (get_errno() != mine + 1)
+            atomic_fetch_add(&errno_bad, 1);
         long t = gettid_();
         if (t != tid) {
             atomic_fetch_add(&migrations, 1);
@@ -506,12 +538,16 @@ static NOIPA double third(void) {
 
 static void fp_fn(void *arg) {
     int mode = fp_modes[(uintptr_t)arg % 4];
-    if (fesetround(mode) != 0) atomic_fetch_add(&fp_bad, 1);
+    if (fesetround(mode) != 0)
+        atomic_fetch_add(&fp_bad, 1);
     double want = third();
     for (int k = 0; k < STATE_ROUNDS; k++) {
-        if (k % 2) goro_yield();
-        else goro_sleep(GORO_US(50));
-        if (fegetround() != mode || third() != want) atomic_fetch_add(&fp_bad, 1);
+        if (k % 2)
+            goro_yield();
+        else
+            goro_sleep(GORO_US(50));
+        if (fegetround() != mode || third() != want)
+            atomic_fetch_add(&fp_bad, 1);
     }
     fesetround(FE_TONEAREST);
     goro_waitgroup_done(&state_wg);
@@ -569,7 +605,8 @@ static void test_maxprocs(void) {
     CHECK(goro_maxprocs(-1) == prev); /* n <= 0 only reads */
     CHECK(goro_maxprocs(0) == prev);
     goro_waitgroup_add(&spin_wg, 8);
-    for (int i = 0; i < 8; i++) goro_go(spin_fn, NULL);
+    for (int i = 0; i < 8; i++)
+        goro_go(spin_fn, NULL);
     CHECK(goro_maxprocs(4) == prev);
     CHECK(goro_maxprocs(0) == 4);
     CHECK(progresses());
@@ -631,8 +668,9 @@ static void test_defer_exit_panic(void) {
     CHECK(goro_go(defer_fn, NULL) != 0);
     goro_waitgroup_wait(&defer_wg);
     CHECK(!after_exit_ran);
-    CHECKF(atomic_load(&defer_n) == 3 && defer_log[0] == 3 && defer_log[1] == 2 && defer_log[2] == 1,
-           "defers ran %d: %d %d %d", atomic_load(&defer_n), defer_log[0], defer_log[1], defer_log[2]);
+    CHECKF(
+        atomic_load(&defer_n) == 3 && defer_log[0] == 3 && defer_log[1] == 2 && defer_log[2] == 1,
+        "defers ran %d: %d %d %d", atomic_load(&defer_n), defer_log[0], defer_log[1], defer_log[2]);
 
     goro_waitgroup pwg = {0};
     goro_waitgroup_add(&pwg, 1);
@@ -675,8 +713,8 @@ int main(int argc, char **argv) {
         int before = atomic_load(&n_failed);
         int64_t t0 = goro_nanotime();
         tests[i].fn();
-        printf("%s %-18s %5lld ms\n", atomic_load(&n_failed) == before ? "ok  " : "FAIL", tests[i].name,
-               (long long)ms_since(t0));
+        printf("%s %-18s %5lld ms\n", atomic_load(&n_failed) == before ? "ok  " : "FAIL",
+               tests[i].name, (long long)ms_since(t0));
     }
     current_test = "exit";
     int p = atomic_load(&n_passed), f = atomic_load(&n_failed);

@@ -30,10 +30,10 @@
 #include "goro.h"
 
 static volatile long seed = 606;
-static goro_chan *never;       /* nothing is ever sent on it */
-static goro_chan *unbuffered;  /* nobody ever receives from it */
-static goro_mutex mu;          /* held by main for the program's life */
-static int io_pipe[2];         /* nothing is ever written */
+static goro_chan *never;      /* nothing is ever sent on it */
+static goro_chan *unbuffered; /* nobody ever receives from it */
+static goro_mutex mu;         /* held by main for the program's life */
+static int io_pipe[2];        /* nothing is ever written */
 
 static void chan_sender(void *arg) {
     long token = seed * 7; /* 4242 */
@@ -147,9 +147,12 @@ static bool all_parked(char *buf, size_t cap, long idle) {
     const struct {
         const char *state;
         long n;
-    } want[] = {{"[chan send]", 1},       {"[select]", 1},
-                {"[sync.Mutex.Lock]", 1}, {"[sleep]", 2},
-                {"[IO wait]", 1},         {"[chan receive (nil chan)]", 1},
+    } want[] = {{"[chan send]", 1},
+                {"[select]", 1},
+                {"[sync.Mutex.Lock]", 1},
+                {"[sleep]", 2},
+                {"[IO wait]", 1},
+                {"[chan receive (nil chan)]", 1},
                 {"[chan receive]", 5 + idle_recv}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         long n = 0;
