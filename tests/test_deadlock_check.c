@@ -98,3 +98,44 @@ GORO_TEST(deadlock_check, reported_once_the_wake_has_ended, .timeout = 30) {
     cr_assert(strncmp(out, "fatal error: all goroutines are asleep - deadlock!\n\n", 51) == 0,
               "output:\n%s", out);
 }
+
+/* The confirmation (goro__checkdead): a state that looks dead for an
+   instant is not reported. A helper thread counts itself asleep while it
+   runs (standing for any window where the counts are briefly wrong), so
+   goroutine 1's check, when it parks, finds every task asleep; 1 ms later,
+   well inside the 10 ms confirmation wait, the helper uncounts itself and
+   sends. Without the second look the first one reports. */
+static void *looks_dead_for_a_moment(void *arg) {
+    in_flight *w = arg;
+    atomic_fetch_add(&goro__sched.nthreads_blocked, 1);
+    atomic_store(&w->bracketed, true);
+    if (!poll_until(NULL, main_parked))
+        _exit(4);
+    usleep(1000);
+    atomic_fetch_sub(&goro__sched.nthreads_blocked, 1);
+    int v = 42;
+    goro_chan_send(w->to_main, &v);
+    return NULL;
+}
+
+static void looks_dead_child(void) {
+    scenario.to_main = goro_chan_make(sizeof(int), 0);
+    pthread_t t;
+    pthread_create(&t, NULL, looks_dead_for_a_moment, &scenario);
+    if (!poll_until(&scenario.bracketed, NULL))
+        _exit(4);
+    int v = 0;
+    goro_chan_recv(scenario.to_main, &v);
+    pthread_join(t, NULL);
+    _exit(v == 42 ? 0 : 3);
+}
+
+GORO_TEST(deadlock_check, no_report_when_it_moves_within_the_confirmation, .timeout = 30) {
+    char out[16384];
+    for (int round = 0; round < 5; round++) {
+        int st = goro_test_run_child_threaded(looks_dead_child, out, sizeof out);
+        cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "round %d: status %#x, output:\n%s", round,
+                  st, out);
+        cr_assert(strstr(out, "deadlock!") == NULL, "round %d: false report:\n%s", round, out);
+    }
+}
