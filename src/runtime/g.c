@@ -310,8 +310,7 @@ static void g_release(goro__g *g) {
     }
     free(g->panic_msg);
     g->panic_msg = NULL;
-    if (!g->system)
-        goro__live_add(-1);
+    /* It leaves goro_count() once off its stack (sched.c, AFTER_EXIT). */
 }
 
 /* goro_exit on goroutine 1 (Go's runtime.Goexit in main): goroutine 1 ends

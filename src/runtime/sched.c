@@ -649,10 +649,17 @@ static void after_switch(goro__m *m) {
             goro__wakep();
         }
         break;
-    case GORO__AFTER_EXIT:
+    case GORO__AFTER_EXIT: {
+        /* The goroutine leaves goro_count() only now, off its stack and
+           DEAD, so a count that reads n means a dump taken after it lists
+           no goroutine that is still on its way out. */
+        bool counted = !prev->system;
         atomic_store_explicit(&prev->status, GORO__G_DEAD, memory_order_release);
+        if (counted)
+            goro__live_add(-1);
         goro__stack_free(prev, m->p);
         break;
+    }
     }
 }
 
