@@ -67,10 +67,12 @@ static void *wake_in_flight(void *arg) {
 
 static in_flight scenario;
 
-static void wake_then_send_child(void) {
+/* Goroutine 1 of the child: starts `helper`, waits until it has set up its
+   state, then receives the helper's 42 and exits 0 (3 on a wrong value). */
+static void receive_from(void *(*helper)(void *)) {
     scenario.to_main = goro_chan_make(sizeof(int), 0);
     pthread_t t;
-    pthread_create(&t, NULL, wake_in_flight, &scenario);
+    pthread_create(&t, NULL, helper, &scenario);
     if (!poll_until(&scenario.bracketed, NULL))
         _exit(4);
     int v = 0;
@@ -78,6 +80,8 @@ static void wake_then_send_child(void) {
     pthread_join(t, NULL);
     _exit(v == 42 ? 0 : 3);
 }
+
+static void wake_then_send_child(void) { receive_from(wake_in_flight); }
 
 static void wake_then_block_child(void) {
     scenario.then_block = true;
@@ -118,17 +122,7 @@ static void *looks_dead_for_a_moment(void *arg) {
     return NULL;
 }
 
-static void looks_dead_child(void) {
-    scenario.to_main = goro_chan_make(sizeof(int), 0);
-    pthread_t t;
-    pthread_create(&t, NULL, looks_dead_for_a_moment, &scenario);
-    if (!poll_until(&scenario.bracketed, NULL))
-        _exit(4);
-    int v = 0;
-    goro_chan_recv(scenario.to_main, &v);
-    pthread_join(t, NULL);
-    _exit(v == 42 ? 0 : 3);
-}
+static void looks_dead_child(void) { receive_from(looks_dead_for_a_moment); }
 
 GORO_TEST(deadlock_check, no_report_when_it_moves_within_the_confirmation, .timeout = 30) {
     char out[16384];
