@@ -51,7 +51,7 @@
  * Confirmation (goro__checkdead in sched.c): the check must pass twice,
  * 10 ms apart, with no goroutine switch on any P, no plain-thread wake-up
  * begun and no change in the parked threads in between. `make stress`
- * still produced, about once in 8,000 runs at 4 processors on 2 CPUs, a
+ * still produced, about once in 7,000-8,000 runs (chan_mpmc, 2 and 4 processors), a
  * report with goroutines runnable moments later, after the wake-in-flight
  * window above was closed; that window is not yet found. A real deadlock
  * does not move, so it is reported 10 ms later than it would be; a
