@@ -1360,12 +1360,17 @@ static bool sched_all_asleep(void) {
 /* Everything that moves when a goroutine or a plain thread makes progress:
    goroutine switches on every P, plain-thread wake-ups begun, threads
    parked. Compared before and after the confirmation wait. */
-static uint64_t progress_mark(void) {
-    uint64_t mark = goro__deadlock_wakes_begun() * 0x9e3779b97f4a7c15ull;
+typedef struct progress {
+    uint64_t switches, wakes;
+    int32_t parked;
+} progress;
+
+static progress progress_now(void) {
+    progress now = {0, goro__deadlock_wakes_begun(), atomic_load(&goro__sched.nthreads_blocked)};
     for (int32_t i = 0; i < goro__sched.nps; i++)
-        mark += atomic_load_explicit(&goro__sched.allp[i]->switchtick, memory_order_relaxed);
-    mark += (uint64_t)atomic_load(&goro__sched.nthreads_blocked) << 40;
-    return mark;
+        now.switches +=
+            atomic_load_explicit(&goro__sched.allp[i]->switchtick, memory_order_relaxed);
+    return now;
 }
 
 /* How long a suspected deadlock must hold, with no progress at all, before
@@ -1374,7 +1379,7 @@ static uint64_t progress_mark(void) {
 
 /* sched.lock held. Called by whatever goes to sleep last. A deadlock is
    reported only if it is seen twice, DEADLOCK_CONFIRM_NS apart, with
-   nothing moved in between (progress_mark). The counts are exact when the
+   nothing moved in between (progress_now). The counts are exact when the
    protocol in deadlock.c holds; the second look is defence in depth, so a
    window nobody has found yet cannot kill a healthy program: a program
    that is really stuck stays stuck for 10 ms, one that merely looked stuck
@@ -1383,13 +1388,15 @@ static uint64_t progress_mark(void) {
 void goro__checkdead(void) {
     if (!sched_all_asleep() || !goro__checkdead_impl(false))
         return;
-    uint64_t mark = progress_mark();
+    progress before = progress_now();
     goro__lock_release(&goro__sched.lock);
     struct timespec ts = {0, DEADLOCK_CONFIRM_NS};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
     goro__lock_acquire(&goro__sched.lock);
-    if (progress_mark() != mark || !sched_all_asleep())
+    progress after = progress_now();
+    if (after.switches != before.switches || after.wakes != before.wakes ||
+        after.parked != before.parked || !sched_all_asleep())
         return;
     goro__checkdead_impl(true);
 }
