@@ -121,12 +121,17 @@ bool goro__checkdead_impl(bool report) {
         return false;
     if (atomic_load(&wakes_begun) != done)
         return false; /* a woken thread may still be counted */
-    /* goroutine 1 counts in goro_count() until it calls goro_exit. */
+    /* goroutine 1 counts in goro_count() until it calls goro_exit. As a
+       plain thread (GORODEBUG=lockmain=1, or a runtime started off the main
+       thread) it runs outside the runtime without being counted asleep, so
+       it alone is not a deadlock; as a goroutine it needs a P to run, and
+       with every P idle it is parked like any other. */
     bool main_gone = atomic_load(&goro__main_goexited);
     int n = main_gone ? goro__live_count() : goro_count();
-    if (atomic_load(&goro__sched.nthreads_blocked) == 0 && n <= (main_gone ? 0 : 1)) {
+    int floor = !main_gone && goro__main_goroutine()->is_thread ? 1 : 0;
+    if (atomic_load(&goro__sched.nthreads_blocked) == 0 && n <= floor) {
         /* Nothing is blocked: e.g. every goroutine ended and no thread waits
-           (after goro_exit in main, g.c reports "no goroutines"). */
+           (after goro_exit in main, g.c or sched.c reports "no goroutines"). */
         return false;
     }
     if (!report)

@@ -205,11 +205,57 @@ static goro__g *make_thread_record(uint64_t id) {
 
 static goro__g *main_g;
 
+/* Goroutine 1 as a goroutine (docs/runtime.md, "Goroutine 1"): the record
+   of the code running on the process's main thread, whose stack is that
+   thread's own [stack] mapping. goro__sched_adopt_main then makes the
+   thread an M running it. Its record is not on its stack (the stack is not
+   ours to carve), and it is never freed. */
+static goro__g *make_main_goroutine(void) {
+    goro__g *g = aligned_alloc(64, (sizeof(goro__g) + 63) & ~(size_t)63);
+    if (!g)
+        goro__throw("out of memory allocating goroutine 1");
+    memset(g, 0, sizeof *g);
+    g->id = atomic_fetch_add(&goidgen, 1) + 1;
+    g->main_stack = true;
+    g->tid = (pid_t)syscall(SYS_gettid);
+    /* The whole mapping the stack may grow into: [top - limit, top). */
+    pthread_attr_t a;
+    if (pthread_getattr_np(pthread_self(), &a) == 0) {
+        void *addr;
+        size_t size;
+        pthread_attr_getstack(&a, &addr, &size);
+        g->stack_lo = addr;
+        g->stack_hi = (char *)addr + size;
+        g->stack_size = size;
+        pthread_attr_destroy(&a);
+    }
+    g->asan_bottom = g->stack_lo;
+    g->asan_size = g->stack_size;
+    atomic_store(&g->status, GORO__G_RUNNING);
+    goro__set_thread_g(g);
+    goro__g_register(goro__allg_group(g, 0), 0);
+    return g;
+}
+
+/* Whether goroutine 1 can be a goroutine: only on the process's main
+   thread, whose stack outlives every other (returning from main ends the
+   process on whichever thread it happens; a pthread's start routine
+   returning on another thread would not). GORODEBUG=lockmain=1 keeps it a
+   plain thread. */
+static bool main_can_migrate(void) {
+    return !goro__debug.lockmain && (pid_t)syscall(SYS_gettid) == getpid();
+}
+
 /* Called from goro__init on the first thread that uses the runtime. */
 void goro__g_init_main(void) {
-    main_g = make_thread_record(atomic_fetch_add(&goidgen, 1) + 1);
+    if (main_can_migrate())
+        main_g = make_main_goroutine();
+    else
+        main_g = make_thread_record(atomic_fetch_add(&goidgen, 1) + 1);
     goro__live_add(1);
 }
+
+goro__g *goro__main_goroutine(void) { return main_g; }
 
 goro__g *goro__thread_record(void) {
     goro__init();
@@ -346,6 +392,8 @@ static void main_goexit(goro__g *g) {
 void goro__goexit(void) {
     goro__g *g = goro__getg();
     goro__run_defers(g);
+    if (g->main_stack)
+        atomic_store(&goro__main_goexited, 1); /* sched.c reports when the last one ends */
     if (g->is_thread) {
         if (g->id == 1)
             main_goexit(g);
@@ -490,7 +538,7 @@ void goro_exit(void) {
 int goro_maxprocs(int n) {
     goro__init();
     if (n <= 0)
-        return atomic_load(&goro__sched.gomaxprocs);
+        return goro__maxprocs_setting();
     return goro__procresize(n);
 }
 

@@ -94,6 +94,8 @@ static void read_knobs(void) {
         goro__debug.force_migrate = true;
     if (d && strstr(d, "starve=1"))
         goro__debug.starve = true;
+    if (d && strstr(d, "lockmain=1"))
+        goro__debug.lockmain = true;
     const char *st = d ? strstr(d, "schedtrace=") : NULL;
     if (st)
         goro__debug.schedtrace_ms = atoi(st + strlen("schedtrace="));
@@ -104,13 +106,14 @@ static void do_init(void) {
     goro__g_init_main();
     goro__sched.ncpu = usable_cpus();
     goro__sched_init(default_procs());
+    goro__sched_adopt_main();
     goro__signals_init();
     goro__upcalls.observe_init();
     atomic_store_explicit(&inited, true, memory_order_release);
     goro__upcalls.leak_init();
-    if (goro__debug.starve || goro__debug.schedtrace_ms > 0) {
-        goro__sysmon_start();
-    }
+    /* sysmon watches for goroutines that hold a processor without
+       switching (sysmon.c): from the start, since goroutine 1 holds one. */
+    goro__sysmon_start();
 }
 
 void goro__init(void) {

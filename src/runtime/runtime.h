@@ -190,7 +190,8 @@ struct goro__g {
     bool is_thread;          /* record of a plain OS thread */
     bool is_g0;              /* a scheduler thread's own context */
     bool system;             /* runtime-internal: not counted, not dumped */
-    uint8_t _pad[5];
+    bool main_stack;         /* goroutine 1 on the main thread's own stack (never freed) */
+    uint8_t _pad[4];
     _Atomic int64_t waitsince; /* goro_nanotime() when it blocked, 0 if not blocked */
     /* waitreason lives in its own word, apart from the flags above: compilers
        merge reads of neighbouring bytes, and it is written while others read
@@ -348,6 +349,7 @@ typedef struct goro__debug_knobs {
     bool force_migrate; /* GORODEBUG=migrate=1: every wake goes through the global queue */
     int traceback;      /* GOROTRACEBACK: 0 none, 1 single, 2 all, 3 crash */
     bool starve;        /* GORODEBUG=starve=1: report goroutines that hog a P > 10 ms */
+    bool lockmain;      /* GORODEBUG=lockmain=1: goroutine 1 stays a plain thread */
     int schedtrace_ms;  /* GORODEBUG=schedtrace=N: scheduler summary every N ms */
 } goro__debug_knobs;
 extern GORO__HIDDEN goro__debug_knobs goro__debug;

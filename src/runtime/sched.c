@@ -58,6 +58,10 @@
 #ifdef GORO__TSAN
 #include <sanitizer/tsan_interface.h>
 #endif
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define GORO__HAVE_VALGRIND 1
+#endif
 
 struct goro__sched goro__sched = {.lock = GORO__LOCK_INIT, .gfree_lock = GORO__LOCK_INIT};
 goro__debug_knobs goro__debug;
@@ -382,6 +386,14 @@ static goro__p *pidleget_locked(void) {
         goro__sched.pidle = p->link;
         atomic_fetch_sub(&goro__sched.npidle, 1);
         p->status = GORO__P_RUNNING;
+        /* A P goes to work: sysmon watches for hogs again if it slept with
+           every P idle (sysmon.c; the npidle decrement above and sysmon's
+           store of 0 before it re-reads npidle are both seq_cst). */
+        if (atomic_load(&goro__sched.sysmon_wake) == 0 &&
+            atomic_load_explicit(&goro__sched.sysmon_started, memory_order_relaxed)) {
+            atomic_store(&goro__sched.sysmon_wake, 1);
+            goro__futex_wake(&goro__sched.sysmon_wake, 1);
+        }
     }
     return p;
 }
@@ -620,6 +632,15 @@ static void schedule_away(goro__m *m, goro__g *self, bool dies) {
         switch_to(m, self, &m->g0, dies);
 }
 
+/* Goroutine 1 called goro_exit and the last other goroutine has just
+   ended: Go's verdict on a Goexit in main (g.c has the plain-thread twin). */
+static void main_goexit_last(void) {
+    static const char msg[] =
+        "fatal error: no goroutines (main called runtime.Goexit) - deadlock!\n";
+    goro__write_all(2, msg, sizeof msg - 1);
+    _exit(2);
+}
+
 static void after_switch(goro__m *m) {
     int a = m->after;
     if (a == GORO__AFTER_NONE)
@@ -657,7 +678,11 @@ static void after_switch(goro__m *m) {
         atomic_store_explicit(&prev->status, GORO__G_DEAD, memory_order_release);
         if (counted)
             goro__live_add(-1);
-        goro__stack_free(prev, m->p);
+        if (!prev->main_stack)
+            goro__stack_free(prev, m->p);
+        if (counted && atomic_load_explicit(&goro__main_goexited, memory_order_relaxed) &&
+            goro__live_count() <= 0 && goro__main_goroutine()->main_stack)
+            main_goexit_last();
         break;
     }
     }
@@ -1124,6 +1149,17 @@ top:
     }
 }
 
+/* An M's life once it has its first context: find work, run it; the
+   goroutines switch among themselves and come back here only when their P
+   has nothing local. */
+static void schedule_loop(goro__m *m) __attribute__((noreturn));
+static void schedule_loop(goro__m *m) {
+    for (;;) {
+        goro__g *g = findrunnable(m);
+        execute(m, &m->g0, g, false);
+    }
+}
+
 static void *mstart(void *arg) {
     goro__m *m = arg;
     tls_m = m;
@@ -1150,11 +1186,83 @@ static void *mstart(void *arg) {
     m->nextp = NULL;
     if (p)
         acquirep(m, p);
-    for (;;) {
-        goro__g *g = findrunnable(m);
-        execute(m, &m->g0, g, false);
-    }
+    schedule_loop(m);
     return NULL;
+}
+
+/* ------------------------------------------------- goroutine 1's thread */
+
+/*
+ * Goroutine 1 (docs/runtime.md, "Goroutine 1"). When the runtime starts on
+ * the process's main thread, the code running there becomes goroutine 1, an
+ * ordinary goroutine whose stack is the thread's own, and the thread becomes
+ * M0, an ordinary M holding a P. Its scheduler context (g0) gets a stack of
+ * its own, since goroutine 1 keeps the native one. From then on goroutine 1
+ * parks, yields and is readied like any goroutine, and may resume on any M
+ * (so its hand-offs cost a user-space switch, not a futex sleep and wake of
+ * the first thread), and M0 runs whatever goroutine comes next while
+ * goroutine 1 waits.
+ *
+ * Sanitizers: goroutine 1 keeps the thread's original TSan fiber and ASan
+ * stack bounds (the main stack); M0's g0 gets a new fiber and its own bounds.
+ */
+#define G0_STACK_SIZE ((size_t)1 << 20)
+
+static void m0_entry(void *arg) {
+    goro__m *m = arg;
+#ifdef GORO__ASAN
+    __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
+#endif
+    after_switch(m);
+    schedule_loop(m);
+}
+
+void goro__sched_adopt_main(void) {
+    goro__g *g1 = goro__main_goroutine();
+    if (!g1->main_stack)
+        return;
+    goro__m *m = calloc(1, sizeof *m);
+    size_t ps = goro__page_size();
+    char *stk = mmap(NULL, G0_STACK_SIZE + ps, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (!m || stk == MAP_FAILED)
+        goro__throw("out of memory making the first thread an M");
+    mprotect(stk, ps, PROT_NONE);
+    m->g0.is_g0 = true;
+    m->g0.status = GORO__G_RUNNING;
+    m->g0.stack_lo = stk + ps;
+    m->g0.stack_hi = stk + ps + G0_STACK_SIZE;
+    m->g0.stack_size = G0_STACK_SIZE;
+    m->g0.asan_bottom = m->g0.stack_lo;
+    m->g0.asan_size = G0_STACK_SIZE;
+#ifdef GORO__HAVE_VALGRIND
+    m->g0.vg_stack_id = VALGRIND_STACK_REGISTER(m->g0.stack_lo, m->g0.stack_hi);
+#endif
+#ifdef GORO__TSAN
+    g1->tsan_fiber = __tsan_get_current_fiber();
+    m->g0.tsan_fiber = __tsan_create_fiber(0);
+#endif
+    goro__ctx_make(&m->g0.ctx, m->g0.stack_hi, m0_entry, m);
+    m->thread = pthread_self();
+    m->tid = g1->tid;
+    m->g0.tid = m->tid;
+    goro__lock_acquire(&goro__sched.lock);
+    m->id = goro__sched.mcount++;
+    m->alllink = goro__sched.allm;
+    goro__sched.allm = m;
+    goro__p *p = pidleget_locked();
+    goro__lock_release(&goro__sched.lock);
+    if (!p)
+        goro__throw("no P for goroutine 1");
+    tls_m = m;
+    acquirep(m, p);
+    m->curg = g1;
+    atomic_store_explicit(&p->curg, g1, memory_order_relaxed);
+    atomic_store_explicit(&g1->m, m, memory_order_relaxed);
+    /* The fault handler's signal stack, unless the program set its own. */
+    stack_t old;
+    if (sigaltstack(NULL, &old) == 0 && (old.ss_flags & SS_DISABLE))
+        goro__signals_init_thread(m);
 }
 
 /* ------------------------------------------------------ system stack */
@@ -1316,13 +1424,105 @@ bool goro__retake(uint32_t *seen_ticks) {
 
 /* ----------------------------------------------------- maxprocs, init */
 
+/* Serializes changes of the P count: the program's goro_maxprocs and
+   sysmon's lent Ps (goro__procs_lend). */
+static goro__lock procs_lock = GORO__LOCK_INIT;
+
 int goro__procresize(int32_t n) {
     if (n > GORO__MAXPROCS)
         n = GORO__MAXPROCS;
-    return procresize(n);
+    goro__lock_acquire(&procs_lock);
+    int32_t lent = atomic_load(&goro__sched.nlent);
+    atomic_store(&goro__sched.nlent, 0); /* the program's setting replaces lent Ps */
+    int32_t old = procresize(n) - lent;
+    goro__lock_release(&procs_lock);
+    return old;
 }
 
-void goro__sched_init(int32_t procs) { procresize(procs); }
+int goro__maxprocs_setting(void) {
+    return atomic_load(&goro__sched.gomaxprocs) - atomic_load(&goro__sched.nlent);
+}
+
+/*
+ * Lent Ps (sysmon.c, "Hogs"). goro cannot preempt C code, so a goroutine
+ * that runs for a long time without a goro call (a computation, a plain
+ * blocking system call, goroutine 1 in pause()) keeps its P. When every P
+ * is held that way and work waits, sysmon lends one more P (gomaxprocs + 1,
+ * counted in nlent, which goro_maxprocs(0) leaves out), and takes lent Ps
+ * back one at a time once fewer Ps are held than are lent. A P above the
+ * count retires at its M's next switch, as after goro_maxprocs(n - 1).
+ */
+bool goro__procs_lend(int delta) {
+    goro__lock_acquire(&procs_lock);
+    int32_t n = atomic_load(&goro__sched.gomaxprocs);
+    int32_t lent = atomic_load(&goro__sched.nlent);
+    bool ok = delta > 0 ? n < GORO__MAXPROCS : lent > 0;
+    if (ok) {
+        atomic_store(&goro__sched.nlent, lent + delta);
+        procresize(n + delta);
+    }
+    goro__lock_release(&procs_lock);
+    return ok;
+}
+
+/* sysmon: p's goroutine has run a whole tick without switching. Moves the
+   goroutines waiting in p's local queue (runnext too) to the global queue,
+   where the Ps that do switch find them, and runs p's due timers (their
+   goroutines go global as well: sysmon has no P). Safe from any thread:
+   it takes from the queue as a thief does. True if it moved anything. */
+bool goro__unhog(goro__p *p, int64_t now) {
+    bool moved = false;
+    goro__g *batch[GORO__RUNQ_SIZE];
+    for (;;) {
+        uint32_t n = 0;
+        uint32_t h = atomic_load_explicit(&p->runq_head, memory_order_acquire);
+        uint32_t t = atomic_load_explicit(&p->runq_tail, memory_order_acquire);
+        if (t - h > GORO__RUNQ_SIZE)
+            continue; /* read an inconsistent pair */
+        for (uint32_t i = h; i != t; i++)
+            batch[n++] = atomic_load_explicit(&p->runq[i % GORO__RUNQ_SIZE], memory_order_relaxed);
+        if (n == 0)
+            break;
+        if (atomic_compare_exchange_strong_explicit(&p->runq_head, &h, t, memory_order_acq_rel,
+                                                    memory_order_relaxed)) {
+            globrunq_put_batch(batch, n);
+            moved = true;
+        }
+    }
+    goro__g *next = atomic_load_explicit(&p->runnext, memory_order_acquire);
+    if (next && atomic_compare_exchange_strong_explicit(
+                    &p->runnext, &next, NULL, memory_order_acq_rel, memory_order_relaxed)) {
+        goro__runq_put_global(next);
+        moved = true;
+    }
+    if (atomic_load_explicit(&p->timers.next, memory_order_relaxed) <= now) {
+        goro__timers_run(&p->timers, now);
+        moved = true;
+    }
+    if (moved)
+        goro__wakep();
+    return moved;
+}
+
+/* The Ps, idle; no M starts yet (goroutine 1's thread takes a P first,
+   goro__sched_adopt_main, and the first goroutine made wakes an M). */
+void goro__sched_init(int32_t procs) {
+    goro__lock_acquire(&goro__sched.lock);
+    for (int32_t i = 0; i < procs; i++) {
+        goro__sched.allp[i] = newp(i);
+        pidleput_locked(goro__sched.allp[i]);
+    }
+    /* P 0 first: goroutine 1's. */
+    goro__p **pp = &goro__sched.pidle;
+    while (*pp != goro__sched.allp[0])
+        pp = &(*pp)->link;
+    *pp = goro__sched.allp[0]->link;
+    goro__sched.allp[0]->link = goro__sched.pidle;
+    goro__sched.pidle = goro__sched.allp[0];
+    __atomic_store_n(&goro__sched.nps, procs, __ATOMIC_RELEASE);
+    atomic_store(&goro__sched.gomaxprocs, procs);
+    goro__lock_release(&goro__sched.lock);
+}
 
 /* A helper thread (sysmon, the symbolizer, the debug server, the SIGQUIT
    dumper) has just counted itself. If the last M went to sleep while that

@@ -133,6 +133,7 @@ struct goro__sched {
     _Atomic int32_t polling;          /* an idle M is blocked in netpoll */
     _Atomic int32_t nsyscall;         /* goroutines between syscall_enter and exit */
     _Atomic uint32_t sysmon_wake;     /* futex: sysmon sleeps while nothing to watch */
+    _Atomic int32_t nlent;            /* Ps sysmon lent beyond the program's setting */
     _Atomic int32_t sysmon_started;
 };
 extern GORO__HIDDEN struct goro__sched goro__sched;
@@ -191,6 +192,12 @@ GORO__HIDDEN void goro__set_thread_g(goro__g *g);
 GORO__HIDDEN goro__g *goro__thread_record(void);
 /* g.c: goroutine 1's record, for the first thread (once, from goro__init). */
 GORO__HIDDEN void goro__g_init_main(void);
+/* g.c: goroutine 1's record (after goro__g_init_main). */
+GORO__HIDDEN goro__g *goro__main_goroutine(void);
+/* sched.c: if goroutine 1 is a goroutine (g->main_stack), makes the
+   calling (main) thread an M with a P running it (once, from goro__init,
+   after goro__sched_init). */
+GORO__HIDDEN void goro__sched_adopt_main(void);
 /* g.c: runs g's function, then its exit (the body of every goroutine). */
 GORO__HIDDEN void goro__g_run(goro__g *g);
 /* g.c: panics with msg (heap-allocated, owned by the panic from here). */
@@ -201,6 +208,14 @@ GORO__HIDDEN void goro__finish_exit(goro__g *g) __attribute__((noreturn));
 GORO__HIDDEN void goro__yield(void);
 /* sched.c: goro_maxprocs(n > 0)'s body; the previous setting. */
 GORO__HIDDEN int goro__procresize(int32_t n);
+/* sched.c: goro_maxprocs(0): the program's setting (lent Ps left out). */
+GORO__HIDDEN int goro__maxprocs_setting(void);
+/* sched.c, for sysmon: lends one more P (delta 1) or takes one back (-1).
+   False if it could not (at the limit; none lent). */
+GORO__HIDDEN bool goro__procs_lend(int delta);
+/* sched.c, for sysmon: moves the queue and due timers of a P whose
+   goroutine does not switch where others find them. */
+GORO__HIDDEN bool goro__unhog(goro__p *p, int64_t now);
 /* sched.c: the Ps and the first M, with `procs` processors (from goro__init). */
 GORO__HIDDEN void goro__sched_init(int32_t procs);
 /* sched.c, for timer.c: a timer was added at `when`; wakes a sleeping M

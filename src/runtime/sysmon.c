@@ -1,16 +1,31 @@
 /*
  * sysmon.c - the monitor thread (Go's sysmon).
  *
- * Started on the first goro_syscall_enter (or at init with GORODEBUG=starve=1
- * or schedtrace=N). While some goroutine is inside a syscall bracket it wakes
- * every 20us (backing off to 10ms when nothing happens) and retakes Ps that
- * sat in a syscall for a whole tick (goro__retake in sched.c). With nothing
- * to watch it sleeps on a futex that goro_syscall_enter pokes.
+ * Started with the runtime. It watches three things:
  *
- * C cannot preempt a goroutine safely, so instead of preempting, with
- * GORODEBUG=starve=1 it reports (once per episode) a goroutine that has held
- * its P for more than 10ms without switching. schedtrace=N prints Go-style
- * "SCHED" lines every N ms.
+ * - Syscalls. While some goroutine is inside a syscall bracket it wakes
+ *   every 20us (backing off to 10ms when nothing happens) and retakes Ps that
+ *   sat in a syscall for a whole tick (goro__retake in sched.c).
+ *
+ * - Hogs. C cannot preempt a goroutine safely, so a goroutine that runs for
+ *   long without a goro call (a computation, a plain blocking system call,
+ *   goroutine 1 blocked in read(2) or pause(2)) keeps its P, and whatever
+ *   waits behind it on that P would wait as long. A P whose switch count
+ *   has not moved for a whole tick (HOG_TICK_NS) is a hog: its local queue,
+ *   runnext and due timers are moved to the global queue (goro__unhog),
+ *   where the Ps that do switch find them; when every P is a hog and work
+ *   still waits, one more P is lent (goro__procs_lend), up to MAX_LENT
+ *   beyond the program's setting, and lent Ps are taken back one per tick
+ *   once fewer Ps are hogs than are lent. This is what Go's preemption buys
+ *   a Go program at a coarser grain: a goroutine that never yields delays
+ *   the others by about one tick, never for good (docs/runtime.md).
+ *
+ * - With GORODEBUG=starve=1 it reports (once per episode) a goroutine that
+ *   has held its P for more than 10ms without switching; schedtrace=N
+ *   prints Go-style "SCHED" lines every N ms.
+ *
+ * With no syscall pending and every P idle it sleeps on a futex that
+ * goro_syscall_enter and pidleget_locked (a P going to work) poke.
  */
 #include "sched.h"
 #include "upcalls.h"
@@ -20,6 +35,57 @@
 #include <unistd.h>
 
 #define STARVE_NS (10 * 1000000LL)
+#define HOG_TICK_NS (10 * 1000000LL)
+#define MAX_LENT 64
+
+/* Per-P memory of the hog watch (sysmon's own). */
+typedef struct hog_watch {
+    uint32_t tick; /* switchtick at the last look */
+    int64_t since; /* when it last changed (or the P was not running) */
+} hog_watch;
+
+static bool runq_waiting(void) {
+    if (atomic_load_explicit(&goro__sched.runq_size, memory_order_relaxed) > 0)
+        return true;
+    int32_t n = atomic_load(&goro__sched.gomaxprocs);
+    for (int32_t i = 0; i < n; i++) {
+        goro__p *p = goro__sched.allp[i];
+        if (atomic_load_explicit(&p->runq_head, memory_order_relaxed) !=
+                atomic_load_explicit(&p->runq_tail, memory_order_relaxed) ||
+            atomic_load_explicit(&p->runnext, memory_order_relaxed) != NULL)
+            return true;
+    }
+    return false;
+}
+
+/* One look at every P (see "Hogs" above). */
+static void watch_hogs(hog_watch *w, int64_t now) {
+    int32_t n = atomic_load(&goro__sched.gomaxprocs);
+    int32_t hogs = 0;
+    for (int32_t i = 0; i < n; i++) {
+        goro__p *p = goro__sched.allp[i];
+        uint32_t t = atomic_load_explicit(&p->switchtick, memory_order_relaxed);
+        goro__g *g = atomic_load_explicit(&p->curg, memory_order_relaxed);
+        if (t != w[i].tick || atomic_load(&p->status) != GORO__P_RUNNING || !g || g->is_g0) {
+            w[i].tick = t;
+            w[i].since = now;
+            continue;
+        }
+        if (now - w[i].since < HOG_TICK_NS)
+            continue;
+        hogs++;
+        goro__unhog(p, now);
+    }
+    int32_t lent = atomic_load(&goro__sched.nlent);
+    if (hogs == n && lent < MAX_LENT && runq_waiting()) {
+        if (goro__procs_lend(1)) {
+            w[n].tick = 0;
+            w[n].since = now;
+        }
+    } else if (lent > 0 && hogs < lent) {
+        goro__procs_lend(-1);
+    }
+}
 
 static void *sysmon(void *arg) {
     (void)arg;
@@ -32,26 +98,41 @@ static void *sysmon(void *arg) {
     int idle = 0;
     int64_t start = goro__nanotime(), last_trace = start;
     bool always = goro__debug.starve || goro__debug.schedtrace_ms > 0;
+    static hog_watch hogw[GORO__MAXPROCS + 1];
+    int64_t last_hog_look = start;
     for (;;) {
-        if (!always && atomic_load(&goro__sched.nsyscall) == 0) {
+        bool syscalls = atomic_load(&goro__sched.nsyscall) != 0;
+        if (!always && !syscalls) {
+            /* Nothing runs: sleep until a P goes to work or a syscall
+               starts. The store of 0 comes before the re-reads, and the
+               pokers change their count before they read the word. */
             atomic_store(&goro__sched.sysmon_wake, 0);
-            if (atomic_load(&goro__sched.nsyscall) == 0)
+            if (atomic_load(&goro__sched.nsyscall) == 0 &&
+                atomic_load(&goro__sched.npidle) == atomic_load(&goro__sched.gomaxprocs)) {
                 goro__futex_wait(&goro__sched.sysmon_wake, 0, -1);
-            delay_us = 20;
-            idle = 0;
-            continue;
+                delay_us = 20;
+                idle = 0;
+                continue;
+            }
+            delay_us = HOG_TICK_NS / 1000;
         }
         struct timespec ts = {0, delay_us * 1000};
         nanosleep(&ts, NULL);
-        if (goro__retake(seen)) {
-            delay_us = 20;
-            idle = 0;
-        } else if (++idle > 50 && delay_us < 10000) {
-            delay_us *= 2;
+        if (syscalls) {
+            if (goro__retake(seen)) {
+                delay_us = 20;
+                idle = 0;
+            } else if (++idle > 50 && delay_us < 10000) {
+                delay_us *= 2;
+            }
         }
         if (always && delay_us > 1000)
             delay_us = 1000;
         int64_t now = goro__nanotime();
+        if (now - last_hog_look >= HOG_TICK_NS / 2) {
+            last_hog_look = now;
+            watch_hogs(hogw, now);
+        }
         int32_t n = atomic_load(&goro__sched.gomaxprocs);
         if (goro__debug.starve) {
             for (int32_t i = 0; i < n; i++) {
