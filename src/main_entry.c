@@ -13,8 +13,6 @@
  */
 #include "runtime/runtime.h"
 
-#include <stdlib.h>
-
 /* Lives on the caller's stack: the caller cannot return before `done`. */
 typedef struct main_body {
     int (*fn)(void *arg);
@@ -48,22 +46,9 @@ GORO__NOINLINE int goro_main(int (*fn)(void *arg), void *arg) {
     goro__g *self = goro__getg();
     if (fn == NULL)
         goro_panic("goro_main of nil func value");
-    if (self->main_stack) {
-        /* main() is goroutine 1 already: the body runs right here, and
-           the defers it made run when it returns, as they would in a
-           goroutine of its own. */
-        goro__defer *outer = self->defers;
-        int result = fn(arg);
-        self = goro__getg();
-        while (self->defers != outer) {
-            goro__defer *d = self->defers;
-            self->defers = d->next;
-            d->fn(d->arg);
-            free(d);
-        }
-        return result;
-    }
-    if (!self->is_thread)
+    /* Goroutine 1 on the main thread is a goroutine, but it is where a
+       program's body starts: goro_main works there as on a plain thread. */
+    if (!self->is_thread && !self->main_stack)
         goro_panic("goro_main called from goroutine %llu: it runs a program's body from main() "
                    "or a plain thread, not from inside a goroutine (call fn directly)",
                    (unsigned long long)self->id);

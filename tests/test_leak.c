@@ -161,7 +161,9 @@ static NOINLINE void blocked_top(void *arg) {
 }
 
 /* goleak's startBlockedG: a goroutine blocked until the channel is closed. */
-static _Thread_local uint64_t last_blocked_id;
+/* A plain static: goroutine 1 (the test body) may resume on another thread
+   after any goro call, so a thread-local would not be the one it wrote. */
+static uint64_t last_blocked_id;
 static NOINLINE goro_chan *start_blocked_g(void) {
     goro_chan *c = goro_chan_make(0, 0);
     goro_chan *held[] = {c, NULL}; /* c stays valid until it ends */

@@ -15,7 +15,10 @@
    into a wider load that also covers waitreason, which its goroutine writes
    at any time (TSan reports that as a race). */
 static inline bool goro__leak_flags_skip(goro__g *g) {
+    /* Goroutine 1 on the main thread is the program's main, like a plain
+       thread: never a leak. */
     return __atomic_load_n(&g->is_thread, __ATOMIC_RELAXED) ||
+           __atomic_load_n(&g->main_stack, __ATOMIC_RELAXED) ||
            __atomic_load_n(&g->is_g0, __ATOMIC_RELAXED) ||
            __atomic_load_n(&g->system, __ATOMIC_RELAXED);
 }

@@ -479,6 +479,11 @@ static goro__m *newm(goro__p *p, bool spinning) {
     sigdelset(&all, SIGFPE);
     sigdelset(&all, SIGILL);
     sigdelset(&all, SIGQUIT);
+    /* Raised by the code running here (goroutine 1 included) at itself:
+       a debugger's trap, abort(3), a seccomp trap. */
+    sigdelset(&all, SIGTRAP);
+    sigdelset(&all, SIGABRT);
+    sigdelset(&all, SIGSYS);
     sigdelset(&all, SIGURG);
     sigdelset(&all, SIGPROF);
     pthread_sigmask(SIG_SETMASK, &all, &old);

@@ -13,10 +13,11 @@
  *   waits behind it on that P would wait as long. A P whose switch count
  *   has not moved for a whole tick (HOG_TICK_NS) is a hog: its local queue,
  *   runnext and due timers are moved to the global queue (goro__unhog),
- *   where the Ps that do switch find them; when every P is a hog and work
- *   still waits, one more P is lent (goro__procs_lend), up to MAX_LENT
- *   beyond the program's setting, and lent Ps are taken back one per tick
- *   once fewer Ps are hogs than are lent. This is what Go's preemption buys
+ *   where the Ps that do switch find them, and one P is lent per hog
+ *   (goro__procs_lend, one per tick, up to MAX_LENT beyond the program's
+ *   setting), taken back one per tick once fewer Ps are hogs than are
+ *   lent: a hog is treated as a goroutine in a system call is, whose P
+ *   goes to other goroutines, so the program keeps its parallelism. This is what Go's preemption buys
  *   a Go program at a coarser grain: a goroutine that never yields delays
  *   the others by about one tick, never for good (docs/runtime.md).
  *
@@ -44,20 +45,6 @@ typedef struct hog_watch {
     int64_t since; /* when it last changed (or the P was not running) */
 } hog_watch;
 
-static bool runq_waiting(void) {
-    if (atomic_load_explicit(&goro__sched.runq_size, memory_order_relaxed) > 0)
-        return true;
-    int32_t n = atomic_load(&goro__sched.gomaxprocs);
-    for (int32_t i = 0; i < n; i++) {
-        goro__p *p = goro__sched.allp[i];
-        if (atomic_load_explicit(&p->runq_head, memory_order_relaxed) !=
-                atomic_load_explicit(&p->runq_tail, memory_order_relaxed) ||
-            atomic_load_explicit(&p->runnext, memory_order_relaxed) != NULL)
-            return true;
-    }
-    return false;
-}
-
 /* One look at every P (see "Hogs" above). */
 static void watch_hogs(hog_watch *w, int64_t now) {
     int32_t n = atomic_load(&goro__sched.gomaxprocs);
@@ -77,12 +64,12 @@ static void watch_hogs(hog_watch *w, int64_t now) {
         goro__unhog(p, now);
     }
     int32_t lent = atomic_load(&goro__sched.nlent);
-    if (hogs == n && lent < MAX_LENT && runq_waiting()) {
+    if (hogs > lent && lent < MAX_LENT) {
         if (goro__procs_lend(1)) {
             w[n].tick = 0;
             w[n].since = now;
         }
-    } else if (lent > 0 && hogs < lent) {
+    } else if (lent > hogs) {
         goro__procs_lend(-1);
     }
 }
