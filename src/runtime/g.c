@@ -144,7 +144,7 @@ void goro__g_scan_end(goro__g *g) {
 
 bool goro__g_visible(goro__g *g, uint32_t status) {
     status &= ~(uint32_t)GORO__G_SCAN;
-    if (g->is_g0 || g->system || status == GORO__G_DEAD)
+    if (g->is_g0 || __atomic_load_n(&g->system, __ATOMIC_RELAXED) || status == GORO__G_DEAD)
         return false;
     if (g->is_thread)
         return g->id == 1 ? true : status == GORO__G_WAITING;
@@ -302,7 +302,9 @@ uint64_t goro__newproc(const goro_opts *opts, goro_fn fn, void *arg, uintptr_t c
     g->gopc = creator_pc;
     g->parent_fn = parent->is_thread || parent->is_g0 ? NULL : parent->fn;
     g->parent_id = parent->is_g0 ? 0 : parent->id;
-    g->system = system;
+    /* Atomic: observers read it on records they have not pinned
+       (goro__g_visible), which a reuse rewrites. */
+    __atomic_store_n(&g->system, system, __ATOMIC_RELAXED);
     g->name = NULL;
     g->on_panic = NULL;
     g->holds = NULL;

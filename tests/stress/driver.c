@@ -1,7 +1,7 @@
 /*
  * driver.c - `make stress`: runs the scenarios (scenarios.c) over and over in
  * child processes, at 2 and 4 processors, with and without
- * GORODEBUG=migrate=1, two children at a time, until a time budget is spent.
+ * GORODEBUG=migrate=1 (mode 1) or lockmain=1 (mode 2), two children at a time, until a time budget is spent.
  * Each child has its own bound; a child that fails, reports a deadlock, dies
  * of a signal or hangs fails the run, with its output and the command line
  * that replays it. Exit status 0 only if every child passed.
@@ -34,8 +34,12 @@ static int64_t now_ns(void) {
 }
 
 static int run_child(const char *name, int procs, uint64_t seed, int migrate) {
-    if (migrate)
+    /* 1: every wake-up through the global queue; 2: goroutine 1 stays a
+       plain thread (the scenarios run their bodies on it). */
+    if (migrate == 1)
         setenv("GORODEBUG", "migrate=1", 1);
+    else if (migrate == 2)
+        setenv("GORODEBUG", "lockmain=1", 1);
     goro_maxprocs(procs);
     stress_seed(seed);
     for (int i = 0; i < stress_nscenarios; i++) {
@@ -156,7 +160,8 @@ int main(int argc, char **argv) {
             /* Round robin over scenario x procs x migrate, a new seed each. */
             j->scenario = only >= 0 ? only : (int)(k % (uint64_t)stress_nscenarios);
             j->procs = only_procs ? only_procs : (k / (uint64_t)stress_nscenarios) % 2 ? 4 : 2;
-            j->migrate = (int)((k / (2 * (uint64_t)stress_nscenarios)) % 4 == 3);
+            uint64_t round = (k / (2 * (uint64_t)stress_nscenarios)) % 4;
+            j->migrate = round == 3 ? 1 : round == 1 ? 2 : 0;
             j->seed = seed + k;
             k++;
             start(j);
