@@ -1264,10 +1264,8 @@ void goro__sched_adopt_main(void) {
     m->curg = g1;
     atomic_store_explicit(&p->curg, g1, memory_order_relaxed);
     atomic_store_explicit(&g1->m, m, memory_order_relaxed);
-    /* The fault handler's signal stack, unless the program set its own. */
-    stack_t old;
-    if (sigaltstack(NULL, &old) == 0 && (old.ss_flags & SS_DISABLE))
-        goro__signals_init_thread(m);
+    /* The fault handler's signal stack (signal.c keeps one big enough). */
+    goro__signals_init_thread(m);
 }
 
 /* ------------------------------------------------------ system stack */
@@ -1602,6 +1600,11 @@ void goro__checkdead(void) {
     progress after = progress_now();
     if (after.switches != before.switches || after.wakes != before.wakes ||
         after.parked != before.parked || !sched_all_asleep())
+        return;
+    /* Two Ms that went idle together may both have confirmed: one reports,
+       the other goes back to sleep (the report ends the process). */
+    static _Atomic int reporting;
+    if (!goro__checkdead_impl(false) || atomic_exchange(&reporting, 1))
         return;
     goro__checkdead_impl(true);
 }

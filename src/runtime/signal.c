@@ -64,6 +64,14 @@ bool goro__thread_start_quiet(void *(*fn)(void *), size_t stack_size) {
 }
 
 void goro__signals_init_thread(goro__m *m) {
+    /* The main thread (goroutine 1's M) may have one already: the
+       program's, or ASan's, which is far too small to symbolize a crash.
+       One at least our size is kept; a smaller one is replaced (handlers
+       that ask for SA_ONSTACK run on ours then). */
+    stack_t cur;
+    if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE) &&
+        cur.ss_size >= ALTSTACK_SIZE)
+        return;
     void *p = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
