@@ -14,7 +14,9 @@
 #include <string.h>
 
 #include "goro.h"
+#include "runtime/runtime.h"
 #include "goro_test.h"
+#include "goro_test_internal.h"
 #include "pool_test_kit.h"
 
 static void *fn_double(void *payload, void *ctx) {
@@ -633,6 +635,11 @@ GORO_TEST(pool, fifo_backlog, .timeout = 20) {
         goro_go(do_call, &calls[i]);
         cr_assert(goro_test_wait_until(goro_pool_queue_length(p) == i + 2, GORO_SEC(5)));
         cr_assert_eq(goro_pool_queue_length(p), i + 2);
+        /* queue_length counts a caller from the moment it enters, before it
+           joins the FIFO: wait until it is parked there (the first caller,
+           the worker and callers 0..i), or the next one could overtake it. */
+        cr_assert(goro_test_wait_until(goro_test_count_parked(-1, false) >= i + 3, GORO_SEC(5)),
+                  "caller %d never parked", i);
     }
     goro_chan_close(fc.gate);
     for (int i = 0; i < N; i++) {
