@@ -13,11 +13,11 @@
  *   waits behind it on that P would wait as long. A P whose switch count
  *   has not moved for a whole tick (HOG_TICK_NS) is a hog: its local queue,
  *   runnext and due timers are moved to the global queue (goro__unhog),
- *   where the Ps that do switch find them, and one P is lent per hog
- *   (goro__procs_lend, one per tick, up to MAX_LENT beyond the program's
- *   setting), taken back one per tick once fewer Ps are hogs than are
- *   lent: a hog is treated as a goroutine in a system call is, whose P
- *   goes to other goroutines, so the program keeps its parallelism. This is what Go's preemption buys
+ *   where the Ps that do switch find them; a hog blocked in the kernel
+ *   gets a P lent in its place (goro__procs_lend, one per tick, up to
+ *   MAX_LENT beyond the program's setting), as a goroutine in a system
+ *   call has its P handed on, and when every P is a hog one more is lent
+ *   per tick (watch_hogs has the rule). This is what Go's preemption buys
  *   a Go program at a coarser grain: a goroutine that never yields delays
  *   the others by about one tick, never for good (docs/runtime.md).
  *
@@ -31,6 +31,7 @@
 #include "sched.h"
 #include "upcalls.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,14 +42,49 @@
 
 /* Per-P memory of the hog watch (sysmon's own). */
 typedef struct hog_watch {
-    uint32_t tick; /* switchtick at the last look */
-    int64_t since; /* when it last changed (or the P was not running) */
+    uint32_t tick;  /* switchtick at the last look */
+    int64_t since;  /* when it last changed (or the P was not running) */
+    goro__m *m;     /* the P's owner at the last look */
+    int64_t cpu;    /* that M's thread CPU time then (ns), -1 unknown */
+    int64_t cpu_at; /* and when it was read */
 } hog_watch;
 
-/* One look at every P (see "Hogs" above). */
+/* CPU time the thread of m has used (ns), or -1. */
+static int64_t thread_cpu(goro__m *m) {
+    clockid_t cid;
+    struct timespec ts;
+    if (pthread_getcpuclockid(goro__m_thread(m), &cid) != 0 || clock_gettime(cid, &ts) != 0)
+        return -1;
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Whether the hog on a P is blocked in the kernel (its thread used less
+   than half the time since the last look on a CPU): a plain blocking call
+   such as read(2), pthread_join or sleep(3). */
+static bool hog_blocked(hog_watch *w, goro__m *m, int64_t now) {
+    int64_t cpu = m ? thread_cpu(m) : -1;
+    bool blocked = false;
+    if (m == w->m && cpu >= 0 && w->cpu >= 0 && now > w->cpu_at)
+        blocked = (cpu - w->cpu) * 2 < now - w->cpu_at;
+    w->m = m;
+    w->cpu = cpu;
+    w->cpu_at = now;
+    return blocked;
+}
+
+/*
+ * One look at every P (see "Hogs" above). Lending, Go's syscall rule in
+ * spirit: a hog blocked in the kernel does not use its CPU, so a P is lent
+ * in its place (as many lent as blocked hogs). A hog that computes does use
+ * it, and lending for it would only put one more thread on the CPUs (a
+ * timer burst measured 2-4x later wake-ups with it), so it gets none, with
+ * one exception: when every P is a hog, nothing else can run at all, and
+ * one more P is lent per tick until that is no longer so. Lent Ps are taken
+ * back one per tick once there are more of them than hogs.
+ */
 static void watch_hogs(hog_watch *w, int64_t now) {
     int32_t n = atomic_load(&goro__sched.gomaxprocs);
-    int32_t hogs = 0;
+    int32_t hogs = 0, blocked = 0;
     for (int32_t i = 0; i < n; i++) {
         goro__p *p = goro__sched.allp[i];
         uint32_t t = atomic_load_explicit(&p->switchtick, memory_order_relaxed);
@@ -56,18 +92,23 @@ static void watch_hogs(hog_watch *w, int64_t now) {
         if (t != w[i].tick || atomic_load(&p->status) != GORO__P_RUNNING || !g || g->is_g0) {
             w[i].tick = t;
             w[i].since = now;
+            w[i].m = NULL;
             continue;
         }
+        goro__m *m = __atomic_load_n(&p->m, __ATOMIC_RELAXED);
+        bool stalled = hog_blocked(&w[i], m, now);
         if (now - w[i].since < HOG_TICK_NS)
             continue;
         hogs++;
+        blocked += stalled;
         goro__unhog(p, now);
     }
     int32_t lent = atomic_load(&goro__sched.nlent);
-    if (hogs > lent && lent < MAX_LENT) {
+    if ((hogs == n || blocked > lent) && lent < MAX_LENT) {
         if (goro__procs_lend(1)) {
             w[n].tick = 0;
             w[n].since = now;
+            w[n].m = NULL;
         }
     } else if (lent > hogs) {
         goro__procs_lend(-1);
