@@ -934,7 +934,9 @@ static goro__g *steal_work(goro__m *m) {
  *     protocol cascades from there (goro__ready per goroutine would put
  *     each in runnext, reversing their order, with one wakep() each).
  *   m holds no P (the idle loop's blocking poll): it takes an idle P and
- *     goes on as above. If none is idle, all go on the global queue in the
+ *     goes on as above; if other Ps are still idle it also wakes one idle
+ *     M (or starts one), without a P, to take over the poller. If none is
+ *     idle, all go on the global queue in the
  *     same sched.lock section that found none, then wakep(): every P is
  *     owned, and an M gives its P back only after looking at the global
  *     queue under that lock (findrunnable), or calls wakep() after listing
@@ -973,8 +975,26 @@ static goro__g *netpoll_inject(goro__m *m, goro__glist *l) {
             goro__wakep();
             return NULL;
         }
+        /* Ps are still idle: wake an idle M, without a P, to poll in our
+           place (it finds the poller free and blocks in it). Otherwise, while
+           we run what we found, nobody would watch the descriptors, and an
+           event could wait for a P that is idle (Go's sysmon polls every
+           10 ms for this; goro's does not). Never with one P. */
+        bool need_poller = false;
+        if (atomic_load(&goro__sched.npidle) > 0 && goro__upcalls.netpoll_waiters() > 0) {
+            goro__m *pm = mget_locked();
+            if (pm)
+                notewakeup(pm);
+            else
+                need_poller = true;
+        }
         goro__lock_release(&goro__sched.lock);
         acquirep(m, np);
+        if (need_poller) {
+            int saved_errno = errno;
+            newm(NULL, false); /* starts in findrunnable with no P: polls */
+            errno = saved_errno;
+        }
     }
     goro__g *first = goro__glist_pop(l);
     if (l->n > 0) {
