@@ -935,12 +935,12 @@ static goro__g *steal_work(goro__m *m) {
  *     each in runnext, reversing their order, with one wakep() each).
  *   m holds no P (the idle loop's blocking poll): it takes an idle P and
  *     goes on as above; if other Ps are still idle it also wakes one idle
- *     M (or starts one), without a P, to take over the poller. If none is
- *     idle, all go on the global queue in the
- *     same sched.lock section that found none, then wakep(): every P is
- *     owned, and an M gives its P back only after looking at the global
- *     queue under that lock (findrunnable), or calls wakep() after listing
- *     it (retire_p, goro__retake, procresize), so they are not stranded.
+ *     M (or starts one), without a P, to take over the poller. If no P is
+ *     idle, all go on the global queue in the same sched.lock section that
+ *     found none, then wakep(): every P is owned, and an M gives its P back
+ *     only after looking at the global queue under that lock (findrunnable),
+ *     or calls wakep() after listing it (retire_p, goro__retake,
+ *     procresize), so they are not stranded.
  *
  * Each goroutine goes WAITING -> RUNNABLE before it is queued, outside
  * sched.lock (cas_status waits out an observer's SCAN bit). Until then it
