@@ -816,6 +816,57 @@ static void *io_waiter_t(void *arg) {
     return NULL;
 }
 
+/* The thread that finds ready goroutines in the poller takes a P and runs
+   them itself (sched.c, netpoll_inject). While other Ps are idle it first
+   gets another thread onto the poller: a goroutine it runs that never parks
+   (nothing preempts a goroutine) must not leave every descriptor unwatched
+   while two processors have nothing to do. */
+typedef struct {
+    int fd;
+    _Atomic int state; /* 1: running without parking, 2: done */
+    _Atomic int stop;
+} io_hog;
+
+static void io_hog_g(void *arg) {
+    io_hog *h = arg;
+    goro_wait_fd(h->fd, POLLIN, GORO_SEC(10));
+    atomic_store(&h->state, 1);
+    int64_t end = goro_nanotime() + GORO_SEC(5);
+    while (!atomic_load(&h->stop) && goro_nanotime() < end)
+        ; /* never parks, never yields */
+    atomic_store(&h->state, 2);
+}
+
+GORO_TEST(io, poller_watched_while_its_thread_runs_a_hog, .timeout = 30) {
+    int old = goro_maxprocs(3);
+    int p1[2], p2[2];
+    cr_assert_eq(pipe2(p1, O_CLOEXEC | O_NONBLOCK), 0);
+    cr_assert_eq(pipe2(p2, O_CLOEXEC | O_NONBLOCK), 0);
+    io_hog h = {.fd = p1[0]};
+    goro_go(io_hog_g, &h);
+    io_waiter w = {.fd = p2[0], .events = POLLIN, .timeout = GORO_SEC(10)};
+    goro_waitgroup_add(&w.wg, 1);
+    goro_go(io_waiter_g, &w);
+    cr_assert(goro_test_wait_until(goro_test_count_parked(GORO__WAIT_IO, false) == 2, GORO_SEC(5)));
+    cr_assert_eq(write(p1[1], "x", 1), 1);
+    cr_assert(goro_test_wait_until(atomic_load(&h.state) == 1, GORO_SEC(5)));
+    int64_t t0 = goro_nanotime();
+    cr_assert_eq(write(p2[1], "y", 1), 1);
+    goro_waitgroup_wait(&w.wg);
+    int64_t waited = goro_nanotime() - t0;
+    atomic_store(&h.stop, 1);
+    cr_assert(goro_test_wait_until(atomic_load(&h.state) == 2, GORO_SEC(10)));
+    cr_assert(w.r > 0 && (w.r & POLLIN), "r=%d", w.r);
+    /* Without a poller it would wait for the hog (5 s). */
+    cr_assert_lt(waited, GORO_SEC(2), "the ready waiter waited %lld ms",
+                 (long long)(waited / 1000000));
+    close(p1[0]);
+    close(p1[1]);
+    close(p2[0]);
+    close(p2[1]);
+    goro_maxprocs(old);
+}
+
 GORO_TEST(io, wait_fd_pipe_and_eventfd, .timeout = 20) {
     int p[2];
     cr_assert_eq(pipe2(p, O_CLOEXEC), 0); /* blocking pipe: left as it is */

@@ -140,7 +140,7 @@ static inline bool goro__pd_owned(goro__pd *pd) {
    table (upcalls.h says what each does); goro__netpoll_upcalls fills them. */
 GORO__HIDDEN void goro__netpoll_upcalls(goro__upcall_table *t);
 GORO__HIDDEN int goro__netpoll_waiters(void);
-GORO__HIDDEN void goro__netpoll_poll(int64_t timeout_ns);
+GORO__HIDDEN void goro__netpoll_poll(int64_t timeout_ns, goro__glist *ready);
 GORO__HIDDEN void goro__netpoll_break(void);
 
 /* errno of whatever thread runs the goroutine now (never cached across a park). */

@@ -33,7 +33,13 @@
  * its deadline, if any. Exactly one of {the poller (ready), goro_close
  * (EBADF), the deadline timer (ETIMEDOUT)} wins goro__claim; a waker unlinks
  * the record only after winning, sets w->result and readies the goroutine,
- * all under pd->lock. A waiter that lost to its deadline unlinks itself. So
+ * all under pd->lock - except the poller, which only collects the goroutines
+ * it won into a list and leaves readying them to the scheduler (sched.c,
+ * netpoll_inject), after pd->lock: a polling thread with no P can then take
+ * one and run them itself instead of queueing them globally and waking
+ * another thread (Go's netpoll returning a gList to findrunnable). Nothing
+ * else can touch such a goroutine or its record meanwhile: the claim is won,
+ * the record unlinked. A waiter that lost to its deadline unlinks itself. So
  * a readiness event that races a timeout is never lost: the counter was
  * bumped (the next call's attempt sees the data in the socket) and the
  * timed-out call reports ETIMEDOUT exactly once.
@@ -564,9 +570,13 @@ int goro__pd_close(int fd) {
 
 /* ------------------------------------------------------- the poller itself */
 
-/* Marks an event on pd and wakes the waiters of that side; returns how many
-   goroutines it readied. */
-static int pd_ready(goro__pd *pd, uint32_t seq, uint32_t ev) {
+/* Marks an event on pd and wakes the waiters of that side: each goroutine
+   whose claim it wins goes on *ready, still WAITING; the scheduler makes it
+   runnable after pd->lock is released (netpoll_poll in upcalls.h). Its
+   waiter record w stays valid until then: the goroutine cannot run, and
+   nobody else can unlink w or ready it (the claim is ours). Returns how
+   many goroutines it added. */
+static int pd_ready(goro__pd *pd, uint32_t seq, uint32_t ev, goro__glist *ready) {
     int mode = 0;
     if (ev & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         mode |= PD_R;
@@ -594,7 +604,7 @@ static int pd_ready(goro__pd *pd, uint32_t seq, uint32_t ev) {
         w->result = 0;
         /* epoll's bits are poll(2)'s on Linux (EPOLLIN == POLLIN, ...). */
         w->revents = (int)(ev & (EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP | EPOLLERR | EPOLLHUP));
-        goro__ready(g); /* w is dead from here on */
+        goro__glist_push(ready, g); /* w is dead once g runs */
         waiter_gone();
         n++;
     }
@@ -624,7 +634,7 @@ static int epoll_wait_ns(int ep, struct epoll_event *evs, int max, int64_t timeo
     return epoll_wait(ep, evs, max, ms);
 }
 
-void goro__netpoll_poll(int64_t timeout_ns) {
+void goro__netpoll_poll(int64_t timeout_ns, goro__glist *ready) {
     int ep = atomic_load_explicit(&epfd, memory_order_acquire);
     if (ep < 0)
         return;
@@ -668,7 +678,7 @@ void goro__netpoll_poll(int64_t timeout_ns) {
             }
             goro__pd *pd = pd_lookup((int)(uint32_t)d);
             if (pd)
-                readied += pd_ready(pd, (uint32_t)(d >> 32), evs[i].events);
+                readied += pd_ready(pd, (uint32_t)(d >> 32), evs[i].events, ready);
         }
         if (timeout_ns == 0 || readied > 0 || broke)
             return;

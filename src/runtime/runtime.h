@@ -244,7 +244,41 @@ struct goro__g {
     void *tsan_fiber;
 
     goro__g *freelink; /* free list link */
+    /* Link in a goro__glist: goroutines whose wait the poller has won (the
+       claim) but that are not yet runnable. Only the holder of the list
+       touches it, and only until the goroutine is queued. */
+    goro__g *readylink;
 };
+
+/* A FIFO of goroutines handed from the netpoller to the scheduler: each
+   one's claim was won by whoever built the list, so it is still WAITING
+   and nobody else will ready it (netpoll_poll in upcalls.h). */
+typedef struct goro__glist {
+    goro__g *head, *tail;
+    int32_t n;
+} goro__glist;
+
+static inline void goro__glist_push(goro__glist *l, goro__g *g) {
+    g->readylink = NULL;
+    if (l->tail)
+        l->tail->readylink = g;
+    else
+        l->head = g;
+    l->tail = g;
+    l->n++;
+}
+
+static inline goro__g *goro__glist_pop(goro__glist *l) {
+    goro__g *g = l->head;
+    if (g) {
+        l->head = g->readylink;
+        if (!l->head)
+            l->tail = NULL;
+        g->readylink = NULL;
+        l->n--;
+    }
+    return g;
+}
 
 /* The current goroutine or plain-thread record. Never cached by the compiler
    across a switch: a goroutine may resume on another thread. Creates the

@@ -952,6 +952,99 @@ static goro__g *steal_work(goro__m *m) {
     return NULL;
 }
 
+/*
+ * The poller's goroutines (Go's findrunnable + injectglist). netpoll_poll
+ * hands back the goroutines whose waits it won (goro__glist: claimed, still
+ * WAITING, on no queue); the M that polled runs them itself:
+ *
+ *   m holds a P: the first is returned, to run now; the rest go on the tail
+ *     of p's local queue, in order (runqput spills half to the global queue
+ *     if it fills), and if any were queued, one wakep(): an idle P's
+ *     spinning M steals what this one will not run soon, and the spinning
+ *     protocol cascades from there (goro__ready per goroutine would put
+ *     each in runnext, reversing their order, with one wakep() each).
+ *   m holds no P (the idle loop's blocking poll): it takes an idle P and
+ *     goes on as above; if other Ps are still idle it also wakes one idle
+ *     M (or starts one), without a P, to take over the poller. If no P is
+ *     idle, all go on the global queue in the same sched.lock section that
+ *     found none, then wakep(): every P is owned, and an M gives its P back
+ *     only after looking at the global queue under that lock (findrunnable),
+ *     or calls wakep() after listing it (retire_p, goro__retake,
+ *     procresize), so they are not stranded.
+ *
+ * Each goroutine goes WAITING -> RUNNABLE before it is queued, outside
+ * sched.lock (cas_status waits out an observer's SCAN bit). Until then it
+ * is on no queue and nobody else may ready it (its claim is won), but the
+ * M holding the list is awake and not on the idle list, and the goroutine
+ * is still counted in nexternal (its I/O wait), so the deadlock check
+ * (deadlock.c) cannot pass meanwhile.
+ *
+ * Returns the goroutine for m to run (m->p is then set), or NULL: the list
+ * was empty, or they were queued globally (m still has no P), or
+ * goro__debug.force_migrate sent them all through goro__ready.
+ */
+static goro__g *netpoll_inject(goro__m *m, goro__glist *l) {
+    if (l->n == 0)
+        return NULL;
+    goro__g *g;
+    if (goro__debug.force_migrate) {
+        while ((g = goro__glist_pop(l)) != NULL)
+            goro__ready(g);
+        return NULL;
+    }
+    for (g = l->head; g; g = g->readylink)
+        cas_status(g, GORO__G_WAITING, GORO__G_RUNNABLE, "netpoll: goroutine is not waiting");
+    if (!m->p) {
+        goro__lock_acquire(&goro__sched.lock);
+        goro__p *np = pidleget_locked();
+        if (!np) {
+            globrunq_reserve_locked((uint32_t)l->n);
+            while ((g = goro__glist_pop(l)) != NULL)
+                globrunq_put_locked(g);
+            goro__lock_release(&goro__sched.lock);
+            goro__wakep();
+            return NULL;
+        }
+        /* Ps are still idle: wake an idle M, without a P, to poll in our
+           place (it finds the poller free and blocks in it). Otherwise, while
+           we run what we found, nobody would watch the descriptors, and an
+           event could wait for a P that is idle (Go's sysmon polls every
+           10 ms for this; goro's does not). Never with one P. */
+        bool need_poller = false;
+        if (atomic_load(&goro__sched.npidle) > 0 && goro__upcalls.netpoll_waiters() > 0) {
+            goro__m *pm = mget_locked();
+            if (pm)
+                notewakeup(pm);
+            else
+                need_poller = true;
+        }
+        goro__lock_release(&goro__sched.lock);
+        acquirep(m, np);
+        if (need_poller) {
+            int saved_errno = errno;
+            newm(NULL, false); /* starts in findrunnable with no P: polls */
+            errno = saved_errno;
+        }
+    }
+    goro__g *first = goro__glist_pop(l);
+    if (l->n > 0) {
+        while ((g = goro__glist_pop(l)) != NULL)
+            runqput(m->p, g, false);
+        goro__wakep();
+    }
+    return first;
+}
+
+/* Polls without blocking (if anything waits on a descriptor) and returns a
+   goroutine to run on m's P, the others it found queued (netpoll_inject). */
+static goro__g *netpoll_nonblock(goro__m *m) {
+    if (goro__upcalls.netpoll_waiters() == 0)
+        return NULL;
+    goro__glist ready = {NULL, NULL, 0};
+    goro__upcalls.netpoll_poll(0, &ready);
+    return netpoll_inject(m, &ready);
+}
+
 /* A spinning M that found nothing waits a little before giving up its P:
    work readied moments later (a plain thread spawning in a loop, a partner
    about to send) is then picked up without a futex sleep and wake-up, which
@@ -972,12 +1065,9 @@ static goro__g *spin_for_work(goro__m *m) {
             if (g)
                 return g;
         }
-        if (goro__upcalls.netpoll_waiters() > 0) {
-            goro__upcalls.netpoll_poll(0); /* readied goroutines land on our queue */
-            goro__g *g = runqget(m->p);
-            if (g)
-                return g;
-        }
+        goro__g *g = netpoll_nonblock(m);
+        if (g)
+            return g;
         for (int32_t i = 0; i < n; i++) {
             goro__p *v = goro__sched.allp[i];
             if (v != m->p && !runq_empty(v)) {
@@ -1015,10 +1105,8 @@ top:
         goro__g *g = runqget(p);
         if (!g)
             g = globrunq_get(p, 0);
-        if (!g && goro__upcalls.netpoll_waiters() > 0) {
-            goro__upcalls.netpoll_poll(0); /* readied goroutines land on p's queue */
-            g = runqget(p);
-        }
+        if (!g)
+            g = netpoll_nonblock(m);
         if (!g) {
             int32_t procs = atomic_load(&goro__sched.gomaxprocs);
             if (!m->spinning && 2 * atomic_load(&goro__sched.nmspinning) <
@@ -1105,8 +1193,14 @@ top:
                 }
             goro__lock_release(&goro__sched.lock);
             if (listed) {
-                goro__upcalls.netpoll_poll(timeout);
+                goro__glist ready = {NULL, NULL, 0};
+                goro__upcalls.netpoll_poll(timeout, &ready);
                 atomic_store(&goro__sched.polling, 0);
+                /* Found some: take a P and run them here (netpoll_inject),
+                   rather than queue them and wake another M for them. */
+                goro__g *g = netpoll_inject(m, &ready);
+                if (g)
+                    return g;
                 goro__lock_acquire(&goro__sched.lock);
                 goro__p *np = pidleget_locked();
                 if (np && atomic_load(&goro__sched.runq_size) == 0 &&

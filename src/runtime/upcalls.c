@@ -35,7 +35,10 @@ static void no_labels_release(goro__labels *l) { (void)l; }
 
 static int no_netpoll_waiters(void) { return 0; }
 
-static void no_netpoll_poll(int64_t timeout_ns) { (void)timeout_ns; }
+static void no_netpoll_poll(int64_t timeout_ns, goro__glist *ready) {
+    (void)timeout_ns;
+    (void)ready;
+}
 
 static void no_netpoll_break(void) {}
 

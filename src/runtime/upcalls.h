@@ -46,13 +46,17 @@ typedef struct goro__upcall_table {
        netpoll_waiters(): goroutines currently parked on a descriptor (cheap,
        lock-free read); while it is non-zero an idle scheduler thread blocks
        in netpoll_poll instead of its futex.
-       netpoll_poll(timeout_ns): epoll_wait for at most timeout_ns (-1: no
-       limit, 0: just look) and goro__ready every goroutine whose wait
-       completed (after winning its claim). May run on several threads.
+       netpoll_poll(timeout_ns, ready): epoll_wait for at most timeout_ns
+       (-1: no limit, 0: just look) and append to *ready every goroutine
+       whose wait completed (after winning its claim; still WAITING). The
+       caller must make each one runnable (sched.c, netpoll_inject): the
+       scheduler, not the poller, decides on which queue they go, so that a
+       polling M can take a P and run them itself. May run on several
+       threads, each with its own list.
        netpoll_break(): makes a blocked netpoll_poll return soon; safe from
        any thread. */
     int (*netpoll_waiters)(void);
-    void (*netpoll_poll)(int64_t timeout_ns);
+    void (*netpoll_poll)(int64_t timeout_ns, goro__glist *ready);
     void (*netpoll_break)(void);
 
     /* src/chan: pin / unpin a channel for goro_opts.holds. */
