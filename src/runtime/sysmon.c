@@ -32,13 +32,22 @@
 #include "upcalls.h"
 
 #include <pthread.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #define STARVE_NS (10 * 1000000LL)
 #define HOG_TICK_NS (10 * 1000000LL)
 #define MAX_LENT 64
+/* Every P computing without a switch for this long: lend one more. Long,
+   because computing goroutines lose throughput to one more thread on the
+   CPUs (4 goroutines taking turns on a mutex at one processor, each for its
+   whole share of ~100 ms: 13 -> 20 ns per lock with a P lent at 10 ms), and
+   short enough that a goroutine that never yields delays the rest by about
+   a second, never for good. */
+#define ALL_HOGS_NS (1000 * 1000000LL)
 
 /* Per-P memory of the hog watch (sysmon's own). */
 typedef struct hog_watch {
@@ -58,14 +67,33 @@ static int64_t thread_cpu(goro__m *m) {
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-/* Whether the hog on a P is blocked in the kernel (its thread used less
-   than half the time since the last look on a CPU): a plain blocking call
-   such as read(2), pthread_join or sleep(3). */
+/* Whether thread tid sleeps in the kernel now ('S' or 'D' in
+   /proc/self/task/TID/stat), as opposed to running or waiting for a CPU. */
+static bool thread_sleeps(pid_t tid) {
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = 0;
+    const char *paren = strrchr(buf, ')'); /* the name may hold spaces and parens */
+    return paren && paren[1] == ' ' && (paren[2] == 'S' || paren[2] == 'D');
+}
+
+/* Whether the hog on a P is blocked in the kernel: a plain blocking call
+   such as read(2), pthread_join or sleep(3). Its thread used less than half
+   the time since the last look on a CPU, and sleeps now: both, because a
+   thread that computes while it shares its CPU with another also gets only
+   part of it, but is never asleep. */
 static bool hog_blocked(hog_watch *w, goro__m *m, int64_t now) {
     int64_t cpu = m ? thread_cpu(m) : -1;
     bool blocked = false;
     if (m == w->m && cpu >= 0 && w->cpu >= 0 && now > w->cpu_at)
-        blocked = (cpu - w->cpu) * 2 < now - w->cpu_at;
+        blocked = (cpu - w->cpu) * 2 < now - w->cpu_at && thread_sleeps(goro__m_tid(m));
     w->m = m;
     w->cpu = cpu;
     w->cpu_at = now;
@@ -78,9 +106,10 @@ static bool hog_blocked(hog_watch *w, goro__m *m, int64_t now) {
  * in its place (as many lent as blocked hogs). A hog that computes does use
  * it, and lending for it would only put one more thread on the CPUs (a
  * timer burst measured 2-4x later wake-ups with it), so it gets none, with
- * one exception: when every P is a hog, nothing else can run at all, and
- * one more P is lent per tick until that is no longer so. Lent Ps are taken
- * back one per tick once there are more of them than hogs.
+ * one exception: when every P has been a hog for ALL_HOGS_NS, nothing else
+ * could run all that time, and one more P is lent (again after each further
+ * ALL_HOGS_NS) until that is no longer so. Lent Ps are taken back one per
+ * tick once there are more of them than hogs.
  */
 static void watch_hogs(hog_watch *w, int64_t now) {
     int32_t n = atomic_load(&goro__sched.gomaxprocs);
@@ -103,8 +132,16 @@ static void watch_hogs(hog_watch *w, int64_t now) {
         blocked += stalled;
         goro__unhog(p, now);
     }
+    /* How long every P has been a hog (0: not all are). */
+    static int64_t all_since;
+    if (hogs < n)
+        all_since = 0;
+    else if (all_since == 0)
+        all_since = now;
+    bool starving = all_since != 0 && now - all_since >= ALL_HOGS_NS;
     int32_t lent = atomic_load(&goro__sched.nlent);
-    if ((hogs == n || blocked > lent) && lent < MAX_LENT) {
+    if ((starving || blocked > lent) && lent < MAX_LENT) {
+        all_since = 0; /* the next one only after another full wait */
         if (goro__procs_lend(1)) {
             w[n].tick = 0;
             w[n].since = now;
