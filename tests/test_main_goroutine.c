@@ -106,11 +106,13 @@ GORO_TEST(main_goroutine, comes_back_while_every_p_spins, .timeout = 60) {
     for (int i = 0; i < 2; i++)
         cr_assert_neq(goro_go(spinner, NULL), 0);
     cr_assert(goro_test_wait_until(atomic_load(&spinning) == 2, GORO_SEC(10)));
-    /* Both Ps spin; goroutine 1 must still get one back after each sleep. */
+    /* Both Ps spin; goroutine 1 must still get one back after each sleep:
+       the monitor lends a P once every P has computed for a second without
+       a switch (sysmon.c, ALL_HOGS_NS), and keeps it lent while they do. */
     for (int i = 0; i < 20; i++) {
         int64_t t0 = goro_nanotime();
         goro_sleep(GORO_MS(1));
-        cr_assert_lt(goro_nanotime() - t0, GORO_SEC(2), "goroutine 1 waited %lld ms for a P",
+        cr_assert_lt(goro_nanotime() - t0, GORO_SEC(5), "goroutine 1 waited %lld ms for a P",
                      (long long)((goro_nanotime() - t0) / 1000000));
     }
     cr_assert_eq(goro_maxprocs(0), 2, "lent Ps show in goro_maxprocs(0)");
