@@ -140,8 +140,11 @@ static bool traces_profile_has(char **p, const char *needle) {
 
 GORO_TEST(traces, removing_the_last_label_leaves_none, .timeout = 30) {
     lab_gate = goro_chan_make(0, 0);
-    goro_go(lab_parked, NULL);
-    goro_go(lab_parked, "relabel");
+    /* Each holds the gate: woken by the close, they may still be inside
+       their receive when this body releases it. */
+    goro_chan *const holds[] = {lab_gate, NULL};
+    goro_go_opts(&(goro_opts){.holds = holds}, lab_parked, NULL);
+    goro_go_opts(&(goro_opts){.holds = holds}, lab_parked, "relabel");
     char *p = NULL;
     goro_test_wait_until(traces_profile_has(&p, "\n2 @ "), GORO_SEC(5));
     cr_assert(strstr(p, "# labels: {}") == NULL, "%s", p);

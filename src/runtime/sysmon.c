@@ -33,6 +33,7 @@
 
 #include <pthread.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -152,8 +153,23 @@ static void watch_hogs(hog_watch *w, int64_t now) {
     }
 }
 
+/* Signals: sysmon takes locks (sched.lock, timer heaps, malloc's) while it
+   moves work and lends Ps. A crash freezes every other thread with the
+   capture signal (SIGURG, observe/freeze.c) wherever it stands, and a
+   frozen lock holder would stall the report. So sysmon blocks every signal
+   while it works and lets only SIGURG in while it sleeps, holding nothing:
+   a freeze or a stack capture then finds it asleep. */
+static sigset_t sysmon_working, sysmon_sleeping;
+
+static void sysmon_sleep_begin(void) { pthread_sigmask(SIG_SETMASK, &sysmon_sleeping, NULL); }
+static void sysmon_sleep_end(void) { pthread_sigmask(SIG_SETMASK, &sysmon_working, NULL); }
+
 static void *sysmon(void *arg) {
     (void)arg;
+    sigfillset(&sysmon_working);
+    sigfillset(&sysmon_sleeping);
+    sigdelset(&sysmon_sleeping, SIGURG);
+    sysmon_sleep_end();
     goro__helper_thread_register();
     static uint32_t seen[GORO__MAXPROCS];
     static uint32_t last_tick[GORO__MAXPROCS];
@@ -174,7 +190,9 @@ static void *sysmon(void *arg) {
             atomic_store(&goro__sched.sysmon_wake, 0);
             if (atomic_load(&goro__sched.nsyscall) == 0 &&
                 atomic_load(&goro__sched.npidle) == atomic_load(&goro__sched.gomaxprocs)) {
+                sysmon_sleep_begin();
                 goro__futex_wait(&goro__sched.sysmon_wake, 0, -1);
+                sysmon_sleep_end();
                 delay_us = 20;
                 idle = 0;
                 continue;
@@ -182,7 +200,9 @@ static void *sysmon(void *arg) {
             delay_us = HOG_TICK_NS / 1000;
         }
         struct timespec ts = {0, delay_us * 1000};
+        sysmon_sleep_begin();
         nanosleep(&ts, NULL);
+        sysmon_sleep_end();
         if (syscalls) {
             if (goro__retake(seen)) {
                 delay_us = 20;
