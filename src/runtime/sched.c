@@ -374,7 +374,7 @@ static goro__g *runqsteal(goro__p *p, goro__p *victim, bool steal_next) {
 
 static void pidleput_locked(goro__p *p) {
     p->status = GORO__P_IDLE;
-    p->m = NULL;
+    __atomic_store_n(&p->m, NULL, __ATOMIC_RELAXED); /* sysmon reads it (watch_hogs) */
     p->link = goro__sched.pidle;
     goro__sched.pidle = p;
     atomic_fetch_add(&goro__sched.npidle, 1);
@@ -400,7 +400,7 @@ static goro__p *pidleget_locked(void) {
 
 static void acquirep(goro__m *m, goro__p *p) {
     m->p = p;
-    p->m = m;
+    __atomic_store_n(&p->m, m, __ATOMIC_RELEASE); /* m->tid before it, for sysmon */
     p->status = GORO__P_RUNNING;
 }
 

@@ -59,11 +59,14 @@ typedef struct hog_watch {
     int64_t cpu_at; /* and when it was read */
 } hog_watch;
 
-/* CPU time the thread of m has used (ns), or -1. */
-static int64_t thread_cpu(goro__m *m) {
-    clockid_t cid;
+/* CPU time thread tid has used (ns), or -1: its CPU clock, as
+   pthread_getcpuclockid would name it (CPUCLOCK_SCHED of a thread), from
+   the tid the M wrote itself before it took a P (m->thread is written by
+   pthread_create in the creating thread, with no order to sysmon). */
+static int64_t thread_cpu(pid_t tid) {
+    clockid_t cid = (clockid_t)((~(unsigned)tid) << 3) | 6;
     struct timespec ts;
-    if (pthread_getcpuclockid(goro__m_thread(m), &cid) != 0 || clock_gettime(cid, &ts) != 0)
+    if (tid <= 0 || clock_gettime(cid, &ts) != 0)
         return -1;
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
@@ -91,7 +94,7 @@ static bool thread_sleeps(pid_t tid) {
    thread that computes while it shares its CPU with another also gets only
    part of it, but is never asleep. */
 static bool hog_blocked(hog_watch *w, goro__m *m, int64_t now) {
-    int64_t cpu = m ? thread_cpu(m) : -1;
+    int64_t cpu = m ? thread_cpu(goro__m_tid(m)) : -1;
     bool blocked = false;
     if (m == w->m && cpu >= 0 && w->cpu >= 0 && now > w->cpu_at)
         blocked = (cpu - w->cpu) * 2 < now - w->cpu_at && thread_sleeps(goro__m_tid(m));
@@ -125,7 +128,7 @@ static void watch_hogs(hog_watch *w, int64_t now) {
             w[i].m = NULL;
             continue;
         }
-        goro__m *m = __atomic_load_n(&p->m, __ATOMIC_RELAXED);
+        goro__m *m = __atomic_load_n(&p->m, __ATOMIC_ACQUIRE);
         bool stalled = hog_blocked(&w[i], m, now);
         if (now - w[i].since < HOG_TICK_NS)
             continue;
