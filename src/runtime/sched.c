@@ -1605,17 +1605,11 @@ bool goro__unhog(goro__p *p, int64_t now) {
    goro__sched_adopt_main, and the first goroutine made wakes an M). */
 void goro__sched_init(int32_t procs) {
     goro__lock_acquire(&goro__sched.lock);
-    for (int32_t i = 0; i < procs; i++) {
+    /* Highest first: pidleput pushes, so P 0 (goroutine 1's) ends on top. */
+    for (int32_t i = procs - 1; i >= 0; i--) {
         goro__sched.allp[i] = newp(i);
         pidleput_locked(goro__sched.allp[i]);
     }
-    /* P 0 first: goroutine 1's. */
-    goro__p **pp = &goro__sched.pidle;
-    while (*pp != goro__sched.allp[0])
-        pp = &(*pp)->link;
-    *pp = goro__sched.allp[0]->link;
-    goro__sched.allp[0]->link = goro__sched.pidle;
-    goro__sched.pidle = goro__sched.allp[0];
     __atomic_store_n(&goro__sched.nps, procs, __ATOMIC_RELEASE);
     atomic_store(&goro__sched.gomaxprocs, procs);
     goro__lock_release(&goro__sched.lock);
