@@ -23,6 +23,13 @@ static inline bool goro__leak_flags_skip(goro__g *g) {
            __atomic_load_n(&g->system, __ATOMIC_RELAXED);
 }
 
+/* The same rule for a captured goroutine: a plain thread, or goroutine 1
+   (the program's main, a plain thread or a goroutine on the main stack),
+   is never reported. */
+static inline bool goro__leak_cap_skip(const goro__gcap *cap) {
+    return cap->is_thread || cap->id == 1;
+}
+
 /* The count found by the last goro_leak_profile_write (Go's Profile.Count():
    stale until the next run), for the debug server's index page. */
 GORO__HIDDEN int goro__leak_last_count(void);

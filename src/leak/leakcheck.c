@@ -173,7 +173,7 @@ static int scan(const goro_leak_mark *m, const goro_leak_opts *o, uint64_t self,
     int n = 0;
     for (size_t i = 0; keep && i < s->n; i++) {
         goro__gsnap *gs = &s->gs[i];
-        if (gs->cap.is_thread || gs->cap.id == 1 || gs->cap.id == self || mark_has(m, gs->cap.id) ||
+        if (goro__leak_cap_skip(&gs->cap) || gs->cap.id == self || mark_has(m, gs->cap.id) ||
             gs->cap.status == GORO__G_DEAD || filtered(gs, o))
             continue;
         keep[i] = true;

@@ -299,8 +299,7 @@ static void exit_check(void) {
         return;
     size_t n = 0;
     for (size_t i = 0; i < s->n; i++)
-        if (!s->gs[i].cap.is_thread && s->gs[i].cap.id != 1 &&
-            s->gs[i].cap.status == GORO__G_WAITING)
+        if (!goro__leak_cap_skip(&s->gs[i].cap) && s->gs[i].cap.status == GORO__G_WAITING)
             n++;
     if (n > 0) {
         goro__ow w;
@@ -308,8 +307,7 @@ static void exit_check(void) {
         goro__ow_printf(&w, "goro: GOROLEAKCHECK: %zu goroutine%s still blocked at exit:\n", n,
                         n == 1 ? "" : "s");
         for (size_t i = 0; i < s->n; i++) {
-            if (s->gs[i].cap.is_thread || s->gs[i].cap.id == 1 ||
-                s->gs[i].cap.status != GORO__G_WAITING)
+            if (goro__leak_cap_skip(&s->gs[i].cap) || s->gs[i].cap.status != GORO__G_WAITING)
                 continue;
             goro__ow_puts(&w, "\n");
             goro__leak_write_goroutine(&w, &s->gs[i], s->now);
