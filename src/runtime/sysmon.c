@@ -16,10 +16,12 @@
  *   where the Ps that do switch find them; a hog blocked in the kernel
  *   gets a P lent in its place (goro__procs_lend, one per tick, up to
  *   MAX_LENT beyond the program's setting), as a goroutine in a system
- *   call has its P handed on, and when every P is a hog one more is lent
- *   per tick (watch_hogs has the rule). This is what Go's preemption buys
- *   a Go program at a coarser grain: a goroutine that never yields delays
- *   the others by about one tick, never for good (docs/runtime.md).
+ *   call has its P handed on, and when every P has computed without a
+ *   switch for ALL_HOGS_NS one more is lent (watch_hogs has the rule). This
+ *   is what Go's preemption buys a Go program at a coarser grain: a
+ *   goroutine that never yields delays what waits behind it by about a
+ *   tick, everything by about a second at most, never for good
+ *   (docs/runtime.md).
  *
  * - With GORODEBUG=starve=1 it reports (once per episode) a goroutine that
  *   has held its P for more than 10ms without switching; schedtrace=N
@@ -57,6 +59,7 @@ typedef struct hog_watch {
     goro__m *m;     /* the P's owner at the last look */
     int64_t cpu;    /* that M's thread CPU time then (ns), -1 unknown */
     int64_t cpu_at; /* and when it was read */
+    bool reported;  /* GORODEBUG=starve=1 reported this episode */
 } hog_watch;
 
 /* CPU time thread tid has used (ns), or -1: its CPU clock, as
@@ -126,6 +129,7 @@ static void watch_hogs(hog_watch *w, int64_t now) {
             w[i].tick = t;
             w[i].since = now;
             w[i].m = NULL;
+            w[i].reported = false;
             continue;
         }
         goro__m *m = __atomic_load_n(&p->m, __ATOMIC_ACQUIRE);
@@ -175,9 +179,6 @@ static void *sysmon(void *arg) {
     sysmon_sleep_end();
     goro__helper_thread_register();
     static uint32_t seen[GORO__MAXPROCS];
-    static uint32_t last_tick[GORO__MAXPROCS];
-    static int64_t tick_since[GORO__MAXPROCS];
-    static bool reported[GORO__MAXPROCS];
     int64_t delay_us = 20;
     int idle = 0;
     int64_t start = goro__nanotime(), last_trace = start;
@@ -223,18 +224,19 @@ static void *sysmon(void *arg) {
         }
         int32_t n = atomic_load(&goro__sched.gomaxprocs);
         if (goro__debug.starve) {
+            /* From the hog watch's memory: since when each P has not
+               switched (watch_hogs keeps it; a switch after its last look
+               shows as a tick that moved). */
             for (int32_t i = 0; i < n; i++) {
                 goro__p *p = goro__sched.allp[i];
-                uint32_t t = atomic_load_explicit(&p->switchtick, memory_order_relaxed);
-                if (t != last_tick[i] || atomic_load(&p->status) != GORO__P_RUNNING) {
-                    last_tick[i] = t;
-                    tick_since[i] = now;
-                    reported[i] = false;
+                hog_watch *w = &hogw[i];
+                if (w->reported || w->since == 0 ||
+                    atomic_load_explicit(&p->switchtick, memory_order_relaxed) != w->tick ||
+                    atomic_load(&p->status) != GORO__P_RUNNING)
                     continue;
-                }
                 goro__g *g = atomic_load_explicit(&p->curg, memory_order_relaxed);
-                if (!reported[i] && g && !g->is_g0 && now - tick_since[i] > STARVE_NS) {
-                    reported[i] = true;
+                if (g && !g->is_g0 && now - w->since > STARVE_NS) {
+                    w->reported = true;
                     char buf[256];
                     int len = snprintf(buf, sizeof buf,
                                        "goro: goroutine %llu%s%s%s has run for %lld ms without "
@@ -242,7 +244,7 @@ static void *sysmon(void *arg) {
                                        "loops)\n",
                                        (unsigned long long)g->id, g->name ? " (" : "",
                                        g->name ? g->name : "", g->name ? ")" : "",
-                                       (long long)((now - tick_since[i]) / 1000000));
+                                       (long long)((now - w->since) / 1000000));
                     goro__write_all(2, buf, (size_t)len);
                     goro__upcalls.traceback_print(2, g, false);
                 }
